@@ -1,0 +1,30 @@
+"""Stand up OMERO on the hosts of an inventory: `pyinfra inventories/<site>.py deploy.py`.
+
+A host gets what its groups say: omero_database (PostgreSQL), omero_server
+(OMERO.server), omero_web (OMERO.web behind nginx); one host in all three is the
+all-in-one install. Every option is validated for every host before anything changes.
+"""
+
+from pyinfra import host, inventory
+from pyinfra.facts.server import LinuxDistribution
+
+from deploys import database, nginx, platform, prerequisites, server, settings, web
+from facts.omero import InitSystem
+
+config = settings.load(
+    host,
+    inventory,
+    platform.detect(host.get_fact(LinuxDistribution)),
+    pid1=host.get_fact(InitSystem),
+)
+
+prerequisites.install(config)
+# Start order across the inventory: PostgreSQL ready, then OMERO.server accepting
+# connections, then OMERO.web, then nginx (pyinfra runs operations in this order).
+if settings.DATABASE in config.roles:
+    database.deploy(config)
+if settings.SERVER in config.roles:
+    server.deploy(config)
+if settings.WEB in config.roles:
+    web.deploy(config, host)
+    nginx.deploy(config)

@@ -1,0 +1,83 @@
+"""PostgreSQL for OMERO: the distribution's server, scram-sha-256 only, listening only where
+the OMERO.server hosts need it, with the OMERO role and a UTF8 database it owns."""
+
+from pyinfra.operations import apt, dnf, files, postgres
+
+from . import services
+from .operations import postgres_role, run_once, wait_until
+
+AS_POSTGRES = {"_su_user": "postgres"}
+
+
+def install(settings) -> None:
+    platform = settings.platform
+    if platform.is_debian:
+        # The package creates the cluster (UTF8 with a UTF8 locale; C.UTF-8 without one).
+        apt.packages(name="Install PostgreSQL", packages=platform.postgres_packages,
+                     no_recommends=True)
+    else:
+        dnf.modules(name=f"Enable PostgreSQL {platform.postgres_version}", module="postgresql",
+                    stream=str(platform.postgres_version), present=True)
+        dnf.packages(name="Install PostgreSQL", packages=platform.postgres_packages)
+        run_once(name="Initialise the PostgreSQL cluster (UTF8)",
+                 command="PGSETUP_INITDB_OPTIONS='--encoding=UTF8 --locale=C.UTF-8' "
+                         "postgresql-setup --initdb",
+                 creates=f"{platform.postgres_data_dir}/PG_VERSION")
+
+
+def configure(settings) -> list:
+    platform = settings.platform
+    conf_d = f"{platform.postgres_conf_dir}/conf.d"
+    files.directory(name="Create PostgreSQL's conf.d", path=conf_d, user="postgres",
+                    group="postgres", mode="755")
+    changed = []
+    if not platform.is_debian:
+        changed.append(files.line(name="Read PostgreSQL's conf.d",
+                                  path=f"{platform.postgres_conf_dir}/postgresql.conf",
+                                  line="^include_dir = 'conf.d'", replace="include_dir = 'conf.d'"))
+    changed.append(services.template(settings, "postgresql/omero.conf.j2", f"{conf_d}/omero.conf",
+                                     user="postgres", group="postgres", mode="644"))
+    changed.append(services.template(
+        settings, "postgresql/pg_hba.conf.j2", f"{platform.postgres_conf_dir}/pg_hba.conf",
+        user="postgres", group="postgres", mode="640",
+        clients=[_cidr(address) for address in settings.db_client_addresses if address != "localhost"],
+    ))
+    return changed
+
+
+def start(settings, config_changes: list) -> None:
+    platform = settings.platform
+    files.directory(name="Create PostgreSQL's socket directory", path="/var/run/postgresql",
+                    user="postgres", group="postgres", mode="2775")
+    services.program(
+        settings, "postgresql",
+        command=(f"{platform.postgres_bin_dir}/postgres -D {platform.postgres_data_dir} "
+                 f"-c config_file={platform.postgres_conf_dir}/postgresql.conf"),
+        user="postgres", stopsignal="INT",
+    )
+    started = services.start(settings, "postgresql", restart_when=config_changes)
+    wait_until(name="Wait until PostgreSQL accepts connections",
+               check=f"{platform.postgres_bin_dir}/pg_isready -q -h /var/run/postgresql "
+                     f"-p {settings.db_port}",
+               what="PostgreSQL", _if=lambda: any(op.did_change() for op in started))
+    postgres_role(name=f"Create the database role {settings.db_user}", role=settings.db_user,
+                  password=settings.db_password, **AS_POSTGRES)
+    postgres.database(
+        name=f"Create the database {settings.db_name}", database=settings.db_name,
+        owner=settings.db_user, encoding="UTF8", template="template0",
+        psql_port=settings.db_port, **AS_POSTGRES,
+    )
+
+
+def deploy(settings) -> None:
+    install(settings)
+    start(settings, configure(settings))
+
+
+def _cidr(address: str) -> str:
+    """pg_hba wants a network for an IP address; a host name stays as it is."""
+    if address.replace(".", "").isdigit():
+        return f"{address}/32"
+    if ":" in address:
+        return f"{address}/128"
+    return address

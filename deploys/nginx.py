@@ -1,0 +1,52 @@
+"""nginx in front of OMERO.web: our site, serving the static files, the default site off."""
+
+from pyinfra.operations import apt, dnf, files, server
+from pyinfra.operations.util import any_changed
+
+from . import services
+from .operations import wait_until
+from .web import static_root
+
+
+def install(settings) -> None:
+    if settings.platform.is_debian:
+        apt.packages(name="Install nginx", packages=["nginx"], no_recommends=True)
+    else:
+        dnf.packages(name="Install nginx", packages=["nginx"])
+
+
+def configure(settings) -> list:
+    platform = settings.platform
+    changes = [
+        files.file(name=f"Turn off the distribution's default site {path}", path=path,
+                   present=False)
+        for path in platform.nginx_default_sites
+    ]
+    if not platform.is_debian:
+        # RHEL's nginx.conf carries the default server itself.
+        changes.append(services.template(settings, "nginx/nginx.conf.j2", "/etc/nginx/nginx.conf"))
+    changes.append(services.template(settings, "nginx/omero-web.conf.j2", platform.nginx_site_path,
+                                     static_root=static_root(settings)))
+    # A bad site must stop the deploy here, before nginx is restarted with it.
+    server.shell(name="Check the nginx configuration", commands=["nginx -t -q"],
+                 _if=any_changed(*changes))
+    return changes
+
+
+def start(settings, changes: list) -> None:
+    program = services.program(settings, "nginx", command="/usr/sbin/nginx -g 'daemon off;'",
+                               user="root", stopsignal="QUIT")
+    if settings.service_manager == "systemd" and "omero_web" in settings.roles:
+        changes.append(services.template(
+            settings, "systemd/nginx-after-omero-web.conf.j2",
+            "/etc/systemd/system/nginx.service.d/omero-web.conf"))
+    started = services.start(settings, "nginx", restart_when=[program, *changes])
+    listen = settings.nginx_listen if ":" in settings.nginx_listen else f"127.0.0.1:{settings.nginx_listen}"
+    wait_until(name="Wait until nginx serves OMERO.web",
+               check=f"curl -fsS -o /dev/null http://{listen}/webclient/login/",
+               what="nginx", _if=lambda: any(op.did_change() for op in started))
+
+
+def deploy(settings) -> None:
+    install(settings)
+    start(settings, configure(settings))

@@ -1,0 +1,134 @@
+"""Operations pyinfra lacks, each idempotent: it reads the current state (a fact, at
+execution time) and yields commands only when something must change."""
+
+import shlex
+
+from pyinfra import host
+from pyinfra.api import QuoteString, StringCommand, operation
+from pyinfra.api.hiddenvalue import HiddenValue
+from pyinfra.facts.postgres import make_execute_psql_command
+from pyinfra.facts.files import Directory, File
+from pyinfra.facts.server import Command
+
+from facts.omero import FirstFile, OmeroSchemaVersion, PostgresRoleVerifier, SupervisorPrograms
+
+from . import secrets
+
+
+@operation()
+def postgres_role(role: str, password: str):
+    """A login role whose password is ``password``; only its SCRAM verifier is sent."""
+    current = host.get_fact(PostgresRoleVerifier, role=role)
+    if current is not None and secrets.scram_matches(password, current):
+        host.noop(f"role {role} exists with the wanted password")
+        return
+    verb = "CREATE" if current is None else "ALTER"
+    verifier = HiddenValue(secrets.scram_verifier(password))
+    yield make_execute_psql_command(
+        StringCommand(f'{verb} ROLE "{role}" LOGIN PASSWORD', StringCommand("'", verifier, "'", _separator=""))
+    )
+
+
+@operation()
+def icepy_wheel(python: str, wheel_dir: str, build_script: str):
+    """Build the patched IcePy 3.6.5 wheel into ``wheel_dir`` unless one is there already."""
+    if host.get_fact(FirstFile, pattern=f"{wheel_dir}/zeroc_ice-3.6.5-*.whl"):
+        host.noop("an IcePy 3.6.5 wheel is already in the wheel cache")
+        return
+    yield StringCommand("sh", QuoteString(build_script), QuoteString(python), QuoteString(wheel_dir))
+
+
+@operation()
+def supervised(program: str, conf: str, restart: bool = False):
+    """``program`` known to a running supervisord and RUNNING; supervisord started if needed.
+
+    ``restart`` (for the ``_if`` of a changed dependency) restarts a running program.
+    """
+    ctl = f"supervisorctl -c {shlex.quote(conf)}"
+    programs = host.get_fact(SupervisorPrograms, conf=conf)
+    if programs is None:
+        # supervisord starts every autostart program itself, in priority order.
+        yield f"supervisord -c {shlex.quote(conf)}"
+        yield (f"for i in $(seq 100); do {ctl} pid >/dev/null 2>&1 && break; sleep 0.1; done; "
+               f"{ctl} pid >/dev/null")
+        yield f"{ctl} start {program} || {ctl} status {program}"
+        return
+    if program not in programs:
+        yield f"{ctl} update"
+        return
+    if restart:
+        yield f"{ctl} restart {program}"
+    elif programs[program] != "RUNNING":
+        yield f"{ctl} start {program}"
+    else:
+        host.noop(f"{program} is running under supervisord")
+
+
+@operation()
+def wait_until(check: str, what: str, timeout: int = 120):
+    """Wait (at most ``timeout`` seconds) until the shell ``check`` succeeds."""
+    yield (f"i=0; until {check}; do i=$((i+1)); if [ $i -gt {timeout * 2} ]; then "
+           f"echo {shlex.quote(f'timed out after {timeout}s waiting for {what}')} >&2; exit 1; fi; "
+           "sleep 0.5; done")
+
+
+@operation()
+def omero_schema(omero: str, omerodir: str, db: dict, script_dir: str, root_password: str):
+    """Create the OMERO schema once; never on a database that has one.
+
+    ``omero db script`` writes the SQL (with the root password's hash) to a file only the
+    server user can read, it is applied with psql, then removed.
+    """
+    version = host.get_fact(OmeroSchemaVersion, host=db["host"], port=db["port"],
+                            database=db["name"], user=db["user"])
+    if version is not None:
+        host.noop(f"the database already holds OMERO schema {version}")
+        return
+    script = f"{script_dir}/omero-schema.sql"
+    env = f"OMERODIR={shlex.quote(omerodir)}"
+    psql = (f"psql -XAw -v ON_ERROR_STOP=1 -h {shlex.quote(db['host'])} -p {db['port']} "
+            f"-U {shlex.quote(db['user'])} -d {shlex.quote(db['name'])}")
+    yield StringCommand(
+        "umask 077 &&", env, omero, "db", "script", "--file", script, "--password",
+        QuoteString(HiddenValue(root_password)),
+    )
+    yield f"{psql} -f {shlex.quote(script)} && rm -f {shlex.quote(script)}"
+
+
+@operation()
+def omero_schema_upgrade(omerodir: str, db: dict):
+    """Apply the new server's upgrade scripts when its schema is newer than the database's."""
+    current = host.get_fact(OmeroSchemaVersion, host=db["host"], port=db["port"],
+                            database=db["name"], user=db["user"])
+    if current is None:
+        host.noop("no schema yet: it will be created, not upgraded")
+        return
+    # Upgrade scripts are named sql/psql/<new version>/<old version>.sql.
+    scripts = host.get_fact(Command, command=(
+        f"ls {shlex.quote(omerodir)}/sql/psql/*/{shlex.quote(current)}.sql 2>/dev/null || true"))
+    if not scripts:
+        host.noop(f"schema {current} needs no upgrade")
+        return
+    psql = (f"psql -XAw -v ON_ERROR_STOP=1 -h {shlex.quote(db['host'])} -p {db['port']} "
+            f"-U {shlex.quote(db['user'])} -d {shlex.quote(db['name'])}")
+    for script in scripts.split():
+        yield f"{psql} -f {shlex.quote(script)}"
+
+
+@operation()
+def run_once(command: str, creates: str):
+    """Run ``command`` unless ``creates`` exists (it is the command's proof of work)."""
+    if host.get_fact(File, path=creates) or host.get_fact(Directory, path=creates):
+        host.noop(f"{creates} exists")
+        return
+    yield command
+
+
+@operation()
+def dnf_repo_enabled(repo: str):
+    """Enable a dnf repository shipped disabled (RHEL 9's CodeReady Builder: ``crb``)."""
+    enabled = host.get_fact(Command, command=f"dnf repolist --enabled -q {repo} 2>/dev/null || true")
+    if enabled and repo in enabled:
+        host.noop(f"dnf repository {repo} is enabled")
+        return
+    yield f"dnf config-manager --set-enabled {repo}"

@@ -1,0 +1,134 @@
+"""What differs between the operating systems we support, decided from facts."""
+
+from dataclasses import dataclass
+
+from .errors import OmeroDeployError
+
+SUPPORTED = "Ubuntu 22.04, Ubuntu 24.04, Debian 12, Rocky Linux / RHEL / AlmaLinux 9"
+
+
+@dataclass(frozen=True)
+class Platform:
+    label: str
+    family: str  # "debian" or "rhel"
+    python: str  # the interpreter OMERO's venvs are made with
+    postgres_version: int
+    default_java: int
+    nginx_user: str
+
+    @property
+    def is_debian(self) -> bool:
+        return self.family == "debian"
+
+    # -- packages -------------------------------------------------------------------------
+    @property
+    def base_packages(self) -> list[str]:
+        common = ["ca-certificates", "curl", "unzip", "tar", "bzip2"]
+        if self.is_debian:
+            return common + ["python3-venv", "python3-dev", "g++", "make", "libssl-dev",
+                             "libbz2-dev", "procps"]
+        return common + [self.python, f"{self.python}-devel", "gcc-c++", "make",
+                         "openssl-devel", "bzip2-devel", "procps-ng"]
+
+    def java_package(self, version: int) -> str:
+        if self.is_debian:
+            return f"openjdk-{version}-jre-headless"
+        return f"java-{version}-openjdk-headless"
+
+    @property
+    def ice_runtime_packages(self) -> list[str]:
+        # Glencoe's Ice 3.6.5 builds link against these.
+        if self.is_debian:
+            return ["libdb5.3++", "libexpat1", "libbz2-1.0", "libssl3"]
+        return ["expat", "libdb-cxx", "bzip2-libs", "openssl-libs"]
+
+    @property
+    def postgres_packages(self) -> list[str]:
+        if self.is_debian:
+            return [f"postgresql-{self.postgres_version}", "postgresql-client"]
+        return ["postgresql-server", "postgresql"]
+
+    @property
+    def postgres_client_package(self) -> str:
+        return "postgresql-client" if self.is_debian else "postgresql"
+
+    @property
+    def supervisor_package(self) -> str:
+        return "supervisor"
+
+    # -- PostgreSQL layout ----------------------------------------------------------------
+    @property
+    def postgres_data_dir(self) -> str:
+        if self.is_debian:
+            return f"/var/lib/postgresql/{self.postgres_version}/main"
+        return "/var/lib/pgsql/data"
+
+    @property
+    def postgres_conf_dir(self) -> str:
+        if self.is_debian:
+            return f"/etc/postgresql/{self.postgres_version}/main"
+        return self.postgres_data_dir
+
+    @property
+    def postgres_bin_dir(self) -> str:
+        if self.is_debian:
+            return f"/usr/lib/postgresql/{self.postgres_version}/bin"
+        return "/usr/bin"
+
+    @property
+    def postgres_unit(self) -> str:
+        """The unit that really runs the cluster (OME's units name RHEL's, which Ubuntu lacks)."""
+        if self.is_debian:
+            return f"postgresql@{self.postgres_version}-main.service"
+        return "postgresql.service"
+
+    # -- trust store, supervisord, nginx --------------------------------------------------
+    @property
+    def ca_dir(self) -> str:
+        return "/usr/local/share/ca-certificates" if self.is_debian else "/etc/pki/ca-trust/source/anchors"
+
+    @property
+    def ca_update_command(self) -> str:
+        return "update-ca-certificates" if self.is_debian else "update-ca-trust extract"
+
+    @property
+    def ca_bundle(self) -> str:
+        return "/etc/ssl/certs/ca-certificates.crt" if self.is_debian else "/etc/pki/tls/certs/ca-bundle.crt"
+
+    @property
+    def supervisor_conf(self) -> str:
+        return "/etc/supervisor/supervisord.conf" if self.is_debian else "/etc/supervisord.conf"
+
+    def supervisor_program_path(self, program: str) -> str:
+        if self.is_debian:
+            return f"/etc/supervisor/conf.d/{program}.conf"
+        return f"/etc/supervisord.d/{program}.ini"
+
+    @property
+    def nginx_site_path(self) -> str:
+        # conf.d is read on both families; Debian's default site lives in sites-enabled.
+        return "/etc/nginx/conf.d/omero-web.conf"
+
+    @property
+    def nginx_default_sites(self) -> list[str]:
+        if self.is_debian:
+            return ["/etc/nginx/sites-enabled/default"]
+        return []
+
+
+def detect(distribution: dict) -> Platform:
+    """Map pyinfra's LinuxDistribution fact to a Platform, refusing anything unsupported."""
+    meta = distribution.get("release_meta") or {}
+    os_id = (meta.get("ID") or "").lower()
+    major = distribution.get("major")
+    version = meta.get("VERSION_ID", "")
+    if os_id == "ubuntu" and version == "22.04":
+        return Platform("Ubuntu 22.04", "debian", "python3", 14, 11, "www-data")
+    if os_id == "ubuntu" and version == "24.04":
+        return Platform("Ubuntu 24.04", "debian", "python3", 16, 11, "www-data")
+    if os_id == "debian" and major == 12:
+        return Platform("Debian 12", "debian", "python3", 15, 17, "www-data")
+    if os_id in ("rocky", "rhel", "almalinux") and major == 9:
+        return Platform(f"{meta.get('NAME', os_id)} 9", "rhel", "python3.12", 16, 11, "nginx")
+    found = f"{distribution.get('name') or 'unknown'} {version or major or ''}".strip()
+    raise OmeroDeployError(f"unsupported operating system {found!r}; supported: {SUPPORTED}")

@@ -1,0 +1,143 @@
+"""What every OMERO host needs first: packages, trust, Java, Ice and OMERO's Python venvs."""
+
+from io import StringIO
+from pathlib import PurePosixPath
+
+from pyinfra.operations import apt, dnf, files, pip, server
+from pyinfra.operations.util import any_changed
+
+from .operations import dnf_repo_enabled, icepy_wheel, run_once
+from .services import TEMPLATES, template
+from .settings import Artifact
+
+FILES = TEMPLATES.parent / "files"
+
+
+def install(settings) -> None:
+    """Base packages, the lab's CA certificates and proxy, and the supervisor if used."""
+    platform = settings.platform
+    if settings.service_manager == "supervisord" and platform.is_debian:
+        # Debian's package scripts start daemons; under supervisord only it may start them.
+        files.put(
+            name="Keep package scripts from starting services (supervisord runs them)",
+            src=str(FILES / "policy-rc.d"),
+            dest="/usr/sbin/policy-rc.d",
+            user="root", group="root", mode="755",
+        )
+    if settings.http_proxy:
+        if platform.is_debian:
+            files.put(
+                name="Send apt through the proxy",
+                src=StringIO(f'Acquire::http::Proxy "{settings.http_proxy}";\n'
+                          f'Acquire::https::Proxy "{settings.http_proxy}";\n'),
+                dest="/etc/apt/apt.conf.d/80omero-proxy",
+                user="root", group="root", mode="644",
+            )
+        else:
+            files.line(name="Send dnf through the proxy", path="/etc/dnf/dnf.conf",
+                       line="^proxy=.*", replace=f"proxy={settings.http_proxy}")
+    certificates = [
+        files.put(
+            name=f"Trust the CA certificate {PurePosixPath(path).name}",
+            src=path,
+            dest=f"{platform.ca_dir}/omero-extra-{PurePosixPath(path).stem}.crt",
+            user="root", group="root", mode="644",
+        )
+        for path in settings.extra_ca_certificates
+    ]
+    packages = list(platform.base_packages)
+    if settings.service_manager == "supervisord":
+        packages.append(platform.supervisor_package)
+    if platform.is_debian:
+        apt.packages(name="Install base packages", packages=packages, update=True,
+                     cache_time=3600, no_recommends=True)
+    else:
+        if settings.service_manager == "supervisord":
+            dnf.packages(name="Enable EPEL (supervisor)", packages=["epel-release"])
+        dnf.packages(name="Install base packages", packages=packages)
+    if certificates:
+        server.shell(name="Rebuild the system CA bundle", commands=[platform.ca_update_command],
+                     _if=any_changed(*certificates))
+    if settings.service_manager == "supervisord":
+        files.directory(name="Create the supervisord log directory", path="/var/log/supervisor",
+                        user="root", group="root", mode="755")
+
+
+def install_java(settings) -> None:
+    package = settings.platform.java_package(settings.java_version)
+    if settings.platform.is_debian:
+        apt.packages(name=f"Install Java {settings.java_version}", packages=[package],
+                     no_recommends=True)
+    else:
+        dnf.packages(name=f"Install Java {settings.java_version}", packages=[package])
+
+
+def install_ice(settings) -> None:
+    """Ice 3.6.5's C++ services (icegridnode & co.) from the site's tarball."""
+    platform = settings.platform
+    if platform.is_debian:
+        apt.packages(name="Install Ice's runtime libraries", packages=platform.ice_runtime_packages,
+                     no_recommends=True)
+    else:
+        dnf_repo_enabled(name="Enable CodeReady Builder (libdb-cxx for Ice)", repo="crb")
+        dnf.packages(name="Install Ice's runtime libraries", packages=platform.ice_runtime_packages)
+    tarball = fetch(settings, settings.ice_artifact, "/opt/omero/downloads")
+    files.directory(name="Create the Ice directory", path=settings.ice_home,
+                    user="root", group="root", mode="755")
+    run_once(
+        name="Unpack Ice 3.6.5",
+        command=f"tar -xzf {tarball} -C {settings.ice_home} --strip-components=1 --no-same-owner",
+        creates=f"{settings.ice_home}/bin/icegridnode",
+    )
+    libraries = files.put(
+        name="Put Ice's libraries on the linker path",
+        src=StringIO(f"{settings.ice_home}/lib64\n{settings.ice_home}/lib\n"),
+        dest="/etc/ld.so.conf.d/ice-3.6.5.conf",
+        user="root", group="root", mode="644",
+    )
+    server.shell(name="Refresh the linker cache", commands=["ldconfig"], _if=libraries.did_change)
+
+
+def fetch(settings, artifact: Artifact, directory: str) -> str:
+    """Put an artifact on the host (download or upload), sha256-checked; returns its path."""
+    files.directory(name=f"Create {directory}", path=directory, user="root", group="root",
+                    mode="755")
+    dest = f"{directory}/{artifact.filename}"
+    if artifact.is_url:
+        files.download(
+            name=f"Download {artifact.filename}", src=artifact.source, dest=dest,
+            sha256sum=artifact.sha256, user="root", group="root", mode="644",
+            proxy=settings.http_proxy,
+        )
+    else:
+        # files.put compares checksums itself; the pinned sha256 was checked before planning.
+        files.put(name=f"Upload {artifact.filename}", src=artifact.source, dest=dest,
+                  user="root", group="root", mode="644")
+    return dest
+
+
+def omero_venv(settings, path: str, packages: list[str]) -> list:
+    """A root-owned venv holding IcePy 3.6.5 (from the wheel cache) and ``packages``.
+
+    Returns the operations whose change means the service using the venv must restart.
+    """
+    venv = pip.venv(name=f"Create the venv {path}", path=path, python=settings.platform.python)
+    template(settings, "pip/pip.conf.j2", f"{path}/pip.conf")
+    wheel_dir = settings.wheel_dir
+    files.directory(name="Create the wheel cache", path=wheel_dir, user="root", group="root",
+                    mode="755")
+    if settings.icepy_wheel:
+        fetch(settings, settings.icepy_wheel, wheel_dir)
+    else:
+        build_script = f"{wheel_dir}/build-icepy-wheel.sh"
+        files.put(name="Install the IcePy wheel build script", src=str(FILES / "build-icepy-wheel.sh"),
+                  dest=build_script, user="root", group="root", mode="755")
+        icepy_wheel(name="Build the IcePy 3.6.5 wheel (once; about 7 minutes)",
+                    python=f"{path}/bin/python", wheel_dir=wheel_dir, build_script=build_script)
+    icepy = pip.packages(
+        name="Install IcePy 3.6.5 from the wheel cache", packages=["zeroc-ice==3.6.5"],
+        virtualenv=path, extra_install_args=f"--no-index --find-links {wheel_dir}",
+    )
+    rest = pip.packages(name=f"Install {', '.join(packages)}", packages=packages, virtualenv=path)
+    return [venv, icepy, rest]
+

@@ -1,0 +1,12 @@
+"""The OMERO service users: each with its own group, all in the shared OMERO group."""
+
+from pyinfra.operations import server
+
+
+def omero_user(settings, user: str) -> None:
+    for group in (settings.group, user):
+        server.group(name=f"Create the group {group}", group=group, system=True)
+    server.user(
+        name=f"Create the user {user}", user=user, group=user, groups=[settings.group],
+        system=True, home=f"/var/lib/{user}", shell="/usr/sbin/nologin",
+    )

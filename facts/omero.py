@@ -1,0 +1,126 @@
+"""Facts about OMERO hosts that pyinfra does not ship."""
+
+import re
+import shlex
+
+from pyinfra.api import FactBase
+
+_DOWN = "__DOWN__"
+
+
+class InitSystem(FactBase):
+    """The name of PID 1 (``systemd`` on a booted VM; a shell, tini or supervisord in containers)."""
+
+    def command(self) -> str:
+        return "cat /proc/1/comm 2>/dev/null || echo unknown"
+
+    def process(self, output) -> str:
+        return output[0].strip() if output else "unknown"
+
+
+class SupervisorPrograms(FactBase):
+    """``{program: state}`` from a running supervisord; None when supervisord is not running."""
+
+    def requires_command(self, conf: str) -> str:
+        return "supervisorctl"
+
+    def command(self, conf: str) -> str:
+        ctl = f"supervisorctl -c {shlex.quote(conf)}"
+        return f"if {ctl} pid >/dev/null 2>&1; then {ctl} status || true; else echo {_DOWN}; fi"
+
+    @staticmethod
+    def default():
+        return None
+
+    def process(self, output):
+        if output and output[0].strip() == _DOWN:
+            return None
+        programs = {}
+        for line in output:
+            parts = line.split()
+            if len(parts) >= 2:
+                programs[parts[0]] = parts[1]
+        return programs
+
+
+class PostgresRoleVerifier(FactBase):
+    """The stored password verifier of a role ('' without one); None when the role is absent.
+
+    Run it as the postgres user (``_su_user="postgres"``).
+    """
+
+    def requires_command(self, role: str) -> str:
+        return "psql"
+
+    def command(self, role: str) -> str:
+        query = f"SELECT 'role:' || coalesce(rolpassword, '') FROM pg_authid WHERE rolname = '{role}'"
+        return f"psql -XAt -c {shlex.quote(query)}"
+
+    @staticmethod
+    def default():
+        return None
+
+    def process(self, output):
+        for line in output:
+            if line.startswith("role:"):
+                return line[len("role:"):]
+        return None
+
+
+class OmeroServerVersion(FactBase):
+    """Version of the OMERO.server the ``OMERO.server`` symlink points at; None before the first install."""
+
+    def command(self, symlink: str) -> str:
+        return f"readlink {shlex.quote(symlink)} || true"
+
+    @staticmethod
+    def default():
+        return None
+
+    def process(self, output):
+        match = re.search(r"OMERO\.server-(\d+\.\d+\.\d+)-ice36/?$", output[0]) if output else None
+        return match.group(1) if match else None
+
+
+class OmeroSchemaVersion(FactBase):
+    """``OMERO5.4__0`` style version of the OMERO schema in the database; None when it has none.
+
+    Connects as the database role with the server user's ``~/.pgpass``, so no secret is
+    on a command line. Run it as the server user.
+    """
+
+    def requires_command(self, **kwargs) -> str:
+        return "psql"
+
+    def command(self, host: str, port: int, database: str, user: str) -> str:
+        query = ("SELECT 'schema:' || currentversion || '__' || currentpatch FROM dbpatch "
+                 "ORDER BY id DESC LIMIT 1")
+        return (f"psql -XAtw -h {shlex.quote(host)} -p {port} -U {shlex.quote(user)} "
+                f"-d {shlex.quote(database)} -c {shlex.quote(query)} 2>&1 || true")
+
+    @staticmethod
+    def default():
+        return None
+
+    def process(self, output):
+        text = "\n".join(output)
+        match = re.search(r"^schema:(\S+)$", text, re.M)
+        if match:
+            return match.group(1)
+        if 'relation "dbpatch" does not exist' in text:
+            return None
+        raise RuntimeError(f"cannot read the OMERO schema version: {text.strip()}")
+
+
+class FirstFile(FactBase):
+    """The first file matching a shell glob; None when nothing matches."""
+
+    def command(self, pattern: str) -> str:
+        return f"for f in {pattern}; do [ -f \"$f\" ] && echo \"$f\" && break; done; true"
+
+    @staticmethod
+    def default():
+        return None
+
+    def process(self, output):
+        return output[0].strip() if output else None
