@@ -18,7 +18,7 @@ def install(settings) -> None:
 def configure(settings) -> list:
     platform = settings.platform
     changes = [
-        files.file(name=f"Turn off the distribution's default site {path}", path=path,
+        files.link(name=f"Turn off the distribution's default site {path}", path=path,
                    present=False)
         for path in platform.nginx_default_sites
     ]

@@ -7,7 +7,6 @@ supervisord program, starts it, and restarts it only when something it depends o
 from pathlib import Path
 
 from pyinfra.operations import files, server, systemd
-from pyinfra.operations.util import any_changed
 
 from .operations import supervised
 
@@ -58,19 +57,23 @@ def start(settings, service: str, restart_when=()):
     Returns the operations that may have (re)started it, for readiness waits.
     """
     restart_when = [op for op in restart_when if op is not None]
+
+    def restart_needed() -> bool:
+        # A service this run has just started already runs with what changed.
+        return any(op.did_change() for op in restart_when) and not started.did_change()
     if settings.service_manager == "supervisord":
         conf = settings.platform.supervisor_conf
         started = supervised(name=f"Run {service} under supervisord", program=service, conf=conf)
         restarted = supervised(
             name=f"Restart {service} (something it depends on changed)", program=service,
-            conf=conf, restart=True, _if=any_changed(*restart_when),
+            conf=conf, restart=True, _if=restart_needed,
         ) if restart_when else None
     else:
         started = systemd.service(name=f"Run and enable {service}", service=service,
                                   running=True, enabled=True)
         restarted = systemd.service(
             name=f"Restart {service} (something it depends on changed)", service=service,
-            restarted=True, _if=any_changed(*restart_when),
+            restarted=True, _if=restart_needed,
         ) if restart_when else None
     return [op for op in (started, restarted) if op is not None]
 

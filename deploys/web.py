@@ -8,7 +8,7 @@ from pyinfra.operations.util import any_changed
 
 from . import services
 from .prerequisites import omero_venv
-from .operations import wait_until
+from .operations import run_once, wait_until
 from .users import omero_user
 
 
@@ -49,16 +49,18 @@ def configure(settings, host_cpus: int, venv_changes: list) -> list:
                     for key, value in settings.web_config.items()},
     )
     omero = f"OMERODIR={settings.web_omerodir} {settings.web_basedir}/venv3/bin/omero"
-    loaded = server.shell(
-        name="Load the OMERO.web configuration",
-        commands=[f"{omero} load --glob '{config_dir}/*.omero'"],
-        _if=any_changed(config, *venv_changes), **_as_web_user(settings),
-    )
-    server.shell(
-        name="Collect OMERO.web's static files (nginx serves them)",
-        commands=[f"{omero} web collectstatic --noinput >/dev/null"],
-        _if=any_changed(loaded, *venv_changes), **_as_web_user(settings),
-    )
+    load = f"{omero} load --glob '{config_dir}/*.omero'"
+    collect = f"{omero} web syncmedia >/dev/null"
+    # Each step runs when what it depends on changed, and also whenever its result is
+    # missing, so a run that failed half-way is completed by the next one.
+    loaded = server.shell(name="Load the OMERO.web configuration", commands=[load],
+                          _if=any_changed(config, *venv_changes), **_as_web_user(settings))
+    run_once(name="Load the OMERO.web configuration (none loaded yet)", command=load,
+             creates=f"{settings.web_omerodir}/etc/grid/config.xml", **_as_web_user(settings))
+    server.shell(name="Collect OMERO.web's static files (nginx serves them)", commands=[collect],
+                 _if=any_changed(loaded, *venv_changes), **_as_web_user(settings))
+    run_once(name="Collect OMERO.web's static files (none collected yet)", command=collect,
+             creates=f"{static_root(settings)}/webgateway", **_as_web_user(settings))
     return [config, *venv_changes]
 
 
