@@ -1,0 +1,198 @@
+"""Fresh Debian 12 test hosts: debootstrapped roots entered with pyinfra's @chroot connector.
+
+A pristine root is made once with debootstrap and cached as a tarball; each test host is
+a copy of it with /proc and /dev mounted, its own loopback address, and the machine's
+extra CA certificates handed to the deploy (as a lab behind a TLS-inspecting proxy
+would). Downloaded .debs and pip wheels are shared through cache directories mounted
+into every host. Teardown stops every process running inside the root, unmounts and
+deletes it.
+"""
+
+import fcntl
+import glob
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
+CACHE = Path(os.environ.get("OMERO_TEST_CACHE", "~/.cache/omero-pyinfra")).expanduser()
+HOSTS = Path(os.environ.get("OMERO_TEST_HOSTS", "/var/tmp/omero-pyinfra-hosts"))
+MIRROR = os.environ.get("OMERO_TEST_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+EXTRA_CA_CERTIFICATES = sorted(glob.glob("/usr/local/share/ca-certificates/*.crt"))
+# Shared between hosts and runs: (directory in the cache, mount point in the host).
+SHARED_CACHES = (("apt-archives", "var/cache/apt/archives"), ("pip", "root/.cache/pip"))
+CLEAN_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": os.environ.get("HOME", "/root"),
+    "LANG": "C.UTF-8",
+}
+
+
+def pristine_tarball() -> Path:
+    """A minimal Debian 12 root as a tarball, made with debootstrap on first use."""
+    tarball = CACHE / "debian12-minbase.tar"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / "debian12-minbase.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not tarball.exists():
+            work = HOSTS / "debootstrap"
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+            # iproute2 is for testinfra's socket checks; the deploy installs everything else.
+            subprocess.run(["debootstrap", "--variant=minbase", "--include=iproute2", "bookworm",
+                            str(work), MIRROR], check=True, capture_output=True)
+            partial = tarball.with_suffix(".partial")
+            subprocess.run(["tar", "-C", str(work), "-cf", str(partial), "."], check=True)
+            partial.rename(tarball)
+            shutil.rmtree(work)
+    return tarball
+
+
+def cached_icepy_wheel() -> Path | None:
+    wheels = sorted((CACHE / "wheels").glob("zeroc_ice-3.6.5-cp311-*.whl"))
+    return wheels[0] if wheels else None
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass
+class ChrootHost:
+    name: str
+    address: str  # a loopback address of its own (hosts share the network namespace)
+    root: Path = field(init=False)
+    mounts: list[Path] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.root = HOSTS / self.name
+
+    @property
+    def connector(self) -> str:
+        return f"@chroot{self.root}"
+
+    def create(self) -> "ChrootHost":
+        self.destroy()  # what a crashed earlier run left behind
+        self.root.mkdir(parents=True)
+        subprocess.run(["tar", "-C", str(self.root), "-xf", str(pristine_tarball())], check=True)
+        shutil.copy("/etc/resolv.conf", self.root / "etc/resolv.conf")
+        for source, target in (("/proc", "proc"), ("/dev", "dev"), ("/dev/pts", "dev/pts")):
+            self._mount(Path(source), target)
+        for cache_dir, target in SHARED_CACHES:
+            (CACHE / cache_dir).mkdir(parents=True, exist_ok=True)
+            self._mount(CACHE / cache_dir, target)
+        return self
+
+    def _mount(self, source: Path, target: str) -> None:
+        mount_point = self.root / target
+        mount_point.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "--bind", str(source), str(mount_point)], check=True)
+        self.mounts.append(mount_point)
+
+    def processes(self) -> list[int]:
+        """PIDs of the processes running inside this root."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if os.readlink(entry / "root") == str(self.root):
+                        pids.append(int(entry.name))
+                except OSError:
+                    continue
+        return pids
+
+    def stop_processes(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in self.processes():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            deadline = time.time() + 15
+            while self.processes() and time.time() < deadline:
+                time.sleep(0.2)
+            if not self.processes():
+                return
+        raise RuntimeError(f"processes left in {self.root}: {self.processes()}")
+
+    def destroy(self) -> None:
+        if not self.root.exists():
+            return
+        self.stop_processes()
+        # Mounts made by this object, and any a crashed run left (deepest first).
+        with open("/proc/mounts") as mounts:
+            left = [line.split()[1] for line in mounts if line.split()[1].startswith(f"{self.root}/")]
+        for mount_point in sorted(set(left) | {str(m) for m in self.mounts}, key=len, reverse=True):
+            subprocess.run(["umount", "-l", mount_point], capture_output=True)
+        self.mounts.clear()
+        shutil.rmtree(self.root)
+
+    def run(self, command: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(["chroot", str(self.root), "sh", "-c", command], check=check,
+                              capture_output=True, text=True, env=CLEAN_ENV)
+
+    def keep_built_wheel(self) -> None:
+        """Cache the IcePy wheel a deploy built here, so later runs never rebuild it."""
+        if cached_icepy_wheel() is None:
+            built = sorted((self.root / "opt/omero/wheels").glob("zeroc_ice-3.6.5-*.whl"))
+            if built:
+                (CACHE / "wheels").mkdir(parents=True, exist_ok=True)
+                shutil.copy(built[0], CACHE / "wheels" / built[0].name)
+
+
+def host_data(host: ChrootHost, secrets_dir: Path, **overrides) -> dict:
+    """Options for a test host: its own loopback address, the lab's CAs, the wheel cache."""
+    data = {
+        "omero_address": host.address,
+        "omero_nginx_listen": f"{host.address}:80",
+        "omero_web_bind": f"{host.address}:4080",
+        "omero_web_workers": 2,
+        "omero_secrets_dir": str(secrets_dir),
+        "omero_extra_ca_certificates": EXTRA_CA_CERTIFICATES,
+    }
+    wheel = cached_icepy_wheel()
+    if wheel:
+        data.update(omero_icepy_wheel=str(wheel), omero_icepy_wheel_sha256=sha256_of(wheel))
+    data.update(overrides)
+    return data
+
+
+def write_inventory(path: Path, groups: dict[str, list[ChrootHost]], data: dict[str, dict]) -> Path:
+    """An inventory file in the form sysadmins write: groups of (host, data) tuples."""
+    lines = ['"""Generated by the test harness."""']
+    for group, hosts in groups.items():
+        entries = ", ".join(repr((host.connector, data[host.name])) for host in hosts)
+        lines.append(f"{group} = [{entries}]")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def pyinfra(inventory: Path, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
+    return subprocess.run([PYINFRA, "-y", *args, str(inventory), "deploy.py"], cwd=ROOT,
+                          env=CLEAN_ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def deploy(inventory: Path, *hosts: ChrootHost) -> subprocess.CompletedProcess:
+    result = pyinfra(inventory)
+    if result.returncode != 0:
+        raise AssertionError(f"deploy failed:\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}")
+    for host in hosts:
+        host.keep_built_wheel()
+    return result
+
+
+def hosts_with_changes(inventory: Path) -> dict[str, list[str]]:
+    """What a second run would change: {operation name: hosts} from `pyinfra --dry --json`."""
+    result = pyinfra(inventory, "--dry", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    plan = json.loads(result.stdout)["plan"]
+    return {op["name"]: op["hosts_with_change"] + op["hosts_with_conditional_change"]
+            for op in plan if op["hosts_with_change"] or op["hosts_with_conditional_change"]}
