@@ -1,10 +1,10 @@
 """PostgreSQL for OMERO: the distribution's server, scram-sha-256 only, listening only where
 the OMERO.server hosts need it, with the OMERO role and a UTF8 database it owns."""
 
-from pyinfra.operations import apt, dnf, files, postgres
+from pyinfra.operations import apt, dnf, files
 
 from . import services
-from .operations import postgres_role, run_once, wait_until
+from .operations import changed, postgres_database, postgres_role, run_once, wait_until
 
 AS_POSTGRES = {"_su_user": "postgres"}
 
@@ -16,8 +16,8 @@ def install(settings) -> None:
         apt.packages(name="Install PostgreSQL", packages=platform.postgres_packages,
                      no_recommends=True)
     else:
-        dnf.modules(name=f"Enable PostgreSQL {platform.postgres_version}", module="postgresql",
-                    stream=str(platform.postgres_version), present=True)
+        dnf.module(name=f"Enable PostgreSQL {platform.postgres_version}", module="postgresql",
+                   stream=str(platform.postgres_version))
         dnf.packages(name="Install PostgreSQL", packages=platform.postgres_packages)
         run_once(name="Initialise the PostgreSQL cluster (UTF8)",
                  command="PGSETUP_INITDB_OPTIONS='--encoding=UTF8 --locale=C.UTF-8' "
@@ -59,14 +59,11 @@ def start(settings, config_changes: list) -> None:
     wait_until(name="Wait until PostgreSQL accepts connections",
                check=f"{platform.postgres_bin_dir}/pg_isready -q -h /var/run/postgresql "
                      f"-p {settings.db_port}",
-               what="PostgreSQL", _if=lambda: any(op.did_change() for op in started))
+               what="PostgreSQL", when=changed(started))
     postgres_role(name=f"Create the database role {settings.db_user}", role=settings.db_user,
-                  password=settings.db_password, **AS_POSTGRES)
-    postgres.database(
-        name=f"Create the database {settings.db_name}", database=settings.db_name,
-        owner=settings.db_user, encoding="UTF8", template="template0",
-        psql_port=settings.db_port, **AS_POSTGRES,
-    )
+                  password=settings.db_password, port=settings.db_port, **AS_POSTGRES)
+    postgres_database(name=f"Create the database {settings.db_name}", database=settings.db_name,
+                      owner=settings.db_user, port=settings.db_port, **AS_POSTGRES)
 
 
 def deploy(settings) -> None:

@@ -1,10 +1,9 @@
 """nginx in front of OMERO.web: our site, serving the static files, the default site off."""
 
-from pyinfra.operations import apt, dnf, files, server
-from pyinfra.operations.util import any_changed
+from pyinfra.operations import apt, dnf, files
 
 from . import services
-from .operations import wait_until
+from .operations import changed, shell_when, wait_until
 from .web import static_root
 
 
@@ -28,8 +27,8 @@ def configure(settings) -> list:
     changes.append(services.template(settings, "nginx/omero-web.conf.j2", platform.nginx_site_path,
                                      static_root=static_root(settings)))
     # A bad site must stop the deploy here, before nginx is restarted with it.
-    server.shell(name="Check the nginx configuration", commands=["nginx -t -q"],
-                 _if=any_changed(*changes))
+    shell_when(name="Check the nginx configuration", commands=["nginx -t -q"],
+               when=changed(*changes))
     return changes
 
 
@@ -37,14 +36,18 @@ def start(settings, changes: list) -> None:
     program = services.program(settings, "nginx", command="/usr/sbin/nginx -g 'daemon off;'",
                                user="root", stopsignal="QUIT")
     if settings.service_manager == "systemd" and "omero_web" in settings.roles:
-        changes.append(services.template(
+        drop_in = services.template(
             settings, "systemd/nginx-after-omero-web.conf.j2",
-            "/etc/systemd/system/nginx.service.d/omero-web.conf"))
+            "/etc/systemd/system/nginx.service.d/omero-web.conf")
+        # systemd ignores a new drop-in (and warns on start) until it reloads its units.
+        shell_when(name="Reload systemd units (nginx drop-in)", commands=["systemctl daemon-reload"],
+                   when=changed(drop_in))
+        changes.append(drop_in)
     started = services.start(settings, "nginx", restart_when=[program, *changes])
     listen = settings.nginx_listen if ":" in settings.nginx_listen else f"127.0.0.1:{settings.nginx_listen}"
     wait_until(name="Wait until nginx serves OMERO.web",
                check=f"curl -fsS -o /dev/null http://{listen}/webclient/login/",
-               what="nginx", _if=lambda: any(op.did_change() for op in started))
+               what="nginx", when=changed(started))
 
 
 def deploy(settings) -> None:

@@ -2,31 +2,56 @@
 execution time) and yields commands only when something must change."""
 
 import shlex
+from collections.abc import Callable
 
 from pyinfra import host
-from pyinfra.api import QuoteString, StringCommand, operation
+from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 from pyinfra.api.hiddenvalue import HiddenValue
 from pyinfra.facts.postgres import make_execute_psql_command
 from pyinfra.facts.files import Directory, File
 from pyinfra.facts.server import Command
+from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
-from facts.omero import FirstFile, OmeroSchemaVersion, PostgresRoleVerifier, SupervisorPrograms
+from facts.omero import (
+    FirstFile,
+    OmeroSchemaVersion,
+    PostgresDatabaseOwner,
+    PostgresRoleVerifier,
+    SupervisorPrograms,
+)
 
 from . import secrets
 
 
 @operation()
-def postgres_role(role: str, password: str):
+def postgres_role(role: str, password: str, port: int = 5432):
     """A login role whose password is ``password``; only its SCRAM verifier is sent."""
-    current = host.get_fact(PostgresRoleVerifier, role=role)
+    current = host.get_fact(PostgresRoleVerifier, role=role, port=port)
     if current is not None and secrets.scram_matches(password, current):
         host.noop(f"role {role} exists with the wanted password")
         return
     verb = "CREATE" if current is None else "ALTER"
     verifier = HiddenValue(secrets.scram_verifier(password))
     yield make_execute_psql_command(
-        StringCommand(f'{verb} ROLE "{role}" LOGIN PASSWORD', StringCommand("'", verifier, "'", _separator=""))
+        StringCommand(f'{verb} ROLE "{role}" LOGIN PASSWORD', StringCommand("'", verifier, "'", _separator="")),
+        port=port,
     )
+
+
+@operation()
+def postgres_database(database: str, owner: str, port: int = 5432):
+    """A UTF8 database owned by ``owner``."""
+    current = host.get_fact(PostgresDatabaseOwner, database=database, port=port)
+    if current is None:
+        yield make_execute_psql_command(
+            f'CREATE DATABASE "{database}" OWNER "{owner}" ENCODING \'UTF8\' TEMPLATE template0',
+            port=port)
+    elif current[1] != "UTF8":
+        raise OperationError(f"database {database} exists with encoding {current[1]}, not UTF8")
+    elif current[0] != owner:
+        yield make_execute_psql_command(f'ALTER DATABASE "{database}" OWNER TO "{owner}"', port=port)
+    else:
+        host.noop(f"database {database} exists, UTF8, owned by {owner}")
 
 
 @operation()
@@ -38,11 +63,35 @@ def icepy_wheel(python: str, wheel_dir: str, build_script: str):
     yield StringCommand("sh", QuoteString(build_script), QuoteString(python), QuoteString(wheel_dir))
 
 
+def changed(*ops) -> Callable[[], bool]:
+    """Whether any of ``ops`` changed this host (while planning: would change it).
+
+    Operations given ``when=changed(...)`` decide inside themselves, so a dry run of an
+    unchanged host plans nothing for them (``_if`` ones would be listed as maybe-changes).
+    """
+    ops = [op for op in ops if op is not None]
+
+    def check() -> bool:
+        return any(op.did_change() if op.is_complete() else op.will_change for op in ops)
+
+    return check
+
+
 @operation()
-def supervised(program: str, conf: str, restart: bool = False):
+def shell_when(commands: list[str], when: Callable[[], bool]):
+    """Run ``commands`` when ``when()`` holds (see ``changed``)."""
+    if not when():
+        host.noop("nothing it depends on changed")
+        return
+    yield from commands
+
+
+@operation()
+def supervised(program: str, conf: str, restart_when: Callable[[], bool] | None = None):
     """``program`` known to a running supervisord and RUNNING; supervisord started if needed.
 
-    ``restart`` (for the ``_if`` of a changed dependency) restarts a running program.
+    A running program is restarted when ``restart_when()`` holds (see ``changed``), and
+    re-read when its own configuration changed.
     """
     ctl = f"supervisorctl -c {shlex.quote(conf)}"
     programs = host.get_fact(SupervisorPrograms, conf=conf)
@@ -51,22 +100,40 @@ def supervised(program: str, conf: str, restart: bool = False):
         yield f"supervisord -c {shlex.quote(conf)}"
         yield (f"for i in $(seq 100); do {ctl} pid >/dev/null 2>&1 && break; sleep 0.1; done; "
                f"{ctl} pid >/dev/null")
-        yield f"{ctl} start {program} || {ctl} status {program}"
-        return
-    if program not in programs:
+    elif program not in programs:
         yield f"{ctl} update"
-        return
-    if restart:
-        yield f"{ctl} restart {program}"
+    elif restart_when and restart_when():
+        # update restarts the program if its own section changed; restart covers the rest.
+        yield f"{ctl} update && {ctl} restart {program}"
     elif programs[program] != "RUNNING":
         yield f"{ctl} start {program}"
     else:
         host.noop(f"{program} is running under supervisord")
+        return
+    # Done when supervisord calls it RUNNING (up for its startsecs), not merely spawned.
+    yield (f"for i in $(seq 60); do {ctl} status {program} | grep -q RUNNING && exit 0; sleep 1; "
+           f"done; {ctl} status {program}; exit 1")
 
 
 @operation()
-def wait_until(check: str, what: str, timeout: int = 120):
-    """Wait (at most ``timeout`` seconds) until the shell ``check`` succeeds."""
+def systemd_running(service: str, restart_when: Callable[[], bool] | None = None):
+    """``service`` enabled and active; restarted when ``restart_when()`` holds."""
+    unit = f"{service}.service"
+    if not host.get_fact(SystemdEnabled).get(unit):
+        yield f"systemctl enable {unit}"
+    if not host.get_fact(SystemdStatus).get(unit):
+        yield f"systemctl start {unit}"
+    elif restart_when and restart_when():
+        yield f"systemctl restart {unit}"
+
+
+@operation()
+def wait_until(check: str, what: str, when: Callable[[], bool], timeout: int = 120):
+    """After ``when()`` (a start, see ``changed``): wait at most ``timeout`` seconds until the
+    shell ``check`` succeeds."""
+    if not when():
+        host.noop(f"{what} was not (re)started")
+        return
     yield (f"i=0; until {check}; do i=$((i+1)); if [ $i -gt {timeout * 2} ]; then "
            f"echo {shlex.quote(f'timed out after {timeout}s waiting for {what}')} >&2; exit 1; fi; "
            "sleep 0.5; done")

@@ -3,10 +3,9 @@
 from io import StringIO
 from pathlib import PurePosixPath
 
-from pyinfra.operations import apt, dnf, files, pip, server
-from pyinfra.operations.util import any_changed
+from pyinfra.operations import apt, dnf, files, pip
 
-from .operations import dnf_repo_enabled, icepy_wheel, run_once
+from .operations import changed, dnf_repo_enabled, icepy_wheel, run_once, shell_when
 from .services import TEMPLATES, template
 from .settings import Artifact
 
@@ -56,8 +55,8 @@ def install(settings) -> None:
             dnf.packages(name="Enable EPEL (supervisor)", packages=["epel-release"])
         dnf.packages(name="Install base packages", packages=packages)
     if certificates:
-        server.shell(name="Rebuild the system CA bundle", commands=[platform.ca_update_command],
-                     _if=any_changed(*certificates))
+        shell_when(name="Rebuild the system CA bundle", commands=[platform.ca_update_command],
+                   when=changed(*certificates))
     if settings.service_manager == "supervisord":
         files.directory(name="Create the supervisord log directory", path="/var/log/supervisor",
                         user="root", group="root", mode="755")
@@ -95,7 +94,7 @@ def install_ice(settings) -> None:
         dest="/etc/ld.so.conf.d/ice-3.6.5.conf",
         user="root", group="root", mode="644",
     )
-    server.shell(name="Refresh the linker cache", commands=["ldconfig"], _if=libraries.did_change)
+    shell_when(name="Refresh the linker cache", commands=["ldconfig"], when=changed(libraries))
 
 
 def fetch(settings, artifact: Artifact, directory: str) -> str:

@@ -6,12 +6,11 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.operations import apt, dnf, files, server
-from pyinfra.operations.util import any_changed
 
 from facts.omero import OmeroServerVersion
 
 from . import services
-from .operations import omero_schema, omero_schema_upgrade, run_once, wait_until
+from .operations import changed, omero_schema, omero_schema_upgrade, run_once, shell_when, wait_until
 from .prerequisites import fetch, install_ice, install_java, omero_venv
 from .users import omero_user
 
@@ -99,10 +98,10 @@ def configure(settings) -> list:
                     user="root", group=user, mode="750")
     config = services.template(settings, "omero/server.omero.j2", f"{config_dir}/00-omero-server.omero",
                                user="root", group=user, mode="640")
-    loaded = server.shell(
+    loaded = shell_when(
         name="Load the OMERO.server configuration",
         commands=[f"{_omero(settings)} load --glob '{config_dir}/*.omero'"],
-        _if=any_changed(config), **_as_server_user(settings),
+        when=changed(config), **_as_server_user(settings),
     )
     run_once(name="Create the server's certificates (omero-certificates)",
              command=f"{_omero(settings)} certificates",
@@ -133,7 +132,7 @@ def start(settings, changes: list) -> None:
     started = services.start(settings, "omero-server", restart_when=[program, *changes])
     wait_until(name="Wait until OMERO.server accepts connections",
                check=f"{_omero(settings)} admin waitup --wait 1 >/dev/null 2>&1",
-               what="OMERO.server", timeout=300, _if=lambda: any(op.did_change() for op in started),
+               what="OMERO.server", timeout=300, when=changed(started),
                **_as_server_user(settings))
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pyinfra.operations import files, server, systemd
 
-from .operations import supervised
+from .operations import changed, shell_when, supervised, systemd_running
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -46,7 +46,8 @@ def program(settings, service: str, *, command: str, user: str, environment: dic
         unit = template(settings, unit_template, f"/etc/systemd/system/{service}.service",
                         command=command, run_as=user, environment=environment or {},
                         directory=directory)
-        systemd.daemon_reload(name="Reload systemd units", _if=unit.did_change)
+        shell_when(name="Reload systemd units", commands=["systemctl daemon-reload"],
+                   when=changed(unit))
         return unit
     return None
 
@@ -54,28 +55,13 @@ def program(settings, service: str, *, command: str, user: str, environment: dic
 def start(settings, service: str, restart_when=()):
     """Make ``service`` run (and start at boot); restart it when any of ``restart_when`` changed.
 
-    Returns the operations that may have (re)started it, for readiness waits.
+    Returns the operation, whose change means the service was (re)started.
     """
-    restart_when = [op for op in restart_when if op is not None]
-
-    def restart_needed() -> bool:
-        # A service this run has just started already runs with what changed.
-        return any(op.did_change() for op in restart_when) and not started.did_change()
     if settings.service_manager == "supervisord":
-        conf = settings.platform.supervisor_conf
-        started = supervised(name=f"Run {service} under supervisord", program=service, conf=conf)
-        restarted = supervised(
-            name=f"Restart {service} (something it depends on changed)", program=service,
-            conf=conf, restart=True, _if=restart_needed,
-        ) if restart_when else None
-    else:
-        started = systemd.service(name=f"Run and enable {service}", service=service,
-                                  running=True, enabled=True)
-        restarted = systemd.service(
-            name=f"Restart {service} (something it depends on changed)", service=service,
-            restarted=True, _if=restart_needed,
-        ) if restart_when else None
-    return [op for op in (started, restarted) if op is not None]
+        return supervised(name=f"Run {service} under supervisord", program=service,
+                          conf=settings.platform.supervisor_conf, restart_when=changed(*restart_when))
+    return systemd_running(name=f"Run and enable {service}", service=service,
+                           restart_when=changed(*restart_when))
 
 
 def stop_for_upgrade(settings, service: str) -> None:

@@ -109,7 +109,8 @@ def load(host, inventory, platform: Platform, pid1: str) -> Settings:
         )
 
     def peer_address(peer) -> str:
-        return "localhost" if peer is host else address_of(peer)
+        # By name: deploy.py passes pyinfra's context proxy, never the Host object itself.
+        return "localhost" if peer.name == host.name else address_of(peer)
 
     database_address = peer_address(database_hosts[0]) if database_hosts else None
     client_addresses = tuple(peer_address(peer) for peer in server_hosts)

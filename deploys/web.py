@@ -3,12 +3,11 @@
 import json
 
 from pyinfra.facts.hardware import Cpus
-from pyinfra.operations import files, server
-from pyinfra.operations.util import any_changed
+from pyinfra.operations import files
 
 from . import services
 from .prerequisites import omero_venv
-from .operations import run_once, wait_until
+from .operations import changed, run_once, shell_when, wait_until
 from .users import omero_user
 
 
@@ -53,12 +52,12 @@ def configure(settings, host_cpus: int, venv_changes: list) -> list:
     collect = f"{omero} web syncmedia >/dev/null"
     # Each step runs when what it depends on changed, and also whenever its result is
     # missing, so a run that failed half-way is completed by the next one.
-    loaded = server.shell(name="Load the OMERO.web configuration", commands=[load],
-                          _if=any_changed(config, *venv_changes), **_as_web_user(settings))
+    loaded = shell_when(name="Load the OMERO.web configuration", commands=[load],
+                        when=changed(config, *venv_changes), **_as_web_user(settings))
     run_once(name="Load the OMERO.web configuration (none loaded yet)", command=load,
              creates=f"{settings.web_omerodir}/etc/grid/config.xml", **_as_web_user(settings))
-    server.shell(name="Collect OMERO.web's static files (nginx serves them)", commands=[collect],
-                 _if=any_changed(loaded, *venv_changes), **_as_web_user(settings))
+    shell_when(name="Collect OMERO.web's static files (nginx serves them)", commands=[collect],
+               when=changed(loaded, *venv_changes), **_as_web_user(settings))
     run_once(name="Collect OMERO.web's static files (none collected yet)", command=collect,
              creates=f"{static_root(settings)}/webgateway", **_as_web_user(settings))
     return [config, *venv_changes]
@@ -74,7 +73,9 @@ def start(settings, host_cpus: int, changes: list) -> list:
         settings, "omero-web",
         # gunicorn in the foreground, as `omero web start` would run it but without a
         # daemon or a django.pid to go stale (a classic container restart failure).
-        command=(f"{venv}/bin/gunicorn --bind {settings.web_bind} "
+        # --reuse-port: a master restarted after a crash binds while its orphaned workers
+        # still hold the port (they exit once they see their parent gone).
+        command=(f"{venv}/bin/gunicorn --bind {settings.web_bind} --reuse-port "
                  f"--workers {workers(settings, host_cpus)} --threads 1 --timeout 60 "
                  f"--max-requests 500 omeroweb.wsgi:application"),
         user=settings.web_user, environment={"OMERODIR": settings.web_omerodir},
@@ -83,7 +84,7 @@ def start(settings, host_cpus: int, changes: list) -> list:
     started = services.start(settings, "omero-web", restart_when=[program, *changes])
     wait_until(name="Wait until OMERO.web answers",
                check=f"curl -fsS -o /dev/null http://{settings.web_bind}/webclient/login/",
-               what="OMERO.web", _if=lambda: any(op.did_change() for op in started))
+               what="OMERO.web", when=changed(started))
     return started
 
 

@@ -44,17 +44,18 @@ class SupervisorPrograms(FactBase):
 
 
 class PostgresRoleVerifier(FactBase):
-    """The stored password verifier of a role ('' without one); None when the role is absent.
+    """The stored password verifier of a role ('' without one); None when the role is absent
+    or PostgreSQL is not running yet (planning a first deploy).
 
     Run it as the postgres user (``_su_user="postgres"``).
     """
 
-    def requires_command(self, role: str) -> str:
+    def requires_command(self, role: str, port: int) -> str:
         return "psql"
 
-    def command(self, role: str) -> str:
+    def command(self, role: str, port: int) -> str:
         query = f"SELECT 'role:' || coalesce(rolpassword, '') FROM pg_authid WHERE rolname = '{role}'"
-        return f"psql -XAt -c {shlex.quote(query)}"
+        return f"psql -XAt -p {port} -c {shlex.quote(query)} 2>/dev/null || true"
 
     @staticmethod
     def default():
@@ -64,6 +65,30 @@ class PostgresRoleVerifier(FactBase):
         for line in output:
             if line.startswith("role:"):
                 return line[len("role:"):]
+        return None
+
+
+class PostgresDatabaseOwner(FactBase):
+    """``(owner, encoding)`` of a database; None when it is absent or PostgreSQL is not
+    running yet. Run it as the postgres user."""
+
+    def requires_command(self, database: str, port: int) -> str:
+        return "psql"
+
+    def command(self, database: str, port: int) -> str:
+        query = ("SELECT 'db:' || pg_get_userbyid(datdba) || ':' || pg_encoding_to_char(encoding) "
+                 f"FROM pg_database WHERE datname = '{database}'")
+        return f"psql -XAt -p {port} -c {shlex.quote(query)} 2>/dev/null || true"
+
+    @staticmethod
+    def default():
+        return None
+
+    def process(self, output):
+        for line in output:
+            if line.startswith("db:"):
+                owner, encoding = line[len("db:"):].rsplit(":", 1)
+                return owner, encoding
         return None
 
 
@@ -83,7 +108,9 @@ class OmeroServerVersion(FactBase):
 
 
 class OmeroSchemaVersion(FactBase):
-    """``OMERO5.4__0`` style version of the OMERO schema in the database; None when it has none.
+    """``OMERO5.4__0`` style version of the OMERO schema in the database; None when it has
+    none, or when the database cannot be reached yet (planning a first deploy: the schema
+    step then runs, and fails loudly if the database is still unreachable).
 
     Connects as the database role with the server user's ``~/.pgpass``, so no secret is
     on a command line. Run it as the server user.
@@ -105,11 +132,7 @@ class OmeroSchemaVersion(FactBase):
     def process(self, output):
         text = "\n".join(output)
         match = re.search(r"^schema:(\S+)$", text, re.M)
-        if match:
-            return match.group(1)
-        if 'relation "dbpatch" does not exist' in text:
-            return None
-        raise RuntimeError(f"cannot read the OMERO schema version: {text.strip()}")
+        return match.group(1) if match else None
 
 
 class FirstFile(FactBase):

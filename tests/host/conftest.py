@@ -38,7 +38,7 @@ def allinone(tmp_path_factory, secrets_dir):
         )
         deploy(inventory, host)
         host.inventory = inventory
-        host.testinfra = testinfra.get_host(f"chroot://{host.root}")
+        host.testinfra = testinfra.get_host(str(host.root), connection="chroot")
         yield host
     finally:
         host.destroy()

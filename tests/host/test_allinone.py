@@ -131,6 +131,10 @@ def test_killed_web_worker_comes_back(allinone):
             if time.time() > deadline:
                 raise
             time.sleep(1)
+    # Served by the new master's workers, not only by orphans of the killed one.
+    time.sleep(5)
+    login_page(allinone.address)
+    assert f"pid {old_pid}," not in allinone.run(f"{supervisorctl} status omero-web").stdout
 
 
 def test_login_page_renders_in_a_browser(allinone):
@@ -147,8 +151,9 @@ def test_login_page_renders_in_a_browser(allinone):
             page.on("response", lambda r: responses.append((r.url, r.status, r.headers.get("server", ""))))
             page.goto(f"http://{allinone.address}/webclient/login/", wait_until="networkidle")
             page.screenshot(path=str(artifacts / "login-page.png"))
-            assert page.locator("form#login").count() == 1
+            assert page.locator("form[action*='/webclient/login/']").count() == 1
             assert page.locator("input[name=username]").is_visible()
+            assert page.locator("input[name=password]").is_visible()
             # The stylesheet really applied: the login box is laid out, not raw HTML.
             assert page.evaluate("document.styleSheets.length") > 0
             loaded = page.evaluate("performance.getEntriesByType('resource').map(e => e.name)")

@@ -13,7 +13,7 @@ def split(tmp_path_factory, secrets_dir):
     try:
         for host in (database, web):
             host.create()
-            host.testinfra = testinfra.get_host(f"chroot://{host.root}")
+            host.testinfra = testinfra.get_host(str(host.root), connection="chroot")
         inventory = write_inventory(
             tmp_path_factory.mktemp("split") / "split.py",
             {"omero_database": [database], "omero_web": [web]},

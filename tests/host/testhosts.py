@@ -176,7 +176,8 @@ def write_inventory(path: Path, groups: dict[str, list[ChrootHost]], data: dict[
 
 
 def pyinfra(inventory: Path, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
-    return subprocess.run([PYINFRA, "-y", *args, str(inventory), "deploy.py"], cwd=ROOT,
+    """Run the deploy; with no ``args``, for real (``-y``: no prompt)."""
+    return subprocess.run([PYINFRA, *(args or ["-y"]), str(inventory), "deploy.py"], cwd=ROOT,
                           env=CLEAN_ENV, capture_output=True, text=True, timeout=timeout)
 
 

@@ -1,0 +1,164 @@
+"""Plan deploy.py against pyinfra's @fake hosts and record what it would do.
+
+The hosts answer the facts the deploy reads (OS release, PID 1, CPUs, OMERO's own) from
+canned responses; every other command "succeeds" with no output, which reads as a
+fresh machine. deploy.py is loaded the way the pyinfra CLI loads a deploy file, then
+(unless only planning) the operations are run against the fake connector, which records
+every command; uploads are captured here, as the fake connector drops them.
+"""
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyinfra
+from pyinfra.api import Config, Inventory, State
+from pyinfra.api.connect import connect_all
+from pyinfra.api.operations import run_ops
+from pyinfra.api.state import StateStage
+from pyinfra.context import ctx_inventory, ctx_state
+from pyinfra_cli.exceptions import UnexpectedExternalError
+from pyinfra_cli.util import load_deploy_file
+
+DEPLOY = str(Path(__file__).resolve().parents[2] / "deploy.py")
+
+_OS_RELEASES = {
+    "ubuntu22.04": """NAME="Ubuntu"
+VERSION_ID="22.04"
+VERSION="22.04.4 LTS (Jammy Jellyfish)"
+VERSION_CODENAME=jammy
+ID=ubuntu
+ID_LIKE=debian""",
+    "ubuntu24.04": """NAME="Ubuntu"
+VERSION_ID="24.04"
+VERSION="24.04.1 LTS (Noble Numbat)"
+VERSION_CODENAME=noble
+ID=ubuntu
+ID_LIKE=debian""",
+    "debian12": """PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
+NAME="Debian GNU/Linux"
+VERSION_ID="12"
+VERSION="12 (bookworm)"
+VERSION_CODENAME=bookworm
+ID=debian""",
+    "rocky9": """NAME="Rocky Linux"
+VERSION="9.4 (Blue Onyx)"
+ID="rocky"
+ID_LIKE="rhel centos fedora"
+VERSION_ID="9.4"
+PLATFORM_ID="platform:el9\"""",
+    "centos7": """NAME="CentOS Linux"
+VERSION="7 (Core)"
+ID="centos"
+ID_LIKE="rhel fedora"
+VERSION_ID="7"
+PRETTY_NAME="CentOS Linux 7 (Core)\"""",
+    "alpine3.20": """NAME="Alpine Linux"
+ID=alpine
+VERSION_ID=3.20.3
+PRETTY_NAME="Alpine Linux v3.20\"""",
+}
+SUPPORTED_OSES = ("ubuntu22.04", "ubuntu24.04", "debian12", "rocky9")
+
+
+@dataclass
+class HostRun:
+    ops: list[str] = field(default_factory=list)  # planned operation names, in order
+    commands: list[str] = field(default_factory=list)  # every command sent, secrets masked
+    raw_commands: list[str] = field(default_factory=list)  # the same, as the host would run them
+    uploads: dict[str, str] = field(default_factory=dict)  # remote path -> uploaded text
+
+
+def fake_responses(os_name: str, pid1: str, cpus: int = 2) -> dict:
+    release = ["/etc/os-release", *_OS_RELEASES[os_name].splitlines(), "---"]
+    return {
+        "ls -pdL *-release": release,
+        "cat /proc/1/comm": [pid1],
+        "uname -s": ["Linux"],
+        # The Which fact: every tool an operation looks for (useradd, ...) is installed.
+        re.compile(r"^command -v \S+ \|\| true$"): ["/usr/bin/found"],
+        "NPROCESSORS_ONLN": [str(cpus)],
+        # A fresh database: the schema query fails the way psql reports it.
+        "FROM dbpatch": ['ERROR:  relation "dbpatch" does not exist'],
+        # supervisord not running yet (the fact's own marker).
+        re.compile(r"echo __DOWN__; fi"): ["__DOWN__"],
+        # The default site Debian's nginx package enables (the stat of the Link fact).
+        re.compile(r"stat -c .* /etc/nginx/sites-enabled/default"): [
+            "user=root group=root mode=lrwxrwxrwx atime=0 mtime=0 ctime=0 size=34 "
+            "'/etc/nginx/sites-enabled/default' -> '/etc/nginx/sites-available/default'"],
+    }
+
+
+def run_deploy(hosts: dict[str, tuple[tuple[str, ...], dict]], *, os_name: str = "ubuntu24.04",
+               pid1: str = "systemd", execute: bool = True) -> dict[str, HostRun]:
+    """Plan (and unless ``execute`` is false, run) deploy.py for ``{name: (groups, data)}``.
+
+    Returns each host's HostRun, keyed by the names given. An error raised while
+    planning propagates with the HostRuns so far attached as ``error.runs``.
+    """
+    names = {name: f"@fake/{name}" for name in hosts}
+    all_hosts = []
+    groups: dict[str, list[str]] = {}
+    for name, (host_groups, data) in hosts.items():
+        all_hosts.append((names[name], {
+            "fake_delay": 0, "fake_delay_jitter": 0,
+            "fake_responses": fake_responses(os_name, pid1),
+            **data,
+        }))
+        for group in host_groups:
+            groups.setdefault(group, []).append(names[name])
+    inventory = Inventory((all_hosts, {}), **{group: (members, {}) for group, members in groups.items()})
+    state = State(inventory, Config(PARALLEL=len(hosts)))
+    runs = {name: _record(inventory.get_host(names[name])) for name in hosts}
+
+    # As the CLI: operation order from the deploy file's call stack, not per-host counters.
+    was_cli, pyinfra.is_cli = pyinfra.is_cli, True
+    try:
+        with ctx_state.use(state), ctx_inventory.use(inventory):
+            state.set_stage(StateStage.Connect)
+            connect_all(state)
+            state.set_stage(StateStage.Prepare)
+            try:
+                load_deploy_file(state, DEPLOY)
+            except Exception as error:
+                if isinstance(error, UnexpectedExternalError):
+                    error = error.exception  # a bug in the deploy: its own error, not the CLI's wrapper
+                error.runs = runs
+                raise error
+            if execute:
+                state.set_stage(StateStage.Execute)
+                run_ops(state)
+    finally:
+        pyinfra.is_cli = was_cli
+
+    for name, run in runs.items():
+        host = inventory.get_host(names[name])
+        run.ops = [", ".join(sorted(state.get_op_meta(op_hash).names))
+                   for op_hash in host.op_hash_order if op_hash in state.ops[host]]
+        if execute:
+            results = state.get_results_for_host(host)
+            assert results.error_ops == 0, f"{name}: {results.error_ops} operations failed"
+    return runs
+
+
+def _record(host) -> HostRun:
+    """A HostRun kept up to date with what the fake connector is sent (it drops uploads)."""
+    connector = host.connector
+    run = HostRun(commands=connector.executed_commands)
+    fake_run, fake_put_file = connector.run_shell_command, connector.put_file
+
+    def run_shell_command(command, *args, **kwargs):
+        run.raw_commands.append(command if isinstance(command, str) else command.get_raw_value())
+        return fake_run(command, *args, **kwargs)
+
+    def put_file(filename_or_io, remote_filename, *args, **kwargs):
+        if hasattr(filename_or_io, "getvalue"):
+            content = filename_or_io.getvalue()
+            run.uploads[remote_filename] = content.decode() if isinstance(content, bytes) else content
+        else:
+            run.uploads[remote_filename] = Path(filename_or_io).read_text(errors="replace")
+        return fake_put_file(filename_or_io, remote_filename, *args, **kwargs)
+
+    connector.run_shell_command = run_shell_command
+    connector.put_file = put_file
+    return run

@@ -1,0 +1,57 @@
+"""Passwords: generated and kept on the machine running pyinfra, never on a command line."""
+
+import re
+import stat
+
+import pytest
+
+from deploys.errors import OmeroOptionError
+from deploys.secrets import scram_matches
+
+from .conftest import ALL_ROLES
+
+pytestmark = pytest.mark.plan
+
+
+@pytest.fixture(scope="module")
+def generated(deploy, tmp_path_factory):
+    secrets = tmp_path_factory.mktemp("generated-secrets")
+    data = {"omero_secrets_dir": str(secrets)}
+    runs = deploy({"db": (("omero_database",), {"omero_address": "10.0.0.11", **data}),
+                   "app": (("omero_server", "omero_web"), {"omero_address": "10.0.0.12", **data})})
+    return secrets, runs
+
+
+def kept(secrets, suffix: str) -> str:
+    [path] = [path for path in secrets.iterdir() if path.name.endswith(suffix)]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    return path.read_text().strip()
+
+
+def test_db_password_never_sent_in_a_command(generated):
+    secrets, runs = generated
+    password = kept(secrets, "-db-omero")
+    for run in runs.values():
+        assert not [c for c in run.commands + run.raw_commands if password in c]
+    # PostgreSQL gets only a SCRAM verifier of it...
+    [create] = [c for c in runs["db"].raw_commands if 'CREATE ROLE "omero" LOGIN PASSWORD' in c]
+    assert scram_matches(password, re.search(r"SCRAM-SHA-256\$[^'\"]+", create).group(0))
+    # ...and the server host, deployed separately, the same password, in its files only.
+    app = runs["app"]
+    assert app.uploads["/var/lib/omero-server/.pgpass"] == f"10.0.0.11:5432:omero:omero:{password}\n"
+    assert f"config set omero.db.pass {password}\n" in app.uploads["/opt/omero/server/config/00-omero-server.omero"]
+
+
+def test_root_password_masked_in_what_pyinfra_shows(generated):
+    secrets, runs = generated
+    root_password = kept(secrets, "-omero-root")
+    [script] = [c for c in runs["app"].commands if " db script " in c]
+    assert "--password '*MASKED*'" in script
+    assert not [c for c in runs["app"].commands if root_password in c]
+
+
+@pytest.mark.parametrize("option", ["omero_db_password", "omero_root_password"])
+@pytest.mark.parametrize("password", ["omero", "OMERO", "changeme", "password"])
+def test_well_known_password_refused(deploy, option, password):
+    with pytest.raises(OmeroOptionError, match=f"option {option} .*well-known"):
+        deploy({"aio": (ALL_ROLES, {option: password})}, execute=False)

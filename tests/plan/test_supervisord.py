@@ -1,0 +1,66 @@
+"""Hosts whose PID 1 is not systemd (containers, chroots): services run under supervisord."""
+
+import pytest
+
+from .conftest import ALL_ROLES
+
+pytestmark = pytest.mark.plan
+
+SERVICES = ("postgresql", "omero-server", "omero-web", "nginx")
+LAYOUT = {  # program file pattern, supervisord.conf
+    "ubuntu22.04": ("/etc/supervisor/conf.d/{}.conf", "/etc/supervisor/supervisord.conf"),
+    "debian12": ("/etc/supervisor/conf.d/{}.conf", "/etc/supervisor/supervisord.conf"),
+    "rocky9": ("/etc/supervisord.d/{}.ini", "/etc/supervisord.conf"),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(LAYOUT))
+def container(request, deploy):
+    return request.param, deploy({"aio": (ALL_ROLES, {})}, os_name=request.param, pid1="bash")["aio"]
+
+
+def test_programs_written_and_started(container):
+    os_name, run = container
+    program_path, conf = LAYOUT[os_name]
+    for priority, service in enumerate(SERVICES, start=1):
+        program = run.uploads[program_path.format(service)]
+        assert f"[program:{service}]" in program
+        # Boot order: PostgreSQL, then the server, the web, nginx.
+        assert f"priority={priority * 100}\n" in program
+    assert "user=omero-server\n" in run.uploads[program_path.format("omero-server")]
+    assert f"supervisord -c {conf}" in run.commands
+
+
+def test_no_systemd_at_all(container):
+    _, run = container
+    assert not [command for command in run.commands if "systemctl" in command]
+    assert not [path for path in run.uploads if path.startswith("/etc/systemd")]
+
+
+def test_package_scripts_kept_from_starting_services(container):
+    os_name, run = container
+    if os_name == "rocky9":
+        assert "/usr/sbin/policy-rc.d" not in run.uploads
+    else:
+        assert "exit 101" in run.uploads["/usr/sbin/policy-rc.d"]
+        # In place before the first package is installed.
+        first_install = next(i for i, c in enumerate(run.commands) if "apt-get" in c and " install " in c)
+        chmod = run.commands.index("chmod 755 /usr/sbin/policy-rc.d")
+        assert chmod < first_install
+
+
+def test_supervisor_installed_from_epel_on_rhel(container):
+    os_name, run = container
+    installs = [c for c in run.commands if c.startswith("dnf install -y ") or " install --no-install" in c]
+    supervisor = next(i for i, c in enumerate(installs) if "supervisor" in c.split())
+    if os_name == "rocky9":
+        assert installs.index("dnf install -y epel-release") < supervisor
+    else:
+        assert not [c for c in installs if "epel-release" in c]
+
+
+def test_supervisord_chosen_explicitly_on_a_systemd_host(deploy):
+    run = deploy({"aio": (("omero_database",), {"omero_service_manager": "supervisord"})},
+                 os_name="ubuntu24.04")["aio"]
+    assert "/etc/supervisor/conf.d/postgresql.conf" in run.uploads
+    assert not [command for command in run.commands if "systemctl" in command]
