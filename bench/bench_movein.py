@@ -70,7 +70,7 @@ def tracked_masks(size, cells, frames, rng):
     offsets = np.mgrid[-9:10, -9:10]
     for _ in range(frames):
         labels = np.zeros((size, size), np.uint16)
-        for track, ((y, x), radius) in enumerate(zip(centres, radii), start=1):
+        for track, ((y, x), radius) in enumerate(zip(centres, radii, strict=True), start=1):
             disc = (offsets**2).sum(0) <= radius**2
             rows, columns = offsets[0][disc] + int(y), offsets[1][disc] + int(x)
             keep = (rows >= 0) & (rows < size) & (columns >= 0) & (columns < size)
@@ -94,12 +94,24 @@ def bench_conversion(work, args):
         f"dataset: {args.positions} position(s) x {len(channels)} channels x {args.timepoints} timepoints x {args.z} z "
         f"of {args.size}x{args.size} uint16 = {raw_bytes / 1e6:.0f} MB of pixels"
     )
-    timed("generate PNGs", generate_tree, work / "lab", args.positions, args.timepoints, args.z, channels, args.size, args.jobs)
+    timed(
+        "generate PNGs",
+        generate_tree,
+        work / "lab",
+        args.positions,
+        args.timepoints,
+        args.z,
+        channels,
+        args.size,
+        args.jobs,
+    )
     png_bytes = sum(path.stat().st_size for path in (work / "lab").rglob("*.png"))
     print(f"  PNG files: {png_bytes / 1e6:.0f} MB")
     for name, options in (("plain", []), ("tiled 512, zlib", ["--tile", "512", "--compression", "zlib"])):
         out = work / f"out-{len(options)}"
-        code, seconds = timed(f"omero-png2tiff ({name})", png2tiff.main, [str(work / "lab"), str(out), "--jobs", str(args.jobs), *options])
+        code, seconds = timed(
+            f"omero-png2tiff ({name})", png2tiff.main, [str(work / "lab"), str(out), "--jobs", str(args.jobs), *options]
+        )
         assert code == 0
         tiff_bytes = sum(path.stat().st_size for path in out.rglob("*.ome.tif"))
         print(f"  {raw_bytes / 1e6 / seconds:.0f} MB/s of pixels; OME-TIFF files: {tiff_bytes / 1e6:.0f} MB")
@@ -117,27 +129,45 @@ def bench_rois(work, args):
 
     timed("generate masks", write_all)
     image = work / "image.ome.tif"
-    tifffile.imwrite(image, np.zeros((args.frames, 1, 1, args.size, args.size), np.uint8), metadata={"axes": "TCZYX"}, compression="zlib")
+    tifffile.imwrite(
+        image,
+        np.zeros((args.frames, 1, 1, args.size, args.size), np.uint8),
+        metadata={"axes": "TCZYX"},
+        compression="zlib",
+    )
 
     segmentation, read_seconds = timed("read masks, find cells", masks2rois.segment, folder)
     print(f"  {len(segmentation.tracks)} tracks, {len(segmentation.shapes)} cell shapes")
-    _, mask_seconds = timed("ROIs with Masks into the OME-TIFF", masks2rois.add_rois_to_tiff, image, segmentation, False, True)
-    _, polygon_seconds = timed("ROIs with Masks and Polygons into the OME-TIFF", masks2rois.add_rois_to_tiff, image, segmentation, True, True)
-    print(f"  omero-masks2rois total: {read_seconds + mask_seconds:.1f} s (masks), {read_seconds + polygon_seconds:.1f} s (with polygons)")
+    _, mask_seconds = timed(
+        "ROIs with Masks into the OME-TIFF", masks2rois.add_rois_to_tiff, image, segmentation, False, True
+    )
+    _, polygon_seconds = timed(
+        "ROIs with Masks and Polygons into the OME-TIFF", masks2rois.add_rois_to_tiff, image, segmentation, True, True
+    )
+    print(
+        f"  omero-masks2rois total: {read_seconds + mask_seconds:.1f} s (masks), "
+        f"{read_seconds + polygon_seconds:.1f} s (with polygons)"
+    )
     print(f"  OME-XML size: {len(tifffile.tiffcomment(image)) / 1e6:.0f} MB")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--positions", type=int, default=1, help="positions in the tree (default: %(default)s)")
-    parser.add_argument("--channels", type=int, default=4, choices=range(1, len(CHANNELS) + 1), help="channels (default: %(default)s)")
+    parser.add_argument(
+        "--channels", type=int, default=4, choices=range(1, len(CHANNELS) + 1), help="channels (default: %(default)s)"
+    )
     parser.add_argument("--timepoints", type=int, default=50, help="timepoints (default: %(default)s)")
     parser.add_argument("--z", type=int, default=5, help="z-planes (default: %(default)s)")
     parser.add_argument("--size", type=int, default=1024, help="image width and height (default: %(default)s)")
     parser.add_argument("--cells", type=int, default=1000, help="tracked cells in the masks (default: %(default)s)")
     parser.add_argument("--frames", type=int, default=100, help="mask frames (default: %(default)s)")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="processes (default: the number of cores, %(default)s)")
-    parser.add_argument("--workdir", type=Path, help="where to generate the data (default: a temporary folder, removed after)")
+    parser.add_argument(
+        "--jobs", type=int, default=os.cpu_count(), help="processes (default: the number of cores, %(default)s)"
+    )
+    parser.add_argument(
+        "--workdir", type=Path, help="where to generate the data (default: a temporary folder, removed after)"
+    )
     parser.add_argument("--skip-conversion", action="store_true", help="benchmark only the masks to ROIs")
     args = parser.parse_args()
 

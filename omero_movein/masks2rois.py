@@ -68,6 +68,8 @@ def cells_in_frame(labels):
     width = labels.shape[1]
     flat = labels.ravel()
     pixels = np.flatnonzero(flat)
+    if not pixels.size:
+        return
     values = flat[pixels]
     # Stable, so each label's pixels stay in row-major order: first row first, last row last.
     order = np.argsort(values, kind="stable")
@@ -75,7 +77,7 @@ def cells_in_frame(labels):
     ids, starts = np.unique(values, return_index=True)
     ends = np.append(starts[1:], len(values))
     rows, columns = np.divmod(pixels, width)
-    for label, start, end in zip(ids.tolist(), starts, ends):
+    for label, start, end in zip(ids.tolist(), starts, ends, strict=True):
         label_rows, label_columns = rows[start:end], columns[start:end]
         top, bottom = label_rows[0], label_rows[-1]
         left, right = label_columns.min(), label_columns.max()
@@ -130,7 +132,11 @@ def segment(folder, pattern=DEFAULT_PATTERN, the_c=None, the_z=None):
         if frame_shape is None:
             frame_shape = labels.shape
         elif labels.shape != frame_shape:
-            raise MoveInError(path, f"size {labels.shape[1]}x{labels.shape[0]} differs from the first mask's {frame_shape[1]}x{frame_shape[0]}")
+            raise MoveInError(
+                path,
+                f"size {labels.shape[1]}x{labels.shape[0]} differs from the first mask's "
+                f"{frame_shape[1]}x{frame_shape[0]}",
+            )
         for track, x, y, mask in cells_in_frame(labels):
             shape = CellShape(track, t, the_z if z is None else z, the_c, x, y, mask)
             tracks.setdefault(track, []).append(shape)
@@ -147,7 +153,9 @@ def check_fits(segmentation, size_x, size_y, size_z, size_c, size_t, image):
     for shape in segmentation.shapes:
         for name, value, size in (("t", shape.t, size_t), ("z", shape.z, size_z), ("c", shape.c, size_c)):
             if value is not None and value >= size:
-                raise MoveInError(image, f"track {shape.track} is on {name}={value} but the image has {size} ({name}=0..{size - 1})")
+                raise MoveInError(
+                    image, f"track {shape.track} is on {name}={value} but the image has {size} ({name}=0..{size - 1})"
+                )
 
 
 def track_color(track):
@@ -167,15 +175,23 @@ def ome_rois(segmentation, polygons):
         for index, shape in enumerate(shapes):
             plane = {"the_t": shape.t, "the_z": shape.z, "the_c": shape.c}
             bits = shape.packed_bits()
-            union.append(model.Mask(
-                id=f"Shape:{track}:{2 * index}",
-                x=shape.x, y=shape.y, width=shape.mask.shape[1], height=shape.mask.shape[0],
-                bin_data=model.BinData(value=bits, length=len(bits), big_endian=True),
-                fill_color=color, **plane,
-            ))
+            union.append(
+                model.Mask(
+                    id=f"Shape:{track}:{2 * index}",
+                    x=shape.x,
+                    y=shape.y,
+                    width=shape.mask.shape[1],
+                    height=shape.mask.shape[0],
+                    bin_data=model.BinData(value=bits, length=len(bits), big_endian=True),
+                    fill_color=color,
+                    **plane,
+                )
+            )
             if polygons:
                 points = " ".join(f"{x},{y}" for x, y in shape.outline_points())
-                union.append(model.Polygon(id=f"Shape:{track}:{2 * index + 1}", points=points, stroke_color=color, **plane))
+                union.append(
+                    model.Polygon(id=f"Shape:{track}:{2 * index + 1}", points=points, stroke_color=color, **plane)
+                )
         rois.append(model.ROI(id=f"ROI:{track}", name=f"track {track}", union=union))
     return rois
 
@@ -186,9 +202,8 @@ def add_rois_to_tiff(path, segmentation, polygons=False, replace=False):
     image = ome.images[0]
     pixels = image.pixels
     check_fits(segmentation, pixels.size_x, pixels.size_y, pixels.size_z, pixels.size_c, pixels.size_t, path)
-    if ome.rois or image.roi_refs:
-        if not replace:
-            raise MoveInError(path, f"already holds {len(ome.rois)} ROIs (use --replace-rois to replace them)")
+    if (ome.rois or image.roi_refs) and not replace:
+        raise MoveInError(path, f"already holds {len(ome.rois)} ROIs (use --replace-rois to replace them)")
     ome.rois = ome_rois(segmentation, polygons)
     image.roi_refs = [model.ROIRef(id=roi.id) for roi in ome.rois]
     rewrite_ome(path, ome)
@@ -218,10 +233,19 @@ def _parse_args(argv):
         ),
     )
     parser.add_argument("masks", type=Path, help="folder of label mask images (PNG or TIFF), one per frame")
-    parser.add_argument("--pattern", default=DEFAULT_PATTERN, help="regular expression a mask file's whole name must match, with a named group t (frame) and optionally z (default: %(default)s)")
+    parser.add_argument(
+        "--pattern",
+        default=DEFAULT_PATTERN,
+        help="regular expression a mask file's whole name must match, "
+        "with a named group t (frame) and optionally z (default: %(default)s)",
+    )
     parser.add_argument("--channel", type=int, help="channel index (TheC) of the shapes (default: all channels)")
-    parser.add_argument("--z", type=int, help="z-plane index (TheZ) of the shapes whose file name gives none (default: all planes)")
-    parser.add_argument("--polygons", action="store_true", help="also add each cell's outline as a Polygon on every frame")
+    parser.add_argument(
+        "--z", type=int, help="z-plane index (TheZ) of the shapes whose file name gives none (default: all planes)"
+    )
+    parser.add_argument(
+        "--polygons", action="store_true", help="also add each cell's outline as a Polygon on every frame"
+    )
     local = parser.add_argument_group("into an OME-TIFF")
     local.add_argument("--tiff", type=Path, help="OME-TIFF whose OME-XML gets the ROIs (rewritten in place)")
     local.add_argument("--replace-rois", action="store_true", help="replace ROIs the OME-TIFF already holds")

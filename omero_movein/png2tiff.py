@@ -66,12 +66,7 @@ class Layout:
 
     def paths_in_plane_order(self):
         """Files in XYZCT order: z fastest, then channel, then time."""
-        return [
-            self.files[c, t, z]
-            for t in self.t_values
-            for c in self.channels
-            for z in self.z_values
-        ]
+        return [self.files[c, t, z] for t in self.t_values for c in self.channels for z in self.z_values]
 
 
 def _number(folder, name, group, text):
@@ -151,7 +146,9 @@ def read_plane(path, shape, dtype):
     plane = read_image(path)
     _checked(path, plane.shape, plane.dtype)
     if plane.shape != shape:
-        raise MoveInError(path, f"size {plane.shape[1]}x{plane.shape[0]} differs from the first plane's {shape[1]}x{shape[0]}")
+        raise MoveInError(
+            path, f"size {plane.shape[1]}x{plane.shape[0]} differs from the first plane's {shape[1]}x{shape[0]}"
+        )
     if plane.dtype != dtype:
         raise MoveInError(path, f"pixel type {plane.dtype} differs from the first plane's {dtype}")
     return plane
@@ -176,7 +173,11 @@ def channel_names(layout, options):
     if not options.channel_names:
         return list(layout.channels)
     if len(options.channel_names) != layout.size_c:
-        raise MoveInError(layout.folder, f"--channel-names gives {len(options.channel_names)} names for {layout.size_c} channels ({', '.join(layout.channels)})")
+        raise MoveInError(
+            layout.folder,
+            f"--channel-names gives {len(options.channel_names)} names for {layout.size_c} channels "
+            f"({', '.join(layout.channels)})",
+        )
     return list(options.channel_names)
 
 
@@ -317,28 +318,61 @@ def _parse_args(argv):
     )
     parser.add_argument("input", type=Path, help="a position folder, or a tree of them (researcher/date/position)")
     parser.add_argument(
-        "output", type=Path,
-        help="output folder (the input tree is mirrored in it), or for a single position an output path ending in .ome.tif",
+        "output",
+        type=Path,
+        help="output folder (the input tree is mirrored in it), "
+        "or for a single position an output path ending in .ome.tif",
     )
     parser.add_argument(
-        "--pattern", default=DEFAULT_PATTERN,
+        "--pattern",
+        default=DEFAULT_PATTERN,
         help="regular expression a PNG file's whole name must match, with named groups c (channel), "
         "t and z (numbers); a group left out means size 1 (default: %(default)s)",
     )
-    parser.add_argument("--channels", type=_comma_list, default=(), help="the c values in the order to store them, comma-separated (default: numeric or alphabetical order)")
-    parser.add_argument("--channel-names", type=_comma_list, default=(), help="channel names to store, comma-separated, in channel order (default: the c values)")
+    parser.add_argument(
+        "--channels",
+        type=_comma_list,
+        default=(),
+        help="the c values in the order to store them, comma-separated (default: numeric or alphabetical order)",
+    )
+    parser.add_argument(
+        "--channel-names",
+        type=_comma_list,
+        default=(),
+        help="channel names to store, comma-separated, in channel order (default: the c values)",
+    )
     parser.add_argument("--pixel-size", type=_positive, help="physical pixel size in X and Y, in µm")
     parser.add_argument("--z-step", type=_positive, help="distance between z-planes, in µm")
     parser.add_argument("--time-increment", type=_positive, help="time between timepoints, in seconds")
     parser.add_argument("--tile", type=_tile_size, help="write tiles of this size (a multiple of 16) instead of strips")
-    parser.add_argument("--compression", choices=("none", "zlib"), default="none", help="pixel compression (default: %(default)s; zlib is lossless deflate)")
     parser.add_argument(
-        "--compression-level", type=int, choices=range(1, 10), default=1, metavar="1-9",
-        help="zlib level (default: %(default)s; on noisy microscopy planes higher levels take several times longer and save a few percent at most)",
+        "--compression",
+        choices=("none", "zlib"),
+        default="none",
+        help="pixel compression (default: %(default)s; zlib is lossless deflate)",
     )
-    parser.add_argument("--jobs", "-j", type=_positive_int, default=os.cpu_count(), help="positions converted in parallel (default: the number of cores, %(default)s)")
+    parser.add_argument(
+        "--compression-level",
+        type=int,
+        choices=range(1, 10),
+        default=1,
+        metavar="1-9",
+        help="zlib level (default: %(default)s; on noisy microscopy planes higher levels "
+        "take several times longer and save a few percent at most)",
+    )
+    parser.add_argument(
+        "--jobs",
+        "-j",
+        type=_positive_int,
+        default=os.cpu_count(),
+        help="positions converted in parallel (default: the number of cores, %(default)s)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    parser.add_argument("--dry-run", action="store_true", help="print what each position holds (sizes, pixel type, channels) and write nothing")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what each position holds (sizes, pixel type, channels) and write nothing",
+    )
     return parser.parse_args(argv)
 
 
@@ -374,8 +408,10 @@ def _run_all(tasks, jobs, total_planes=None):
     """
     progress = multiprocessing.Queue()
     results = [None] * len(tasks)
-    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), initializer=_init_worker, initargs=(progress,)) as pool, \
-            tqdm(total=total_planes, unit="plane", disable=None if total_planes else True) as bar:
+    with (
+        ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), initializer=_init_worker, initargs=(progress,)) as pool,
+        tqdm(total=total_planes, unit="plane", disable=None if total_planes else True) as bar,
+    ):
         pending = {pool.submit(function, *args): index for index, (function, args) in enumerate(tasks)}
         while pending:
             done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
@@ -425,16 +461,22 @@ def main(argv=None):
     except MoveInError as err:
         return report(err)
 
-    names = [folder.relative_to(args.input).as_posix() if folder != args.input else args.input.resolve().name for folder in positions]
+    names = [
+        folder.relative_to(args.input).as_posix() if folder != args.input else args.input.resolve().name
+        for folder in positions
+    ]
     if args.dry_run:
         results = _run_all([(describe_position, (folder, options)) for folder in positions], args.jobs)
     else:
-        tasks = [(convert_position, (folder, output, name, options)) for folder, output, name in zip(positions, outputs, names)]
+        tasks = [
+            (convert_position, (folder, output, name, options))
+            for folder, output, name in zip(positions, outputs, names, strict=True)
+        ]
         total_planes = sum(1 for folder in positions for path in folder.iterdir() if pattern.fullmatch(path.name))
         results = _run_all(tasks, args.jobs, total_planes)
 
     failed = 0
-    for name, output, result in zip(names, outputs, results):
+    for name, output, result in zip(names, outputs, results, strict=True):
         if isinstance(result, MoveInError):
             failed += 1
             report(result)

@@ -12,7 +12,9 @@ try:
     from omero.model import ImageI, MaskI, PolygonI, RoiI
     from omero.rtypes import rdouble, rint, rstring
 except ImportError as err:
-    raise MoveInError("omero-py", f"needed to upload but not importable ({err}); install the project's 'omero' extra") from err
+    raise MoveInError(
+        "omero-py", f"needed to upload but not importable ({err}); install the project's 'omero' extra"
+    ) from err
 
 # ROIs saved per server call: large enough to amortise the round trip, small
 # enough to keep each message well under Ice's size limit.
@@ -68,7 +70,9 @@ def save_rois(conn, image_id, segmentation, polygons=False):
     image = conn.getObject("Image", image_id)
     if image is None:
         raise MoveInError(where, "no such image, or not visible to this user")
-    check_fits(segmentation, image.getSizeX(), image.getSizeY(), image.getSizeZ(), image.getSizeC(), image.getSizeT(), where)
+    check_fits(
+        segmentation, image.getSizeX(), image.getSizeY(), image.getSizeZ(), image.getSizeC(), image.getSizeT(), where
+    )
     # Save into the image's own group, where the ROIs must live.
     conn.SERVICE_OPTS.setOmeroGroup(image.getDetails().getGroup().getId())
     update = conn.getUpdateService()

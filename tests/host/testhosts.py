@@ -3,8 +3,8 @@
 A pristine root is made once with debootstrap and cached as a tarball; each test host is
 a copy of it with /proc and /dev mounted, its own loopback address, and the machine's
 extra CA certificates handed to the deploy (as a lab behind a TLS-inspecting proxy
-would). Downloaded .debs and pip wheels are shared through cache directories mounted
-into every host. Teardown stops every process running inside the root, unmounts and
+would). Downloaded .debs and pip wheels are kept in cache directories mounted into the
+hosts. Teardown stops every process running inside the root, unmounts and
 deletes it.
 """
 
@@ -27,8 +27,9 @@ CACHE = Path(os.environ.get("OMERO_TEST_CACHE", "~/.cache/omero-pyinfra")).expan
 HOSTS = Path(os.environ.get("OMERO_TEST_HOSTS", "/var/tmp/omero-pyinfra-hosts"))
 MIRROR = os.environ.get("OMERO_TEST_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 EXTRA_CA_CERTIFICATES = sorted(glob.glob("/usr/local/share/ca-certificates/*.crt"))
-# Shared between hosts and runs: (directory in the cache, mount point in the host).
-SHARED_CACHES = (("apt-archives", "var/cache/apt/archives"), ("pip", "root/.cache/pip"))
+# Kept across runs: (directory in the cache, mount point in the host). apt locks its
+# archive directory, so each host name has its own; pip's cache is safe to share.
+CACHES = (("apt-archives/{name}", "var/cache/apt/archives"), ("pip", "root/.cache/pip"))
 CLEAN_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "HOME": os.environ.get("HOME", "/root"),
@@ -86,9 +87,10 @@ class ChrootHost:
         shutil.copy("/etc/resolv.conf", self.root / "etc/resolv.conf")
         for source, target in (("/proc", "proc"), ("/dev", "dev"), ("/dev/pts", "dev/pts")):
             self._mount(Path(source), target)
-        for cache_dir, target in SHARED_CACHES:
-            (CACHE / cache_dir).mkdir(parents=True, exist_ok=True)
-            self._mount(CACHE / cache_dir, target)
+        for cache_dir, target in CACHES:
+            source = CACHE / cache_dir.format(name=self.name)
+            source.mkdir(parents=True, exist_ok=True)
+            self._mount(source, target)
         return self
 
     def _mount(self, source: Path, target: str) -> None:
@@ -183,8 +185,14 @@ def pyinfra(inventory: Path, *args: str, timeout: int = 1800) -> subprocess.Comp
 
 def deploy(inventory: Path, *hosts: ChrootHost) -> subprocess.CompletedProcess:
     result = pyinfra(inventory)
+    # Kept as an artifact: the whole deploy output, for when it failed.
+    log = ROOT / "artifacts" / f"deploy-{inventory.stem}.log"
+    log.parent.mkdir(exist_ok=True)
+    log.write_text(result.stdout + result.stderr)
     if result.returncode != 0:
-        raise AssertionError(f"deploy failed:\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}")
+        errors = [line for line in (result.stdout + result.stderr).splitlines()
+                  if "rror" in line and "Operation" not in line]
+        raise AssertionError(f"deploy failed (whole output in {log}):\n" + "\n".join(errors[-40:]))
     for host in hosts:
         host.keep_built_wheel()
     return result

@@ -89,7 +89,7 @@ def test_systemd_units_enabled_and_started(allinone):
     assert f"Requires={EXPECTED[os_name]['pg_unit']}" in server_unit
     assert "omero admin start --foreground" in server_unit and "User=omero-server" in server_unit
     assert "After=network.target omero-server.service" in web_unit
-    assert "gunicorn --bind 127.0.0.1:4080 --workers 5 " in web_unit  # 2 * 2 CPUs + 1
+    assert "gunicorn --bind 127.0.0.1:4080 " in web_unit and " --workers 5 " in web_unit  # 2 * 2 CPUs + 1
     for service in ("postgresql", "omero-server", "omero-web", "nginx"):
         assert f"systemctl enable {service}.service" in run.commands
         assert f"systemctl start {service}.service" in run.commands

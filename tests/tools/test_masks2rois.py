@@ -4,11 +4,12 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import tifffile
-from conftest import SHAPE, decode_mask, tracked_cells, write_masks, write_position
 from ome_types import from_xml
 
 from omero_movein import masks2rois, png2tiff
 from omero_movein.errors import MoveInError
+
+from .movein_data import SHAPE, decode_mask, tracked_cells, write_masks, write_position
 
 pytestmark = pytest.mark.tools
 
@@ -78,7 +79,7 @@ def test_rois_round_trip_through_the_ome_tiff(position, capsys):
         pages = [page.asarray() for page in tif.pages]
     expected_planes = [planes[c, t, z] for t in range(4) for c in ("DAPI", "GFP", "mCherry") for z in range(2)]
     assert len(pages) == len(expected_planes)
-    for page, plane in zip(pages, expected_planes):
+    for page, plane in zip(pages, expected_planes, strict=True):
         np.testing.assert_array_equal(page, plane)
 
 
@@ -188,7 +189,9 @@ def test_unreadable_mask_is_named(tmp_path, capsys):
 
 def test_empty_masks_and_unmatched_names(tmp_path, capsys):
     empty = write_masks(tmp_path / "empty", [np.zeros(SHAPE, np.uint16)])
-    assert f"error: {empty}: no cell in any mask" in run_expecting_error(capsys, empty, "--tiff", tmp_path / "x.ome.tif")
+    assert f"error: {empty}: no cell in any mask" in run_expecting_error(
+        capsys, empty, "--tiff", tmp_path / "x.ome.tif"
+    )
 
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("")

@@ -20,7 +20,7 @@ def rasterize(corners, shape):
     rows, columns = np.mgrid[: shape[0], : shape[1]]
     centre_x, centre_y = columns + 0.5, rows + 0.5
     inside = np.zeros(shape, dtype=bool)
-    for (x0, y0), (x1, y1) in zip(corners, corners[1:] + corners[:1]):
+    for (x0, y0), (x1, y1) in zip(corners, corners[1:] + corners[:1], strict=True):
         if y0 == y1:
             continue  # horizontal edges never cross a horizontal ray through a centre
         crosses = ((y0 > centre_y) != (y1 > centre_y)) & (centre_x < x0 + (centre_y - y0) * (x1 - x0) / (y1 - y0))

@@ -1,16 +1,18 @@
 import subprocess
 import sys
 import tracemalloc
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
 import pytest
 import tifffile
-from conftest import CHANNELS, POSITIONS, SHAPE, plane_file, write_position
 from ome_types import from_xml
 
 from omero_movein import png2tiff
 from omero_movein.errors import MoveInError
+
+from .movein_data import CHANNELS, POSITIONS, SHAPE, plane_file, write_position
 
 pytestmark = pytest.mark.tools
 
@@ -32,7 +34,7 @@ def xyzct(planes, channels=CHANNELS):
 
 def assert_same_planes(pages, expected):
     assert len(pages) == len(expected)
-    for page, plane in zip(pages, expected):
+    for page, plane in zip(pages, expected, strict=True):
         assert page.dtype == plane.dtype
         np.testing.assert_array_equal(page, plane)
 
@@ -45,7 +47,9 @@ def test_position_round_trip_keeps_every_plane_and_the_metadata(tmp_path):
     planes = write_position(tmp_path / "pos01")
     output = tmp_path / "pos01.ome.tif"
 
-    code = png2tiff.main([str(tmp_path / "pos01"), str(output), "--pixel-size", "0.65", "--z-step", "2.5", "--time-increment", "300"])
+    code = png2tiff.main(
+        [str(tmp_path / "pos01"), str(output), "--pixel-size", "0.65", "--z-step", "2.5", "--time-increment", "300"]
+    )
 
     assert code == 0
     pages, ome = read_back(output)
@@ -104,10 +108,16 @@ def test_uint8_planes_and_a_custom_pattern_with_numbered_channels(tmp_path):
     planes = write_position(tmp_path / "pos3", channels=("1", "0"), size_z=1, dtype=np.uint8, name=name)
     output = tmp_path / "pos3.ome.tif"
 
-    code = png2tiff.main([
-        str(tmp_path / "pos3"), str(output),
-        "--pattern", r"pos3-ch(?P<c>\d+)-T(?P<t>\d+)\.png", "--channel-names", "brightfield,GFP",
-    ])
+    code = png2tiff.main(
+        [
+            str(tmp_path / "pos3"),
+            str(output),
+            "--pattern",
+            r"pos3-ch(?P<c>\d+)-T(?P<t>\d+)\.png",
+            "--channel-names",
+            "brightfield,GFP",
+        ]
+    )
 
     assert code == 0
     pages, ome = read_back(output)
@@ -135,7 +145,10 @@ def test_dry_run_prints_what_it_inferred_and_writes_nothing(lab_tree, tmp_path, 
     assert png2tiff.main([str(root), str(tmp_path / "out"), "--dry-run"]) == 0
 
     printed = capsys.readouterr().out
-    assert printed.count("X=40 Y=24 Z=2 C=3 T=3 uint16; channels: DAPI, GFP, mCherry (18 planes, 1 other files ignored)") == 3
+    assert (
+        printed.count("X=40 Y=24 Z=2 C=3 T=3 uint16; channels: DAPI, GFP, mCherry (18 planes, 1 other files ignored)")
+        == 3
+    )
     assert f"alice/2019-05-01/pos02 -> {tmp_path / 'out' / 'alice/2019-05-01/pos02.ome.tif'}" in printed
     assert not (tmp_path / "out").exists()
 
@@ -260,7 +273,10 @@ def test_two_files_for_one_plane_are_named(tmp_path, capsys):
 
     error = convert_expecting_error(tmp_path / "pos", tmp_path / "out", capsys)
 
-    assert f"error: {tmp_path / 'pos' / 'img_1_DAPI_000.png'}: same plane (c=DAPI, t=1, z=0) as {plane_file(1, 'DAPI', 0)}" in error
+    assert (
+        f"error: {tmp_path / 'pos' / 'img_1_DAPI_000.png'}: same plane (c=DAPI, t=1, z=0) as {plane_file(1, 'DAPI', 0)}"
+        in error
+    )
 
 
 def test_channel_names_must_match_the_channel_count(tmp_path, capsys):
@@ -310,7 +326,10 @@ def test_scan_reports_a_non_numeric_t(tmp_path):
 def test_command_line_exit_code_and_message(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "omero_movein.png2tiff", str(tmp_path / "nowhere"), str(tmp_path / "out")],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(png2tiff.__file__).parents[1],  # where `-m omero_movein` is found, installed or not
     )
     assert result.returncode == 2
     assert result.stderr == f"error: {tmp_path / 'nowhere'}: not a folder\n"

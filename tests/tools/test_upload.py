@@ -5,7 +5,8 @@ import socket
 
 import numpy as np
 import pytest
-from conftest import SHAPE, tracked_cells, write_masks
+
+from .movein_data import SHAPE, tracked_cells, write_masks
 
 pytest.importorskip("omero.gateway", reason="omero-py (with IcePy, zeroc-ice 3.6.5) is not installed")
 
@@ -38,7 +39,7 @@ def test_omero_rois_hold_every_cell_on_every_frame(segmentation):
     rois = upload.omero_rois(cells, image_id=51, polygons=True)
 
     assert [roi.getName().getValue() for roi in rois] == [f"track {track}" for track in TRACKS]
-    for roi, (track, frames) in zip(rois, TRACKS.items()):
+    for roi, (track, frames) in zip(rois, TRACKS.items(), strict=True):
         assert roi.getImage().getId().getValue() == 51
         assert roi.getId() is None  # new, for the server to save
         mask_shapes = [shape for shape in roi.copyShapes() if isinstance(shape, MaskI)]
@@ -147,15 +148,22 @@ def test_unreachable_server_is_reported_without_the_password(tmp_path, monkeypat
     monkeypatch.setenv("OMERO_PASSWORD", "never-printed")
     folder = write_masks(tmp_path / "masks", tracked_cells())
 
-    code = masks2rois.main([str(folder), "--host", "127.0.0.1", "--port", str(port), "--user", "alice", "--image-id", "1"])
+    code = masks2rois.main(
+        [str(folder), "--host", "127.0.0.1", "--port", str(port), "--user", "alice", "--image-id", "1"]
+    )
 
     assert code == 2
     printed = capsys.readouterr()
-    assert printed.err.startswith(f"error: 127.0.0.1:{port}: cannot reach the OMERO server (ConnectionRefusedException)")
+    assert printed.err.startswith(
+        f"error: 127.0.0.1:{port}: cannot reach the OMERO server (ConnectionRefusedException)"
+    )
     assert "never-printed" not in printed.err + printed.out
 
 
-@pytest.mark.skipif(not os.environ.get("OMERO_TEST_HOST"), reason="no OMERO server: set OMERO_TEST_HOST (and OMERO_TEST_USER, OMERO_PASSWORD)")
+@pytest.mark.skipif(
+    not os.environ.get("OMERO_TEST_HOST"),
+    reason="no OMERO server: set OMERO_TEST_HOST (and OMERO_TEST_USER, OMERO_PASSWORD)",
+)
 def test_live_upload_to_a_real_server(tmp_path, capsys):
     from omero.gateway import BlitzGateway
 
@@ -170,7 +178,9 @@ def test_live_upload_to_a_real_server(tmp_path, capsys):
         masks = tracked_cells()
         folder = write_masks(tmp_path / "masks", masks)
 
-        code = masks2rois.main([str(folder), "--host", host, "--port", str(port), "--user", user, "--image-id", str(image.getId())])
+        code = masks2rois.main(
+            [str(folder), "--host", host, "--port", str(port), "--user", user, "--image-id", str(image.getId())]
+        )
 
         assert code == 0, capsys.readouterr().err
         result = conn.getRoiService().findByImage(image.getId(), None)
