@@ -4,6 +4,7 @@
 option stops the run before any host changes, with a message naming the option.
 """
 
+import difflib
 import hashlib
 import os
 import re
@@ -99,6 +100,7 @@ def load(host, inventory, platform: Platform, pid1: str) -> Settings:
     options = {name: host.data.get(name, default) for name, default in DEFAULTS.items()}
     roles = frozenset(group for group in ROLES if group in host.groups)
     check = _Checker(options, host.name)
+    check.known(host.data.dict())
     check.common()
 
     database_hosts = inventory.get_group(DATABASE, [])
@@ -173,6 +175,14 @@ class _Checker:
 
     def fail(self, option: str, problem: str):
         raise OmeroOptionError(option, problem, self.host_name)
+
+    def known(self, data: dict) -> None:
+        """A misspelt option would silently fall back to its default: refuse it instead."""
+        for key in data:
+            if key.startswith("omero_") and key not in DEFAULTS:
+                close = difflib.get_close_matches(key, DEFAULTS, n=1)
+                self.fail(key, "is not an option of this deploy"
+                               + (f"; did you mean {close[0]}?" if close else ""))
 
     def common(self) -> None:
         o = self.options
@@ -257,8 +267,10 @@ class _Checker:
             self.fail(option, f"file name {artifact.filename!r} is not like {name_hint}")
         if not _SHA256.match(artifact.sha256):
             self.fail(sha_option, f"must be the 64 hex digit sha256 of {artifact.filename}")
-        if not artifact.is_url and _sha256_of(artifact.source) != artifact.sha256:
-            self.fail(sha_option, f"does not match {artifact.source} (sha256 {_sha256_of(artifact.source)})")
+        if not artifact.is_url:
+            actual = _sha256_of(artifact.source)
+            if actual != artifact.sha256:
+                self.fail(sha_option, f"does not match {artifact.source} (its sha256 is {actual})")
         return artifact
 
 

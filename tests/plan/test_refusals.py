@@ -135,3 +135,10 @@ def test_two_database_hosts_refused(deploy):
 def test_server_without_database_host_refused(deploy):
     with pytest.raises(OmeroDeployError, match="is in omero_server but the inventory has no omero_database"):
         deploy({"server": (("omero_server", "omero_web"), {})}, execute=False)
+
+
+def test_misspelt_option_is_refused_with_a_suggestion(deploy):
+    with pytest.raises(OmeroOptionError, match="did you mean omero_db_password") as caught:
+        deploy({"aio": (ALL_ROLES, {"omero_db_pasword": "a-long-enough-password"})}, execute=False)
+    assert caught.value.option == "omero_db_pasword"
+    assert_refused_first(caught.value)
