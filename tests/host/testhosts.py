@@ -177,9 +177,10 @@ def write_inventory(path: Path, groups: dict[str, list[ChrootHost]], data: dict[
     return path
 
 
-def pyinfra(inventory: Path, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
+def pyinfra(inventory: Path, *args: str, deploy_file: str = "deploy.py",
+            timeout: int = 1800) -> subprocess.CompletedProcess:
     """Run the deploy; with no ``args``, for real (``-y``: no prompt)."""
-    return subprocess.run([PYINFRA, *(args or ["-y"]), str(inventory), "deploy.py"], cwd=ROOT,
+    return subprocess.run([PYINFRA, *(args or ["-y"]), str(inventory), deploy_file], cwd=ROOT,
                           env=CLEAN_ENV, capture_output=True, text=True, timeout=timeout)
 
 
@@ -198,9 +199,9 @@ def deploy(inventory: Path, *hosts: ChrootHost) -> subprocess.CompletedProcess:
     return result
 
 
-def hosts_with_changes(inventory: Path) -> dict[str, list[str]]:
+def hosts_with_changes(inventory: Path, deploy_file: str = "deploy.py") -> dict[str, list[str]]:
     """What a second run would change: {operation name: hosts} from `pyinfra --dry --json`."""
-    result = pyinfra(inventory, "--dry", "--json")
+    result = pyinfra(inventory, "--dry", "--json", deploy_file=deploy_file)
     assert result.returncode == 0, result.stderr[-3000:]
     plan = json.loads(result.stdout)["plan"]
     return {op["name"]: op["hosts_with_change"] + op["hosts_with_conditional_change"]
