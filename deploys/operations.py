@@ -15,6 +15,7 @@ from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from facts.omero import (
     FirstFile,
     OmeroSchemaVersion,
+    OmeroServerVersion,
     PostgresDatabaseOwner,
     PostgresRoleVerifier,
     SupervisorPrograms,
@@ -160,6 +161,22 @@ def omero_schema(omero: str, omerodir: str, db: dict, script_dir: str, root_pass
         QuoteString(HiddenValue(root_password)),
     )
     yield f"{psql} -f {shlex.quote(script)} && rm -f {shlex.quote(script)}"
+
+
+@operation()
+def stop_and_dump_before_upgrade(symlink: str, version: str, stop: str, user: str, dump_dir: str,
+                                 db: dict):
+    """When ``symlink`` points at another OMERO.server version than ``version``: stop that
+    server and dump the database (as ``user``, with its .pgpass) before anything moves."""
+    installed = host.get_fact(OmeroServerVersion, symlink=symlink)
+    if installed in (None, version):
+        host.noop(f"OMERO.server {version} is not an upgrade here")
+        return
+    yield stop
+    dump = f"{dump_dir}/{db['name']}-{installed}-before-{version}.pgdump"
+    yield (f"runuser -u {shlex.quote(user)} -- pg_dump -w -Fc -h {shlex.quote(db['host'])} "
+           f"-p {db['port']} -U {shlex.quote(db['user'])} -f {shlex.quote(dump)} "
+           f"{shlex.quote(db['name'])}")
 
 
 @operation()

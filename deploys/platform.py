@@ -37,7 +37,9 @@ class Platform:
 
     @property
     def ice_runtime_packages(self) -> list[str]:
-        # Glencoe's Ice 3.6.5 builds link against these.
+        # Glencoe's Ice 3.6.5 builds link against these (renamed for 64-bit time in 24.04).
+        if self.label == "Ubuntu 24.04":
+            return ["libdb5.3t64++", "libexpat1", "libbz2-1.0", "libssl3t64"]
         if self.is_debian:
             return ["libdb5.3++", "libexpat1", "libbz2-1.0", "libssl3"]
         return ["expat", "libdb-cxx", "bzip2-libs", "openssl-libs"]

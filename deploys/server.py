@@ -4,19 +4,21 @@ symlink, configured from files, schema created once, upgraded in place on a vers
 import shlex
 from io import StringIO
 
-from pyinfra import host
-from pyinfra.operations import apt, dnf, files, server
-
-from facts.omero import OmeroServerVersion
+from pyinfra.operations import apt, dnf, files
 
 from . import services
-from .operations import changed, omero_schema, omero_schema_upgrade, run_once, shell_when, wait_until
+from .operations import (
+    changed,
+    omero_schema,
+    omero_schema_upgrade,
+    run_once,
+    shell_when,
+    stop_and_dump_before_upgrade,
+    wait_until,
+)
 from .prerequisites import fetch, install_ice, install_java, omero_venv
-from .users import omero_user
+from .users import as_user, omero_user
 
-
-def _as_server_user(settings) -> dict:
-    return {"_su_user": settings.server_user, "_su_shell": "/bin/sh"}
 
 
 def _omero(settings) -> str:
@@ -28,7 +30,7 @@ def _db(settings) -> dict:
             "name": settings.db_name, "user": settings.db_user}
 
 
-def install(settings, installed_version: str | None) -> list:
+def install(settings) -> list:
     install_java(settings)
     install_ice(settings)
     client = settings.platform.postgres_client_package
@@ -49,9 +51,14 @@ def install(settings, installed_version: str | None) -> list:
     files.directory(name="Create the managed repository", path=f"{data_dir}/ManagedRepository",
                     user=settings.server_user, group=settings.group, mode="2775")
 
-    upgrading = installed_version not in (None, settings.server_version)
-    if upgrading:
-        _stop_and_dump(settings, installed_version)
+    files.directory(name="Create the database dump directory", path=settings.server_db_dump_dir,
+                    user=settings.server_user, group=settings.server_user, mode="700")
+    stop_and_dump_before_upgrade(
+        name="Before an upgrade: stop OMERO.server and dump the database",
+        symlink=settings.server_symlink, version=settings.server_version,
+        stop=services.stop_command(settings, "omero-server"), user=settings.server_user,
+        dump_dir=settings.server_db_dump_dir, db=_db(settings),
+    )
     zip_path = fetch(settings, settings.server_artifact, f"{settings.server_basedir}/downloads")
     unpacked = run_once(
         name=f"Unpack OMERO.server {settings.server_version}",
@@ -65,22 +72,6 @@ def install(settings, installed_version: str | None) -> list:
     link = files.link(name="Point OMERO.server at this version", path=settings.server_symlink,
                       target=settings.server_dir, user="root", group="root")
     return [unpacked, link, *venv_changes]
-
-
-def _stop_and_dump(settings, old_version: str) -> None:
-    """Before an upgrade: stop the old server and dump the database."""
-    services.stop_for_upgrade(settings, "omero-server")
-    dump_dir = settings.server_db_dump_dir
-    files.directory(name="Create the database dump directory", path=dump_dir,
-                    user=settings.server_user, group=settings.server_user, mode="700")
-    db = _db(settings)
-    server.shell(
-        name=f"Dump the database before upgrading from {old_version}",
-        commands=[f"pg_dump -w -Fc -h {db['host']} -p {db['port']} -U {db['user']} "
-                  f"-f {dump_dir}/{db['name']}-before-{settings.server_version}-from-{old_version}.pgdump "
-                  f"{db['name']}"],
-        **_as_server_user(settings),
-    )
 
 
 def configure(settings) -> list:
@@ -101,17 +92,17 @@ def configure(settings) -> list:
     loaded = shell_when(
         name="Load the OMERO.server configuration",
         commands=[f"{_omero(settings)} load --glob '{config_dir}/*.omero'"],
-        when=changed(config), **_as_server_user(settings),
+        when=changed(config), **as_user(settings.server_user),
     )
     run_once(name="Create the server's certificates (omero-certificates)",
              command=f"{_omero(settings)} certificates",
-             creates=f"{settings.server_dir}/var/certs/server.p12", **_as_server_user(settings))
+             creates=f"{settings.server_dir}/var/certs/server.p12", **as_user(settings.server_user))
     omero_schema_upgrade(name="Upgrade the OMERO schema if this version needs it",
-                         omerodir=settings.server_symlink, db=db, **_as_server_user(settings))
+                         omerodir=settings.server_symlink, db=db, **as_user(settings.server_user))
     omero_schema(name="Create the OMERO schema (only on an empty database)",
                  omero=f"{settings.server_basedir}/venv3/bin/omero", omerodir=settings.server_symlink,
                  db=db, script_dir=home, root_password=settings.root_password,
-                 **_as_server_user(settings))
+                 **as_user(settings.server_user))
     return [config, loaded]
 
 
@@ -133,13 +124,11 @@ def start(settings, changes: list) -> None:
     wait_until(name="Wait until OMERO.server accepts connections",
                check=f"{_omero(settings)} admin waitup --wait 1 >/dev/null 2>&1",
                what="OMERO.server", timeout=300, when=changed(started),
-               **_as_server_user(settings))
+               **as_user(settings.server_user))
 
 
 def deploy(settings) -> None:
-    # Immutable for this run: which version the symlink pointed at when we started.
-    installed = host.get_fact(OmeroServerVersion, symlink=settings.server_symlink)
-    changes = install(settings, installed)
+    changes = install(settings)
     changes += configure(settings)
     start(settings, changes)
 

@@ -6,7 +6,7 @@ supervisord program, starts it, and restarts it only when something it depends o
 
 from pathlib import Path
 
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import files
 
 from .operations import changed, shell_when, supervised, systemd_running
 
@@ -64,10 +64,7 @@ def start(settings, service: str, restart_when=()):
                            restart_when=changed(*restart_when))
 
 
-def stop_for_upgrade(settings, service: str) -> None:
+def stop_command(settings, service: str) -> str:
     if settings.service_manager == "supervisord":
-        conf = settings.platform.supervisor_conf
-        server.shell(name=f"Stop {service} for the upgrade",
-                     commands=[f"supervisorctl -c {conf} stop {service}"])
-    else:
-        systemd.service(name=f"Stop {service} for the upgrade", service=service, running=False)
+        return f"supervisorctl -c {settings.platform.supervisor_conf} stop {service}"
+    return f"systemctl stop {service}.service"

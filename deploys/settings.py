@@ -241,7 +241,9 @@ class _Checker:
         if not port.isdigit() or not 0 < int(port) < 65536:
             self.fail(option, f"{value!r} does not end in a TCP port number")
 
-    def password(self, option: str, value: str) -> str:
+    def password(self, option: str, value) -> str:
+        if not isinstance(value, str):
+            self.fail(option, "must be a string")
         if value.lower() in _WELL_KNOWN_PASSWORDS or len(value) < 12:
             self.fail(option, "is a well-known or short password (use 12 characters or more)")
         if not value.isascii() or not value.isprintable():

@@ -10,3 +10,8 @@ def omero_user(settings, user: str) -> None:
         name=f"Create the user {user}", user=user, group=user, groups=[settings.group],
         system=True, home=f"/var/lib/{user}", shell="/usr/sbin/nologin",
     )
+
+
+def as_user(user: str) -> dict:
+    """Global arguments running an operation as a service user (``omero`` refuses root)."""
+    return {"_su_user": user, "_su_shell": "/bin/sh"}

@@ -8,15 +8,12 @@ from pyinfra.operations import files
 from . import services
 from .prerequisites import omero_venv
 from .operations import changed, run_once, shell_when, wait_until
-from .users import omero_user
+from .users import as_user, omero_user
 
 
 def static_root(settings) -> str:
     return f"{settings.web_omerodir}/var/static"
 
-
-def _as_web_user(settings) -> dict:
-    return {"_su_user": settings.web_user, "_su_shell": "/bin/sh"}
 
 
 def install(settings) -> list:
@@ -53,13 +50,13 @@ def configure(settings, host_cpus: int, venv_changes: list) -> list:
     # Each step runs when what it depends on changed, and also whenever its result is
     # missing, so a run that failed half-way is completed by the next one.
     loaded = shell_when(name="Load the OMERO.web configuration", commands=[load],
-                        when=changed(config, *venv_changes), **_as_web_user(settings))
+                        when=changed(config, *venv_changes), **as_user(settings.web_user))
     run_once(name="Load the OMERO.web configuration (none loaded yet)", command=load,
-             creates=f"{settings.web_omerodir}/etc/grid/config.xml", **_as_web_user(settings))
+             creates=f"{settings.web_omerodir}/etc/grid/config.xml", **as_user(settings.web_user))
     shell_when(name="Collect OMERO.web's static files (nginx serves them)", commands=[collect],
-               when=changed(loaded, *venv_changes), **_as_web_user(settings))
+               when=changed(loaded, *venv_changes), **as_user(settings.web_user))
     run_once(name="Collect OMERO.web's static files (none collected yet)", command=collect,
-             creates=f"{static_root(settings)}/webgateway", **_as_web_user(settings))
+             creates=f"{static_root(settings)}/webgateway", **as_user(settings.web_user))
     return [config, *venv_changes]
 
 

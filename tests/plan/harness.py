@@ -90,8 +90,11 @@ def fake_responses(os_name: str, pid1: str, cpus: int = 2) -> dict:
 
 
 def run_deploy(hosts: dict[str, tuple[tuple[str, ...], dict]], *, os_name: str = "ubuntu24.04",
-               pid1: str = "systemd", execute: bool = True) -> dict[str, HostRun]:
+               pid1: str = "systemd", execute: bool = True,
+               responses: dict | None = None) -> dict[str, HostRun]:
     """Plan (and unless ``execute`` is false, run) deploy.py for ``{name: (groups, data)}``.
+
+    ``responses`` answer commands before the defaults do (the host as it is found).
 
     Returns each host's HostRun, keyed by the names given. An error raised while
     planning propagates with the HostRuns so far attached as ``error.runs``.
@@ -102,7 +105,7 @@ def run_deploy(hosts: dict[str, tuple[tuple[str, ...], dict]], *, os_name: str =
     for name, (host_groups, data) in hosts.items():
         all_hosts.append((names[name], {
             "fake_delay": 0, "fake_delay_jitter": 0,
-            "fake_responses": fake_responses(os_name, pid1),
+            "fake_responses": {**(responses or {}), **fake_responses(os_name, pid1)},
             **data,
         }))
         for group in host_groups:
