@@ -8,6 +8,14 @@ from pyinfra.api import FactBase
 _DOWN = "__DOWN__"
 
 
+class _NoneWhenAbsent(FactBase):
+    """A fact that is None when what it looks for is absent (or not there yet)."""
+
+    @staticmethod
+    def default():
+        return None
+
+
 class InitSystem(FactBase):
     """The name of PID 1 (``systemd`` on a booted VM; a shell, tini or supervisord in containers)."""
 
@@ -18,7 +26,7 @@ class InitSystem(FactBase):
         return output[0].strip() if output else "unknown"
 
 
-class SupervisorPrograms(FactBase):
+class SupervisorPrograms(_NoneWhenAbsent):
     """``{program: state}`` from a running supervisord; None when supervisord is not running."""
 
     def requires_command(self, conf: str) -> str:
@@ -27,10 +35,6 @@ class SupervisorPrograms(FactBase):
     def command(self, conf: str) -> str:
         ctl = f"supervisorctl -c {shlex.quote(conf)}"
         return f"if {ctl} pid >/dev/null 2>&1; then {ctl} status || true; else echo {_DOWN}; fi"
-
-    @staticmethod
-    def default():
-        return None
 
     def process(self, output):
         if output and output[0].strip() == _DOWN:
@@ -43,7 +47,7 @@ class SupervisorPrograms(FactBase):
         return programs
 
 
-class PostgresRoleVerifier(FactBase):
+class PostgresRoleVerifier(_NoneWhenAbsent):
     """The stored password verifier of a role ('' without one); None when the role is absent
     or PostgreSQL is not running yet (planning a first deploy).
 
@@ -57,10 +61,6 @@ class PostgresRoleVerifier(FactBase):
         query = f"SELECT 'role:' || coalesce(rolpassword, '') FROM pg_authid WHERE rolname = '{role}'"
         return f"psql -XAt -p {port} -c {shlex.quote(query)} 2>/dev/null || true"
 
-    @staticmethod
-    def default():
-        return None
-
     def process(self, output):
         for line in output:
             if line.startswith("role:"):
@@ -68,7 +68,7 @@ class PostgresRoleVerifier(FactBase):
         return None
 
 
-class PostgresDatabaseOwner(FactBase):
+class PostgresDatabaseOwner(_NoneWhenAbsent):
     """``(owner, encoding)`` of a database; None when it is absent or PostgreSQL is not
     running yet. Run it as the postgres user."""
 
@@ -80,10 +80,6 @@ class PostgresDatabaseOwner(FactBase):
                  f"FROM pg_database WHERE datname = '{database}'")
         return f"psql -XAt -p {port} -c {shlex.quote(query)} 2>/dev/null || true"
 
-    @staticmethod
-    def default():
-        return None
-
     def process(self, output):
         for line in output:
             if line.startswith("db:"):
@@ -92,22 +88,18 @@ class PostgresDatabaseOwner(FactBase):
         return None
 
 
-class OmeroServerVersion(FactBase):
+class OmeroServerVersion(_NoneWhenAbsent):
     """Version of the OMERO.server the ``OMERO.server`` symlink points at; None before the first install."""
 
     def command(self, symlink: str) -> str:
         return f"readlink {shlex.quote(symlink)} || true"
-
-    @staticmethod
-    def default():
-        return None
 
     def process(self, output):
         match = re.search(r"OMERO\.server-(\d+\.\d+\.\d+)-ice36/?$", output[0]) if output else None
         return match.group(1) if match else None
 
 
-class OmeroSchemaVersion(FactBase):
+class OmeroSchemaVersion(_NoneWhenAbsent):
     """``OMERO5.4__0`` style version of the OMERO schema in the database; None when it has
     none, or when the database cannot be reached yet (planning a first deploy: the schema
     step then runs, and fails loudly if the database is still unreachable).
@@ -125,25 +117,17 @@ class OmeroSchemaVersion(FactBase):
         return (f"psql -XAtw -h {shlex.quote(host)} -p {port} -U {shlex.quote(user)} "
                 f"-d {shlex.quote(database)} -c {shlex.quote(query)} 2>&1 || true")
 
-    @staticmethod
-    def default():
-        return None
-
     def process(self, output):
         text = "\n".join(output)
         match = re.search(r"^schema:(\S+)$", text, re.M)
         return match.group(1) if match else None
 
 
-class FirstFile(FactBase):
+class FirstFile(_NoneWhenAbsent):
     """The first file matching a shell glob; None when nothing matches."""
 
     def command(self, pattern: str) -> str:
         return f"for f in {pattern}; do [ -f \"$f\" ] && echo \"$f\" && break; done; true"
-
-    @staticmethod
-    def default():
-        return None
 
     def process(self, output):
         return output[0].strip() if output else None

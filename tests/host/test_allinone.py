@@ -11,7 +11,7 @@ import psycopg2
 import pytest
 import requests
 
-from .testhosts import ROOT, hosts_with_changes, pyinfra
+from .testhosts import EXTRA_CA_CERTIFICATES, ROOT, hosts_with_changes, pyinfra
 
 WEB_OMERODIR = "/opt/omero/web/OMERO.web"
 
@@ -58,6 +58,25 @@ def test_no_secret_is_world_readable(allinone, secrets_dir):
     password = db_password(secrets_dir)
     found = allinone.run(f"grep -rlF -- '{password}' /etc /opt /var/lib/omero-web", check=False)
     assert found.stdout == ""
+
+
+def test_lab_ca_certificates_trusted_and_used_by_pip(allinone):
+    bundle = allinone.testinfra.file("/etc/ssl/certs/ca-certificates.crt").content_string
+    installed = allinone.testinfra.file("/usr/local/share/ca-certificates").listdir()
+    for path in EXTRA_CA_CERTIFICATES:
+        assert f"omero-extra-{Path(path).stem}.crt" in installed
+        # The certificate's first line of base64 is in the system bundle ...
+        assert Path(path).read_text().splitlines()[1] in bundle
+    # ... which the venv's pip is pointed at (pip's own bundle lacks the lab's CAs).
+    pip_conf = allinone.testinfra.file("/opt/omero/web/venv3/pip.conf")
+    assert pip_conf.contains("^cert = /etc/ssl/certs/ca-certificates.crt$")
+    assert (pip_conf.user, pip_conf.mode) == ("root", 0o644)
+
+
+def test_deploy_output_holds_no_secret(allinone, secrets_dir):
+    log = (ROOT / "artifacts" / f"deploy-{allinone.inventory.stem}.log").read_text()
+    assert "Starting operation: Create the database role omero" in log
+    assert db_password(secrets_dir) not in log
 
 
 def test_services_run_under_supervision(allinone):
