@@ -225,6 +225,10 @@ class _Checker:
                 isinstance(key, str) and key.startswith("omero.") for key in config
             ):
                 self.fail(option, "must be a mapping of OMERO setting names (omero.*) to values")
+            # Values are written single-quoted, one per line, into the config files.
+            for key, value in config.items():
+                if "'" in str(value) or "\n" in str(value):
+                    self.fail(option, f"the value of {key} holds a single quote or a line break")
         for version_option in ("omero_py_version", "omero_web_version"):
             if not re.match(r"^\d+\.\d+\.\d+$", str(o[version_option])):
                 self.fail(version_option, f"must be a release like 5.23.0, not {o[version_option]!r}")
@@ -246,8 +250,8 @@ class _Checker:
             self.fail(option, "must be a string")
         if value.lower() in _WELL_KNOWN_PASSWORDS or len(value) < 12:
             self.fail(option, "is a well-known or short password (use 12 characters or more)")
-        if not value.isascii() or not value.isprintable():
-            self.fail(option, "must be printable ASCII")
+        if not value.isascii() or not value.isprintable() or "'" in value:
+            self.fail(option, "must be printable ASCII, without a single quote")
         return value
 
     def optional_artifact(self, option, sha_option, name_pattern, name_hint) -> Artifact | None:

@@ -15,7 +15,6 @@ def static_root(settings) -> str:
     return f"{settings.web_omerodir}/var/static"
 
 
-
 def install(settings) -> list:
     omero_user(settings, settings.web_user)
     files.directory(name="Create the OMERO.web base directory", path=settings.web_basedir,

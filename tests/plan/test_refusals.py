@@ -60,6 +60,8 @@ BAD_OPTIONS = [
     bad("omero_nginx_listen", "0.0.0.0:70000", "does not end in a TCP port number"),
     bad("omero_server_config", {"db.host": "elsewhere"}, "mapping of OMERO setting names"),
     bad("omero_web_config", ["omero.web.debug"], "mapping of OMERO setting names"),
+    bad("omero_server_config", {"omero.mail.from": "o'brien@lab"}, "holds a single quote"),
+    bad("omero_root_password", "it's-long-enough-though", "without a single quote"),
     bad("omero_py_version", "latest", "must be a release like 5.23.0"),
     bad("omero_web_version", "5.33", "must be a release like 5.23.0"),
     bad("omero_db_password", "short", "well-known or short password"),

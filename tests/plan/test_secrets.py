@@ -39,7 +39,7 @@ def test_db_password_never_sent_in_a_command(generated):
     # ...and the server host, deployed separately, the same password, in its files only.
     app = runs["app"]
     assert app.uploads["/var/lib/omero-server/.pgpass"] == f"10.0.0.11:5432:omero:omero:{password}\n"
-    assert f"config set omero.db.pass {password}\n" in app.uploads["/opt/omero/server/config/00-omero-server.omero"]
+    assert f"config set omero.db.pass '{password}'\n" in app.uploads["/opt/omero/server/config/00-omero-server.omero"]
 
 
 def test_root_password_masked_in_what_pyinfra_shows(generated):
