@@ -2,9 +2,8 @@ import os
 import shutil
 
 import pytest
-import testinfra
 
-from .testhosts import ChrootHost, deploy, host_data, write_inventory
+from .testhosts import ChrootHost, deployed
 
 
 def pytest_collection_modifyitems(items):
@@ -29,16 +28,6 @@ def secrets_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def allinone(tmp_path_factory, secrets_dir):
     """One fresh host in omero_database + omero_web, deployed once for the module."""
-    host = ChrootHost("allinone", "127.0.0.2").create()
-    try:
-        inventory = write_inventory(
-            tmp_path_factory.mktemp("allinone") / "allinone.py",
-            {"omero_database": [host], "omero_web": [host]},
-            {host.name: host_data(host, secrets_dir)},
-        )
-        deploy(inventory, host)
-        host.inventory = inventory
-        host.testinfra = testinfra.get_host(str(host.root), connection="chroot")
+    with deployed(ChrootHost("allinone", "127.0.0.2"), ["omero_database", "omero_web"],
+                  tmp_path_factory.mktemp("allinone"), secrets_dir) as host:
         yield host
-    finally:
-        host.destroy()

@@ -9,9 +9,8 @@ import os
 from pathlib import Path
 
 import pytest
-import testinfra
 
-from .testhosts import ChrootHost, deploy, host_data, hosts_with_changes, sha256_of, write_inventory
+from .testhosts import ChrootHost, deployed, hosts_with_changes, sha256_of
 
 SERVER_ZIP = os.environ.get("OMERO_SERVER_ZIP")
 ICE_TARBALL = os.environ.get("OMERO_ICE_TARBALL")
@@ -26,24 +25,14 @@ OMERO = "OMERODIR=/opt/omero/server/OMERO.server /opt/omero/server/venv3/bin/ome
 
 @pytest.fixture(scope="module")
 def server_host(tmp_path_factory, secrets_dir):
-    host = ChrootHost("server", "127.0.0.6").create()
-    try:
-        data = host_data(host, secrets_dir,
-                         omero_server_artifact=SERVER_ZIP,
-                         omero_server_sha256=sha256_of(Path(SERVER_ZIP)),
-                         omero_ice_artifact=ICE_TARBALL,
-                         omero_ice_sha256=sha256_of(Path(ICE_TARBALL)))
-        inventory = write_inventory(
-            tmp_path_factory.mktemp("server") / "server.py",
-            {"omero_database": [host], "omero_server": [host], "omero_web": [host]},
-            {host.name: data},
-        )
-        deploy(inventory, host)
-        host.inventory = inventory
-        host.testinfra = testinfra.get_host(str(host.root), connection="chroot")
+    with deployed(ChrootHost("server", "127.0.0.6"),
+                  ["omero_database", "omero_server", "omero_web"],
+                  tmp_path_factory.mktemp("server"), secrets_dir,
+                  omero_server_artifact=SERVER_ZIP,
+                  omero_server_sha256=sha256_of(Path(SERVER_ZIP)),
+                  omero_ice_artifact=ICE_TARBALL,
+                  omero_ice_sha256=sha256_of(Path(ICE_TARBALL))) as host:
         yield host
-    finally:
-        host.destroy()
 
 
 def as_server_user(host, command: str):

@@ -18,8 +18,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import testinfra
 
 ROOT = Path(__file__).resolve().parents[2]
 PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
@@ -72,6 +76,9 @@ class ChrootHost:
     address: str  # a loopback address of its own (hosts share the network namespace)
     root: Path = field(init=False)
     mounts: list[Path] = field(default_factory=list)
+    # Set by deployed(): the inventory it was deployed with, and testinfra's view of it.
+    inventory: Path | None = field(init=False, default=None)
+    testinfra: object = field(init=False, default=None)
 
     def __post_init__(self):
         self.root = HOSTS / self.name
@@ -197,6 +204,22 @@ def deploy(inventory: Path, *hosts: ChrootHost) -> subprocess.CompletedProcess:
     for host in hosts:
         host.keep_built_wheel()
     return result
+
+
+@contextmanager
+def deployed(host: ChrootHost, groups: list[str], directory: Path, secrets_dir: Path,
+             **overrides) -> Iterator[ChrootHost]:
+    """``host`` made fresh, in ``groups``, deployed; destroyed afterwards."""
+    host.create()
+    try:
+        host.inventory = write_inventory(directory / f"{host.name}.py",
+                                         {group: [host] for group in groups},
+                                         {host.name: host_data(host, secrets_dir, **overrides)})
+        deploy(host.inventory, host)
+        host.testinfra = testinfra.get_host(str(host.root), connection="chroot")
+        yield host
+    finally:
+        host.destroy()
 
 
 def hosts_with_changes(inventory: Path, deploy_file: str = "deploy.py") -> dict[str, list[str]]:
