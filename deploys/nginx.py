@@ -46,7 +46,7 @@ def start(settings, changes: list) -> None:
     started = services.start(settings, "nginx", restart_when=[program, *changes])
     listen = settings.nginx_listen if ":" in settings.nginx_listen else f"127.0.0.1:{settings.nginx_listen}"
     wait_until(name="Wait until nginx serves OMERO.web",
-               check=f"curl -fsS -o /dev/null http://{listen}/webclient/login/",
+               check=f"curl -fs -o /dev/null http://{listen}/webclient/login/",
                what="nginx", when=changed(started))
 
 

@@ -79,7 +79,7 @@ def start(settings, host_cpus: int, changes: list) -> list:
     )
     started = services.start(settings, "omero-web", restart_when=[program, *changes])
     wait_until(name="Wait until OMERO.web answers",
-               check=f"curl -fsS -o /dev/null http://{settings.web_bind}/webclient/login/",
+               check=f"curl -fs -o /dev/null http://{settings.web_bind}/webclient/login/",
                what="OMERO.web", when=changed(started))
     return started
 
