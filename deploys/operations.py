@@ -140,6 +140,17 @@ def wait_until(check: str, what: str, when: Callable[[], bool], timeout: int = 1
            "sleep 0.5; done")
 
 
+def _connection(db: dict) -> str:
+    """psql/pg_dump options reaching the OMERO database as its role (with -w: ~/.pgpass)."""
+    return (f"-h {shlex.quote(db['host'])} -p {db['port']} -U {shlex.quote(db['user'])} "
+            f"-d {shlex.quote(db['name'])}")
+
+
+def _schema_version(db: dict) -> str | None:
+    return host.get_fact(OmeroSchemaVersion, host=db["host"], port=db["port"],
+                         database=db["name"], user=db["user"])
+
+
 @operation()
 def omero_schema(omero: str, omerodir: str, db: dict, script_dir: str, root_password: str):
     """Create the OMERO schema once; never on a database that has one.
@@ -147,15 +158,13 @@ def omero_schema(omero: str, omerodir: str, db: dict, script_dir: str, root_pass
     ``omero db script`` writes the SQL (with the root password's hash) to a file only the
     server user can read, it is applied with psql, then removed.
     """
-    version = host.get_fact(OmeroSchemaVersion, host=db["host"], port=db["port"],
-                            database=db["name"], user=db["user"])
+    version = _schema_version(db)
     if version is not None:
         host.noop(f"the database already holds OMERO schema {version}")
         return
     script = f"{script_dir}/omero-schema.sql"
     env = f"OMERODIR={shlex.quote(omerodir)}"
-    psql = (f"psql -XAw -v ON_ERROR_STOP=1 -h {shlex.quote(db['host'])} -p {db['port']} "
-            f"-U {shlex.quote(db['user'])} -d {shlex.quote(db['name'])}")
+    psql = f"psql -XAw -v ON_ERROR_STOP=1 {_connection(db)}"
     yield StringCommand(
         "umask 077 &&", env, omero, "db", "script", "--file", script, "--password",
         QuoteString(HiddenValue(root_password)),
@@ -174,16 +183,13 @@ def stop_and_dump_before_upgrade(symlink: str, version: str, stop: str, user: st
         return
     yield stop
     dump = f"{dump_dir}/{db['name']}-{installed}-before-{version}.pgdump"
-    yield (f"runuser -u {shlex.quote(user)} -- pg_dump -w -Fc -h {shlex.quote(db['host'])} "
-           f"-p {db['port']} -U {shlex.quote(db['user'])} -f {shlex.quote(dump)} "
-           f"{shlex.quote(db['name'])}")
+    yield f"runuser -u {shlex.quote(user)} -- pg_dump -w -Fc {_connection(db)} -f {shlex.quote(dump)}"
 
 
 @operation()
 def omero_schema_upgrade(omerodir: str, db: dict):
     """Apply the new server's upgrade scripts when its schema is newer than the database's."""
-    current = host.get_fact(OmeroSchemaVersion, host=db["host"], port=db["port"],
-                            database=db["name"], user=db["user"])
+    current = _schema_version(db)
     if current is None:
         host.noop("no schema yet: it will be created, not upgraded")
         return
@@ -193,8 +199,7 @@ def omero_schema_upgrade(omerodir: str, db: dict):
     if not scripts:
         host.noop(f"schema {current} needs no upgrade")
         return
-    psql = (f"psql -XAw -v ON_ERROR_STOP=1 -h {shlex.quote(db['host'])} -p {db['port']} "
-            f"-U {shlex.quote(db['user'])} -d {shlex.quote(db['name'])}")
+    psql = f"psql -XAw -v ON_ERROR_STOP=1 {_connection(db)}"
     for script in scripts.split():
         yield f"{psql} -f {shlex.quote(script)}"
 
