@@ -55,6 +55,9 @@ def start(settings, config_changes: list) -> None:
                  f"-c config_file={platform.postgres_conf_dir}/postgresql.conf"),
         user="postgres", stopsignal="INT",
     )
+    if settings.service_manager == "systemd":
+        services.drop_in(settings, platform.postgres_unit, "omero-restart",
+                         "systemd/postgresql-restart.conf.j2")
     started = services.start(settings, "postgresql", restart_when=config_changes)
     wait_until(name="Wait until PostgreSQL accepts connections",
                check=f"{platform.postgres_bin_dir}/pg_isready -q -h /var/run/postgresql "

@@ -65,7 +65,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("omero_ice_home", "/opt/ice-3.6.5", "Where the Ice binaries are unpacked."),
     Option("omero_java_version", None,
            "OpenJDK major version. Unset: 11 where the OS packages it (OME's recommendation), "
-           "else 17 (Debian 12)."),
+           "else 17 (Debian 12) or 21 (Debian 13)."),
     Option("omero_server_basedir", "/opt/omero/server",
            "Server base: versioned directories, the `OMERO.server` symlink, `venv3`, `config`."),
     Option("omero_server_user", "omero-server", "System user running OMERO.server."),

@@ -36,13 +36,8 @@ def start(settings, changes: list) -> None:
     program = services.program(settings, "nginx", command="/usr/sbin/nginx -g 'daemon off;'",
                                user="root", stopsignal="QUIT")
     if settings.service_manager == "systemd" and "omero_web" in settings.roles:
-        drop_in = services.template(
-            settings, "systemd/nginx-after-omero-web.conf.j2",
-            "/etc/systemd/system/nginx.service.d/omero-web.conf")
-        # systemd ignores a new drop-in (and warns on start) until it reloads its units.
-        shell_when(name="Reload systemd units (nginx drop-in)", commands=["systemctl daemon-reload"],
-                   when=changed(drop_in))
-        changes.append(drop_in)
+        changes.append(services.drop_in(settings, "nginx.service", "omero-web",
+                                        "systemd/nginx-after-omero-web.conf.j2"))
     started = services.start(settings, "nginx", restart_when=[program, *changes])
     listen = settings.nginx_listen if ":" in settings.nginx_listen else f"127.0.0.1:{settings.nginx_listen}"
     wait_until(name="Wait until nginx serves OMERO.web",

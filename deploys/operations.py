@@ -19,6 +19,7 @@ from facts.omero import (
     PostgresDatabaseOwner,
     PostgresRoleVerifier,
     SupervisorPrograms,
+    SystemdNeedsReload,
 )
 
 from . import secrets
@@ -126,6 +127,16 @@ def systemd_running(service: str, restart_when: Callable[[], bool] | None = None
         yield f"systemctl start {unit}"
     elif restart_when and restart_when():
         yield f"systemctl restart {unit}"
+
+
+@operation()
+def systemd_reloaded(units: list[str]):
+    """systemd runs what is on disk for ``units``: ``daemon-reload`` when a unit file or
+    drop-in changed since it was loaded, whichever run wrote it."""
+    if not host.get_fact(SystemdNeedsReload, units=tuple(units)):
+        host.noop(f"systemd has loaded the current {', '.join(units)}")
+        return
+    yield "systemctl daemon-reload"
 
 
 @operation()

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from .errors import OmeroDeployError
 
-SUPPORTED = "Ubuntu 22.04, Ubuntu 24.04, Debian 12, Rocky Linux / RHEL / AlmaLinux 9"
+SUPPORTED = "Ubuntu 22.04, Ubuntu 24.04, Debian 12, Debian 13, Rocky Linux / RHEL / AlmaLinux 9"
 
 
 @dataclass(frozen=True)
@@ -15,6 +15,8 @@ class Platform:
     postgres_version: int
     default_java: int
     nginx_user: str
+    # Ubuntu 24.04 and Debian 13 renamed libraries for 64-bit time_t (libssl3t64, ...).
+    time64_libraries: bool = False
 
     @property
     def is_debian(self) -> bool:
@@ -37,9 +39,11 @@ class Platform:
 
     @property
     def ice_runtime_packages(self) -> list[str]:
-        # Glencoe's Ice 3.6.5 builds link against these (renamed for 64-bit time in 24.04).
-        if self.label == "Ubuntu 24.04":
+        # Glencoe's Ice 3.6.5 builds link against these.
+        if self.time64_libraries and self.label.startswith("Ubuntu"):
             return ["libdb5.3t64++", "libexpat1", "libbz2-1.0", "libssl3t64"]
+        if self.time64_libraries:
+            return ["libdb5.3++t64", "libexpat1", "libbz2-1.0", "libssl3t64"]
         if self.is_debian:
             return ["libdb5.3++", "libexpat1", "libbz2-1.0", "libssl3"]
         return ["expat", "libdb-cxx", "bzip2-libs", "openssl-libs"]
@@ -127,9 +131,12 @@ def detect(distribution: dict) -> Platform:
     if os_id == "ubuntu" and version == "22.04":
         return Platform("Ubuntu 22.04", "debian", "python3", 14, 11, "www-data")
     if os_id == "ubuntu" and version == "24.04":
-        return Platform("Ubuntu 24.04", "debian", "python3", 16, 11, "www-data")
+        return Platform("Ubuntu 24.04", "debian", "python3", 16, 11, "www-data", time64_libraries=True)
     if os_id == "debian" and major == 12:
         return Platform("Debian 12", "debian", "python3", 15, 17, "www-data")
+    if os_id == "debian" and major == 13:
+        # trixie packages Java 21 and 25 only.
+        return Platform("Debian 13", "debian", "python3", 17, 21, "www-data", time64_libraries=True)
     if os_id in ("rocky", "rhel", "almalinux") and major == 9:
         return Platform(f"{meta.get('NAME', os_id)} 9", "rhel", "python3.12", 16, 11, "nginx")
     found = f"{distribution.get('name') or 'unknown'} {version or major or ''}".strip()

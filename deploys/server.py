@@ -119,6 +119,8 @@ def start(settings, changes: list) -> None:
                  f"exec {venv}/bin/omero admin start --foreground'"),
         user=settings.server_user, environment=environment, directory=settings.server_symlink,
         unit_template="systemd/omero-server.service.j2",
+        writable=(f"{settings.server_dir}/var", f"{settings.server_dir}/etc/grid", settings.data_dir,
+                  f"/var/lib/{settings.server_user}"),
     )
     started = services.start(settings, "omero-server", restart_when=[program, *changes])
     wait_until(name="Wait until OMERO.server accepts connections",

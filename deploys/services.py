@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pyinfra.operations import files
 
-from .operations import changed, shell_when, supervised, systemd_running
+from .operations import changed, supervised, systemd_reloaded, systemd_running
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -31,10 +31,11 @@ def template(settings, src: str, dest: str, *, user="root", group="root", mode="
 
 
 def program(settings, service: str, *, command: str, user: str, environment: dict | None = None,
-            directory: str = "/", unit_template: str | None = None, stopsignal: str = "TERM"):
+            directory: str = "/", unit_template: str | None = None, stopsignal: str = "TERM",
+            writable: tuple[str, ...] = ()):
     """Install how ``service`` runs: a supervisord program, or (systemd) ``unit_template``
-    when given (None: the distribution's own unit is used). Returns the operation, for
-    ``restart_when`` of ``start``."""
+    when given (None: the distribution's own unit is used), sandboxed so that it writes
+    only to ``writable``. Returns the operation, for ``restart_when`` of ``start``."""
     if settings.service_manager == "supervisord":
         return template(
             settings, "supervisord/program.conf.j2",
@@ -45,11 +46,17 @@ def program(settings, service: str, *, command: str, user: str, environment: dic
     if unit_template:
         unit = template(settings, unit_template, f"/etc/systemd/system/{service}.service",
                         command=command, run_as=user, environment=environment or {},
-                        directory=directory)
-        shell_when(name="Reload systemd units", commands=["systemctl daemon-reload"],
-                   when=changed(unit))
+                        directory=directory, writable=writable)
+        systemd_reloaded(name=f"Reload systemd's {service} unit", units=[f"{service}.service"])
         return unit
     return None
+
+
+def drop_in(settings, unit: str, name: str, src: str):
+    """A systemd drop-in for ``unit`` (ours or the distribution's), loaded by systemd."""
+    written = template(settings, src, f"/etc/systemd/system/{unit}.d/{name}.conf")
+    systemd_reloaded(name=f"Reload systemd's {unit}", units=[unit])
+    return written
 
 
 def start(settings, service: str, restart_when=()):

@@ -131,3 +131,15 @@ class FirstFile(_NoneWhenAbsent):
 
     def process(self, output):
         return output[0].strip() if output else None
+
+
+class SystemdNeedsReload(FactBase):
+    """Whether any of ``units`` changed on disk (unit file or drop-in) since systemd loaded
+    it: what ``systemctl daemon-reload`` is for. A unit never loaded needs none."""
+
+    def command(self, units: tuple[str, ...]) -> str:
+        names = " ".join(shlex.quote(unit) for unit in units)
+        return f"systemctl show -p NeedDaemonReload --value {names}"
+
+    def process(self, output) -> bool:
+        return any(line.strip() == "yes" for line in output)

@@ -1,33 +1,57 @@
 import os
 import shutil
+import subprocess
 
 import pytest
 
-from .testhosts import ChrootHost, deployed
+from .testhosts import PODMAN_ENV, WORK, remove_leftovers, wait_for
+
+KINDS = {"test_systemd": "systemd", "test_split": "systemd", "test_debian13": "systemd",
+         "test_server_runtime": "systemd", "test_container": "container",
+         "test_refusals": "container", "test_java": "container", "test_vm": "vm"}
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
         if "/tests/host/" in str(item.fspath):
             item.add_marker(pytest.mark.host)
+            kind = KINDS.get(item.module.__name__.rsplit(".", 1)[-1])
+            if kind:
+                item.add_marker(getattr(pytest.mark, kind))
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _can_make_test_hosts():
+def _test_hosts_possible_and_cleaned():
     if os.geteuid() != 0:
-        pytest.skip("host tests need root (debootstrap, chroot, mounts)")
-    if not shutil.which("debootstrap"):
-        pytest.skip("host tests need debootstrap (apt-get install debootstrap)")
-
-
-@pytest.fixture(scope="session")
-def secrets_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("secrets")
+        pytest.skip("host tests need root (debootstrap, rootful podman, qemu)")
+    for tool in ("debootstrap", "podman"):
+        if not shutil.which(tool):
+            pytest.skip(f"host tests need {tool} (scripts/test installs it)")
+    remove_leftovers()
+    yield
+    remove_leftovers()
 
 
 @pytest.fixture(scope="module")
-def allinone(tmp_path_factory, secrets_dir):
-    """One fresh host in omero_database + omero_web, deployed once for the module."""
-    with deployed(ChrootHost("allinone", "127.0.0.2"), ["omero_database", "omero_web"],
-                  tmp_path_factory.mktemp("allinone"), secrets_dir) as host:
-        yield host
+def secrets_dir(tmp_path_factory):
+    """Where a module's deploys keep generated passwords (one module's hosts agree)."""
+    return tmp_path_factory.mktemp("secrets")
+
+
+@pytest.fixture(scope="session")
+def docker_host():
+    """podman's Docker-compatible API on a socket of its own, for pyinfra's @docker."""
+    if not shutil.which("docker"):
+        pytest.skip("the @docker connector needs the docker CLI")
+    socket_path = WORK / "podman.sock"
+    WORK.mkdir(parents=True, exist_ok=True)
+    socket_path.unlink(missing_ok=True)
+    service = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{socket_path}"],
+                               env=PODMAN_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(socket_path.exists, "podman's API socket", 30, interval=0.1)
+        yield {"DOCKER_HOST": f"unix://{socket_path}"}
+    finally:
+        service.terminate()
+        service.wait(30)
+        socket_path.unlink(missing_ok=True)

@@ -1,10 +1,10 @@
 """Java as an omero_server host gets it (the rest of the server needs the zip)."""
 
-from .testhosts import ChrootHost, host_data, hosts_with_changes, pyinfra, write_inventory
+from .testhosts import SUBNET, ContainerHost, host_data, hosts_with_changes, pyinfra, write_inventory
 
 
 def test_java_17_on_debian_12(tmp_path, secrets_dir):
-    host = ChrootHost("java", "127.0.0.7").create()
+    host = ContainerHost("java", f"{SUBNET}.41").create()
     try:
         inventory = write_inventory(tmp_path / "java.py", {"omero_web": [host]},
                                     {host.name: host_data(host, secrets_dir)})

@@ -1,14 +1,12 @@
 """Bad requests stop the deploy before any host changes."""
 
-import hashlib
-
-from .testhosts import ChrootHost, host_data, pyinfra, write_inventory
+from .testhosts import SUBNET, ContainerHost, host_data, pyinfra, write_inventory
 
 
 def test_server_without_artifact_stops_before_changing_anything(tmp_path, secrets_dir):
-    host = ChrootHost("refusal", "127.0.0.5").create()
+    host = ContainerHost("refusal", f"{SUBNET}.40").create()
     try:
-        packages_before = hashlib.sha256((host.root / "var/lib/dpkg/status").read_bytes()).digest()
+        packages_before = host.run("sha256sum /var/lib/dpkg/status").stdout
         inventory = write_inventory(
             tmp_path / "with-server.py",
             {"omero_database": [host], "omero_server": [host], "omero_web": [host]},
@@ -19,8 +17,8 @@ def test_server_without_artifact_stops_before_changing_anything(tmp_path, secret
         output = result.stdout + result.stderr
         assert "option omero_server_artifact" in output and "is required" in output
         assert "Starting operation" not in output
-        assert hashlib.sha256((host.root / "var/lib/dpkg/status").read_bytes()).digest() == packages_before
-        assert not (host.root / "opt/omero").exists()
-        assert not (host.root / "usr/sbin/policy-rc.d").exists()
+        assert host.run("sha256sum /var/lib/dpkg/status").stdout == packages_before
+        for path in ("/opt/omero", "/usr/sbin/policy-rc.d"):
+            assert not host.testinfra.file(path).exists, path
     finally:
         host.destroy()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .testhosts import ChrootHost, deployed, hosts_with_changes, sha256_of
+from .testhosts import SUBNET, SystemdHost, deployed, hosts_with_changes, sha256_of
 
 SERVER_ZIP = os.environ.get("OMERO_SERVER_ZIP")
 ICE_TARBALL = os.environ.get("OMERO_ICE_TARBALL")
@@ -25,7 +25,7 @@ OMERO = "OMERODIR=/opt/omero/server/OMERO.server /opt/omero/server/venv3/bin/ome
 
 @pytest.fixture(scope="module")
 def server_host(tmp_path_factory, secrets_dir):
-    with deployed(ChrootHost("server", "127.0.0.6"),
+    with deployed(SystemdHost("server", f"{SUBNET}.50"),
                   ["omero_database", "omero_server", "omero_web"],
                   tmp_path_factory.mktemp("server"), secrets_dir,
                   omero_server_artifact=SERVER_ZIP,
@@ -45,7 +45,7 @@ def root_password(secrets_dir: Path) -> str:
 
 
 def test_server_running_and_diagnostics(server_host):
-    assert server_host.testinfra.supervisor("omero-server").is_running
+    assert server_host.testinfra.service("omero-server.service").is_running
     assert "OMERO.blitz" in as_server_user(server_host, f"{OMERO} admin diagnostics").stdout
     data_dir = server_host.testinfra.file("/OMERO/ManagedRepository")
     assert (data_dir.user, data_dir.group, data_dir.mode) == ("omero-server", "omero", 0o2775)

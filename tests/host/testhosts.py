@@ -1,11 +1,17 @@
-"""Fresh Debian 12 test hosts: debootstrapped roots entered with pyinfra's @chroot connector.
+"""Test hosts that look like a lab's machines, all made from debootstrapped Debian roots.
 
-A pristine root is made once with debootstrap and cached as a tarball; each test host is
-a copy of it with /proc and /dev mounted, its own loopback address, and the machine's
-extra CA certificates handed to the deploy (as a lab behind a TLS-inspecting proxy
-would). Downloaded .debs and pip wheels are kept in cache directories mounted into the
-hosts. Teardown stops every process running inside the root, unmounts and
-deletes it.
+- ``SystemdHost``: a podman container with systemd as PID 1 (as OME's molecule tests
+  run), on a network the tests create, with sshd and a sudo user ``admin``; pyinfra
+  reaches it over SSH through a port published on 127.0.0.1.
+- ``ContainerHost``: a plain podman container (no systemd, so the deploy picks
+  supervisord), reached with pyinfra's ``@podman`` or ``@docker`` connector.
+- ``VirtualMachine``: a Debian 12 VM under qemu (software emulation), booted from its
+  own kernel, reached over SSH as ``admin`` through a port forwarded on 127.0.0.1.
+
+Roots are made once with debootstrap and kept as tarballs (and a qcow2 disk) in the
+cache, so later runs start hosts in seconds. Downloaded .debs and pip wheels are kept in
+cache directories mounted into the containers. Every host is torn down after its tests:
+containers removed, the VM's qemu stopped by PID.
 """
 
 import fcntl
@@ -13,8 +19,10 @@ import glob
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,41 +36,137 @@ import testinfra
 ROOT = Path(__file__).resolve().parents[2]
 PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
 CACHE = Path(os.environ.get("OMERO_TEST_CACHE", "~/.cache/omero-pyinfra")).expanduser()
-HOSTS = Path(os.environ.get("OMERO_TEST_HOSTS", "/var/tmp/omero-pyinfra-hosts"))
+WORK = Path(os.environ.get("OMERO_TEST_HOSTS", "/var/tmp/omero-pyinfra-hosts"))
 MIRROR = os.environ.get("OMERO_TEST_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 EXTRA_CA_CERTIFICATES = sorted(glob.glob("/usr/local/share/ca-certificates/*.crt"))
-# Kept across runs: (directory in the cache, mount point in the host). apt locks its
-# archive directory, so each host name has its own; pip's cache is safe to share.
-CACHES = (("apt-archives/{name}", "var/cache/apt/archives"), ("pip", "root/.cache/pip"))
+PODMAN_ENV = {**os.environ, "CONTAINERS_CONF": str(Path(__file__).with_name("containers.conf"))}
+NETWORK, SUBNET = "omero-test", "10.89.64"
+PREFIX = "omero-test-"  # of every container name, so a crashed run's leftovers are found
+ADMIN = "admin"
 CLEAN_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "HOME": os.environ.get("HOME", "/root"),
     "LANG": "C.UTF-8",
+    "CONTAINERS_CONF": PODMAN_ENV["CONTAINERS_CONF"],  # pyinfra's @podman runs podman
 }
 
+# What each kind of root holds beyond debootstrap's minbase. iproute2: testinfra's socket
+# checks; the deploy installs everything else.
+_PLAIN = ["iproute2"]
+_SYSTEMD = _PLAIN + ["systemd", "systemd-sysv", "dbus", "openssh-server", "sudo"]
+_VM = _SYSTEMD + ["linux-image-amd64", "initramfs-tools", "udev", "e2fsprogs"]
 
-def pristine_tarball() -> Path:
-    """A minimal Debian 12 root as a tarball, made with debootstrap on first use."""
-    tarball = CACHE / "debian12-minbase.tar"
+
+def run(*command: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(command, check=check, capture_output=True, text=True, **kwargs)
+
+
+def podman(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    return run("podman", *args, check=check, env=PODMAN_ENV, **kwargs)
+
+
+@contextmanager
+def _locked(name: str) -> Iterator[None]:
     CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / "debian12-minbase.lock", "w") as lock:
+    with open(CACHE / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not tarball.exists():
-            work = HOSTS / "debootstrap"
-            shutil.rmtree(work, ignore_errors=True)
-            work.mkdir(parents=True)
-            # iproute2 is for testinfra's socket checks; the deploy installs everything else.
-            subprocess.run(["debootstrap", "--variant=minbase", "--include=iproute2", "bookworm",
-                            str(work), MIRROR], check=True, capture_output=True)
-            partial = tarball.with_suffix(".partial")
-            subprocess.run(["tar", "-C", str(work), "-cf", str(partial), "."], check=True)
-            partial.rename(tarball)
-            shutil.rmtree(work)
-    return tarball
+        yield
 
 
-def cached_icepy_wheel() -> Path | None:
-    wheels = sorted((CACHE / "wheels").glob("zeroc_ice-3.6.5-cp311-*.whl"))
+def ssh_key() -> Path:
+    """The harness's SSH key (for ``admin`` on every host), made once."""
+    key = CACHE / "ssh" / "id_ed25519"
+    with _locked("ssh"):
+        if not key.exists():
+            key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "omero-pyinfra-tests", "-f", str(key))
+    return key
+
+
+def _debootstrap(suite: str, packages: list[str], into: Path) -> None:
+    shutil.rmtree(into, ignore_errors=True)
+    into.mkdir(parents=True)
+    run("debootstrap", "--variant=minbase", f"--include={','.join(packages)}", suite, str(into),
+        MIRROR)
+    shutil.rmtree(into / "var/cache/apt/archives", ignore_errors=True)
+    (into / "var/cache/apt/archives/partial").mkdir(parents=True)
+
+
+def _add_admin(root: Path) -> None:
+    """The non-root administrator sysadmins log in as: sudo without a password, our key."""
+    run("chroot", str(root), "useradd", "--create-home", "--shell", "/bin/bash", "--groups", "sudo", ADMIN)
+    (root / "etc/sudoers.d/admin").write_text(f"{ADMIN} ALL=(ALL) NOPASSWD: ALL\n")
+    (root / "etc/sudoers.d/admin").chmod(0o440)
+    ssh_dir = root / "home" / ADMIN / ".ssh"
+    ssh_dir.mkdir(mode=0o700)
+    (ssh_dir / "authorized_keys").write_text(ssh_key().with_suffix(".pub").read_text())
+    run("chroot", str(root), "chown", "-R", f"{ADMIN}:{ADMIN}", f"/home/{ADMIN}/.ssh")
+
+
+def _digest(*parts) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Image:
+    """A podman image made from a debootstrapped root: ``systemd`` or plain."""
+
+    suite: str  # bookworm (Debian 12), trixie (Debian 13)
+    systemd: bool
+
+    @property
+    def packages(self) -> list[str]:
+        return _SYSTEMD if self.systemd else _PLAIN
+
+    @property
+    def tag(self) -> str:
+        kind = "systemd" if self.systemd else "plain"
+        # The tag changes with what the root holds (and the key baked into it).
+        key = ssh_key().with_suffix(".pub").read_text() if self.systemd else ""
+        return f"localhost/omero-test-{self.suite}-{kind}:{_digest(self.packages, key)}"
+
+    def ensure(self) -> str:
+        with _locked(f"image-{self.suite}"):
+            if podman("image", "exists", self.tag, check=False).returncode != 0:
+                tarball = CACHE / f"{self.tag.split('/')[1].replace(':', '-')}.tar"
+                if not tarball.exists():
+                    work = WORK / "debootstrap"
+                    _debootstrap(self.suite, self.packages, work)
+                    if self.systemd:
+                        _add_admin(work)
+                        # Each container makes its own host keys when it starts.
+                        for host_key in (work / "etc/ssh").glob("ssh_host_*"):
+                            host_key.unlink()
+                    partial = tarball.with_suffix(".partial")
+                    run("tar", "-C", str(work), "-cf", str(partial), ".")
+                    partial.rename(tarball)
+                    shutil.rmtree(work)
+                podman("import", "--change", "CMD=/sbin/init" if self.systemd else "CMD=/bin/sh",
+                       str(tarball), self.tag)
+        return self.tag
+
+
+DEBIAN12_SYSTEMD = Image("bookworm", systemd=True)
+DEBIAN13_SYSTEMD = Image("trixie", systemd=True)
+DEBIAN12_PLAIN = Image("bookworm", systemd=False)
+
+
+def ensure_network() -> None:
+    if podman("network", "exists", NETWORK, check=False).returncode != 0:
+        podman("network", "create", "--subnet", f"{SUBNET}.0/24", NETWORK)
+
+
+def remove_leftovers() -> None:
+    """Containers and the network a crashed earlier run left behind."""
+    names = podman("ps", "-a", "--format", "{{.Names}}").stdout.split()
+    leftovers = [name for name in names if name.startswith(PREFIX)]
+    if leftovers:
+        podman("rm", "-f", "-t", "0", *leftovers)
+    podman("network", "rm", "-f", NETWORK, check=False)
+
+
+def cached_icepy_wheel(python_tag: str = "cp311") -> Path | None:
+    wheels = sorted((CACHE / "wheels").glob(f"zeroc_ice-3.6.5-{python_tag}-*.whl"))
     return wheels[0] if wheels else None
 
 
@@ -70,129 +174,199 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(check, what: str, timeout: float, interval: float = 0.5):
+    """Poll ``check()`` until it returns a true value; that value is returned."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception:  # noqa: BLE001 - anything short of success means "not yet"
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
 @dataclass
-class ChrootHost:
+class TestHost:
+    """What every kind of test host has: a name, an address, a deploy's inventory."""
+
     name: str
-    address: str  # a loopback address of its own (hosts share the network namespace)
-    root: Path = field(init=False)
-    mounts: list[Path] = field(default_factory=list)
-    # Set by deployed(): the inventory it was deployed with, and testinfra's view of it.
+    address: str  # where this machine (and the other test hosts) reach it
     inventory: Path | None = field(init=False, default=None)
-    testinfra: object = field(init=False, default=None)
-
-    def __post_init__(self):
-        self.root = HOSTS / self.name
-
-    @property
-    def connector(self) -> str:
-        return f"@chroot{self.root}"
-
-    def create(self) -> "ChrootHost":
-        self.destroy()  # what a crashed earlier run left behind
-        self.root.mkdir(parents=True)
-        subprocess.run(["tar", "-C", str(self.root), "-xf", str(pristine_tarball())], check=True)
-        shutil.copy("/etc/resolv.conf", self.root / "etc/resolv.conf")
-        for source, target in (("/proc", "proc"), ("/dev", "dev"), ("/dev/pts", "dev/pts")):
-            self._mount(Path(source), target)
-        for cache_dir, target in CACHES:
-            source = CACHE / cache_dir.format(name=self.name)
-            source.mkdir(parents=True, exist_ok=True)
-            self._mount(source, target)
-        return self
-
-    def _mount(self, source: Path, target: str) -> None:
-        mount_point = self.root / target
-        mount_point.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["mount", "--bind", str(source), str(mount_point)], check=True)
-        self.mounts.append(mount_point)
-
-    def processes(self) -> list[int]:
-        """PIDs of the processes running inside this root."""
-        pids = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    if os.readlink(entry / "root") == str(self.root):
-                        pids.append(int(entry.name))
-                except OSError:
-                    continue
-        return pids
-
-    def stop_processes(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for pid in self.processes():
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
-            deadline = time.time() + 15
-            while self.processes() and time.time() < deadline:
-                time.sleep(0.2)
-            if not self.processes():
-                return
-        raise RuntimeError(f"processes left in {self.root}: {self.processes()}")
-
-    def destroy(self) -> None:
-        if not self.root.exists():
-            return
-        self.stop_processes()
-        # Mounts made by this object, and any a crashed run left (deepest first).
-        with open("/proc/mounts") as mounts:
-            left = [line.split()[1] for line in mounts if line.split()[1].startswith(f"{self.root}/")]
-        for mount_point in sorted(set(left) | {str(m) for m in self.mounts}, key=len, reverse=True):
-            subprocess.run(["umount", "-l", mount_point], capture_output=True)
-        self.mounts.clear()
-        shutil.rmtree(self.root)
+    python_tag: str = "cp311"
 
     def run(self, command: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run(["chroot", str(self.root), "sh", "-c", command], check=check,
-                              capture_output=True, text=True, env=CLEAN_ENV)
+        raise NotImplementedError
+
+    def inventory_entry(self) -> tuple[str, dict]:
+        raise NotImplementedError
 
     def keep_built_wheel(self) -> None:
         """Cache the IcePy wheel a deploy built here, so later runs never rebuild it."""
-        if cached_icepy_wheel() is None:
-            built = sorted((self.root / "opt/omero/wheels").glob("zeroc_ice-3.6.5-*.whl"))
+        if cached_icepy_wheel(self.python_tag) is None:
+            built = self.run(f"ls /opt/omero/wheels/zeroc_ice-3.6.5-{self.python_tag}-*.whl",
+                             check=False).stdout.split()
             if built:
-                (CACHE / "wheels").mkdir(parents=True, exist_ok=True)
-                shutil.copy(built[0], CACHE / "wheels" / built[0].name)
+                target = CACHE / "wheels" / Path(built[0]).name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(self.read_bytes(built[0]))
+
+    def read_bytes(self, path: str) -> bytes:
+        raise NotImplementedError
 
 
-def host_data(host: ChrootHost, secrets_dir: Path, **overrides) -> dict:
-    """Options for a test host: its own loopback address, the lab's CAs, the wheel cache."""
+@dataclass
+class PodmanHost(TestHost):
+    image: Image = DEBIAN12_PLAIN
+
+    @property
+    def container(self) -> str:
+        return PREFIX + self.name
+
+    def run(self, command: str, check: bool = True) -> subprocess.CompletedProcess:
+        return podman("exec", self.container, "sh", "-c", command, check=check)
+
+    def read_bytes(self, path: str) -> bytes:
+        return subprocess.run(["podman", "exec", self.container, "cat", path], check=True,
+                              capture_output=True, env=PODMAN_ENV).stdout
+
+    @property
+    def testinfra(self):
+        return testinfra.get_host(f"podman://{self.container}")
+
+    def _cache_mounts(self) -> list[str]:
+        mounts = []
+        # apt locks its archive directory, so each host has its own; pip's is shared.
+        for source, target in ((CACHE / "apt-archives" / self.image.suite / self.name, "/var/cache/apt/archives"),
+                               (CACHE / "pip", "/root/.cache/pip")):
+            source.mkdir(parents=True, exist_ok=True)
+            mounts += ["-v", f"{source}:{target}"]
+        return mounts
+
+    def destroy(self) -> None:
+        podman("rm", "-f", "-t", "5", self.container, check=False)
+
+
+@dataclass
+class ContainerHost(PodmanHost):
+    """A plain container: an init (catatonit) as PID 1, no systemd."""
+
+    connector: str = "podman"  # or docker: pyinfra's @docker through podman's API socket
+
+    def create(self) -> "ContainerHost":
+        self.destroy()
+        ensure_network()
+        podman("run", "-d", "--name", self.container, "--hostname", self.name, "--init",
+               "--network", NETWORK, "--ip", self.address, *self._cache_mounts(),
+               self.image.ensure(), "sleep", "infinity")
+        return self
+
+    def inventory_entry(self) -> tuple[str, dict]:
+        return f"@{self.connector}/{self.container}", {"omero_address": self.address}
+
+
+@dataclass
+class SystemdHost(PodmanHost):
+    """systemd as PID 1, sshd, and ``admin`` with sudo; pyinfra comes in over SSH."""
+
+    image: Image = DEBIAN12_SYSTEMD
+    ssh_port: int = 0
+    known_hosts: Path | None = None
+
+    def create(self) -> "SystemdHost":
+        self.destroy()
+        ensure_network()
+        podman("run", "-d", "--name", self.container, "--hostname", self.name, "--systemd=always",
+               "--network", NETWORK, "--ip", self.address, "-p", "127.0.0.1::22",
+               *self._cache_mounts(), self.image.ensure(), "/sbin/init")
+        self.wait_booted()
+        self.run("ssh-keygen -A -q && systemctl restart ssh")
+        self.ssh_port = int(podman("port", self.container, "22/tcp").stdout.strip().rsplit(":", 1)[1])
+        self.known_hosts = WORK / f"{self.name}.known_hosts"
+        self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+        host_key = self.run("cat /etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[:2]
+        self.known_hosts.write_text(f"[127.0.0.1]:{self.ssh_port} {' '.join(host_key)}\n")
+        return self
+
+    def wait_booted(self, timeout: float = 60) -> str:
+        """Wait until systemd has finished starting up; returns its state."""
+        def state():
+            state = self.run("systemctl is-system-running", check=False).stdout.strip()
+            return state if state in ("running", "degraded") else None
+
+        return wait_for(state, f"{self.name} to boot", timeout)
+
+    def restart(self) -> None:
+        podman("restart", "-t", "10", self.container)
+
+    def inventory_entry(self) -> tuple[str, dict]:
+        return self.name, ssh_data(self.ssh_port, self.known_hosts) | {"omero_address": self.address}
+
+
+def ssh_data(port: int, known_hosts: Path) -> dict:
+    """Inventory data of a host reached as ``admin`` over SSH on 127.0.0.1, using sudo."""
+    return {
+        "ssh_hostname": "127.0.0.1",
+        "ssh_port": port,
+        "ssh_user": ADMIN,
+        "ssh_key": str(ssh_key()),
+        "ssh_known_hosts_file": str(known_hosts),
+        "ssh_strict_host_key_checking": "yes",
+        "ssh_connect_retries": 3,
+        "_sudo": True,
+    }
+
+
+def host_data(host: TestHost, secrets_dir: Path, **overrides) -> dict:
+    """Options for a test host: the lab's CAs, the wheel cache, two web workers."""
     data = {
-        "omero_address": host.address,
-        "omero_nginx_listen": f"{host.address}:80",
-        "omero_web_bind": f"{host.address}:4080",
         "omero_web_workers": 2,
         "omero_secrets_dir": str(secrets_dir),
         "omero_extra_ca_certificates": EXTRA_CA_CERTIFICATES,
     }
-    wheel = cached_icepy_wheel()
+    wheel = cached_icepy_wheel(host.python_tag)
     if wheel:
         data.update(omero_icepy_wheel=str(wheel), omero_icepy_wheel_sha256=sha256_of(wheel))
     data.update(overrides)
     return data
 
 
-def write_inventory(path: Path, groups: dict[str, list[ChrootHost]], data: dict[str, dict]) -> Path:
+def write_inventory(path: Path, groups: dict[str, list[TestHost]], data: dict[str, dict]) -> Path:
     """An inventory file in the form sysadmins write: groups of (host, data) tuples."""
     lines = ['"""Generated by the test harness."""']
     for group, hosts in groups.items():
-        entries = ", ".join(repr((host.connector, data[host.name])) for host in hosts)
-        lines.append(f"{group} = [{entries}]")
+        entries = []
+        for host in hosts:
+            name, connection = host.inventory_entry()
+            entries.append(repr((name, connection | data[host.name])))
+        lines.append(f"{group} = [{', '.join(entries)}]")
     path.write_text("\n".join(lines) + "\n")
+    for host in {host.name: host for hosts in groups.values() for host in hosts}.values():
+        host.inventory = path
     return path
 
 
-def pyinfra(inventory: Path, *args: str, deploy_file: str = "deploy.py",
-            timeout: int = 1800) -> subprocess.CompletedProcess:
+def pyinfra(inventory: Path, *args: str, deploy_file: str = "deploy.py", timeout: int = 2400,
+            env: dict | None = None) -> subprocess.CompletedProcess:
     """Run the deploy; with no ``args``, for real (``-y``: no prompt)."""
     return subprocess.run([PYINFRA, *(args or ["-y"]), str(inventory), deploy_file], cwd=ROOT,
-                          env=CLEAN_ENV, capture_output=True, text=True, timeout=timeout)
+                          env={**CLEAN_ENV, **(env or {})}, capture_output=True, text=True,
+                          timeout=timeout)
 
 
-def deploy(inventory: Path, *hosts: ChrootHost) -> subprocess.CompletedProcess:
-    result = pyinfra(inventory)
+def deploy(inventory: Path, *hosts: TestHost, env: dict | None = None,
+           timeout: int = 2400) -> subprocess.CompletedProcess:
+    result = pyinfra(inventory, env=env, timeout=timeout)
     # Kept as an artifact: the whole deploy output, for when it failed.
     log = ROOT / "artifacts" / f"deploy-{inventory.stem}.log"
     log.parent.mkdir(exist_ok=True)
@@ -207,25 +381,126 @@ def deploy(inventory: Path, *hosts: ChrootHost) -> subprocess.CompletedProcess:
 
 
 @contextmanager
-def deployed(host: ChrootHost, groups: list[str], directory: Path, secrets_dir: Path,
-             **overrides) -> Iterator[ChrootHost]:
+def deployed(host, groups: list[str], directory: Path, secrets_dir: Path,
+             **overrides) -> Iterator:
     """``host`` made fresh, in ``groups``, deployed; destroyed afterwards."""
     host.create()
     try:
-        host.inventory = write_inventory(directory / f"{host.name}.py",
-                                         {group: [host] for group in groups},
-                                         {host.name: host_data(host, secrets_dir, **overrides)})
-        deploy(host.inventory, host)
-        host.testinfra = testinfra.get_host(str(host.root), connection="chroot")
+        inventory = write_inventory(directory / f"{host.name}.py", {group: [host] for group in groups},
+                                    {host.name: host_data(host, secrets_dir, **overrides)})
+        deploy(inventory, host)
         yield host
     finally:
         host.destroy()
 
 
-def hosts_with_changes(inventory: Path, deploy_file: str = "deploy.py") -> dict[str, list[str]]:
+def hosts_with_changes(inventory: Path, deploy_file: str = "deploy.py",
+                       env: dict | None = None) -> dict[str, list[str]]:
     """What a second run would change: {operation name: hosts} from `pyinfra --dry --json`."""
-    result = pyinfra(inventory, "--dry", "--json", deploy_file=deploy_file)
+    result = pyinfra(inventory, "--dry", "--json", deploy_file=deploy_file, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     plan = json.loads(result.stdout)["plan"]
     return {op["name"]: op["hosts_with_change"] + op["hosts_with_conditional_change"]
             for op in plan if op["hosts_with_change"] or op["hosts_with_conditional_change"]}
+
+
+# -- the virtual machine ------------------------------------------------------------------
+def vm_disk() -> Path:
+    """A Debian 12 qcow2 disk with a kernel, systemd, sshd and ``admin`` (made once)."""
+    disk = CACHE / f"vm-bookworm-{_digest(_VM, ssh_key().with_suffix('.pub').read_text())}"
+    with _locked("vm"):
+        if not (disk / "root.qcow2").exists():
+            work = WORK / "vm-root"
+            _debootstrap("bookworm", _VM, work)
+            _add_admin(work)
+            (work / "etc/hostname").write_text("omero-vm\n")
+            (work / "etc/fstab").write_text("/dev/vda / ext4 defaults 0 1\n")
+            # user-mode networking: DHCP on the NIC, its DNS forwarder at 10.0.2.3.
+            (work / "etc/systemd/network/10-dhcp.network").write_text(
+                "[Match]\nName=en* eth*\n\n[Network]\nDHCP=ipv4\n")
+            (work / "etc/resolv.conf").unlink(missing_ok=True)
+            (work / "etc/resolv.conf").write_text("nameserver 10.0.2.3\n")
+            run("chroot", str(work), "systemctl", "enable", "systemd-networkd")
+            shutil.rmtree(disk, ignore_errors=True)
+            disk.mkdir(parents=True)
+            # The kernel boots directly (no boot loader); the root's own kernel and initrd.
+            shutil.copy(sorted((work / "boot").glob("vmlinuz-*"))[-1], disk / "vmlinuz")
+            shutil.copy(sorted((work / "boot").glob("initrd.img-*"))[-1], disk / "initrd.img")
+            raw = disk / "root.raw"
+            run("truncate", "-s", "8G", str(raw))
+            # mkfs -d fills the file system from the directory: no loop device needed.
+            run("mkfs.ext4", "-q", "-L", "root", "-d", str(work), str(raw))
+            run("qemu-img", "convert", "-O", "qcow2", str(raw), str(disk / "root.partial"))
+            raw.unlink()
+            (disk / "root.partial").rename(disk / "root.qcow2")
+            shutil.rmtree(work)
+    return disk
+
+
+@dataclass
+class VirtualMachine(TestHost):
+    """A Debian 12 VM under qemu's software emulation, on a copy-on-write overlay disk."""
+
+    ssh_port: int = 0
+    http_port: int = 0
+    known_hosts: Path | None = None
+    pid: int | None = None
+    directory: Path = field(init=False)
+
+    def __post_init__(self):
+        self.directory = WORK / self.name
+
+    def create(self) -> "VirtualMachine":
+        self.destroy()
+        base = vm_disk()
+        self.directory.mkdir(parents=True)
+        overlay = self.directory / "disk.qcow2"
+        run("qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base / "root.qcow2"), "-F", "qcow2",
+            str(overlay))
+        self.ssh_port, self.http_port = free_port(), free_port()
+        accel = "kvm" if os.environ.get("OMERO_TEST_VM_KVM") else "tcg,tb-size=256"
+        run("qemu-system-x86_64", "-accel", accel, "-cpu", "max", "-smp", "2", "-m", "2048",
+            "-kernel", str(base / "vmlinuz"), "-initrd", str(base / "initrd.img"),
+            "-append", "root=/dev/vda rw console=ttyS0 quiet",
+            "-drive", f"file={overlay},if=virtio,format=qcow2",
+            "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22,"
+                       f"hostfwd=tcp:127.0.0.1:{self.http_port}-:80",
+            "-device", "virtio-net-pci,netdev=net0",
+            "-display", "none", "-serial", f"file:{self.directory / 'console.log'}",
+            "-pidfile", str(self.directory / "qemu.pid"), "-daemonize")
+        self.pid = int((self.directory / "qemu.pid").read_text())
+        self.wait_for_ssh()
+        host_key = self.run("cat /etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[:2]
+        self.known_hosts = self.directory / "known_hosts"
+        self.known_hosts.write_text(f"[127.0.0.1]:{self.ssh_port} {' '.join(host_key)}\n")
+        return self
+
+    def wait_for_ssh(self, timeout: float = 600) -> None:
+        wait_for(lambda: self.run("systemctl is-system-running --wait", check=False).stdout.strip()
+                 in ("running", "degraded"), f"{self.name} to boot", timeout, interval=2)
+
+    def run(self, command: str, check: bool = True) -> subprocess.CompletedProcess:
+        # Before the harness knows the host key it trusts the first one (a fresh VM's).
+        known = (["-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "StrictHostKeyChecking=yes"]
+                 if self.known_hosts else
+                 ["-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no"])
+        return run("ssh", "-q", "-i", str(ssh_key()), "-p", str(self.ssh_port), *known,
+                   "-o", "ConnectTimeout=10", "-o", "BatchMode=yes", f"{ADMIN}@127.0.0.1",
+                   f"sudo sh -c {shlex.quote(command)}", check=check)
+
+    def read_bytes(self, path: str) -> bytes:
+        return subprocess.run(["ssh", "-q", "-i", str(ssh_key()), "-p", str(self.ssh_port),
+                               "-o", f"UserKnownHostsFile={self.known_hosts}", f"{ADMIN}@127.0.0.1",
+                               f"sudo cat {shlex.quote(path)}"], check=True, capture_output=True).stdout
+
+    def inventory_entry(self) -> tuple[str, dict]:
+        return self.name, ssh_data(self.ssh_port, self.known_hosts)
+
+    def destroy(self) -> None:
+        pid_file = self.directory / "qemu.pid"
+        if pid_file.exists():
+            try:
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+        shutil.rmtree(self.directory, ignore_errors=True)

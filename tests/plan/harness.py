@@ -41,6 +41,12 @@ VERSION_ID="12"
 VERSION="12 (bookworm)"
 VERSION_CODENAME=bookworm
 ID=debian""",
+    "debian13": """PRETTY_NAME="Debian GNU/Linux 13 (trixie)"
+NAME="Debian GNU/Linux"
+VERSION_ID="13"
+VERSION="13 (trixie)"
+VERSION_CODENAME=trixie
+ID=debian""",
     "rocky9": """NAME="Rocky Linux"
 VERSION="9.4 (Blue Onyx)"
 ID="rocky"
@@ -58,7 +64,7 @@ ID=alpine
 VERSION_ID=3.20.3
 PRETTY_NAME="Alpine Linux v3.20\"""",
 }
-SUPPORTED_OSES = ("ubuntu22.04", "ubuntu24.04", "debian12", "rocky9")
+SUPPORTED_OSES = ("ubuntu22.04", "ubuntu24.04", "debian12", "debian13", "rocky9")
 
 
 @dataclass
@@ -80,6 +86,8 @@ def fake_responses(os_name: str, pid1: str, cpus: int = 2) -> dict:
         "NPROCESSORS_ONLN": [str(cpus)],
         # A fresh database: the schema query fails the way psql reports it.
         "FROM dbpatch": ['ERROR:  relation "dbpatch" does not exist'],
+        # Every unit file or drop-in written is newer than what systemd loaded.
+        re.compile(r"^systemctl show -p NeedDaemonReload"): ["yes"],
         # supervisord not running yet (the fact's own marker).
         re.compile(r"echo __DOWN__; fi"): ["__DOWN__"],
         # The default site Debian's nginx package enables (the stat of the Link fact).

@@ -16,6 +16,8 @@ EXPECTED = {
                     "pg_conf": "/etc/postgresql/16/main", "pg_unit": "postgresql@16-main.service"},
     "debian12": {"postgres": "postgresql-15", "java": "openjdk-17-jre-headless",
                  "pg_conf": "/etc/postgresql/15/main", "pg_unit": "postgresql@15-main.service"},
+    "debian13": {"postgres": "postgresql-17", "java": "openjdk-21-jre-headless",
+                 "pg_conf": "/etc/postgresql/17/main", "pg_unit": "postgresql@17-main.service"},
     "rocky9": {"postgres": "postgresql-server", "java": "java-11-openjdk-headless",
                "pg_conf": "/var/lib/pgsql/data", "pg_unit": "postgresql.service"},
 }
@@ -88,15 +90,18 @@ def test_systemd_units_enabled_and_started(allinone):
     # Ordered on the unit that really runs this OS's cluster.
     assert f"Requires={EXPECTED[os_name]['pg_unit']}" in server_unit
     assert "omero admin start --foreground" in server_unit and "User=omero-server" in server_unit
-    assert "After=network.target omero-server.service" in web_unit
+    # The web starts after what it needs on this host, as the deploy starts them.
+    assert f"After=network.target {EXPECTED[os_name]['pg_unit']} omero-server.service" in web_unit
+    for unit in (server_unit, web_unit):
+        assert "ProtectSystem=strict" in unit and "NoNewPrivileges=yes" in unit
     assert "gunicorn --bind 127.0.0.1:4080 " in web_unit and " --workers 5 " in web_unit  # 2 * 2 CPUs + 1
     for service in ("postgresql", "omero-server", "omero-web", "nginx"):
         assert f"systemctl enable {service}.service" in run.commands
         assert f"systemctl start {service}.service" in run.commands
     # Units are reloaded between being written and being started.
-    assert (position(run, "chmod 644 /etc/systemd/system/omero-server.service")
-            < position(run, "systemctl daemon-reload")
-            < position(run, "systemctl start omero-server.service"))
+    for unit in ("omero-server", "omero-web"):
+        written = position(run, f"chmod 644 /etc/systemd/system/{unit}.service")
+        assert "systemctl daemon-reload" in run.commands[written:position(run, f"systemctl start {unit}.service")]
     assert not any("supervisor" in command for command in run.commands)
 
 

@@ -35,7 +35,8 @@ def server_list(run) -> list:
 
 def test_database_host_gets_only_postgresql(split):
     db = split["db"]
-    assert set(db.uploads) == {f"{PG_CONF}/conf.d/omero.conf", f"{PG_CONF}/pg_hba.conf"}
+    assert set(db.uploads) == {f"{PG_CONF}/conf.d/omero.conf", f"{PG_CONF}/pg_hba.conf",
+                               "/etc/systemd/system/postgresql@16-main.service.d/omero-restart.conf"}
     assert not [op for op in db.ops if re.search(r"OMERO|Java|Ice|nginx|venv|user", op)]
     for unwanted in ("openjdk", "pip install", "nginx", "useradd", "omero-server", "omero-web"):
         assert not [command for command in db.commands if unwanted in command], unwanted

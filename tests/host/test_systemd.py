@@ -1,0 +1,149 @@
+"""All-in-one (omero_database + omero_web) on a booted systemd host, deployed over SSH as a
+sudo user, checked as a sysadmin would: units enabled, active and ordered as systemd sees
+them, the page through nginx, nothing listening where it should not, a second run that
+changes nothing, a reboot and crashes recovered by systemd alone."""
+
+import signal
+import time
+from pathlib import Path
+
+import psycopg2
+import pytest
+import requests
+
+from .checks import login_page, secret, stylesheet
+from .testhosts import EXTRA_CA_CERTIFICATES, ROOT, SUBNET, SystemdHost, deployed, hosts_with_changes, pyinfra, wait_for
+
+WEB_OMERODIR = "/opt/omero/web/OMERO.web"
+POSTGRES = "postgresql@15-main.service"
+UNITS = (POSTGRES, "omero-web.service", "nginx.service")
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory, secrets_dir):
+    with deployed(SystemdHost("allinone", f"{SUBNET}.10"), ["omero_database", "omero_web"],
+                  tmp_path_factory.mktemp("allinone"), secrets_dir) as deployed_host:
+        yield deployed_host
+
+
+@pytest.fixture(scope="module")
+def url(host):
+    return f"http://{host.address}"
+
+
+def unit_property(host, unit: str, prop: str) -> str:
+    return host.run(f"systemctl show --value -p {prop} {unit}").stdout.strip()
+
+
+def test_units_enabled_and_active(host):
+    for unit in UNITS:
+        service = host.testinfra.service(unit)
+        assert service.is_enabled and service.is_running, unit
+
+
+def test_start_order_as_systemd_sees_it(host):
+    # Read from systemd's loaded units, not from our files.
+    assert "omero-web.service" in unit_property(host, "nginx.service", "After").split()
+    assert POSTGRES in unit_property(host, "omero-web.service", "After").split()
+
+
+def test_packages_users_and_modes(host):
+    testinfra = host.testinfra
+    for package in ("postgresql-15", "nginx", "ca-certificates"):
+        assert testinfra.package(package).is_installed, package
+    assert not testinfra.package("supervisor").is_installed
+    user = testinfra.user("omero-web")
+    assert user.exists and user.shell == "/usr/sbin/nologin"
+    config = testinfra.file("/opt/omero/web/config/01-omero-web.omero")
+    assert (config.user, config.group, config.mode) == ("root", "omero-web", 0o640)
+    venv = testinfra.file("/opt/omero/web/venv3")
+    assert venv.user == "root" and not venv.mode & 0o022  # the service cannot change its code
+    key = testinfra.file(f"{WEB_OMERODIR}/var/django_secret_key")
+    assert (key.user, key.mode) == ("omero-web", 0o600)
+
+
+def test_login_page_and_static_files_through_nginx(host, url):
+    page = login_page(url)
+    css = stylesheet(page)
+    static = requests.get(f"{url}{css}", timeout=30)
+    assert static.status_code == 200 and static.headers["Server"].startswith("nginx")
+    # Byte for byte the file collected on disk: nginx serves it, not Django.
+    assert static.content == host.read_bytes(f"{WEB_OMERODIR}/var{css.split('?')[0]}")
+
+
+def test_nothing_listens_on_a_public_address_but_nginx(host):
+    sockets = host.run("ss -Htlnp").stdout.splitlines()
+    listening = {line.split()[3]: line for line in sockets}
+    assert "127.0.0.1:5432" in listening and "127.0.0.1:4080" in listening
+    for local, line in listening.items():
+        address, _, port = local.rpartition(":")
+        if address not in ("127.0.0.1", "[::1]"):
+            assert port in ("22", "80") and ("nginx" in line or "sshd" in line), line
+
+
+def test_database_login_as_the_omero_role(host, secrets_dir):
+    password = secret(secrets_dir, "db-omero")
+    login = (f"PGPASSWORD={password} psql -XAt -h 127.0.0.1 -U omero -d omero -c "
+             "\"SELECT current_user, pg_encoding_to_char(encoding) FROM pg_database WHERE datname='omero'\"")
+    assert host.run(login).stdout.strip() == "omero|UTF8"
+    wrong = host.run("PGPASSWORD=wrong-password psql -XAt -h 127.0.0.1 -U omero -d omero -c 'SELECT 1'",
+                     check=False)
+    assert wrong.returncode != 0 and "password authentication failed" in wrong.stderr
+    with pytest.raises(psycopg2.OperationalError):  # and not reachable from outside
+        psycopg2.connect(host=host.address, dbname="omero", user="omero", password=password,
+                         connect_timeout=5)
+
+
+def test_no_secret_in_files_or_output(host, secrets_dir):
+    password = secret(secrets_dir, "db-omero")
+    found = host.run(f"grep -rlF -- '{password}' /etc /opt /var/lib/omero-web /home", check=False)
+    assert found.stdout == ""
+    log = (ROOT / "artifacts" / f"deploy-{host.inventory.stem}.log").read_text()
+    assert "Starting operation: Create the database role omero" in log
+    assert password not in log
+
+
+def test_lab_ca_certificates_trusted(host):
+    bundle = host.run("cat /etc/ssl/certs/ca-certificates.crt").stdout
+    for path in EXTRA_CA_CERTIFICATES:
+        assert Path(path).read_text().splitlines()[1] in bundle
+
+
+def test_second_run_changes_nothing(host):
+    assert hosts_with_changes(host.inventory) == {}
+
+
+def test_disabled_unit_is_caught_and_repaired(host):
+    host.run("systemctl disable omero-web.service")
+    assert "Run and enable omero-web" in hosts_with_changes(host.inventory)
+    assert pyinfra(host.inventory).returncode == 0
+    assert host.testinfra.service("omero-web.service").is_enabled
+
+
+def test_units_are_sandboxed(host):
+    """systemd-analyze's exposure score (10 = unprotected); figures in the README."""
+    for unit in ("omero-web.service",):
+        report = host.run(f"systemd-analyze security --no-pager {unit}").stdout
+        exposure = float(report.strip().splitlines()[-1].split()[-3])
+        assert exposure < 5, report[-400:]
+
+
+def test_crashed_services_come_back_within_10_seconds(host, url):
+    for unit in (POSTGRES, "omero-web.service"):
+        before = unit_property(host, unit, "MainPID")
+        host.run(f"kill -{signal.SIGKILL.value} {before}")
+        started = time.monotonic()
+        wait_for(lambda: host.testinfra.service(unit).is_running
+                 and unit_property(host, unit, "MainPID") not in ("0", before), f"{unit} to restart", 10)
+        print(f"{unit} back in {time.monotonic() - started:.1f} s")
+    wait_for(lambda: login_page(url), "the login page", 30)
+
+
+def test_boot_brings_everything_back_in_order(host, url):
+    started = time.monotonic()
+    host.restart()
+    host.wait_booted()
+    wait_for(lambda: login_page(url), "the login page after boot", 120)
+    print(f"boot to login page: {time.monotonic() - started:.1f} s")
+    order = sorted(UNITS, key=lambda unit: int(unit_property(host, unit, "ActiveEnterTimestampMonotonic")))
+    assert order == list(UNITS)
