@@ -1,8 +1,9 @@
-"""Every deploy option: its name, default and meaning, in one place.
+"""Every deploy option: its name, default, meaning and a good value, in one place.
 
 Options are read from the inventory's host or group data (``host.data``); the
 README's options table is checked against this module by the tests. Paths,
-users and ports follow OME's own Ansible roles unless noted.
+users and ports follow OME's own Ansible roles unless noted. Each option's grammar
+(what a value may be) is in ``settings``.
 """
 
 from dataclasses import dataclass
@@ -14,32 +15,46 @@ class Option:
     name: str
     default: Any
     doc: str
+    example: Any = None  # a good value for error messages, where the default shows none
 
+    @property
+    def good_value(self) -> Any:
+        return self.default if self.example is None else self.example
+
+
+# The sha256 of an empty file: the form of a good value, for error messages.
+_SHA256_EXAMPLE = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 OPTIONS: tuple[Option, ...] = (
     # -- the host and its services ----------------------------------------------------------
     Option("omero_address", None,
            "Address other hosts of the inventory use to reach this one (PostgreSQL for the "
            "server, Ice for the web). Default: the inventory name of an SSH host, `localhost` "
-           "for `@local`/`@chroot`/`@docker` hosts."),
+           "for `@local`/`@chroot`/`@docker` hosts.",
+           example="omero.lab.example.org"),
     Option("omero_service_manager", "auto",
            "`systemd`, `supervisord`, or `auto`: systemd when it is PID 1, otherwise "
            "supervisord (containers, chroots)."),
     # -- reaching package indexes from a lab network ----------------------------------------
     Option("omero_extra_ca_certificates", [],
            "Local paths of PEM CA certificates to trust on the host (a TLS-inspecting proxy's "
-           "CA); installed into the system trust store, which pip is pointed at too."),
+           "CA); installed into the system trust store, which pip is pointed at too.",
+           example=["/etc/ssl/lab/proxy-ca.crt"]),
     Option("omero_http_proxy", None,
-           "Proxy URL for the package manager and pip (e.g. `http://proxy.lab:3128`)."),
+           "Proxy URL for the package manager and pip (e.g. `http://proxy.lab:3128`).",
+           example="http://proxy.lab.example.org:3128"),
     Option("omero_pip_index_url", None,
-           "A PyPI mirror for pip (`index-url`), e.g. a devpi in the lab."),
+           "A PyPI mirror for pip (`index-url`), e.g. a devpi in the lab.",
+           example="https://pypi.lab.example.org/simple"),
     # -- IcePy (the Python binding of Ice 3.6.5), needed by server and web -----------------
     Option("omero_icepy_wheel", None,
            "URL or local path of a zeroc-ice 3.6.5 wheel built for the host's OS and Python "
            "(e.g. Glencoe's). Unset: the wheel is built on the host from the PyPI sdist, "
-           "patched for Python >= 3.11, once, and kept in `omero_wheel_dir`."),
+           "patched for Python >= 3.11, once, and kept in `omero_wheel_dir`.",
+           example="https://wheels.lab.example.org/zeroc_ice-3.6.5-cp312-cp312-linux_x86_64.whl"),
     Option("omero_icepy_wheel_sha256", None,
-           "sha256 of `omero_icepy_wheel` (required with it)."),
+           "sha256 of `omero_icepy_wheel` (required with it).",
+           example=_SHA256_EXAMPLE),
     Option("omero_wheel_dir", "/opt/omero/wheels",
            "Host directory holding the IcePy wheel, built or copied, reused by every venv."),
     # -- PostgreSQL (hosts in group omero_database) -----------------------------------------
@@ -56,16 +71,21 @@ OPTIONS: tuple[Option, ...] = (
     # -- OMERO.server (hosts in group omero_server) -----------------------------------------
     Option("omero_server_artifact", None,
            "URL or local path of the OMERO.server zip, e.g. `OMERO.server-5.6.16-ice36.zip` "
-           "(required for omero_server hosts; the version is read from its name)."),
-    Option("omero_server_sha256", None, "sha256 of `omero_server_artifact` (required with it)."),
+           "(required for omero_server hosts; the version is read from its name).",
+           example="https://downloads.example.org/omero/OMERO.server-5.6.16-ice36.zip"),
+    Option("omero_server_sha256", None, "sha256 of `omero_server_artifact` (required with it).",
+           example=_SHA256_EXAMPLE),
     Option("omero_ice_artifact", None,
            "URL or local path of the Ice 3.6.5 C++ binaries tarball for the host's OS (e.g. "
-           "Glencoe's `Ice-3.6.5-ubuntu2404-x86_64.tar.gz`; required for omero_server hosts)."),
-    Option("omero_ice_sha256", None, "sha256 of `omero_ice_artifact` (required with it)."),
+           "Glencoe's `Ice-3.6.5-ubuntu2404-x86_64.tar.gz`; required for omero_server hosts).",
+           example="https://downloads.example.org/ice/Ice-3.6.5-ubuntu2404-x86_64.tar.gz"),
+    Option("omero_ice_sha256", None, "sha256 of `omero_ice_artifact` (required with it).",
+           example=_SHA256_EXAMPLE),
     Option("omero_ice_home", "/opt/ice-3.6.5", "Where the Ice binaries are unpacked."),
     Option("omero_java_version", None,
            "OpenJDK major version. Unset: 11 where the OS packages it (OME's recommendation), "
-           "else 17 (Debian 12) or 21 (Debian 13)."),
+           "else 17 (Debian 12) or 21 (Debian 13).",
+           example=17),
     Option("omero_server_basedir", "/opt/omero/server",
            "Server base: versioned directories, the `OMERO.server` symlink, `venv3`, `config`."),
     Option("omero_server_user", "omero-server", "System user running OMERO.server."),
@@ -75,7 +95,9 @@ OPTIONS: tuple[Option, ...] = (
            "Password of OMERO's `root` user, set when the schema is created. Unset: "
            "`$OMERO_ROOT_PASSWORD`, else generated like `omero_db_password`."),
     Option("omero_server_config", {},
-           "Further OMERO.server settings, `{key: value}`, written to the config directory."),
+           "Further OMERO.server settings, `{key: value}`, written to the config directory "
+           "(values are JSON-encoded when not strings).",
+           example={"omero.jvmcfg.percent.blitz": 50}),
     Option("omero_py_version", "5.23.0", "omero-py release installed in the server and web venvs."),
     Option("omero_server_db_dump_dir", "/opt/omero/server/backups",
            "Where the database is dumped before an upgrade."),
@@ -85,14 +107,17 @@ OPTIONS: tuple[Option, ...] = (
            "Web base: `venv3`, `config`, and `OMERO.web` (its OMERODIR)."),
     Option("omero_web_user", "omero-web", "System user running OMERO.web."),
     Option("omero_web_bind", "127.0.0.1:4080", "Where gunicorn listens (nginx proxies to it)."),
-    Option("omero_web_workers", None, "gunicorn workers. Unset: 2 * CPUs + 1 (OME's advice)."),
+    Option("omero_web_workers", None, "gunicorn workers. Unset: 2 * CPUs + 1 (OME's advice).",
+           example=5),
     Option("omero_web_server_host", "localhost",
            "OMERO.server address for a web host when the inventory has no omero_server host; "
            "otherwise the server group's hosts are used."),
     Option("omero_web_config", {},
-           "Further OMERO.web settings, `{key: value}` (values are JSON-encoded when not strings)."),
+           "Further OMERO.web settings, `{key: value}` (values are JSON-encoded when not strings).",
+           example={"omero.web.ui.top_links": [["Data", "webindex", {"title": "Browse Data"}]]}),
     Option("omero_nginx_listen", "80", "nginx `listen` for the OMERO.web site (`[address:]port`)."),
-    Option("omero_nginx_server_name", "_", "nginx `server_name` of the OMERO.web site."),
+    Option("omero_nginx_server_name", "_", "nginx `server_name` of the OMERO.web site.",
+           example="omero.lab.example.org"),
 )
 
 DEFAULTS: dict[str, Any] = {option.name: option.default for option in OPTIONS}

@@ -1,31 +1,430 @@
-"""Read a host's options and its place in the inventory; validate all of it up front.
+"""Read a host's options and its place in the inventory; parse and check all of it up front.
 
 ``load()`` runs while pyinfra plans the deploy (before anything executes), so a bad
-option stops the run before any host changes, with a message naming the option.
+option stops the run before any host changes. Every option has a grammar here: a
+function that returns the value parsed (paths normalised, endpoints split into address
+and port, OMERO settings as the text written) or raises ``_Bad`` with the value's
+problem; the error names the option, the problem and a good value (``defaults``).
 """
 
 import difflib
 import hashlib
+import ipaddress
+import json
+import math
 import os
+import posixpath
 import re
+import string
+import unicodedata
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 
 from . import secrets
-from .defaults import DEFAULTS
+from .defaults import DEFAULTS, OPTIONS
 from .errors import OmeroDeployError, OmeroOptionError
 from .platform import Platform
 
 DATABASE, SERVER, WEB = "omero_database", "omero_server", "omero_web"
 ROLES = (DATABASE, SERVER, WEB)
+EXAMPLES: dict[str, Any] = {option.name: option.good_value for option in OPTIONS}
 
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_SERVER_ZIP = re.compile(r"^OMERO\.server-(\d+\.\d+\.\d+)-ice36\.zip$")
-_ICEPY_WHEEL = re.compile(r"^zeroc_ice-3\.6\.5-.+\.whl$")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_RELEASE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+")
+_SERVER_ZIP = re.compile(r"OMERO\.server-([0-9]+\.[0-9]+\.[0-9]+)-ice36\.zip")
+_ICEPY_WHEEL = re.compile(r"zeroc_ice-3\.6\.5-[A-Za-z0-9._+-]+\.whl")
+_ICE_TARBALL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*\.(tar\.gz|tgz)")
 _WELL_KNOWN_PASSWORDS = {"omero", "password", "changeme", "secret", "admin", "root", "ome"}
+
+_ALNUM = string.ascii_letters + string.digits
+_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_PATH_CHARS = _ALNUM + "._/+@-"
+# Directories the system or other software own: OMERO gets a directory of its own below.
+_SYSTEM_DIRS = frozenset({
+    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/media", "/mnt",
+    "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var",
+    "/usr/bin", "/usr/lib", "/usr/lib64", "/usr/libexec", "/usr/local", "/usr/local/bin",
+    "/usr/sbin", "/usr/share", "/var/cache", "/var/lib", "/var/log", "/var/opt", "/var/run",
+    "/var/spool", "/var/tmp", "/var/www",
+})
+_ACCOUNT = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+# Accounts and groups of the OS and of the services next to OMERO: sharing one would hand
+# OMERO's files to them (or theirs to OMERO). The platform's nginx user is added in load().
+_SYSTEM_ACCOUNTS = frozenset({
+    "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp",
+    "proxy", "www-data", "backup", "list", "irc", "gnats", "nobody", "nogroup", "_apt",
+    "messagebus", "syslog", "sshd", "postgres", "nginx", "apache", "adm", "wheel", "sudo",
+    "staff", "users", "shadow", "disk", "tty", "kmem", "utmp", "dialout", "cdrom", "floppy",
+    "audio", "video", "plugdev", "netdev", "input", "render", "kvm", "operator", "halt",
+    "shutdown", "ftp", "dbus", "polkitd", "chrony", "tss", "docker", "lxd", "supervisor",
+})
+_PG_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+# PostgreSQL's own roles and databases, pg_hba.conf's keywords and SQL's reserved words.
+_PG_RESERVED = frozenset({
+    "postgres", "template0", "template1", "public", "none", "all", "sameuser", "samerole",
+    "samegroup", "replication", "analyse", "analyze", "and", "any", "array", "as", "asc",
+    "asymmetric", "authorization", "binary", "both", "case", "cast", "check", "collate",
+    "collation", "column", "concurrently", "constraint", "create", "cross", "current_catalog",
+    "current_date", "current_role", "current_schema", "current_time", "current_timestamp",
+    "current_user", "default", "deferrable", "desc", "distinct", "do", "else", "end", "except",
+    "false", "fetch", "for", "foreign", "freeze", "from", "full", "grant", "group", "having",
+    "ilike", "in", "initially", "inner", "intersect", "into", "is", "isnull", "join",
+    "lateral", "leading", "left", "like", "limit", "localtime", "localtimestamp", "natural",
+    "not", "notnull", "null", "offset", "on", "only", "or", "order", "outer", "overlaps",
+    "placing", "primary", "references", "returning", "right", "select", "session_user",
+    "similar", "some", "symmetric", "system_user", "table", "tablesample", "then", "to",
+    "trailing", "true", "union", "unique", "user", "using", "variadic", "verbose", "when",
+    "where", "window", "with",
+})
+# Proxy and index URLs reach apt.conf, dnf.conf, pip.conf and (the proxy) a curl command
+# line as they are: no character any of those would read.
+_URL_CHARS = _ALNUM + "._~:/@%+-[]"
+# Artifact URLs are only ever quoted: RFC 3986's characters but quotes.
+_ARTIFACT_URL_CHARS = _ALNUM + "-._~:/?#[]@!$&()*+,;=%"
+_CONFIG_KEY = re.compile(r"omero\.[A-Za-z0-9_.]+")
+
+
+class _Bad(ValueError):
+    """A value's problem; the caller names the option and host and adds a good value."""
+
+
+# -- grammars: a value in, the value parsed out, or _Bad ---------------------------------
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Bad(f"must be a string, not {type(value).__name__}")  # no value: it may be a secret
+    return value
+
+
+def _optional(grammar: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: None if value is None else grammar(value)
+
+
+def _allowed(text: str, chars: str, what: str) -> None:
+    bad = next((char for char in text if char not in chars), None)
+    if bad is not None:
+        raise _Bad(f"holds {bad!r}; {what}")
+
+
+def _one_of(*choices: Any) -> Callable[[Any], Any]:
+    def grammar(value: Any) -> Any:
+        # By type too: True == 1 and 17.0 == 17 in Python.
+        if not any(type(value) is type(choice) and value == choice for choice in choices):
+            names = ", ".join(str(choice) for choice in choices[:-1])
+            raise _Bad(f"must be {names} or {choices[-1]}, not {value!r}")
+        return value
+    return grammar
+
+
+def _port(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        raise _Bad(f"must be a TCP port number (a whole number 1-65535), not {value!r}")
+    return value
+
+
+def _positive(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _Bad(f"must be a positive whole number, not {value!r}")
+    return value
+
+
+def _release(value: Any) -> str:
+    if not isinstance(value, str) or not _RELEASE.fullmatch(value):
+        raise _Bad(f"must be a release like 5.23.0, not {value!r}")
+    return value
+
+
+def _ip(text: str, version: int | None = None) -> str | None:
+    """``text`` as an IP address literal in its normal form, or None."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    return str(address) if version in (None, address.version) else None
+
+
+def _is_host_name(text: str) -> bool:
+    """RFC 1123: dot-separated labels of letters, digits and inner '-'; a last label of
+    digits only would read as an IPv4 address."""
+    labels = text.split(".")
+    return (len(text) <= 253 and all(_LABEL.fullmatch(label) for label in labels)
+            and not labels[-1].isdigit())
+
+
+def _address(value: Any) -> str:
+    """A host name or an IP address (IPv6 without brackets)."""
+    text = _text(value)
+    if text.startswith("["):
+        raise _Bad(f"{text!r}: write an IPv6 address without brackets here, like ::1")
+    _allowed(text, _ALNUM + ".-:", "an address holds only letters, digits, '.', '-' "
+                                   "(and ':' in an IPv6 address)")
+    address = _ip(text)
+    if address is not None:
+        return address
+    if not _is_host_name(text):
+        raise _Bad(f"{text!r} is neither an IP address nor a host name (RFC 1123: labels of "
+                   "letters, digits and inner '-', separated by dots)")
+    return text
+
+
+def _endpoint(value: Any, need_address: bool) -> tuple[str | None, int]:
+    """``address:port`` (``[address:]port`` unless ``need_address``) as (address, port);
+    the address None for nginx's port-only form (every address)."""
+    form = "address:port" if need_address else "[address:]port"
+    if not need_address and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # nginx's port-only form, given as a number
+    text = _text(value)
+    _allowed(text, _ALNUM + ".-:[]", f"an endpoint ({form}) holds only letters, digits, '.', "
+                                     "'-', ':' and brackets around an IPv6 address")
+    address: str | None
+    if text.startswith("["):
+        inside, bracketed, port = text[1:].partition("]:")
+        address = _ip(inside, 6)
+        if not bracketed or address is None:
+            raise _Bad(f"{text!r} is not [IPv6 address]:port")
+    elif text.count(":") > 1:
+        raise _Bad(f"{text!r}: put an IPv6 address in brackets, like [::1]:4080")
+    elif ":" in text:
+        given, _, port = text.partition(":")
+        address = _address(given)
+    elif need_address:
+        raise _Bad(f"{text!r} has no address: must be address:port")
+    else:
+        address, port = None, text
+    if not re.fullmatch(r"[0-9]{1,5}", port) or not 0 < int(port) < 65536:
+        raise _Bad(f"{port!r} is not a TCP port number (1-65535)")
+    return address, int(port)
+
+
+def _endpoint_text(address: str | None, port: int) -> str:
+    if address is None:
+        return str(port)
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def _local_url(address: str | None, port: int) -> str:
+    """The http URL a check on the host itself uses to reach a listener."""
+    local = {None: "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(address, address)
+    return f"http://{_endpoint_text(local, port)}"
+
+
+def _server_names(value: Any) -> str:
+    """nginx ``server_name``: names separated by spaces; ``_`` and ``*.name`` allowed."""
+    text = _text(value)
+    _allowed(text, _ALNUM + ".-_* ", "server names hold only letters, digits, '.', '-', "
+                                     "a leading '*.' or '_', separated by spaces")
+    names = text.split()
+    if not names:
+        raise _Bad("is empty; '_' matches any name")
+    for name in names:
+        base = name.removeprefix("*.")
+        if name != "_" and not _is_host_name(base) and _ip(base, 4) is None:
+            raise _Bad(f"{name!r} is not a host name, *.host name, IPv4 address or '_'")
+    return " ".join(names)
+
+
+def _path(value: Any, home: bool = False) -> str:
+    """An absolute, normalised path of plain characters, not a system directory itself;
+    with ``home``, ``~/...`` too (on the machine running pyinfra)."""
+    text = _text(value)
+    prefix = ""
+    if home and text.startswith("~/"):
+        prefix, text = "~", text[1:]
+    _allowed(text, _PATH_CHARS, "a path holds only letters, digits and . _ / + @ -")
+    if not text.startswith("/"):
+        raise _Bad(f"must be an absolute path, not {value!r}")
+    if ".." in text.split("/"):
+        raise _Bad(f"{value!r} holds '..'")
+    path = posixpath.normpath(re.sub("/+", "/", text))
+    if prefix and path == "/":
+        raise _Bad("is the home directory itself; use a directory of its own below it")
+    if not prefix and path in _SYSTEM_DIRS:
+        raise _Bad(f"{path} is a system directory; use a directory of its own below it, "
+                   f"like {path.rstrip('/')}/omero")
+    return prefix + path
+
+
+def _account(value: Any) -> str:
+    text = _text(value)
+    if not _ACCOUNT.fullmatch(text):
+        raise _Bad(f"{text!r} is not a valid user or group name (a-z, 0-9, '_' and '-', "
+                   "up to 32, not starting with a digit or '-')")
+    if text in _SYSTEM_ACCOUNTS or text.startswith("systemd-"):
+        raise _Bad(f"{text!r} is a system account; OMERO needs one of its own")
+    return text
+
+
+def _pg_name(value: Any) -> str:
+    text = _text(value)
+    if not _PG_NAME.fullmatch(text):
+        raise _Bad(f"{text!r} is not a plain lower-case PostgreSQL name (a-z, 0-9 and '_', "
+                   "up to 63, not starting with a digit)")
+    if text in _PG_RESERVED or text.startswith("pg_"):
+        raise _Bad(f"{text!r} is reserved in PostgreSQL (a built-in role or database, a "
+                   "pg_hba.conf keyword or an SQL reserved word)")
+    return text
+
+
+def _url(value: Any, chars: str = _URL_CHARS) -> str:
+    text = _text(value)
+    shown = re.sub(r"//[^/@]*@", "//***@", text)  # no credentials in the message
+    _allowed(text, chars, "a URL here holds only letters, digits and "
+                          f"{' '.join(sorted(set(chars) - set(_ALNUM)))}; "
+                          "percent-encode anything else (a password's too)")
+    try:
+        parts = urlsplit(text)
+        host, _ = parts.hostname, parts.port
+    except ValueError as error:
+        raise _Bad(f"{shown} is not a URL ({error})") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise _Bad(f"must be an http(s) URL with a host, not {shown!r}")
+    _address(host)
+    return text
+
+
+def _config_value(key: str, value: Any) -> None:
+    """A JSON-able value without control characters, at any depth."""
+    if isinstance(value, str):
+        bad = next((char for char in value if unicodedata.category(char) in ("Cc", "Zl", "Zp")),
+                   None)
+        if bad is not None:
+            raise _Bad(f"the value of {key} holds the control character {bad!r} "
+                       "(line breaks, tabs and the like cannot be written)")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise _Bad(f"the value of {key} holds {value}, which JSON has no form for")
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _config_value(key, item)
+    elif isinstance(value, dict):
+        for inner_key, item in value.items():
+            if not isinstance(inner_key, str):
+                raise _Bad(f"the value of {key} holds a mapping key {inner_key!r}; JSON keys "
+                           "are strings")
+            _config_value(key, inner_key)
+            _config_value(key, item)
+    elif not isinstance(value, (bool, int, float)):
+        raise _Bad(f"the value of {key} holds {value!r}, which is not a string, number, "
+                   "boolean, list or mapping (leave a key out to keep OMERO's default)")
+
+
+def _config(value: Any) -> dict[str, str]:
+    """OMERO settings, each value as the text written for it (JSON unless a string)."""
+    if not isinstance(value, dict):
+        raise _Bad("must be a mapping of OMERO setting names (omero.*) to values, "
+                   f"not a {type(value).__name__}")
+    parsed = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not _CONFIG_KEY.fullmatch(key):
+            raise _Bad(f"{key!r} is not an OMERO setting name (omero. then letters, digits, "
+                       "'_' and '.')")
+        _config_value(key, item)
+        written = item if isinstance(item, str) else json.dumps(item)
+        if "'" in written:
+            raise _Bad(f"the value of {key} holds a single quote, which the config file's "
+                       "single-quoted `config set` lines cannot carry")
+        parsed[key] = written
+    return parsed
+
+
+def _ca_files(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(path, str) for path in value):
+        raise _Bad("must be a list of file paths")
+    installed: dict[str, str] = {}
+    for path in value:
+        if not os.path.isfile(path):
+            raise _Bad(f"{path} is not a file")
+        with open(path, encoding="ascii", errors="replace") as handle:
+            text = handle.read()
+        # The file is installed world-readable in the trust store.
+        if "PRIVATE KEY-----" in text:
+            raise _Bad(f"{path} holds a private key; give the CA certificate alone")
+        if "-----BEGIN CERTIFICATE-----" not in text:
+            raise _Bad(f"{path} holds no PEM certificate")
+        stem = PurePosixPath(path).stem
+        _allowed(stem, _PATH_CHARS.replace("/", ""),
+                 f"{path} is installed under its name, which may hold only letters, digits "
+                 "and . _ + @ -")
+        if stem in installed:
+            raise _Bad(f"{installed[stem]} and {path} would both be installed as "
+                       f"omero-extra-{stem}.crt; rename one")
+        installed[stem] = path
+    return tuple(value)
+
+
+_GRAMMARS: dict[str, Callable[[Any], Any]] = {
+    "omero_address": _optional(_address),
+    "omero_service_manager": _one_of("auto", "systemd", "supervisord"),
+    "omero_extra_ca_certificates": _ca_files,
+    "omero_http_proxy": _optional(_url),
+    "omero_pip_index_url": _optional(_url),
+    # Artifacts and passwords: their type here, the rest in load() for the hosts needing them.
+    "omero_icepy_wheel": _optional(_text),
+    "omero_icepy_wheel_sha256": _optional(_text),
+    "omero_wheel_dir": _path,
+    "omero_db_name": _pg_name,
+    "omero_db_user": _pg_name,
+    "omero_db_password": _optional(_text),
+    "omero_db_port": _port,
+    "omero_secrets_dir": lambda value: _path(value, home=True),
+    "omero_server_artifact": _optional(_text),
+    "omero_server_sha256": _optional(_text),
+    "omero_ice_artifact": _optional(_text),
+    "omero_ice_sha256": _optional(_text),
+    "omero_ice_home": _path,
+    "omero_java_version": _optional(_one_of(11, 17, 21)),
+    "omero_server_basedir": _path,
+    "omero_server_user": _account,
+    "omero_group": _account,
+    "omero_data_dir": _path,
+    "omero_root_password": _optional(_text),
+    "omero_server_config": _config,
+    "omero_py_version": _release,
+    "omero_server_db_dump_dir": _path,
+    "omero_web_version": _release,
+    "omero_web_basedir": _path,
+    "omero_web_user": _account,
+    "omero_web_bind": lambda value: _endpoint(value, need_address=True),
+    "omero_web_workers": _optional(_positive),
+    "omero_web_server_host": _address,
+    "omero_web_config": _config,
+    "omero_nginx_listen": lambda value: _endpoint(value, need_address=False),
+    "omero_nginx_server_name": _server_names,
+}
+
+
+def parse_options(values: dict[str, Any], platform: Platform, host_name: str) -> dict[str, Any]:
+    """Every option (``values`` has them all) parsed by its grammar, then checked against
+    the others; OmeroOptionError for the first bad one."""
+    parsed = {}
+    for name, grammar in _GRAMMARS.items():
+        try:
+            parsed[name] = grammar(values[name])
+        except _Bad as bad:
+            raise OmeroOptionError(name, str(bad), host_name, EXAMPLES[name]) from None
+
+    def fail(option: str, problem: str):
+        raise OmeroOptionError(option, problem, host_name, EXAMPLES[option])
+
+    for user in ("omero_server_user", "omero_web_user"):
+        if parsed[user] == platform.nginx_user:
+            fail(user, f"{parsed[user]!r} is nginx's user on {platform.label}")
+        if parsed[user] == parsed["omero_group"]:
+            fail(user, f"{parsed[user]!r} is also omero_group; each service user has a group "
+                       "of its own besides the shared one")
+    if parsed["omero_web_user"] == parsed["omero_server_user"]:
+        fail("omero_web_user", f"{parsed['omero_web_user']!r} is also omero_server_user; the "
+                               "web (facing the network) must not run as the server")
+    (bind_address, bind_port), (listen_address, listen_port) = (
+        parsed["omero_web_bind"], parsed["omero_nginx_listen"])
+    every = (None, "0.0.0.0", "::")
+    if bind_port == listen_port and (bind_address == listen_address or bind_address in every
+                                     or listen_address in every):
+        fail("omero_nginx_listen", f"port {listen_port} is omero_web_bind's too; nginx and "
+                                   "gunicorn need different ports")
+    return parsed
 
 
 @dataclass(frozen=True)
@@ -46,7 +445,8 @@ class Artifact:
 
 @dataclass(frozen=True)
 class Settings:
-    """One host's validated options, roles and peers. ``settings.db_name`` reads ``omero_db_name``."""
+    """One host's parsed options, roles and peers. ``settings.db_name`` reads ``omero_db_name``
+    (parsed: paths normalised, endpoints and OMERO settings as text)."""
 
     options: dict[str, Any]
     platform: Platform
@@ -57,6 +457,11 @@ class Settings:
     db_client_addresses: tuple[str, ...]  # server hosts PostgreSQL must accept
     db_listen_addresses: str
     web_server_addresses: tuple[str, ...]  # OMERO.server hosts the web connects to
+    # omero_web_bind and omero_nginx_listen, parsed; IPv6 addresses without brackets.
+    web_bind_host: str
+    web_bind_port: int
+    nginx_listen_host: str | None  # None: every address (nginx's port-only form)
+    nginx_listen_port: int
     # Present for server hosts only.
     server_artifact: Artifact | None = None
     server_version: str | None = None
@@ -75,6 +480,16 @@ class Settings:
     def java_version(self) -> int:
         return self.options["omero_java_version"] or self.platform.default_java
 
+    # -- where things are on the host, named once ------------------------------------------
+    @staticmethod
+    def home_of(user: str) -> str:
+        return f"/var/lib/{user}"
+
+    @property
+    def download_dir(self) -> str:
+        """Where the Ice tarball is put."""
+        return "/opt/omero/downloads"
+
     @property
     def server_dir(self) -> str:
         return f"{self.server_basedir}/OMERO.server-{self.server_version}-ice36"
@@ -84,24 +499,95 @@ class Settings:
         return f"{self.server_basedir}/OMERO.server"
 
     @property
+    def server_venv(self) -> str:
+        return f"{self.server_basedir}/venv3"
+
+    @property
+    def server_omero(self) -> str:
+        """The server's ``omero`` command (run with OMERODIR=server_symlink)."""
+        return f"{self.server_venv}/bin/omero"
+
+    @property
+    def server_config_dir(self) -> str:
+        return f"{self.server_basedir}/config"
+
+    @property
+    def server_download_dir(self) -> str:
+        """Where the OMERO.server zip is put."""
+        return f"{self.server_basedir}/downloads"
+
+    @property
+    def server_home(self) -> str:
+        return self.home_of(self.server_user)
+
+    @property
     def web_omerodir(self) -> str:
         return f"{self.web_basedir}/OMERO.web"
+
+    @property
+    def web_venv(self) -> str:
+        return f"{self.web_basedir}/venv3"
+
+    @property
+    def web_omero(self) -> str:
+        """The web's ``omero`` command (run with OMERODIR=web_omerodir)."""
+        return f"{self.web_venv}/bin/omero"
+
+    @property
+    def web_gunicorn(self) -> str:
+        return f"{self.web_venv}/bin/gunicorn"
+
+    @property
+    def web_config_dir(self) -> str:
+        return f"{self.web_basedir}/config"
+
+    @property
+    def web_static_root(self) -> str:
+        return f"{self.web_omerodir}/var/static"
+
+    @property
+    def web_home(self) -> str:
+        return self.home_of(self.web_user)
+
+    @property
+    def web_url(self) -> str:
+        """gunicorn as reached from its host, e.g. http://127.0.0.1:4080 or http://[::1]:4080."""
+        return _local_url(self.web_bind_host, self.web_bind_port)
+
+    @property
+    def nginx_url(self) -> str:
+        """nginx as reached from its host (every address: through 127.0.0.1)."""
+        return _local_url(self.nginx_listen_host, self.nginx_listen_port)
 
 
 def address_of(host) -> str:
     """How other hosts reach ``host``: its ``omero_address``, else its name (SSH hosts)."""
     given = host.data.get("omero_address")
-    if given:
-        return given
-    return "localhost" if host.name.startswith("@") else host.name
+    if given is not None:
+        try:
+            return _address(given)
+        except _Bad as bad:
+            raise OmeroOptionError("omero_address", str(bad), host.name,
+                                   EXAMPLES["omero_address"]) from None
+    if host.name.startswith("@"):
+        return "localhost"
+    try:
+        return _address(host.name)
+    except _Bad as bad:
+        raise OmeroDeployError(f"host {host.name}: its name is not an address other hosts can "
+                               f"use ({bad}); set its omero_address") from None
 
 
 def load(host, inventory, platform: Platform, pid1: str) -> Settings:
-    options = {name: host.data.get(name, default) for name, default in DEFAULTS.items()}
-    roles = frozenset(group for group in ROLES if group in host.groups)
-    check = _Checker(options, host.name)
+    check = _Checker(host.name)
     check.known(host.data.dict())
-    check.common()
+    options = parse_options({name: host.data.get(name, default) for name, default in DEFAULTS.items()},
+                            platform, host.name)
+    web_bind_host, web_bind_port = options["omero_web_bind"]
+    nginx_listen_host, nginx_listen_port = options["omero_nginx_listen"]
+    options["omero_web_bind"] = _endpoint_text(web_bind_host, web_bind_port)
+    options["omero_nginx_listen"] = _endpoint_text(nginx_listen_host, nginx_listen_port)
+    roles = frozenset(group for group in ROLES if group in host.groups)
 
     database_hosts = inventory.get_group(DATABASE, [])
     server_hosts = inventory.get_group(SERVER, [])
@@ -124,20 +610,22 @@ def load(host, inventory, platform: Platform, pid1: str) -> Settings:
 
     extra: dict[str, Any] = {}
     if roles & {SERVER, WEB}:
-        extra["icepy_wheel"] = check.optional_artifact("omero_icepy_wheel", "omero_icepy_wheel_sha256",
-                                                       _ICEPY_WHEEL, "zeroc_ice-3.6.5-<tags>.whl")
+        extra["icepy_wheel"] = check.optional_artifact(
+            options, "omero_icepy_wheel", "omero_icepy_wheel_sha256", _ICEPY_WHEEL,
+            "zeroc_ice-3.6.5-<tags>.whl")
     if SERVER in roles:
         if database_address is None:
             raise OmeroDeployError(
                 f"host {host.name} is in {SERVER} but the inventory has no {DATABASE} host"
             )
         server_artifact = check.required_artifact(
-            "omero_server_artifact", "omero_server_sha256", _SERVER_ZIP,
+            options, "omero_server_artifact", "omero_server_sha256", _SERVER_ZIP,
             "OMERO.server-<version>-ice36.zip")
         extra["server_artifact"] = server_artifact
-        extra["server_version"] = _SERVER_ZIP.match(server_artifact.filename).group(1)
+        extra["server_version"] = _SERVER_ZIP.fullmatch(server_artifact.filename).group(1)
         extra["ice_artifact"] = check.required_artifact(
-            "omero_ice_artifact", "omero_ice_sha256", None, None)
+            options, "omero_ice_artifact", "omero_ice_sha256", _ICE_TARBALL,
+            "<name of letters, digits and . _ + ->.tar.gz")
         extra["root_password"] = check.password("omero_root_password", secrets.resolve(
             options["omero_root_password"], "OMERO_ROOT_PASSWORD", options["omero_secrets_dir"],
             f"{host.name}-omero-root"))
@@ -150,8 +638,8 @@ def load(host, inventory, platform: Platform, pid1: str) -> Settings:
     if manager == "auto":
         manager = "systemd" if pid1 == "systemd" else "supervisord"
     elif manager == "systemd" and pid1 != "systemd":
-        raise OmeroOptionError("omero_service_manager", f"systemd is not PID 1 here (PID 1 is {pid1!r})",
-                               host.name)
+        check.fail("omero_service_manager", f"systemd is not PID 1 here (PID 1 is {pid1!r})",
+                   example="auto")
 
     return Settings(
         options=options,
@@ -162,116 +650,66 @@ def load(host, inventory, platform: Platform, pid1: str) -> Settings:
         db_client_addresses=client_addresses,
         db_listen_addresses=listen,
         web_server_addresses=web_servers,
+        web_bind_host=str(web_bind_host),  # never None: omero_web_bind needs an address
+        web_bind_port=web_bind_port,
+        nginx_listen_host=nginx_listen_host,
+        nginx_listen_port=nginx_listen_port,
         **extra,
     )
 
 
 class _Checker:
-    """Validation of option values; each failure raises OmeroOptionError."""
+    """The checks that need more than a value: option names, passwords, artifacts."""
 
-    def __init__(self, options: dict[str, Any], host_name: str):
-        self.options = options
+    def __init__(self, host_name: str):
         self.host_name = host_name
 
-    def fail(self, option: str, problem: str):
-        raise OmeroOptionError(option, problem, self.host_name)
+    def fail(self, option: str, problem: str, example: Any = None):
+        raise OmeroOptionError(option, problem, self.host_name,
+                               EXAMPLES.get(option) if example is None else example)
 
-    def known(self, data: dict) -> None:
+    def known(self, keys: Iterable[str]) -> None:
         """A misspelt option would silently fall back to its default: refuse it instead."""
-        for key in data:
+        for key in keys:
             if key.startswith("omero_") and key not in DEFAULTS:
                 close = difflib.get_close_matches(key, DEFAULTS, n=1)
-                self.fail(key, "is not an option of this deploy"
-                               + (f"; did you mean {close[0]}?" if close else ""))
+                raise OmeroOptionError(key, "is not an option of this deploy"
+                                       + (f"; did you mean {close[0]}?" if close else ""),
+                                       self.host_name)
 
-    def common(self) -> None:
-        o = self.options
-        if o["omero_service_manager"] not in ("auto", "systemd", "supervisord"):
-            self.fail("omero_service_manager",
-                      f"must be auto, systemd or supervisord, not {o['omero_service_manager']!r}")
-        certificates = o["omero_extra_ca_certificates"]
-        if not isinstance(certificates, (list, tuple)):
-            self.fail("omero_extra_ca_certificates", "must be a list of file paths")
-        for path in certificates:
-            if not os.path.isfile(path):
-                self.fail("omero_extra_ca_certificates", f"{path} is not a file")
-            with open(path, encoding="ascii", errors="replace") as handle:
-                if "-----BEGIN CERTIFICATE-----" not in handle.read():
-                    self.fail("omero_extra_ca_certificates", f"{path} holds no PEM certificate")
-        for option in ("omero_http_proxy", "omero_pip_index_url"):
-            if o[option] is not None and urlparse(str(o[option])).scheme not in ("http", "https"):
-                self.fail(option, f"must be an http(s) URL, not {o[option]!r}")
-        for option in ("omero_db_name", "omero_db_user"):
-            if not _IDENTIFIER.match(str(o[option])):
-                self.fail(option, f"{o[option]!r} is not a plain lower-case PostgreSQL name")
-        self.port("omero_db_port", o["omero_db_port"])
-        for option in ("omero_wheel_dir", "omero_ice_home", "omero_server_basedir", "omero_data_dir",
-                       "omero_server_db_dump_dir", "omero_web_basedir"):
-            if not str(o[option]).startswith("/"):
-                self.fail(option, f"must be an absolute path, not {o[option]!r}")
-        for option in ("omero_server_user", "omero_web_user", "omero_group"):
-            if not re.match(r"^[a-z_][a-z0-9_-]{0,31}$", str(o[option])):
-                self.fail(option, f"{o[option]!r} is not a valid user or group name")
-        if o["omero_java_version"] not in (None, 11, 17, 21):
-            self.fail("omero_java_version", f"must be 11, 17 or 21, not {o['omero_java_version']!r}")
-        workers = o["omero_web_workers"]
-        if workers is not None and (not isinstance(workers, int) or workers < 1):
-            self.fail("omero_web_workers", f"must be a positive whole number, not {workers!r}")
-        self.endpoint("omero_web_bind", o["omero_web_bind"], need_address=True)
-        self.endpoint("omero_nginx_listen", o["omero_nginx_listen"], need_address=False)
-        for option in ("omero_server_config", "omero_web_config"):
-            config = o[option]
-            if not isinstance(config, dict) or not all(
-                isinstance(key, str) and key.startswith("omero.") for key in config
-            ):
-                self.fail(option, "must be a mapping of OMERO setting names (omero.*) to values")
-            # Values are written single-quoted, one per line, into the config files.
-            for key, value in config.items():
-                if "'" in str(value) or "\n" in str(value):
-                    self.fail(option, f"the value of {key} holds a single quote or a line break")
-        for version_option in ("omero_py_version", "omero_web_version"):
-            if not re.match(r"^\d+\.\d+\.\d+$", str(o[version_option])):
-                self.fail(version_option, f"must be a release like 5.23.0, not {o[version_option]!r}")
-
-    def port(self, option: str, value) -> int:
-        if not isinstance(value, int) or not 0 < value < 65536:
-            self.fail(option, f"must be a TCP port number, not {value!r}")
-        return value
-
-    def endpoint(self, option: str, value, need_address: bool) -> None:
-        address, _, port = str(value).rpartition(":")
-        if need_address and not address:
-            self.fail(option, f"must be address:port, not {value!r}")
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            self.fail(option, f"{value!r} does not end in a TCP port number")
-
-    def password(self, option: str, value) -> str:
-        if not isinstance(value, str):
-            self.fail(option, "must be a string")
+    def password(self, option: str, value: str) -> str:
+        # Never the value in a message: it is a secret.
         if value.lower() in _WELL_KNOWN_PASSWORDS or len(value) < 12:
-            self.fail(option, "is a well-known or short password (use 12 characters or more)")
+            self.fail(option, "is a well-known or short password (use 12 characters or more, "
+                              "or leave it unset to have one generated)")
         if not value.isascii() or not value.isprintable() or "'" in value:
             self.fail(option, "must be printable ASCII, without a single quote")
         return value
 
-    def optional_artifact(self, option, sha_option, name_pattern, name_hint) -> Artifact | None:
-        if not self.options[option]:
-            if self.options[sha_option]:
+    def optional_artifact(self, options, option, sha_option, name_pattern, name_hint) -> Artifact | None:
+        if not options[option]:
+            if options[sha_option]:
                 self.fail(sha_option, f"is set but {option} is not")
             return None
-        return self.required_artifact(option, sha_option, name_pattern, name_hint)
+        return self.required_artifact(options, option, sha_option, name_pattern, name_hint)
 
-    def required_artifact(self, option, sha_option, name_pattern, name_hint) -> Artifact:
-        source, sha256 = self.options[option], self.options[sha_option]
+    def required_artifact(self, options, option, sha_option, name_pattern, name_hint) -> Artifact:
+        source, sha256 = options[option], options[sha_option]
         if not source:
             self.fail(option, "is required on this host: give the URL or local path of the file "
                               "(it cannot be downloaded for you: no vendor URL is built in)")
-        artifact = Artifact(str(source), str(sha256 or "").lower())
-        if not artifact.is_url and not os.path.isfile(artifact.source):
+        artifact = Artifact(source, (sha256 or "").lower())
+        if artifact.is_url:
+            try:
+                _url(source, _ARTIFACT_URL_CHARS)
+            except _Bad as bad:
+                self.fail(option, str(bad))
+        elif not os.path.isfile(artifact.source):
             self.fail(option, f"{artifact.source} is neither an http(s) URL nor an existing file")
-        if name_pattern is not None and not name_pattern.match(artifact.filename):
+        # The file keeps its name on the host, where commands use it.
+        if not name_pattern.fullmatch(artifact.filename):
             self.fail(option, f"file name {artifact.filename!r} is not like {name_hint}")
-        if not _SHA256.match(artifact.sha256):
+        if not _SHA256.fullmatch(artifact.sha256):
             self.fail(sha_option, f"must be the 64 hex digit sha256 of {artifact.filename}")
         if not artifact.is_url:
             actual = _sha256_of(artifact.source)

@@ -16,6 +16,10 @@ PID1 = "cat /proc/1/comm 2>/dev/null || echo unknown"
 WHEEL_URL = "https://wheels.lab/zeroc_ice-3.6.5-cp312-cp312-manylinux_2_28_x86_64.whl"
 
 
+CERTIFICATE = "-----BEGIN CERTIFICATE-----\nMIIBlab\n-----END CERTIFICATE-----\n"
+PRIVATE_KEY = "-----BEGIN RSA PRIVATE KEY-----\nMIIEkey\n-----END RSA PRIVATE KEY-----\n"
+
+
 class LocalFile:
     """A file made in the test's tmp_path, for options that take a local path."""
 
@@ -27,6 +31,7 @@ class LocalFile:
 
     def make(self, directory) -> str:
         path = directory / self.name
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.text)
         return str(path)
 
@@ -36,40 +41,171 @@ def bad(option, value, problem, **more):
     return pytest.param(option, {option: value, **more}, problem, id=f"{option}={value!r}"[:60])
 
 
+def clash(option, data, problem):
+    """A case: options each good alone, refused together (the error names ``option``)."""
+    return pytest.param(option, data, problem, id=f"{option}:{data!r}"[:60])
+
+
+PATH_OPTIONS = ("omero_wheel_dir", "omero_ice_home", "omero_server_basedir", "omero_data_dir",
+                "omero_server_db_dump_dir", "omero_web_basedir", "omero_secrets_dir")
+ACCOUNT_OPTIONS = ("omero_server_user", "omero_web_user", "omero_group")
+PASSWORD_OPTIONS = ("omero_db_password", "omero_root_password")
+
 BAD_OPTIONS = [
+    # -- choices and whole numbers (True is no number) -----------------------------------------
     bad("omero_service_manager", "upstart", "must be auto, systemd or supervisord"),
-    bad("omero_extra_ca_certificates", "/etc/ssl/lab-ca.pem", "must be a list of file paths"),
-    bad("omero_extra_ca_certificates", ["/nonexistent/lab-ca.pem"], "is not a file"),
-    bad("omero_extra_ca_certificates", [LocalFile("lab-ca.pem")], "holds no PEM certificate"),
-    bad("omero_http_proxy", "proxy.lab:3128", "must be an http(s) URL"),
-    bad("omero_pip_index_url", "ftp://mirror.lab/simple", "must be an http(s) URL"),
+    bad("omero_java_version", 8, "must be 11, 17 or 21, not 8"),
+    bad("omero_java_version", True, "must be 11, 17 or 21, not True"),
+    bad("omero_java_version", 17.0, "must be 11, 17 or 21, not 17.0"),
+    bad("omero_db_port", 70000, "must be a TCP port number (a whole number 1-65535), not 70000"),
+    bad("omero_db_port", 0, "must be a TCP port number"),
+    bad("omero_db_port", "5432", "must be a TCP port number (a whole number 1-65535), not '5432'"),
+    bad("omero_db_port", True, "must be a TCP port number (a whole number 1-65535), not True"),
+    bad("omero_web_workers", 0, "must be a positive whole number, not 0"),
+    bad("omero_web_workers", "4", "must be a positive whole number, not '4'"),
+    bad("omero_web_workers", True, "must be a positive whole number, not True"),
+    # -- endpoints: the whole value parsed, not only what follows the last ':' -------------------
+    bad("omero_web_bind", "4080", "'4080' has no address: must be address:port"),
+    bad("omero_web_bind", "127.0.0.1:gunicorn", "'gunicorn' is not a TCP port number (1-65535)"),
+    bad("omero_web_bind", "127.0.0.1:4080 ; include /etc/passwd", "holds ' '; an endpoint"),
+    bad("omero_web_bind", "127.0.0.1;:4080", "holds ';'; an endpoint (address:port)"),
+    bad("omero_web_bind", "127.0.0.1:4080\n", "holds '\\n'; an endpoint"),
+    bad("omero_web_bind", "evil}host:4080", "holds '}'; an endpoint"),
+    bad("omero_web_bind", "::1:4080", "put an IPv6 address in brackets, like [::1]:4080"),
+    bad("omero_web_bind", "[::1]", "'[::1]' is not [IPv6 address]:port"),
+    bad("omero_web_bind", "[10.0.0.1]:4080", "is not [IPv6 address]:port"),
+    bad("omero_web_bind", "-web-:4080", "'-web-' is neither an IP address nor a host name"),
+    bad("omero_web_bind", "999.1.1.1:4080", "'999.1.1.1' is neither an IP address nor a host name"),
+    bad("omero_nginx_listen", "0.0.0.0:70000", "'70000' is not a TCP port number (1-65535)"),
+    bad("omero_nginx_listen", "0", "'0' is not a TCP port number"),
+    bad("omero_nginx_listen", "80 default_server", "holds ' '; an endpoint ([address:]port)"),
+    bad("omero_nginx_listen", '"80"', "holds '\"'; an endpoint"),
+    bad("omero_nginx_listen", "80;}", "holds ';'; an endpoint"),
+    bad("omero_nginx_listen", True, "must be a string, not bool"),
+    bad("omero_nginx_listen", "4080", "port 4080 is omero_web_bind's too"),
+    bad("omero_nginx_listen", "[::]:4080", "port 4080 is omero_web_bind's too",
+        omero_web_bind="[::1]:4080"),
+    # -- paths: absolute, plain, no '..', not a system directory itself --------------------------
+    *(bad(option, "relative/dir", "must be an absolute path") for option in PATH_OPTIONS),
+    bad("omero_data_dir", "/", "/ is a system directory; use a directory of its own below it"),
+    bad("omero_data_dir", "/var/lib/", "/var/lib is a system directory"),
+    bad("omero_ice_home", "/opt", "/opt is a system directory"),
+    bad("omero_server_basedir", "//usr", "/usr is a system directory"),
+    bad("omero_web_basedir", "/tmp/.", "/tmp is a system directory"),
+    bad("omero_wheel_dir", "/etc", "/etc is a system directory"),
+    bad("omero_server_db_dump_dir", "/opt/omero/../../root", "holds '..'"),
+    bad("omero_web_basedir", "/opt/omero web", "holds ' '; a path holds only letters, digits"),
+    bad("omero_ice_home", "/opt/ice;reboot", "holds ';'; a path"),
+    bad("omero_wheel_dir", "/opt/$(reboot)", "holds '$'; a path"),
+    bad("omero_data_dir", "/OMERO\n", "holds '\\n'; a path"),
+    bad("omero_data_dir", "/OMERO'", "holds \"'\"; a path"),
+    bad("omero_secrets_dir", "~", "holds '~'"),
+    bad("omero_secrets_dir", "~/", "is the home directory itself"),
+    bad("omero_secrets_dir", "~/../other", "holds '..'"),
+    bad("omero_secrets_dir", "~bob/secrets", "holds '~'"),
+    bad("omero_data_dir", 42, "must be a string, not int"),
+    # -- addresses and host names (RFC 1123 labels or IP literals) -------------------------------
+    bad("omero_address", "db host", "holds ' '; an address holds only"),
+    bad("omero_address", "db.lab;reboot", "holds ';'"),
+    bad("omero_address", "[::1]", "write an IPv6 address without brackets here"),
+    bad("omero_address", "-db.lab", "'-db.lab' is neither an IP address nor a host name"),
+    bad("omero_address", "db..lab", "'db..lab' is neither an IP address nor a host name"),
+    bad("omero_address", "", "'' is neither an IP address nor a host name"),
+    bad("omero_address", "a" * 64 + ".lab", "is neither an IP address nor a host name"),
+    bad("omero_web_server_host", "omero_server", "holds '_'"),
+    bad("omero_web_server_host", "10.0.0.1\n", "holds '\\n'"),
+    bad("omero_nginx_server_name", "omero.lab; return 301", "holds ';'; server names hold only"),
+    bad("omero_nginx_server_name", "omero.lab\nlisten 81", "holds '\\n'"),
+    bad("omero_nginx_server_name", "~^(?<name>.+)$", "holds '~'"),
+    bad("omero_nginx_server_name", "*omero.lab", "'*omero.lab' is not a host name"),
+    bad("omero_nginx_server_name", "omero.*", "'omero.*' is not a host name"),
+    bad("omero_nginx_server_name", "  ", "is empty; '_' matches any name"),
+    # -- users and groups: valid, not the system's, not each other -------------------------------
+    *(bad(option, "Omero Server", "not a valid user or group name") for option in ACCOUNT_OPTIONS),
+    bad("omero_server_user", "root", "'root' is a system account"),
+    bad("omero_server_user", "postgres", "'postgres' is a system account"),
+    bad("omero_web_user", "www-data", "'www-data' is a system account"),
+    bad("omero_web_user", "nginx", "'nginx' is a system account"),
+    bad("omero_web_user", "nobody", "'nobody' is a system account"),
+    bad("omero_group", "users", "'users' is a system account"),
+    bad("omero_group", "systemd-journal", "is a system account"),
+    bad("omero_server_user", "omero-server\n", "not a valid user or group name"),
+    clash("omero_web_user", {"omero_web_user": "omero-server"}, "is also omero_server_user"),
+    clash("omero_server_user", {"omero_server_user": "omero"}, "'omero' is also omero_group"),
+    clash("omero_web_user", {"omero_group": "omero-web"}, "'omero-web' is also omero_group"),
+    # -- PostgreSQL names: plain, not reserved --------------------------------------------------
     bad("omero_db_name", "OMERO-db", "not a plain lower-case PostgreSQL name"),
     bad("omero_db_user", "omero; drop", "not a plain lower-case PostgreSQL name"),
-    bad("omero_db_port", 70000, "must be a TCP port number"),
-    bad("omero_db_port", "5432", "must be a TCP port number"),
-    *(bad(option, "relative/dir", "must be an absolute path")
-      for option in ("omero_wheel_dir", "omero_ice_home", "omero_server_basedir", "omero_data_dir",
-                     "omero_server_db_dump_dir", "omero_web_basedir")),
-    *(bad(option, "Omero Server", "not a valid user or group name")
-      for option in ("omero_server_user", "omero_web_user", "omero_group")),
-    bad("omero_java_version", 8, "must be 11, 17 or 21"),
-    bad("omero_web_workers", 0, "must be a positive whole number"),
-    bad("omero_web_workers", "4", "must be a positive whole number"),
-    bad("omero_web_bind", "4080", "must be address:port"),
-    bad("omero_web_bind", "127.0.0.1:gunicorn", "does not end in a TCP port number"),
-    bad("omero_nginx_listen", "0.0.0.0:70000", "does not end in a TCP port number"),
-    bad("omero_server_config", {"db.host": "elsewhere"}, "mapping of OMERO setting names"),
-    bad("omero_web_config", ["omero.web.debug"], "mapping of OMERO setting names"),
-    bad("omero_server_config", {"omero.mail.from": "o'brien@lab"}, "holds a single quote"),
-    bad("omero_root_password", "it's-long-enough-though", "without a single quote"),
+    bad("omero_db_name", "omero\n", "not a plain lower-case PostgreSQL name"),
+    *(bad(option, name, f"'{name}' is reserved in PostgreSQL")
+      for option, name in (("omero_db_name", "postgres"), ("omero_db_name", "template1"),
+                           ("omero_db_name", "template0"), ("omero_db_user", "all"),
+                           ("omero_db_user", "public"), ("omero_db_user", "pg_monitor"),
+                           ("omero_db_user", "user"), ("omero_db_name", "select"),
+                           ("omero_db_name", "replication"), ("omero_db_user", "samerole"))),
+    # -- OMERO settings: omero.* keys, JSON-able values without control characters ---------------
+    bad("omero_server_config", {"db.host": "elsewhere"}, "'db.host' is not an OMERO setting name"),
+    bad("omero_web_config", ["omero.web.debug"], "must be a mapping of OMERO setting names"),
+    bad("omero_web_config", {"omero.web.debug\nconfig set omero.db.host evil": True},
+        "is not an OMERO setting name"),
+    bad("omero_web_config", {"omero.web.x y": 1}, "'omero.web.x y' is not an OMERO setting name"),
+    bad("omero_server_config", {3: "x"}, "3 is not an OMERO setting name"),
+    bad("omero_server_config", {"omero.mail.from": "o'brien@lab"},
+        "the value of omero.mail.from holds a single quote, which the config file's single-quoted"),
+    bad("omero_web_config", {"omero.web.ui.top_links": [["O'Brien lab", "webindex"]]},
+        "the value of omero.web.ui.top_links holds a single quote"),
+    bad("omero_server_config", {"omero.mail.from": "a@lab\nconfig set omero.db.host evil"},
+        "the value of omero.mail.from holds the control character '\\n'"),
+    bad("omero_web_config", {"omero.web.ui.top_links": [["Data", "webindex\r"]]},
+        "the value of omero.web.ui.top_links holds the control character '\\r'"),
+    bad("omero_web_config", {"omero.web.login_logo": "tab\there"}, "control character '\\t'"),
+    bad("omero_web_config", {"omero.web.ui.top_links": {"Data": "\u2028"}},
+        "control character '\\u2028'"),
+    bad("omero_web_config", {"omero.web.public.user": None}, "holds None, which is not a string"),
+    bad("omero_server_config", {"omero.x": b"bytes"}, "holds b'bytes', which is not a string"),
+    bad("omero_web_config", {"omero.web.x": {1: "a"}}, "holds a mapping key 1; JSON keys are strings"),
+    bad("omero_server_config", {"omero.x": float("nan")}, "holds nan, which JSON has no form for"),
+    # -- URLs: http(s), a host, nothing apt, dnf, pip or a shell would read --------------------
+    bad("omero_http_proxy", "proxy.lab:3128", "must be an http(s) URL with a host"),
+    bad("omero_pip_index_url", "ftp://mirror.lab/simple", "must be an http(s) URL"),
+    bad("omero_http_proxy", "http://:3128", "must be an http(s) URL with a host"),
+    bad("omero_http_proxy", "http://proxy.lab:3128\nAcquire::http::Pipeline-Depth 0",
+        "holds '\\n'; a URL here holds only"),
+    bad("omero_http_proxy", "http://proxy lab:3128", "holds ' '"),
+    bad("omero_http_proxy", "http://proxy.lab:3128;reboot", "holds ';'"),
+    bad("omero_http_proxy", "http://proxy.lab:3128`reboot`", "holds '`'"),
+    bad("omero_http_proxy", "http://proxy.lab:99999", "is not a URL (Port out of range"),
+    bad("omero_http_proxy", "http://pro_xy.lab:3128", "holds '_'; an address holds only"),
+    bad("omero_pip_index_url", 'https://pypi.lab/simple"', "holds '\"'"),
+    bad("omero_pip_index_url", "https://pypi.lab/simple?a=1&b=2", "holds '?'"),
+    # -- CA certificates: PEM certificates only, each installed under its own name ---------------
+    bad("omero_extra_ca_certificates", "/etc/ssl/lab-ca.pem", "must be a list of file paths"),
+    bad("omero_extra_ca_certificates", [42], "must be a list of file paths"),
+    bad("omero_extra_ca_certificates", ["/nonexistent/lab-ca.pem"], "is not a file"),
+    bad("omero_extra_ca_certificates", [LocalFile("lab-ca.pem")], "holds no PEM certificate"),
+    bad("omero_extra_ca_certificates", [LocalFile("lab-ca.pem", CERTIFICATE + PRIVATE_KEY)],
+        "lab-ca.pem holds a private key; give the CA certificate alone"),
+    bad("omero_extra_ca_certificates", [LocalFile("a/lab-ca.pem", CERTIFICATE),
+                                        LocalFile("b/lab-ca.crt", CERTIFICATE)],
+        "b/lab-ca.crt would both be installed as omero-extra-lab-ca.crt; rename one"),
+    bad("omero_extra_ca_certificates", [LocalFile("lab ca.pem", CERTIFICATE)],
+        "holds ' '; "),
+    # -- releases ---------------------------------------------------------------------------------
     bad("omero_py_version", "latest", "must be a release like 5.23.0"),
     bad("omero_web_version", "5.33", "must be a release like 5.23.0"),
-    bad("omero_db_password", "short", "well-known or short password"),
+    bad("omero_py_version", "5.23.0\n", "must be a release like 5.23.0"),
+    bad("omero_web_version", 5.33, "must be a release like 5.23.0, not 5.33"),
+    # -- passwords (never shown) ------------------------------------------------------------------
+    bad("omero_db_password", "Sh0rt!", "well-known or short password"),
     bad("omero_db_password", "pässwörd-long-enough", "must be printable ASCII"),
+    bad("omero_db_password", 123456789012345, "must be a string, not int"),
+    bad("omero_root_password", "it's-long-enough-though", "without a single quote"),
     bad("omero_root_password", "changeme", "well-known or short password"),
     bad("omero_root_password", "tab\tin-the-password", "must be printable ASCII"),
+    # -- artifacts --------------------------------------------------------------------------------
     bad("omero_icepy_wheel_sha256", "0" * 64, "is set but omero_icepy_wheel is not"),
     bad("omero_icepy_wheel", LocalFile("icepy.whl"), "is not like zeroc_ice-3.6.5-<tags>.whl"),
+    bad("omero_icepy_wheel", "https://wheels.lab/zeroc_ice-3.6.5-cp312 x.whl", "holds ' '"),
     pytest.param("omero_icepy_wheel_sha256", {"omero_icepy_wheel": WHEEL_URL}, "64 hex digit sha256",
                  id="omero_icepy_wheel_sha256-missing"),
     bad("omero_server_artifact", None, "is required on this host"),
@@ -77,9 +213,12 @@ BAD_OPTIONS = [
         "neither an http(s) URL nor an existing file"),
     bad("omero_server_artifact", LocalFile("OMERO.server-5.6.16.zip"),
         "is not like OMERO.server-<version>-ice36.zip"),
+    bad("omero_server_artifact", "https://dl.lab/OMERO.server-5.6.16-ice36.zip\n", "holds '\\n'"),
     bad("omero_server_sha256", "abc123", "64 hex digit sha256"),
     bad("omero_server_sha256", "0" * 64, "does not match"),
+    bad("omero_server_sha256", "0" * 64 + "\n", "64 hex digit sha256"),
     bad("omero_ice_artifact", None, "is required on this host"),
+    bad("omero_ice_artifact", LocalFile("Ice 3.6.5;x.tar.gz"), "is not like <name of letters"),
     bad("omero_ice_sha256", "f" * 64, "does not match"),
 ]
 
@@ -99,6 +238,10 @@ def test_bad_option_refused(deploy, tmp_path, option, data, problem):
         deploy({"aio": (ALL_ROLES, data)}, execute=False)
     assert caught.value.option == option
     assert problem in str(caught.value)
+    # A good value to copy, except for secrets (no example password is a good one).
+    assert (caught.value.example is None) == (option in PASSWORD_OPTIONS)
+    if option in PASSWORD_OPTIONS:
+        assert str(data[option]) not in str(caught.value)
     assert_refused_first(caught.value)
 
 
