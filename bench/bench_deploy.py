@@ -1,10 +1,11 @@
-"""Time the deploy on a fresh Debian 12 test host (root): a cold all-in-one deploy
-(omero_database + omero_web), a second run that changes nothing, and a dry run.
+"""Time the deploy on a fresh Debian 12 test host (root): a systemd host reached over SSH
+as a sudo user, as a lab's server is. A cold all-in-one deploy (omero_database +
+omero_web), a second run that changes nothing, and a dry run.
 
     .venv/bin/python bench/bench_deploy.py [--rounds N]
 
-Uses the test harness's hosts and caches (pristine root tarball, IcePy wheel, per-host
-apt cache). Prints a Markdown table for the README.
+Uses the test harness's hosts and caches (host image, IcePy wheel, per-host apt cache).
+Prints a Markdown table for the README.
 """
 
 import argparse
@@ -17,11 +18,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.host.testhosts import (  # noqa: E402
-    ChrootHost,
+    DEBIAN12_SYSTEMD,
+    SUBNET,
+    SystemdHost,
     cached_icepy_wheel,
     host_data,
-    pristine_tarball,
     pyinfra,
+    remove_leftovers,
     write_inventory,
 )
 
@@ -41,14 +44,15 @@ def main() -> None:
     args = parser.parse_args()
     if cached_icepy_wheel() is None:
         raise SystemExit("no cached IcePy wheel: run scripts/test once first")
-    pristine_tarball()
-    figures: dict[str, list[float]] = {"fresh host (extract, mount)": [], "cold deploy": [],
+    DEBIAN12_SYSTEMD.ensure()
+    remove_leftovers()
+    figures: dict[str, list[float]] = {"fresh host (boot, sshd)": [], "cold deploy": [],
                                        "second run (no change)": [], "dry run": []}
     with tempfile.TemporaryDirectory() as work:
         for _ in range(args.rounds):
-            host = ChrootHost("bench", "127.0.0.9")
+            host = SystemdHost("bench", f"{SUBNET}.90")
             try:
-                figures["fresh host (extract, mount)"].append(timed(host.create))
+                figures["fresh host (boot, sshd)"].append(timed(host.create))
                 inventory = write_inventory(Path(work) / "bench.py",
                                             {"omero_database": [host], "omero_web": [host]},
                                             {host.name: host_data(host, Path(work) / "secrets")})
@@ -57,6 +61,7 @@ def main() -> None:
                 figures["dry run"].append(timed(lambda: pyinfra(inventory, "--dry")))
             finally:
                 host.destroy()
+    remove_leftovers()
     print(f"| step | median of {args.rounds} (s) | min (s) | max (s) |")
     print("|---|---|---|---|")
     for step, values in figures.items():

@@ -76,7 +76,7 @@ def start(settings, host_cpus: int, changes: list) -> list:
                  f"--max-requests 500 omeroweb.wsgi:application"),
         user=settings.web_user, environment={"OMERODIR": settings.web_omerodir},
         directory=settings.web_omerodir, unit_template="systemd/omero-web.service.j2",
-        writable=(f"{settings.web_omerodir}/var",),
+        writable=(f"{settings.web_omerodir}/var", f"/var/lib/{settings.web_user}"),
     )
     started = services.start(settings, "omero-web", restart_when=[program, *changes])
     wait_until(name="Wait until OMERO.web answers",

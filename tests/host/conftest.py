@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from .testhosts import PODMAN_ENV, WORK, remove_leftovers, wait_for
+from .testhosts import KEEP, PODMAN_ENV, WORK, remove_leftovers, wait_for
 
 KINDS = {"test_systemd": "systemd", "test_split": "systemd", "test_debian13": "systemd",
          "test_server_runtime": "systemd", "test_container": "container",
@@ -29,7 +29,8 @@ def _test_hosts_possible_and_cleaned():
             pytest.skip(f"host tests need {tool} (scripts/test installs it)")
     remove_leftovers()
     yield
-    remove_leftovers()
+    if not KEEP:
+        remove_leftovers()
 
 
 @pytest.fixture(scope="module")

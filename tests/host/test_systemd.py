@@ -147,3 +147,42 @@ def test_boot_brings_everything_back_in_order(host, url):
     print(f"boot to login page: {time.monotonic() - started:.1f} s")
     order = sorted(UNITS, key=lambda unit: int(unit_property(host, unit, "ActiveEnterTimestampMonotonic")))
     assert order == list(UNITS)
+
+
+def test_login_page_renders_in_a_browser(host, url):
+    playwright = pytest.importorskip("playwright.sync_api")
+    artifacts = ROOT / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    responses = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("response", lambda r: responses.append((r.url, r.status, r.headers.get("server", ""))))
+            page.goto(f"{url}/webclient/login/", wait_until="networkidle")
+            page.screenshot(path=str(artifacts / "login-page.png"))
+            assert page.locator("form[action*='/webclient/login/']").count() == 1
+            assert page.locator("input[name=username]").is_visible()
+            assert page.locator("input[name=password]").is_visible()
+            assert page.evaluate("document.styleSheets.length") > 0
+        finally:
+            browser.close()
+    assets = [(asset, status, server) for asset, status, server in responses if "/static/" in asset]
+    assert any(".css" in asset for asset, _, _ in assets) and any(".js" in asset for asset, _, _ in assets)
+    assert all(status == 200 and server.startswith("nginx") for _, status, server in assets), assets
+
+
+def test_broken_nginx_upstream_is_caught_and_repaired(host, url):
+    """A site edited by hand (nginx sent to the wrong port) fails; a deploy repairs it."""
+    site = "/etc/nginx/conf.d/omero-web.conf"
+    good = host.read_bytes(site)
+    host.run(f"sed -i 's/:4080/:4099/' {site} && systemctl restart nginx.service")
+    with pytest.raises(requests.HTTPError):
+        login_page(url)
+    assert f"Write {site}" in hosts_with_changes(host.inventory)
+    assert pyinfra(host.inventory).returncode == 0
+    assert host.read_bytes(site) == good
+    login_page(url)
+    assert hosts_with_changes(host.inventory) == {}

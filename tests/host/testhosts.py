@@ -41,6 +41,8 @@ MIRROR = os.environ.get("OMERO_TEST_DEBIAN_MIRROR", "http://deb.debian.org/debia
 EXTRA_CA_CERTIFICATES = sorted(glob.glob("/usr/local/share/ca-certificates/*.crt"))
 PODMAN_ENV = {**os.environ, "CONTAINERS_CONF": str(Path(__file__).with_name("containers.conf"))}
 NETWORK, SUBNET = "omero-test", "10.89.64"
+# OMERO_TEST_KEEP=1 leaves single-host fixtures' hosts running after a test, to look at.
+KEEP = bool(os.environ.get("OMERO_TEST_KEEP"))
 PREFIX = "omero-test-"  # of every container name, so a crashed run's leftovers are found
 ADMIN = "admin"
 CLEAN_ENV = {
@@ -58,7 +60,12 @@ _VM = _SYSTEMD + ["linux-image-amd64", "initramfs-tools", "udev", "e2fsprogs"]
 
 
 def run(*command: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(command, check=check, capture_output=True, text=True, **kwargs)
+    """``command``'s result; when ``check``, a failure raises with what it printed."""
+    result = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n"
+                           f"{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    return result
 
 
 def podman(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
@@ -92,8 +99,22 @@ def _debootstrap(suite: str, packages: list[str], into: Path) -> None:
     (into / "var/cache/apt/archives/partial").mkdir(parents=True)
 
 
+# Host keys are made at each host's first boot, so no two test hosts share them.
+_SSH_HOST_KEYS = """[Service]
+ExecStartPre=
+ExecStartPre=/usr/bin/ssh-keygen -A
+ExecStartPre=/usr/sbin/sshd -t
+"""
+
+
 def _add_admin(root: Path) -> None:
-    """The non-root administrator sysadmins log in as: sudo without a password, our key."""
+    """sshd with host keys of its own, and the non-root administrator sysadmins log in as:
+    sudo without a password, the harness's key."""
+    for host_key in (root / "etc/ssh").glob("ssh_host_*"):
+        host_key.unlink()
+    drop_in = root / "etc/systemd/system/ssh.service.d/host-keys.conf"
+    drop_in.parent.mkdir(parents=True)
+    drop_in.write_text(_SSH_HOST_KEYS)
     run("chroot", str(root), "useradd", "--create-home", "--shell", "/bin/bash", "--groups", "sudo", ADMIN)
     (root / "etc/sudoers.d/admin").write_text(f"{ADMIN} ALL=(ALL) NOPASSWD: ALL\n")
     (root / "etc/sudoers.d/admin").chmod(0o440)
@@ -123,7 +144,7 @@ class Image:
         kind = "systemd" if self.systemd else "plain"
         # The tag changes with what the root holds (and the key baked into it).
         key = ssh_key().with_suffix(".pub").read_text() if self.systemd else ""
-        return f"localhost/omero-test-{self.suite}-{kind}:{_digest(self.packages, key)}"
+        return f"localhost/omero-test-{self.suite}-{kind}:{_digest(self.packages, key, _SSH_HOST_KEYS)}"
 
     def ensure(self) -> str:
         with _locked(f"image-{self.suite}"):
@@ -134,9 +155,6 @@ class Image:
                     _debootstrap(self.suite, self.packages, work)
                     if self.systemd:
                         _add_admin(work)
-                        # Each container makes its own host keys when it starts.
-                        for host_key in (work / "etc/ssh").glob("ssh_host_*"):
-                            host_key.unlink()
                     partial = tarball.with_suffix(".partial")
                     run("tar", "-C", str(work), "-cf", str(partial), ".")
                     partial.rename(tarball)
@@ -290,7 +308,6 @@ class SystemdHost(PodmanHost):
                "--network", NETWORK, "--ip", self.address, "-p", "127.0.0.1::22",
                *self._cache_mounts(), self.image.ensure(), "/sbin/init")
         self.wait_booted()
-        self.run("ssh-keygen -A -q && systemctl restart ssh")
         self.ssh_port = int(podman("port", self.container, "22/tcp").stdout.strip().rsplit(":", 1)[1])
         self.known_hosts = WORK / f"{self.name}.known_hosts"
         self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
@@ -391,7 +408,8 @@ def deployed(host, groups: list[str], directory: Path, secrets_dir: Path,
         deploy(inventory, host)
         yield host
     finally:
-        host.destroy()
+        if not KEEP:
+            host.destroy()
 
 
 def hosts_with_changes(inventory: Path, deploy_file: str = "deploy.py",
@@ -407,7 +425,7 @@ def hosts_with_changes(inventory: Path, deploy_file: str = "deploy.py",
 # -- the virtual machine ------------------------------------------------------------------
 def vm_disk() -> Path:
     """A Debian 12 qcow2 disk with a kernel, systemd, sshd and ``admin`` (made once)."""
-    disk = CACHE / f"vm-bookworm-{_digest(_VM, ssh_key().with_suffix('.pub').read_text())}"
+    disk = CACHE / f"vm-bookworm-{_digest(_VM, ssh_key().with_suffix('.pub').read_text(), _SSH_HOST_KEYS)}"
     with _locked("vm"):
         if not (disk / "root.qcow2").exists():
             work = WORK / "vm-root"
