@@ -25,27 +25,31 @@ def install(settings) -> None:
                  creates=f"{platform.postgres_data_dir}/PG_VERSION")
 
 
-def configure(settings) -> list:
+def configure(settings) -> list[str]:
+    """Write PostgreSQL's configuration; returns the files a restart applies."""
     platform = settings.platform
     conf_d = f"{platform.postgres_conf_dir}/conf.d"
     files.directory(name="Create PostgreSQL's conf.d", path=conf_d, user="postgres",
                     group="postgres", mode="755")
-    changed = []
+    written = []
     if not platform.is_debian:
-        changed.append(files.line(name="Read PostgreSQL's conf.d",
-                                  path=f"{platform.postgres_conf_dir}/postgresql.conf",
-                                  line="^include_dir = 'conf.d'", replace="include_dir = 'conf.d'"))
-    changed.append(services.template(settings, "postgresql/omero.conf.j2", f"{conf_d}/omero.conf",
-                                     user="postgres", group="postgres", mode="644"))
-    changed.append(services.template(
-        settings, "postgresql/pg_hba.conf.j2", f"{platform.postgres_conf_dir}/pg_hba.conf",
-        user="postgres", group="postgres", mode="640",
+        postgresql_conf = f"{platform.postgres_conf_dir}/postgresql.conf"
+        files.line(name="Read PostgreSQL's conf.d", path=postgresql_conf,
+                   line="^include_dir = 'conf.d'", replace="include_dir = 'conf.d'")
+        written.append(postgresql_conf)
+    written.append(f"{conf_d}/omero.conf")
+    services.template(settings, "postgresql/omero.conf.j2", written[-1],
+                      user="postgres", group="postgres", mode="644")
+    written.append(f"{platform.postgres_conf_dir}/pg_hba.conf")
+    services.template(
+        settings, "postgresql/pg_hba.conf.j2", written[-1], user="postgres", group="postgres",
+        mode="640",
         clients=[_cidr(address) for address in settings.db_client_addresses if address != "localhost"],
-    ))
-    return changed
+    )
+    return written
 
 
-def start(settings, config_changes: list) -> None:
+def start(settings, config_files: list[str]) -> None:
     platform = settings.platform
     files.directory(name="Create PostgreSQL's socket directory", path="/var/run/postgresql",
                     user="postgres", group="postgres", mode="2775")
@@ -58,7 +62,7 @@ def start(settings, config_changes: list) -> None:
     if settings.service_manager == "systemd":
         services.drop_in(settings, platform.postgres_unit, "omero-restart",
                          "systemd/postgresql-restart.conf.j2")
-    started = services.start(settings, "postgresql", restart_when=config_changes)
+    started = services.start(settings, "postgresql", restart_sources=config_files)
     wait_until(name="Wait until PostgreSQL accepts connections",
                check=f"{platform.postgres_bin_dir}/pg_isready -q -h /var/run/postgresql "
                      f"-p {settings.db_port}",

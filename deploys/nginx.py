@@ -1,10 +1,11 @@
 """nginx in front of OMERO.web: our site, serving the static files, the default site off."""
 
+import shlex
+
 from pyinfra.operations import apt, dnf, files
 
 from . import services
-from .operations import changed, shell_when, wait_until
-from .web import static_root
+from .operations import changed, refreshed, wait_until
 
 
 def install(settings) -> None:
@@ -14,34 +15,35 @@ def install(settings) -> None:
         dnf.packages(name="Install nginx", packages=["nginx"])
 
 
-def configure(settings) -> list:
+def configure(settings) -> list[str]:
+    """Write nginx's configuration; returns the files a restart applies."""
     platform = settings.platform
-    changes = [
-        files.link(name=f"Turn off the distribution's default site {path}", path=path,
-                   present=False)
-        for path in platform.nginx_default_sites
-    ]
+    written = []
+    for path in platform.nginx_default_sites:
+        files.link(name=f"Turn off the distribution's default site {path}", path=path, present=False)
     if not platform.is_debian:
         # RHEL's nginx.conf carries the default server itself.
-        changes.append(services.template(settings, "nginx/nginx.conf.j2", "/etc/nginx/nginx.conf"))
-    changes.append(services.template(settings, "nginx/omero-web.conf.j2", platform.nginx_site_path,
-                                     static_root=static_root(settings)))
-    # A bad site must stop the deploy here, before nginx is restarted with it.
-    shell_when(name="Check the nginx configuration", commands=["nginx -t -q"],
-               when=changed(*changes))
-    return changes
+        written.append("/etc/nginx/nginx.conf")
+        services.template(settings, "nginx/nginx.conf.j2", written[-1])
+    written.append(platform.nginx_site_path)
+    services.template(settings, "nginx/omero-web.conf.j2", written[-1],
+                      static_root=settings.web_static_root)
+    # A bad site stops the deploy before nginx is restarted with it, on this run and on
+    # every later one until it is fixed (nginx's start stamp is only touched by a start).
+    refreshed(name="Check the nginx configuration", commands=["nginx -t -q"],
+              sources=written, stamp=settings.stamp("nginx-started"), touch=False)
+    return written
 
 
-def start(settings, changes: list) -> None:
-    program = services.program(settings, "nginx", command="/usr/sbin/nginx -g 'daemon off;'",
-                               user="root", stopsignal="QUIT")
+def start(settings, config_files: list[str]) -> None:
+    services.program(settings, "nginx", command="/usr/sbin/nginx -g 'daemon off;'",
+                     user="root", stopsignal="QUIT")
     if settings.service_manager == "systemd" and "omero_web" in settings.roles:
-        changes.append(services.drop_in(settings, "nginx.service", "omero-web",
-                                        "systemd/nginx-after-omero-web.conf.j2"))
-    started = services.start(settings, "nginx", restart_when=[program, *changes])
-    listen = settings.nginx_listen if ":" in settings.nginx_listen else f"127.0.0.1:{settings.nginx_listen}"
+        config_files.append(services.drop_in(settings, "nginx.service", "omero-web",
+                                             "systemd/nginx-after-omero-web.conf.j2"))
+    started = services.start(settings, "nginx", restart_sources=config_files)
     wait_until(name="Wait until nginx serves OMERO.web",
-               check=f"curl -fs -o /dev/null http://{listen}/webclient/login/",
+               check=f"curl -gfs -o /dev/null {shlex.quote(settings.nginx_url + '/webclient/login/')}",
                what="nginx", when=changed(started))
 
 

@@ -13,6 +13,7 @@ from pyinfra.facts.server import Command
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
 from facts.omero import (
+    ChangedSince,
     FirstFile,
     OmeroSchemaVersion,
     OmeroServerVersion,
@@ -66,7 +67,8 @@ def icepy_wheel(python: str, wheel_dir: str, build_script: str):
 
 
 def changed(*ops) -> Callable[[], bool]:
-    """Whether any of ``ops`` changed this host (while planning: would change it).
+    """Whether any of ``ops`` changed this host (while planning: would change it); for
+    waiting on what was just (re)started.
 
     Operations given ``when=changed(...)`` decide inside themselves, so a dry run of an
     unchanged host plans nothing for them (``_if`` ones would be listed as maybe-changes).
@@ -79,23 +81,34 @@ def changed(*ops) -> Callable[[], bool]:
     return check
 
 
+def _touch(stamp: str) -> StringCommand:
+    return StringCommand("touch", QuoteString(stamp))
+
+
 @operation()
-def shell_when(commands: list[str], when: Callable[[], bool]):
-    """Run ``commands`` when ``when()`` holds (see ``changed``)."""
-    if not when():
-        host.noop("nothing it depends on changed")
+def refreshed(commands: list, sources: list[str], stamp: str, touch: bool = True):
+    """Run ``commands`` when any of ``sources`` (paths, globs) changed after ``stamp`` was
+    touched, or it is missing; then touch it (unless ``touch`` is false: a check that must
+    pass until whatever owns ``stamp`` has caught up).
+
+    Decided from the host, not from this run: a run cut short after a source changed is
+    finished by the next one.
+    """
+    if not host.get_fact(ChangedSince, paths=tuple(sources), reference=stamp):
+        host.noop(f"nothing changed since {stamp}")
         return
     yield from commands
+    if touch:
+        yield _touch(stamp)
 
 
 @operation()
-def supervised(program: str, conf: str, restart_when: Callable[[], bool] | None = None):
-    """``program`` known to a running supervisord and RUNNING; supervisord started if needed.
-
-    A running program is restarted when ``restart_when()`` holds (see ``changed``), and
-    re-read when its own configuration changed.
-    """
+def supervised(program: str, conf: str, restart_sources: list[str], stamp: str):
+    """``program`` known to a running supervisord and RUNNING, started after the last change
+    to any of ``restart_sources`` (``stamp`` records when the deploy last started it);
+    supervisord started if needed."""
     ctl = f"supervisorctl -c {shlex.quote(conf)}"
+    name = shlex.quote(program)
     programs = host.get_fact(SupervisorPrograms, conf=conf)
     if programs is None:
         # supervisord starts every autostart program itself, in priority order.
@@ -104,36 +117,42 @@ def supervised(program: str, conf: str, restart_when: Callable[[], bool] | None 
                f"{ctl} pid >/dev/null")
     elif program not in programs:
         yield f"{ctl} update"
-    elif restart_when and restart_when():
+    elif host.get_fact(ChangedSince, paths=tuple(restart_sources), reference=stamp):
         # update restarts the program if its own section changed; restart covers the rest.
-        yield f"{ctl} update && {ctl} restart {program}"
+        yield f"{ctl} update && {ctl} restart {name}"
     elif programs[program] != "RUNNING":
-        yield f"{ctl} start {program}"
+        yield f"{ctl} start {name}"
     else:
         host.noop(f"{program} is running under supervisord")
         return
     # Done when supervisord calls it RUNNING (up for its startsecs), not merely spawned.
-    yield (f"for i in $(seq 60); do {ctl} status {program} | grep -q RUNNING && exit 0; sleep 1; "
-           f"done; {ctl} status {program}; exit 1")
+    yield (f"for i in $(seq 60); do {ctl} status {name} | grep -q RUNNING && break; sleep 1; done; "
+           f"{ctl} status {name} | grep -q RUNNING || {{ {ctl} status {name}; exit 1; }}")
+    yield _touch(stamp)
 
 
 @operation()
-def systemd_running(service: str, restart_when: Callable[[], bool] | None = None):
-    """``service`` enabled and active; restarted when ``restart_when()`` holds."""
+def systemd_running(service: str, restart_sources: list[str], stamp: str):
+    """``service`` enabled and active, started after the last change to any of
+    ``restart_sources`` (``stamp`` records when the deploy last started it)."""
     unit = f"{service}.service"
     if not host.get_fact(SystemdEnabled).get(unit):
         yield f"systemctl enable {unit}"
     if not host.get_fact(SystemdStatus).get(unit):
         yield f"systemctl start {unit}"
-    elif restart_when and restart_when():
+    elif host.get_fact(ChangedSince, paths=tuple(restart_sources), reference=stamp):
         yield f"systemctl restart {unit}"
+    else:
+        return
+    yield _touch(stamp)
 
 
 @operation()
-def systemd_reloaded(units: list[str]):
+def systemd_reloaded(units: list[str], files: list[str]):
     """systemd runs what is on disk for ``units``: ``daemon-reload`` when a unit file or
-    drop-in changed since it was loaded, whichever run wrote it."""
-    if not host.get_fact(SystemdNeedsReload, units=tuple(units)):
+    drop-in changed since it was loaded, or one of ``files`` is not loaded yet, whichever
+    run wrote it."""
+    if not host.get_fact(SystemdNeedsReload, units=tuple(units), files=tuple(files)):
         host.noop(f"systemd has loaded the current {', '.join(units)}")
         return
     yield "systemctl daemon-reload"

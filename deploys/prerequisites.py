@@ -1,11 +1,12 @@
 """What every OMERO host needs first: packages, trust, Java, Ice and OMERO's Python venvs."""
 
+import shlex
 from io import StringIO
 from pathlib import PurePosixPath
 
 from pyinfra.operations import apt, dnf, files, pip
 
-from .operations import changed, dnf_repo_enabled, icepy_wheel, run_once, shell_when
+from .operations import dnf_repo_enabled, icepy_wheel, refreshed, run_once
 from .services import TEMPLATES, template
 from .settings import Artifact
 
@@ -15,6 +16,8 @@ FILES = TEMPLATES.parent / "files"
 def install(settings) -> None:
     """Base packages, the lab's CA certificates and proxy, and the supervisor if used."""
     platform = settings.platform
+    files.directory(name="Create the deploy's state directory", path=settings.state_dir,
+                    user="root", group="root", mode="700")
     if settings.service_manager == "supervisord" and platform.is_debian:
         # Debian's package scripts start daemons; under supervisord only it may start them.
         files.put(
@@ -24,26 +27,23 @@ def install(settings) -> None:
             user="root", group="root", mode="755",
         )
     if settings.http_proxy:
+        # Proxy URLs may carry credentials: readable by root only.
         if platform.is_debian:
             files.put(
                 name="Send apt through the proxy",
                 src=StringIO(f'Acquire::http::Proxy "{settings.http_proxy}";\n'
-                          f'Acquire::https::Proxy "{settings.http_proxy}";\n'),
+                             f'Acquire::https::Proxy "{settings.http_proxy}";\n'),
                 dest="/etc/apt/apt.conf.d/80omero-proxy",
-                user="root", group="root", mode="644",
+                user="root", group="root", mode="600",
             )
         else:
             files.line(name="Send dnf through the proxy", path="/etc/dnf/dnf.conf",
                        line="^proxy=.*", replace=f"proxy={settings.http_proxy}")
-    certificates = [
-        files.put(
-            name=f"Trust the CA certificate {PurePosixPath(path).name}",
-            src=path,
-            dest=f"{platform.ca_dir}/omero-extra-{PurePosixPath(path).stem}.crt",
-            user="root", group="root", mode="644",
-        )
-        for path in settings.extra_ca_certificates
-    ]
+    certificates = []
+    for path in settings.extra_ca_certificates:
+        certificates.append(f"{platform.ca_dir}/omero-extra-{PurePosixPath(path).stem}.crt")
+        files.put(name=f"Trust the CA certificate {PurePosixPath(path).name}", src=path,
+                  dest=certificates[-1], user="root", group="root", mode="644")
     packages = list(platform.base_packages)
     if settings.service_manager == "supervisord":
         packages.append(platform.supervisor_package)
@@ -55,8 +55,8 @@ def install(settings) -> None:
             dnf.packages(name="Enable EPEL (supervisor)", packages=["epel-release"])
         dnf.packages(name="Install base packages", packages=packages)
     if certificates:
-        shell_when(name="Rebuild the system CA bundle", commands=[platform.ca_update_command],
-                   when=changed(*certificates))
+        refreshed(name="Rebuild the system CA bundle", commands=[platform.ca_update_command],
+                  sources=certificates, stamp=settings.stamp("ca-bundle-rebuilt"))
     if settings.service_manager == "supervisord":
         files.directory(name="Create the supervisord log directory", path="/var/log/supervisor",
                         user="root", group="root", mode="755")
@@ -80,21 +80,24 @@ def install_ice(settings) -> None:
     else:
         dnf_repo_enabled(name="Enable CodeReady Builder (libdb-cxx for Ice)", repo="crb")
         dnf.packages(name="Install Ice's runtime libraries", packages=platform.ice_runtime_packages)
-    tarball = fetch(settings, settings.ice_artifact, "/opt/omero/downloads")
-    files.directory(name="Create the Ice directory", path=settings.ice_home,
-                    user="root", group="root", mode="755")
+    tarball = fetch(settings, settings.ice_artifact, settings.download_dir)
+    home = shlex.quote(settings.ice_home)
+    partial = shlex.quote(f"{settings.ice_home}.partial")
+    # Unpacked beside, then renamed: the Ice directory exists only once complete.
     run_once(
         name="Unpack Ice 3.6.5",
-        command=f"tar -xzf {tarball} -C {settings.ice_home} --strip-components=1 --no-same-owner",
-        creates=f"{settings.ice_home}/bin/icegridnode",
+        command=(f"rm -rf {partial} && mkdir -p {partial} && tar -xzf {shlex.quote(tarball)} "
+                 f"-C {partial} --strip-components=1 --no-same-owner && mv {partial} {home}"),
+        creates=settings.ice_home,
     )
-    libraries = files.put(
+    linker_conf = "/etc/ld.so.conf.d/ice-3.6.5.conf"
+    files.put(
         name="Put Ice's libraries on the linker path",
         src=StringIO(f"{settings.ice_home}/lib64\n{settings.ice_home}/lib\n"),
-        dest="/etc/ld.so.conf.d/ice-3.6.5.conf",
-        user="root", group="root", mode="644",
+        dest=linker_conf, user="root", group="root", mode="644",
     )
-    shell_when(name="Refresh the linker cache", commands=["ldconfig"], when=changed(libraries))
+    refreshed(name="Refresh the linker cache", commands=["ldconfig"], sources=[linker_conf],
+              stamp=settings.stamp("ldconfig"))
 
 
 def fetch(settings, artifact: Artifact, directory: str) -> str:
@@ -115,13 +118,17 @@ def fetch(settings, artifact: Artifact, directory: str) -> str:
     return dest
 
 
-def omero_venv(settings, path: str, packages: list[str]) -> list:
-    """A root-owned venv holding IcePy 3.6.5 (from the wheel cache) and ``packages``.
+def site_packages(venv: str) -> str:
+    """The venv's site-packages (a glob: the Python version is the host's); it changes
+    whenever pip adds, upgrades or removes a package."""
+    return f"{venv}/lib/python3*/site-packages"
 
-    Returns the operations whose change means the service using the venv must restart.
-    """
-    venv = pip.venv(name=f"Create the venv {path}", path=path, python=settings.platform.python)
-    template(settings, "pip/pip.conf.j2", f"{path}/pip.conf")
+
+def omero_venv(settings, path: str, packages: list[str]) -> None:
+    """A root-owned venv holding IcePy 3.6.5 (from the wheel cache) and ``packages``."""
+    pip.venv(name=f"Create the venv {path}", path=path, python=settings.platform.python)
+    # pip.conf may hold proxy credentials; pip runs as root only.
+    template(settings, "pip/pip.conf.j2", f"{path}/pip.conf", mode="600")
     wheel_dir = settings.wheel_dir
     files.directory(name="Create the wheel cache", path=wheel_dir, user="root", group="root",
                     mode="755")
@@ -133,10 +140,8 @@ def omero_venv(settings, path: str, packages: list[str]) -> list:
                   dest=build_script, user="root", group="root", mode="755")
         icepy_wheel(name="Build the IcePy 3.6.5 wheel (once; about 7 minutes)",
                     python=f"{path}/bin/python", wheel_dir=wheel_dir, build_script=build_script)
-    icepy = pip.packages(
+    pip.packages(
         name="Install IcePy 3.6.5 from the wheel cache", packages=["zeroc-ice==3.6.5"],
-        virtualenv=path, extra_install_args=f"--no-index --find-links {wheel_dir}",
+        virtualenv=path, extra_install_args=f"--no-index --find-links {shlex.quote(wheel_dir)}",
     )
-    rest = pip.packages(name=f"Install {', '.join(packages)}", packages=packages, virtualenv=path)
-    return [venv, icepy, rest]
-
+    pip.packages(name=f"Install {', '.join(packages)}", packages=packages, virtualenv=path)

@@ -11,18 +11,17 @@ from .operations import (
     changed,
     omero_schema,
     omero_schema_upgrade,
+    refreshed,
     run_once,
-    shell_when,
     stop_and_dump_before_upgrade,
     wait_until,
 )
-from .prerequisites import fetch, install_ice, install_java, omero_venv
+from .prerequisites import fetch, install_ice, install_java, omero_venv, site_packages
 from .users import as_user, omero_user
 
 
-
 def _omero(settings) -> str:
-    return f"OMERODIR={settings.server_symlink} {settings.server_basedir}/venv3/bin/omero"
+    return f"OMERODIR={shlex.quote(settings.server_symlink)} {shlex.quote(settings.server_omero)}"
 
 
 def _db(settings) -> dict:
@@ -30,7 +29,8 @@ def _db(settings) -> dict:
             "name": settings.db_name, "user": settings.db_user}
 
 
-def install(settings) -> list:
+def install(settings) -> list[str]:
+    """Java, Ice, the venv and the server itself; returns what a restart applies."""
     install_java(settings)
     install_ice(settings)
     client = settings.platform.postgres_client_package
@@ -41,7 +41,7 @@ def install(settings) -> list:
     omero_user(settings, settings.server_user)
     files.directory(name="Create the OMERO.server base directory", path=settings.server_basedir,
                     user="root", group="root", mode="755")
-    venv_changes = omero_venv(settings, f"{settings.server_basedir}/venv3", [
+    omero_venv(settings, settings.server_venv, [
         f"omero-py=={settings.py_version}", "omero-certificates",
     ])
     data_dir = settings.data_dir
@@ -59,78 +59,89 @@ def install(settings) -> list:
         stop=services.stop_command(settings, "omero-server"), user=settings.server_user,
         dump_dir=settings.server_db_dump_dir, db=_db(settings),
     )
-    zip_path = fetch(settings, settings.server_artifact, f"{settings.server_basedir}/downloads")
-    unpacked = run_once(
+    zip_path = fetch(settings, settings.server_artifact, settings.server_download_dir)
+    # Unzipped beside, then renamed: the versioned directory exists only once complete.
+    partial = shlex.quote(f"{settings.server_basedir}/.unpacking")
+    server_dir = shlex.quote(settings.server_dir)
+    run_once(
         name=f"Unpack OMERO.server {settings.server_version}",
-        command=(f"cd {settings.server_basedir} && unzip -q {shlex.quote(zip_path)} && "
-                 f"chown -R root:root {settings.server_dir}"),
+        command=(f"rm -rf {partial} && unzip -q {shlex.quote(zip_path)} -d {partial} && "
+                 f"chown -R root:root {partial} && "
+                 f"mv {partial}/{shlex.quote(settings.server_dir.rsplit('/', 1)[1])} {server_dir} && "
+                 f"rmdir {partial}"),
         creates=settings.server_dir,
     )
     # The server writes only below var/ (logs, master, certificates).
     files.directory(name="Give the server its var directory", path=f"{settings.server_dir}/var",
                     user=settings.server_user, group=settings.group, mode="755")
-    link = files.link(name="Point OMERO.server at this version", path=settings.server_symlink,
-                      target=settings.server_dir, user="root", group="root")
-    return [unpacked, link, *venv_changes]
+    files.link(name="Point OMERO.server at this version", path=settings.server_symlink,
+               target=settings.server_dir, user="root", group="root")
+    return [settings.server_symlink, site_packages(settings.server_venv)]
 
 
-def configure(settings) -> list:
+def configure(settings) -> list[str]:
+    """Write and load the configuration, certificates, the schema; returns what a restart
+    applies."""
     user = settings.server_user
-    home = f"/var/lib/{user}"
     db = _db(settings)
     # psql and pg_dump as the server user read the password from here, never a command line.
     files.put(
         name="Give the server user its database password file",
-        src=StringIO(f"{db['host']}:{db['port']}:{db['name']}:{db['user']}:{settings.db_password}\n"),
-        dest=f"{home}/.pgpass", user=user, group=user, mode="600",
+        src=StringIO(f"{db['host']}:{db['port']}:{db['name']}:{db['user']}:"
+                     f"{_pgpass_escaped(settings.db_password)}\n"),
+        dest=f"{settings.server_home}/.pgpass", user=user, group=user, mode="600",
     )
-    config_dir = f"{settings.server_basedir}/config"
+    config_dir = settings.server_config_dir
     files.directory(name="Create the OMERO.server config directory", path=config_dir,
                     user="root", group=user, mode="750")
-    config = services.template(settings, "omero/server.omero.j2", f"{config_dir}/00-omero-server.omero",
-                               user="root", group=user, mode="640")
-    loaded = shell_when(
-        name="Load the OMERO.server configuration",
-        commands=[f"{_omero(settings)} load --glob '{config_dir}/*.omero'"],
-        when=changed(config), **as_user(settings.server_user),
-    )
+    config_file = f"{config_dir}/00-omero-server.omero"
+    services.template(settings, "omero/server.omero.j2", config_file, user="root", group=user,
+                      mode="640")
+    refreshed(name="Load the OMERO.server configuration",
+              commands=[f"{_omero(settings)} load --glob {shlex.quote(config_dir + '/*.omero')}"],
+              sources=[config_file, settings.server_symlink],
+              stamp=settings.stamp("omero-server-config-loaded"), **as_user(user))
     run_once(name="Create the server's certificates (omero-certificates)",
              command=f"{_omero(settings)} certificates",
-             creates=f"{settings.server_dir}/var/certs/server.p12", **as_user(settings.server_user))
+             creates=f"{settings.server_dir}/var/certs/server.p12", **as_user(user))
     omero_schema_upgrade(name="Upgrade the OMERO schema if this version needs it",
-                         omerodir=settings.server_symlink, db=db, **as_user(settings.server_user))
+                         omerodir=settings.server_symlink, db=db, **as_user(user))
     omero_schema(name="Create the OMERO schema (only on an empty database)",
-                 omero=f"{settings.server_basedir}/venv3/bin/omero", omerodir=settings.server_symlink,
-                 db=db, script_dir=home, root_password=settings.root_password,
-                 **as_user(settings.server_user))
-    return [config, loaded]
+                 omero=settings.server_omero, omerodir=settings.server_symlink,
+                 db=db, script_dir=settings.server_home, root_password=settings.root_password,
+                 **as_user(user))
+    return [config_file]
 
 
-def start(settings, changes: list) -> None:
-    venv = f"{settings.server_basedir}/venv3"
-    config_dir = f"{settings.server_basedir}/config"
+def start(settings, restart_sources: list[str]) -> None:
+    venv = settings.server_venv
+    config_glob = f"{settings.server_config_dir}/*.omero"
     environment = {
         "OMERODIR": settings.server_symlink,
         "PATH": f"{venv}/bin:{settings.ice_home}/bin:/usr/local/bin:/usr/bin:/bin",
     }
-    program = services.program(
+    services.program(
         settings, "omero-server",
-        command=(f"/bin/sh -c '{venv}/bin/omero load --glob \"{config_dir}/*.omero\" && "
-                 f"exec {venv}/bin/omero admin start --foreground'"),
+        command=(f"/bin/sh -c '{settings.server_omero} load --glob \"{config_glob}\" && "
+                 f"exec {settings.server_omero} admin start --foreground'"),
         user=settings.server_user, environment=environment, directory=settings.server_symlink,
         unit_template="systemd/omero-server.service.j2",
         writable=(f"{settings.server_dir}/var", f"{settings.server_dir}/etc/grid", settings.data_dir,
-                  f"/var/lib/{settings.server_user}"),
+                  settings.server_home),
     )
-    started = services.start(settings, "omero-server", restart_when=[program, *changes])
+    started = services.start(settings, "omero-server", restart_sources=restart_sources)
     wait_until(name="Wait until OMERO.server accepts connections",
                check=f"{_omero(settings)} admin waitup --wait 1 >/dev/null 2>&1",
                what="OMERO.server", timeout=300, when=changed(started),
                **as_user(settings.server_user))
 
 
-def deploy(settings) -> None:
-    changes = install(settings)
-    changes += configure(settings)
-    start(settings, changes)
+def _pgpass_escaped(password: str) -> str:
+    # .pgpass separates fields with ':' and escapes with '\'.
+    return password.replace("\\", "\\\\").replace(":", "\\:")
 
+
+def deploy(settings) -> None:
+    restart_sources = install(settings)
+    restart_sources += configure(settings)
+    start(settings, restart_sources)

@@ -1,14 +1,16 @@
 """Running services under systemd (booted hosts) or supervisord (containers, chroots).
 
 A component describes its program once; this module turns it into a systemd unit or a
-supervisord program, starts it, and restarts it only when something it depends on changed.
+supervisord program, starts it, and restarts it when something it depends on changed on
+disk since the deploy last started it (so a run cut short is finished by the next).
 """
 
+import shlex
 from pathlib import Path
 
 from pyinfra.operations import files
 
-from .operations import changed, supervised, systemd_reloaded, systemd_running
+from .operations import supervised, systemd_reloaded, systemd_running
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -35,43 +37,48 @@ def program(settings, service: str, *, command: str, user: str, environment: dic
             writable: tuple[str, ...] = ()):
     """Install how ``service`` runs: a supervisord program, or (systemd) ``unit_template``
     when given (None: the distribution's own unit is used), sandboxed so that it writes
-    only to ``writable``. Returns the operation, for ``restart_when`` of ``start``."""
+    only to ``writable``."""
     if settings.service_manager == "supervisord":
-        return template(
+        template(
             settings, "supervisord/program.conf.j2",
             settings.platform.supervisor_program_path(service),
             program=service, command=command, run_as=user, environment=environment or {},
             directory=directory, priority=PRIORITY[service], stopsignal=stopsignal,
         )
-    if unit_template:
-        unit = template(settings, unit_template, f"/etc/systemd/system/{service}.service",
-                        command=command, run_as=user, environment=environment or {},
-                        directory=directory, writable=writable)
-        systemd_reloaded(name=f"Reload systemd's {service} unit", units=[f"{service}.service"])
-        return unit
-    return None
+    elif unit_template:
+        unit_file = f"/etc/systemd/system/{service}.service"
+        template(settings, unit_template, unit_file, command=command, run_as=user,
+                 environment=environment or {}, directory=directory, writable=writable)
+        systemd_reloaded(name=f"Reload systemd's {service} unit", units=[f"{service}.service"],
+                         files=[unit_file])
 
 
 def drop_in(settings, unit: str, name: str, src: str):
     """A systemd drop-in for ``unit`` (ours or the distribution's), loaded by systemd."""
-    written = template(settings, src, f"/etc/systemd/system/{unit}.d/{name}.conf")
-    systemd_reloaded(name=f"Reload systemd's {unit}", units=[unit])
-    return written
+    path = f"/etc/systemd/system/{unit}.d/{name}.conf"
+    template(settings, src, path)
+    systemd_reloaded(name=f"Reload systemd's {unit}", units=[unit], files=[path])
+    return path
 
 
-def start(settings, service: str, restart_when=()):
-    """Make ``service`` run (and start at boot); restart it when any of ``restart_when`` changed.
+def start(settings, service: str, restart_sources=()):
+    """Make ``service`` run (and start at boot), restarted when any of ``restart_sources``
+    (paths, globs: its configuration, its code) changed since the deploy last started it.
 
     Returns the operation, whose change means the service was (re)started.
     """
+    stamp = settings.stamp(f"{service}-started")
     if settings.service_manager == "supervisord":
+        program_file = settings.platform.supervisor_program_path(service)
         return supervised(name=f"Run {service} under supervisord", program=service,
-                          conf=settings.platform.supervisor_conf, restart_when=changed(*restart_when))
+                          conf=settings.platform.supervisor_conf,
+                          restart_sources=[program_file, *restart_sources], stamp=stamp)
     return systemd_running(name=f"Run and enable {service}", service=service,
-                           restart_when=changed(*restart_when))
+                           restart_sources=[f"/etc/systemd/system/{service}.service", *restart_sources],
+                           stamp=stamp)
 
 
 def stop_command(settings, service: str) -> str:
     if settings.service_manager == "supervisord":
-        return f"supervisorctl -c {settings.platform.supervisor_conf} stop {service}"
+        return f"supervisorctl -c {shlex.quote(settings.platform.supervisor_conf)} stop {service}"
     return f"systemctl stop {service}.service"

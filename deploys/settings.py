@@ -486,6 +486,15 @@ class Settings:
         return f"/var/lib/{user}"
 
     @property
+    def state_dir(self) -> str:
+        """The deploy's own records on the host: when each step last completed."""
+        return "/var/lib/omero-pyinfra"
+
+    def stamp(self, step: str) -> str:
+        """The file whose mtime says when ``step`` (a restart, a reload) last completed."""
+        return f"{self.state_dir}/{step}.done"
+
+    @property
     def download_dir(self) -> str:
         """Where the Ice tarball is put."""
         return "/opt/omero/downloads"

@@ -134,12 +134,45 @@ class FirstFile(_NoneWhenAbsent):
 
 
 class SystemdNeedsReload(FactBase):
-    """Whether any of ``units`` changed on disk (unit file or drop-in) since systemd loaded
-    it: what ``systemctl daemon-reload`` is for. A unit never loaded needs none."""
+    """Whether systemd runs something else than what is on disk for ``units``: a unit file or
+    drop-in changed since it was loaded, or one of ``files`` (unit files, drop-ins) that
+    systemd has not loaded at all (a new drop-in directory goes unnoticed until a reload)."""
 
-    def command(self, units: tuple[str, ...]) -> str:
+    def command(self, units: tuple[str, ...], files: tuple[str, ...]) -> str:
         names = " ".join(shlex.quote(unit) for unit in units)
-        return f"systemctl show -p NeedDaemonReload --value {names}"
+        expected = " ".join(shlex.quote(path) for path in files)
+        return (f"printf 'Expected=%s\\n' {expected}; "
+                f"systemctl show -p NeedDaemonReload -p FragmentPath -p DropInPaths {names}")
 
     def process(self, output) -> bool:
-        return any(line.strip() == "yes" for line in output)
+        expected, loaded = set(), set()
+        for line in output:
+            key, _, value = line.strip().partition("=")
+            if key == "NeedDaemonReload" and value == "yes":
+                return True
+            if key == "Expected":
+                expected.add(value)
+            elif key in ("FragmentPath", "DropInPaths"):
+                loaded.update(value.split())
+        return not expected <= loaded
+
+
+def shell_path(path: str) -> str:
+    """``path`` for a shell: each segment quoted, except segments holding a ``*`` (globs
+    written by this deploy, e.g. ``python3*``), so they still expand."""
+    return "/".join(segment if "*" in segment else shlex.quote(segment) if segment else ""
+                    for segment in path.split("/"))
+
+
+class ChangedSince(FactBase):
+    """Those of ``paths`` (globs allowed) modified after ``reference`` was: every one that
+    exists when ``reference`` does not. ``find -newer`` compares to the nanosecond."""
+
+    def command(self, paths: tuple[str, ...], reference: str) -> str:
+        ref = shlex.quote(reference)
+        return (f"for f in {' '.join(shell_path(p) for p in paths)}; do [ -e \"$f\" ] || continue; "
+                f"if [ ! -e {ref} ] || [ -n \"$(find \"$f\" -maxdepth 0 -newer {ref})\" ]; "
+                "then echo \"$f\"; fi; done; true")
+
+    def process(self, output) -> list[str]:
+        return [line.strip() for line in output if line.strip()]

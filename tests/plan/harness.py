@@ -87,7 +87,7 @@ def fake_responses(os_name: str, pid1: str, cpus: int = 2) -> dict:
         # A fresh database: the schema query fails the way psql reports it.
         "FROM dbpatch": ['ERROR:  relation "dbpatch" does not exist'],
         # Every unit file or drop-in written is newer than what systemd loaded.
-        re.compile(r"^systemctl show -p NeedDaemonReload"): ["yes"],
+        re.compile(r"systemctl show -p NeedDaemonReload"): ["NeedDaemonReload=yes"],
         # supervisord not running yet (the fact's own marker).
         re.compile(r"echo __DOWN__; fi"): ["__DOWN__"],
         # The default site Debian's nginx package enables (the stat of the Link fact).
