@@ -81,23 +81,30 @@ def changed(*ops) -> Callable[[], bool]:
     return check
 
 
+def as_user_command(user: str, command: str) -> StringCommand:
+    """``command`` (a shell line) run as ``user`` (``omero`` refuses root), from root."""
+    return StringCommand("runuser", "-u", QuoteString(user), "--", "sh", "-c", QuoteString(command))
+
+
 def _touch(stamp: str) -> StringCommand:
     return StringCommand("touch", QuoteString(stamp))
 
 
 @operation()
-def refreshed(commands: list, sources: list[str], stamp: str, touch: bool = True):
-    """Run ``commands`` when any of ``sources`` (paths, globs) changed after ``stamp`` was
-    touched, or it is missing; then touch it (unless ``touch`` is false: a check that must
-    pass until whatever owns ``stamp`` has caught up).
+def refreshed(commands: list[str], sources: list[str], stamp: str, touch: bool = True,
+              user: str | None = None):
+    """Run ``commands`` (as ``user``, else root) when any of ``sources`` (paths, globs)
+    changed after ``stamp`` was touched, or it is missing; then touch it (unless ``touch``
+    is false: a check that must pass until whatever owns ``stamp`` has caught up).
 
     Decided from the host, not from this run: a run cut short after a source changed is
-    finished by the next one.
+    finished by the next one. The stamp is root's, so a service user cannot forge it.
     """
     if not host.get_fact(ChangedSince, paths=tuple(sources), reference=stamp):
         host.noop(f"nothing changed since {stamp}")
         return
-    yield from commands
+    for command in commands:
+        yield command if user is None else as_user_command(user, command)
     if touch:
         yield _touch(stamp)
 

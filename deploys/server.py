@@ -100,7 +100,7 @@ def configure(settings) -> list[str]:
     refreshed(name="Load the OMERO.server configuration",
               commands=[f"{_omero(settings)} load --glob {shlex.quote(config_dir + '/*.omero')}"],
               sources=[config_file, settings.server_symlink],
-              stamp=settings.stamp("omero-server-config-loaded"), **as_user(user))
+              stamp=settings.stamp("omero-server-config-loaded"), user=user)
     run_once(name="Create the server's certificates (omero-certificates)",
              command=f"{_omero(settings)} certificates",
              creates=f"{settings.server_dir}/var/certs/server.p12", **as_user(user))

@@ -9,7 +9,7 @@ from pyinfra.operations import files
 from . import services
 from .operations import changed, refreshed, wait_until
 from .prerequisites import omero_venv, site_packages
-from .users import as_user, omero_user
+from .users import omero_user
 
 
 def install(settings) -> None:
@@ -44,11 +44,11 @@ def configure(settings, host_cpus: int) -> list[str]:
     loaded = settings.stamp("omero-web-config-loaded")
     refreshed(name="Load the OMERO.web configuration",
               commands=[f"{omero} load --glob {shlex.quote(config_dir + '/*.omero')}"],
-              sources=[config_file, code], stamp=loaded, **as_user(settings.web_user))
+              sources=[config_file, code], stamp=loaded, user=settings.web_user)
     refreshed(name="Collect OMERO.web's static files (nginx serves them)",
               commands=[f"{omero} web syncmedia >/dev/null"],
               sources=[loaded, code], stamp=settings.stamp("omero-web-static-collected"),
-              **as_user(settings.web_user))
+              user=settings.web_user)
     return [config_file, code]
 
 

@@ -522,3 +522,32 @@ class VirtualMachine(TestHost):
             except (ProcessLookupError, ValueError):
                 pass
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def interrupted_deploy(inventory: Path, operation: str, *, during: float | None = None) -> str:
+    """Run the deploy and kill it (SIGKILL, as a dropped connection or a dead laptop would)
+    once ``operation`` has completed, or ``during`` seconds after it started. Returns the
+    output up to the kill; fails if the deploy never reached ``operation``."""
+    process = subprocess.Popen([PYINFRA, "-y", str(inventory), "deploy.py"], cwd=ROOT,
+                               env={**CLEAN_ENV, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    output, reached, started = [], False, 0.0
+    try:
+        for line in process.stdout:
+            output.append(line)
+            if "Starting operation:" in line:
+                if reached:
+                    break  # the next operation: ``operation`` is complete
+                reached = line.split("Starting operation:", 1)[1].strip() == operation
+                started = time.monotonic()
+                if reached and during is not None:
+                    time.sleep(during)
+                    break
+        else:
+            raise AssertionError(f"the deploy ended without reaching {operation!r}:\n"
+                                 + "".join(output[-30:]))
+    finally:
+        process.kill()
+        process.wait()
+    assert reached and (during is None or time.monotonic() - started >= during)
+    return "".join(output)

@@ -1,0 +1,87 @@
+"""Runs that die half-way converge: a fresh systemd host's deploy is killed (SIGKILL) at
+five points, each run resuming where the last died, then run to the end; and a changed
+option is interrupted right after its file is written. The host must end where an
+uninterrupted deploy does: every service running the configuration on disk, the lab's CA
+in the bundle, the page served, and a dry run with nothing to change."""
+
+import pytest
+
+from .checks import login_page
+from .testhosts import (
+    EXTRA_CA_CERTIFICATES,
+    SUBNET,
+    SystemdHost,
+    deploy,
+    host_data,
+    hosts_with_changes,
+    interrupted_deploy,
+    write_inventory,
+)
+
+PG_CONF = "/etc/postgresql/15/main"
+FIRST_CA = EXTRA_CA_CERTIFICATES[0].rsplit("/", 1)[1] if EXTRA_CA_CERTIFICATES else None
+# (operation, seconds into it to kill; None: right after it completed)
+KILL_POINTS = [
+    (f"Trust the CA certificate {FIRST_CA}", None),
+    (f"Write {PG_CONF}/pg_hba.conf", None),
+    ("Install omero-py==5.23.0, omero-web==5.33.2, gunicorn", 8.0),
+    ("Write /opt/omero/web/config/01-omero-web.omero", None),
+    ("Write /etc/nginx/conf.d/omero-web.conf", None),
+]
+SERVICES = {  # unit: the files it must have read
+    "postgresql@15-main.service": [f"{PG_CONF}/pg_hba.conf", f"{PG_CONF}/conf.d/omero.conf"],
+    "omero-web.service": ["/opt/omero/web/OMERO.web/etc/grid/config.xml", "/etc/systemd/system/omero-web.service"],
+    "nginx.service": ["/etc/nginx/conf.d/omero-web.conf"],
+}
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory):
+    if not FIRST_CA:
+        pytest.skip("needs an extra CA certificate on this machine (/usr/local/share/ca-certificates)")
+    test_host = SystemdHost("converge", f"{SUBNET}.70")
+    try:
+        yield test_host.create()
+    finally:
+        test_host.destroy()
+
+
+def running_configuration_is_current(host) -> None:
+    """Each service's main process started after every file it reads was last written."""
+    for unit, paths in SERVICES.items():
+        pid = host.run(f"systemctl show --value -p MainPID {unit}").stdout.strip()
+        assert pid not in ("", "0"), f"{unit} is not running"
+        # Process start: boot time (whole seconds) + its start in clock ticks since boot.
+        ticks, boot, started = host.run(
+            f"getconf CLK_TCK; awk '/^btime/ {{print $2}}' /proc/stat; cut -d' ' -f22 /proc/{pid}/stat"
+        ).stdout.split()
+        start = int(boot) + int(started) / int(ticks)
+        for path in paths:
+            written = float(host.run(f"stat -c %.9Y {path}").stdout)
+            # btime is rounded down: a second's slack.
+            assert written < start + 1, f"{unit} (pid {pid}) started before {path} was written"
+
+
+def test_killed_at_every_point_then_converges(host, tmp_path, secrets_dir):
+    inventory = write_inventory(tmp_path / "converge.py", {"omero_database": [host], "omero_web": [host]},
+                                {host.name: host_data(host, secrets_dir)})
+    for operation, during in KILL_POINTS:
+        interrupted_deploy(inventory, operation, during=during)
+    deploy(inventory, host)
+    running_configuration_is_current(host)
+    bundle = host.run("cat /etc/ssl/certs/ca-certificates.crt").stdout
+    for path in EXTRA_CA_CERTIFICATES:
+        assert open(path).read().splitlines()[1] in bundle
+    login_page(f"http://{host.address}")
+    assert hosts_with_changes(inventory) == {}
+
+
+def test_changed_option_interrupted_after_its_file_is_written(host, tmp_path, secrets_dir):
+    inventory = write_inventory(tmp_path / "converge-5433.py", {"omero_database": [host], "omero_web": [host]},
+                                {host.name: host_data(host, secrets_dir, omero_db_port=5433)})
+    interrupted_deploy(inventory, f"Write {PG_CONF}/conf.d/omero.conf")
+    assert host.testinfra.socket("tcp://127.0.0.1:5432").is_listening  # not applied yet
+    deploy(inventory, host)
+    assert host.testinfra.socket("tcp://127.0.0.1:5433").is_listening
+    running_configuration_is_current(host)
+    assert hosts_with_changes(inventory) == {}
