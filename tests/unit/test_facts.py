@@ -1,0 +1,189 @@
+"""Our facts, table-driven: the command each sends (quoting included) and the value it
+makes of what the host answers."""
+
+import pytest
+
+from facts import omero as facts
+
+pytestmark = pytest.mark.unit
+
+SUPERVISORCTL = "supervisorctl -c '/etc/my supervisor/supervisord.conf'"
+
+COMMANDS = [
+    pytest.param(facts.InitSystem, {}, "cat /proc/1/comm 2>/dev/null || echo unknown", id="InitSystem"),
+    pytest.param(facts.SupervisorPrograms, {"conf": "/etc/my supervisor/supervisord.conf"},
+                 f"if {SUPERVISORCTL} pid >/dev/null 2>&1; then {SUPERVISORCTL} status || true; "
+                 "else echo __DOWN__; fi", id="SupervisorPrograms"),
+    pytest.param(facts.PostgresRoleVerifier, {"role": "omero", "port": 5433},
+                 "psql -XAt -p 5433 -c 'SELECT '\"'\"'role:'\"'\"' || coalesce(rolpassword, '\"'\"''\"'\"') "
+                 "FROM pg_authid WHERE rolname = '\"'\"'omero'\"'\"'' 2>/dev/null || true",
+                 id="PostgresRoleVerifier"),
+    pytest.param(facts.PostgresDatabaseOwner, {"database": "omero", "port": 5433},
+                 "psql -XAt -p 5433 -c 'SELECT '\"'\"'db:'\"'\"' || pg_get_userbyid(datdba) || "
+                 "'\"'\"':'\"'\"' "
+                 "|| pg_encoding_to_char(encoding) FROM pg_database WHERE datname = '\"'\"'omero'\"'\"'' "
+                 "2>/dev/null || true", id="PostgresDatabaseOwner"),
+    pytest.param(facts.OmeroServerVersion, {"symlink": "/opt/omero server/OMERO.server"},
+                 "readlink '/opt/omero server/OMERO.server' || true", id="OmeroServerVersion"),
+    pytest.param(facts.OmeroSchemaVersion,
+                 {"host": "db lab", "port": 5433, "database": "my db", "user": "omero"},
+                 "psql -XAtw -h 'db lab' -p 5433 -U omero -d 'my db' -c 'SELECT '\"'\"'schema:'\"'\"' || "
+                 "currentversion || '\"'\"'__'\"'\"' || currentpatch FROM dbpatch ORDER BY id DESC LIMIT 1' "
+                 "2>&1 || true", id="OmeroSchemaVersion"),
+    pytest.param(facts.FirstFile, {"pattern": "/opt/omero/wheels/zeroc_ice-3.6.5-*.whl"},
+                 'for f in /opt/omero/wheels/zeroc_ice-3.6.5-*.whl; do [ -f "$f" ] && echo "$f" && break; '
+                 'done; true',
+                 id="FirstFile"),
+    pytest.param(facts.SystemdNeedsReload,
+                 {"units": ("omero-web.service", "nginx.service"),
+                  "files": ("/etc/systemd/system/omero-web.service",
+                            "/etc/systemd/system/nginx.service.d/a b.conf")},
+                 "printf 'Expected=%s\\n' /etc/systemd/system/omero-web.service "
+                 "'/etc/systemd/system/nginx.service.d/a b.conf'; "
+                 "systemctl show -p NeedDaemonReload -p FragmentPath -p DropInPaths "
+                 "omero-web.service nginx.service",
+                 id="SystemdNeedsReload"),
+    pytest.param(facts.ChangedSince,
+                 {"paths": ("/opt/omero/web/config/*.omero", "/etc/nginx/conf.d/omero web.conf"),
+                  "reference": "/var/lib/omero deploy/stamp"},
+                 "for f in /opt/omero/web/config/*.omero /etc/nginx/conf.d/'omero web.conf'; do "
+                 "[ -e \"$f\" ] || continue; if [ ! -e '/var/lib/omero deploy/stamp' ] || "
+                 "[ -n \"$(find \"$f\" -maxdepth 0 -newer '/var/lib/omero deploy/stamp')\" ]; "
+                 "then echo \"$f\"; fi; done; true", id="ChangedSince"),
+]
+
+
+@pytest.mark.parametrize(("fact", "kwargs", "command"), COMMANDS)
+def test_command(fact, kwargs, command):
+    assert fact().command(**kwargs) == command
+
+
+@pytest.mark.parametrize(("fact", "kwargs", "command"), [
+    pytest.param(facts.SupervisorPrograms, {"conf": "/etc/supervisord.conf"}, "supervisorctl"),
+    pytest.param(facts.PostgresRoleVerifier, {"role": "omero", "port": 5432}, "psql"),
+    pytest.param(facts.PostgresDatabaseOwner, {"database": "omero", "port": 5432}, "psql"),
+    pytest.param(facts.OmeroSchemaVersion, {"host": "h", "port": 1, "database": "d", "user": "u"}, "psql"),
+])
+def test_requires_command(fact, kwargs, command):
+    assert fact().requires_command(**kwargs) == command
+
+
+@pytest.mark.parametrize("fact", [
+    facts.SupervisorPrograms, facts.PostgresRoleVerifier, facts.PostgresDatabaseOwner,
+    facts.OmeroServerVersion, facts.OmeroSchemaVersion, facts.FirstFile,
+])
+def test_absent_by_default(fact):
+    # pyinfra uses default() when the command fails or prints nothing.
+    assert fact.default() is None
+
+
+PROCESS = [
+    # InitSystem
+    (facts.InitSystem, ["systemd\n"], "systemd"),
+    (facts.InitSystem, ["  tini  "], "tini"),
+    (facts.InitSystem, [], "unknown"),
+    # SupervisorPrograms
+    (facts.SupervisorPrograms, ["__DOWN__"], None),
+    (facts.SupervisorPrograms, ["  __DOWN__ "], None),
+    (facts.SupervisorPrograms, [], {}),
+    (facts.SupervisorPrograms, [
+        "nginx                            RUNNING   pid 412, uptime 0:03:12",
+        "omero-web                        STOPPED   Not started",
+        "postgresql",
+        "",
+        "omero-server                     FATAL     Exited too quickly",
+    ], {"nginx": "RUNNING", "omero-web": "STOPPED", "omero-server": "FATAL"}),
+    (facts.SupervisorPrograms, ["web:gunicorn EXITED"], {"web:gunicorn": "EXITED"}),
+    # PostgresRoleVerifier
+    (facts.PostgresRoleVerifier, ["role:SCRAM-SHA-256$4096:c2FsdA==$a:b"], "SCRAM-SHA-256$4096:c2FsdA==$a:b"),
+    (facts.PostgresRoleVerifier, ["role:"], ""),
+    (facts.PostgresRoleVerifier, ["WARNING:  something", "role:md5abc"], "md5abc"),
+    (facts.PostgresRoleVerifier, [], None),
+    (facts.PostgresRoleVerifier, ["psql: error: connection to server on socket failed"], None),
+    (facts.PostgresRoleVerifier, [" role:x"], None),
+    # PostgresDatabaseOwner
+    (facts.PostgresDatabaseOwner, ["db:omero:UTF8"], ("omero", "UTF8")),
+    (facts.PostgresDatabaseOwner, ["NOTICE: x", "db:lab:admin:SQL_ASCII"], ("lab:admin", "SQL_ASCII")),
+    (facts.PostgresDatabaseOwner, [], None),
+    (facts.PostgresDatabaseOwner, ["psql: error: could not connect"], None),
+    # OmeroServerVersion
+    (facts.OmeroServerVersion, ["/opt/omero/server/OMERO.server-5.6.16-ice36"], "5.6.16"),
+    (facts.OmeroServerVersion, ["OMERO.server-5.6.10-ice36/"], "5.6.10"),
+    (facts.OmeroServerVersion, ["/opt/omero/server/OMERO.server-5.6.16-ice36.partial"], None),
+    (facts.OmeroServerVersion, ["/opt/omero/server/OMERO.server-5.6.16-ice37"], None),
+    (facts.OmeroServerVersion, ["/opt/omero/server/OMERO.server-5.6-ice36"], None),
+    (facts.OmeroServerVersion, ["/opt/omero/server/OMERO_server-5.6.16-ice36"], None),
+    (facts.OmeroServerVersion, [""], None),
+    (facts.OmeroServerVersion, [], None),
+    # OmeroSchemaVersion
+    (facts.OmeroSchemaVersion, ["schema:OMERO5.4__0"], "OMERO5.4__0"),
+    (facts.OmeroSchemaVersion, ["Password for user omero:", "schema:OMERO5.4__0"], "OMERO5.4__0"),
+    (facts.OmeroSchemaVersion, ['ERROR:  relation "dbpatch" does not exist'], None),
+    (facts.OmeroSchemaVersion, ["ERROR: schema:OMERO5.4__0"], None),
+    (facts.OmeroSchemaVersion, ["schema:OMERO5.4__0 (2 rows)"], None),
+    (facts.OmeroSchemaVersion, [], None),
+    # FirstFile
+    (facts.FirstFile, ["/opt/omero/wheels/zeroc_ice-3.6.5-cp311-cp311-linux_x86_64.whl\n"],
+     "/opt/omero/wheels/zeroc_ice-3.6.5-cp311-cp311-linux_x86_64.whl"),
+    (facts.FirstFile, [], None),
+    # SystemdNeedsReload
+    (facts.SystemdNeedsReload, ["Expected=/etc/systemd/system/a.service", "NeedDaemonReload=yes",
+                                "FragmentPath=/etc/systemd/system/a.service", "DropInPaths="], True),
+    (facts.SystemdNeedsReload, ["Expected=/etc/systemd/system/a.service", "NeedDaemonReload=no",
+                                "FragmentPath=/etc/systemd/system/a.service", "DropInPaths="], False),
+    (facts.SystemdNeedsReload, ["Expected=/etc/systemd/system/a.service", "NeedDaemonReload=no",
+                                "FragmentPath=", "DropInPaths="], True),  # a unit not yet loaded
+    (facts.SystemdNeedsReload, [
+        "Expected=/etc/systemd/system/nginx.service.d/omero.conf",
+        "Expected=/etc/systemd/system/nginx.service.d/limits.conf",
+        "NeedDaemonReload=no", "FragmentPath=/usr/lib/systemd/system/nginx.service",
+        "DropInPaths=/etc/systemd/system/nginx.service.d/limits.conf "
+        "/etc/systemd/system/nginx.service.d/omero.conf",
+    ], False),
+    (facts.SystemdNeedsReload, [
+        "Expected=/etc/systemd/system/nginx.service.d/omero.conf",
+        "Expected=/etc/systemd/system/nginx.service.d/limits.conf",
+        "NeedDaemonReload=no", "FragmentPath=/usr/lib/systemd/system/nginx.service",
+        "DropInPaths=/etc/systemd/system/nginx.service.d/limits.conf",
+    ], True),  # a new drop-in systemd has not seen
+    (facts.SystemdNeedsReload, [
+        "Expected=/etc/systemd/system/a.service", "Expected=/etc/systemd/system/b.service.d/x.conf",
+        "NeedDaemonReload=no", "FragmentPath=/etc/systemd/system/a.service", "DropInPaths=",
+        "", "NeedDaemonReload=no", "FragmentPath=/usr/lib/systemd/system/b.service",
+        "DropInPaths=/etc/systemd/system/b.service.d/x.conf",
+    ], False),  # two units, each loaded as on disk
+    (facts.SystemdNeedsReload, [
+        "Expected=/etc/systemd/system/a.service", "Expected=/etc/systemd/system/b.service",
+        "NeedDaemonReload=no", "FragmentPath=/etc/systemd/system/a.service", "DropInPaths=",
+        "", "NeedDaemonReload=yes", "FragmentPath=/etc/systemd/system/b.service", "DropInPaths=",
+    ], True),  # the second unit changed on disk
+    (facts.SystemdNeedsReload, ["  Expected=/x.service  ", "  FragmentPath=/x.service  "], False),
+    (facts.SystemdNeedsReload, ["Expected=/x.service", "DropInPaths=/x.service"], False),
+    (facts.SystemdNeedsReload, ["Expected=/x.service", "Other=/x.service"], True),
+    (facts.SystemdNeedsReload,
+     ["Expected=/x.service", "FragmentPath=/x.service", "NeedDaemonReload=yes "], True),
+    # ChangedSince
+    (facts.ChangedSince, [], []),
+    (facts.ChangedSince, ["/etc/nginx/conf.d/omero-web.conf\n", "  ", "/opt/omero/web/config/a b.omero "],
+     ["/etc/nginx/conf.d/omero-web.conf", "/opt/omero/web/config/a b.omero"]),
+]
+
+
+@pytest.mark.parametrize(("fact", "output", "value"), [
+    pytest.param(fact, output, value, id=f"{fact.__name__}-{index}")
+    for index, (fact, output, value) in enumerate(PROCESS)
+])
+def test_process(fact, output, value):
+    assert fact().process(output) == value
+
+
+@pytest.mark.parametrize(("path", "quoted"), [
+    ("/opt/omero/server", "/opt/omero/server"),
+    ("/opt/omero web/venv3/lib/python3*/site-packages", "/opt/'omero web'/venv3/lib/python3*/site-packages"),
+    ("/etc/nginx/conf.d/*.conf", "/etc/nginx/conf.d/*.conf"),
+    ("relative/it's", "relative/'it'\"'\"'s'"),
+    ("/trailing/", "/trailing/"),
+    ("", ""),
+])
+def test_shell_path(path, quoted):
+    assert facts.shell_path(path) == quoted

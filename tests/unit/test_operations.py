@@ -1,0 +1,388 @@
+"""Our operations, table-driven as pyinfra's own operation tests are: the facts a host
+answers go in, the commands it would be sent (or the no-op it reports) come out."""
+
+import re
+from types import SimpleNamespace
+
+import pytest
+from pyinfra.api import OperationError
+
+from deploys import operations as ops
+from deploys import secrets
+
+pytestmark = pytest.mark.unit
+
+SALT = b"0123456789abcdef"
+RIGHT = secrets.scram_verifier("right password", salt=SALT)
+WRONG = secrets.scram_verifier("another password", salt=SALT)
+
+DB = {"host": "db.lab", "port": 5433, "user": "omero", "name": "omero"}
+CONNECTION = "-h db.lab -p 5433 -U omero -d omero"
+PSQL = f"psql -XAw -v ON_ERROR_STOP=1 {CONNECTION}"
+
+# supervisorctl's wait for a program to be RUNNING, then the stamp (see supervised).
+CTL = "supervisorctl -c /etc/supervisor/supervisord.conf"
+
+
+def _wait_running(ctl: str, name: str) -> str:
+    return (f"for i in $(seq 60); do {ctl} status {name} | grep -q RUNNING && break; sleep 1; done; "
+            f"{ctl} status {name} | grep -q RUNNING || {{ {ctl} status {name}; exit 1; }}")
+
+
+# -- postgres_role --------------------------------------------------------------------------
+ROLE_VERB = re.compile(
+    r"^psql -p (\d+) -Ac '(CREATE|ALTER) ROLE \"(\S+)\" LOGIN PASSWORD "
+    r"'\"'\"'(SCRAM-SHA-256\$[^']+)'\"'\"''$")
+
+
+@pytest.mark.parametrize(("current", "verb"), [
+    pytest.param(None, "CREATE", id="role absent"),
+    pytest.param(WRONG, "ALTER", id="role exists with the wrong password"),
+    pytest.param("", "ALTER", id="role exists without a password"),
+    pytest.param("md5" + "0" * 32, "ALTER", id="role exists with an md5 password"),
+    pytest.param(RIGHT.replace("$4096:", "$4097:"), "ALTER", id="verifier of other iterations"),
+])
+def test_postgres_role_sets_a_verifier_of_the_password(run_op, current, verb):
+    run = run_op(ops.postgres_role, {"PostgresRoleVerifier": current}, "omero", "right password", port=5433)
+    assert run.fact_calls == [("PostgresRoleVerifier", {"role": "omero", "port": 5433})]
+    assert run.noops == []
+    [command] = run.commands
+    match = ROLE_VERB.match(command)
+    assert match, command
+    assert match.group(1, 2, 3) == ("5433", verb, "omero")
+    verifier = match.group(4)
+    assert secrets.scram_matches("right password", verifier)
+    assert verifier not in (RIGHT, current)  # a fresh salt each time
+    # Only the masked form is ever printed.
+    assert verifier not in run.printed[0]
+    assert "*MASKED*" in run.printed[0]
+
+
+def test_postgres_role_default_port(run_op):
+    run = run_op(ops.postgres_role, {"PostgresRoleVerifier": None}, "omero", "pw")
+    assert run.fact_calls == [("PostgresRoleVerifier", {"role": "omero", "port": 5432})]
+    assert run.commands[0].startswith("psql -p 5432 -Ac 'CREATE ROLE \"omero\" LOGIN PASSWORD ")
+
+
+def test_postgres_role_with_the_wanted_password_is_a_noop(run_op):
+    run = run_op(ops.postgres_role, {"PostgresRoleVerifier": RIGHT}, "omero", "right password")
+    assert run.commands == []
+    assert run.noops == ["role omero exists with the wanted password"]
+
+
+# -- postgres_database ----------------------------------------------------------------------
+@pytest.mark.parametrize(("current", "commands", "noops"), [
+    pytest.param(None, [
+        "psql -p 5433 -Ac 'CREATE DATABASE \"omero\" OWNER \"omero\" "
+        "ENCODING '\"'\"'UTF8'\"'\"' TEMPLATE template0'",
+    ], [], id="database absent"),
+    pytest.param(("postgres", "UTF8"), [
+        "psql -p 5433 -Ac 'ALTER DATABASE \"omero\" OWNER TO \"omero\"'",
+    ], [], id="database owned by someone else"),
+    pytest.param(("omero", "UTF8"), [], ["database omero exists, UTF8, owned by omero"], id="as wanted"),
+])
+def test_postgres_database(run_op, current, commands, noops):
+    run = run_op(ops.postgres_database, {"PostgresDatabaseOwner": current}, "omero", "omero", port=5433)
+    assert run.fact_calls == [("PostgresDatabaseOwner", {"database": "omero", "port": 5433})]
+    assert run.commands == commands
+    assert run.noops == noops
+
+
+def test_postgres_database_default_port(run_op):
+    run = run_op(ops.postgres_database, {"PostgresDatabaseOwner": None}, "omero", "omero")
+    assert run.fact_calls == [("PostgresDatabaseOwner", {"database": "omero", "port": 5432})]
+    assert run.commands[0].startswith("psql -p 5432 -Ac ")
+
+
+@pytest.mark.parametrize("current", [
+    pytest.param(("omero", "SQL_ASCII"), id="right owner"),
+    pytest.param(("postgres", "LATIN1"), id="wrong owner too"),
+])
+def test_postgres_database_of_another_encoding_is_refused(run_op, current):
+    with pytest.raises(OperationError) as error:
+        run_op(ops.postgres_database, {"PostgresDatabaseOwner": current}, "omero", "omero")
+    assert str(error.value) == f"database omero exists with encoding {current[1]}, not UTF8"
+
+
+# -- icepy_wheel ----------------------------------------------------------------------------
+@pytest.mark.parametrize(("found", "commands", "noops"), [
+    pytest.param("/opt/my wheels/zeroc_ice-3.6.5-cp312-cp312-linux_x86_64.whl", [],
+                 ["an IcePy 3.6.5 wheel is already in the wheel cache"], id="wheel cached"),
+    pytest.param(None, ["sh /opt/omero/build-icepy-wheel.sh python3.12 '/opt/my wheels'"], [], id="no wheel"),
+])
+def test_icepy_wheel(run_op, found, commands, noops):
+    run = run_op(ops.icepy_wheel, {"FirstFile": found}, "python3.12", "/opt/my wheels",
+                 "/opt/omero/build-icepy-wheel.sh")
+    assert run.fact_calls == [("FirstFile", {"pattern": "/opt/my wheels/zeroc_ice-3.6.5-*.whl"})]
+    assert run.commands == commands
+    assert run.noops == noops
+
+
+# -- changed --------------------------------------------------------------------------------
+def _op(complete: bool, did: bool, will: bool):
+    return SimpleNamespace(is_complete=lambda: complete, did_change=lambda: did, will_change=will)
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    pytest.param([], False, id="nothing"),
+    pytest.param([None], False, id="an operation not planned on this host"),
+    pytest.param([_op(True, True, False)], True, id="executed and changed"),
+    pytest.param([_op(True, False, True)], False, id="executed, unchanged (planned change not made)"),
+    pytest.param([_op(False, False, True)], True, id="planned to change"),
+    pytest.param([_op(False, True, False)], False, id="planned unchanged"),
+    pytest.param([None, _op(True, False, False), _op(True, True, False)], True, id="any of several"),
+    pytest.param([_op(True, False, False), _op(False, False, False)], False, id="none of several"),
+])
+def test_changed(given, expected):
+    assert ops.changed(*given)() is expected
+
+
+# -- refreshed ------------------------------------------------------------------------------
+@pytest.mark.parametrize(("changed", "touch", "commands", "noops"), [
+    pytest.param([], True, [], ["nothing changed since /var/lib/omero deploy/nginx-checked"], id="unchanged"),
+    pytest.param(["/etc/nginx/conf.d/omero-web.conf"], True,
+                 ["nginx -t -q", "systemctl reload nginx", "touch '/var/lib/omero deploy/nginx-checked'"], [],
+                 id="a source changed"),
+    pytest.param(["/etc/nginx/nginx.conf"], False, ["nginx -t -q", "systemctl reload nginx"], [],
+                 id="a source changed, no stamp"),
+])
+def test_refreshed(run_op, changed, touch, commands, noops):
+    run = run_op(ops.refreshed, {"ChangedSince": changed}, ["nginx -t -q", "systemctl reload nginx"],
+                 ["/etc/nginx/conf.d/*.conf", "/etc/nginx/nginx.conf"], "/var/lib/omero deploy/nginx-checked",
+                 touch=touch)
+    assert run.fact_calls == [("ChangedSince", {
+        "paths": ("/etc/nginx/conf.d/*.conf", "/etc/nginx/nginx.conf"),
+        "reference": "/var/lib/omero deploy/nginx-checked"})]
+    assert run.commands == commands
+    assert run.noops == noops
+
+
+def test_refreshed_touches_by_default(run_op):
+    run = run_op(ops.refreshed, {"ChangedSince": ["/a"]}, ["ldconfig"], ["/a"], "/stamp")
+    assert run.commands == ["ldconfig", "touch /stamp"]
+
+
+# -- supervised -----------------------------------------------------------------------------
+STARTED = [
+    "supervisord -c /etc/supervisor/supervisord.conf",
+    f"for i in $(seq 100); do {CTL} pid >/dev/null 2>&1 && break; sleep 0.1; done; {CTL} pid >/dev/null",
+]
+WAIT_WEB = [_wait_running(CTL, "omero-web"), "touch /var/lib/omero-deploy/omero-web-started"]
+
+
+@pytest.mark.parametrize(("programs", "changed", "commands", "noops"), [
+    pytest.param(None, [], STARTED + WAIT_WEB, [], id="supervisord not running"),
+    pytest.param({"nginx": "RUNNING"}, [], [f"{CTL} update", *WAIT_WEB], [], id="program not loaded yet"),
+    pytest.param({"omero-web": "RUNNING"}, ["/opt/omero/web/config/web.omero"],
+                 [f"{CTL} update && {CTL} restart omero-web", *WAIT_WEB], [],
+                 id="running, configuration changed since started"),
+    pytest.param({"omero-web": "STOPPED"}, ["/etc/supervisor/conf.d/omero-web.conf"],
+                 [f"{CTL} update && {CTL} restart omero-web", *WAIT_WEB], [],
+                 id="stopped, configuration changed since started"),
+    pytest.param({"omero-web": "STOPPED"}, [], [f"{CTL} start omero-web", *WAIT_WEB], [],
+                 id="program stopped"),
+    pytest.param({"omero-web": "FATAL", "nginx": "RUNNING"}, [], [f"{CTL} start omero-web", *WAIT_WEB], [],
+                 id="program failed"),
+    pytest.param({"omero-web": "RUNNING", "nginx": "STOPPED"}, [], [],
+                 ["omero-web is running under supervisord"], id="running, unchanged"),
+])
+def test_supervised(run_op, programs, changed, commands, noops):
+    run = run_op(ops.supervised, {"SupervisorPrograms": programs, "ChangedSince": changed},
+                 "omero-web", "/etc/supervisor/supervisord.conf",
+                 ["/etc/supervisor/conf.d/omero-web.conf", "/opt/omero/web/config/*.omero"],
+                 "/var/lib/omero-deploy/omero-web-started")
+    assert run.commands == commands
+    assert run.noops == noops
+    assert run.fact_calls[0] == ("SupervisorPrograms", {"conf": "/etc/supervisor/supervisord.conf"})
+    if programs and "omero-web" in programs:
+        assert run.fact_calls[1:] == [("ChangedSince", {
+            "paths": ("/etc/supervisor/conf.d/omero-web.conf", "/opt/omero/web/config/*.omero"),
+            "reference": "/var/lib/omero-deploy/omero-web-started"})]
+
+
+def test_supervised_quotes_what_reaches_the_shell(run_op):
+    ctl = "supervisorctl -c '/etc/my supervisor.conf'"
+    run = run_op(ops.supervised, {"SupervisorPrograms": {"web app": "EXITED"}, "ChangedSince": []},
+                 "web app", "/etc/my supervisor.conf", [], "/stamp")
+    assert run.commands == [f"{ctl} start 'web app'", _wait_running(ctl, "'web app'"), "touch /stamp"]
+    run = run_op(ops.supervised, {"SupervisorPrograms": None}, "web app", "/etc/my supervisor.conf", [], "/s")
+    assert run.commands[:2] == [
+        "supervisord -c '/etc/my supervisor.conf'",
+        f"for i in $(seq 100); do {ctl} pid >/dev/null 2>&1 && break; sleep 0.1; done; {ctl} pid >/dev/null"]
+
+
+# -- systemd_running ------------------------------------------------------------------------
+@pytest.mark.parametrize(("enabled", "active", "changed", "commands"), [
+    pytest.param({}, {}, [], ["systemctl enable omero-web.service", "systemctl start omero-web.service"],
+                 id="unit not known yet"),
+    pytest.param({"omero-web.service": False}, {"omero-web.service": False}, [],
+                 ["systemctl enable omero-web.service", "systemctl start omero-web.service"],
+                 id="disabled, stopped"),
+    pytest.param({"omero-web.service": True}, {"omero-web.service": False}, ["/etc/x"],
+                 ["systemctl start omero-web.service"], id="enabled, stopped"),
+    pytest.param({"omero-web.service": True}, {"omero-web.service": True},
+                 ["/opt/omero/web/config/web.omero"],
+                 ["systemctl restart omero-web.service"], id="configuration changed on disk since started"),
+    pytest.param({"omero-web.service": False}, {"omero-web.service": True}, ["/etc/x"],
+                 ["systemctl enable omero-web.service", "systemctl restart omero-web.service"],
+                 id="disabled, running, changed"),
+    pytest.param({"nginx.service": True}, {"omero-web.service": True, "nginx.service": False}, [],
+                 ["systemctl enable omero-web.service"], id="disabled, running, unchanged"),
+])
+def test_systemd_running_changes(run_op, enabled, active, changed, commands):
+    run = run_op(ops.systemd_running,
+                 {"SystemdEnabled": enabled, "SystemdStatus": active, "ChangedSince": changed},
+                 "omero-web", ["/etc/systemd/system/omero-web.service", "/opt/omero/web/config/*.omero"],
+                 "/var/lib/omero-deploy/omero-web-started")
+    stamped = commands[-1] != "systemctl enable omero-web.service"
+    assert run.commands == commands + (["touch /var/lib/omero-deploy/omero-web-started"] if stamped else [])
+    assert run.noops == []
+    assert run.fact_calls[:2] == [("SystemdEnabled", {}), ("SystemdStatus", {})]
+    if active.get("omero-web.service"):
+        assert run.fact_calls[2:] == [("ChangedSince", {
+            "paths": ("/etc/systemd/system/omero-web.service", "/opt/omero/web/config/*.omero"),
+            "reference": "/var/lib/omero-deploy/omero-web-started"})]
+
+
+def test_systemd_running_enabled_active_unchanged_does_nothing(run_op):
+    run = run_op(ops.systemd_running, {"SystemdEnabled": {"omero-web.service": True},
+                                       "SystemdStatus": {"omero-web.service": True}, "ChangedSince": []},
+                 "omero-web", [], "/stamp")
+    assert run.commands == []
+
+
+# -- systemd_reloaded -----------------------------------------------------------------------
+@pytest.mark.parametrize(("needs", "commands", "noops"), [
+    pytest.param(True, ["systemctl daemon-reload"], [], id="unit changed on disk or not loaded yet"),
+    pytest.param(False, [], ["systemd has loaded the current omero-web.service, nginx.service"], id="loaded"),
+])
+def test_systemd_reloaded(run_op, needs, commands, noops):
+    run = run_op(ops.systemd_reloaded, {"SystemdNeedsReload": needs}, ["omero-web.service", "nginx.service"],
+                 ["/etc/systemd/system/omero-web.service", "/etc/systemd/system/nginx.service.d/omero.conf"])
+    assert run.fact_calls == [("SystemdNeedsReload", {
+        "units": ("omero-web.service", "nginx.service"),
+        "files": ("/etc/systemd/system/omero-web.service",
+                  "/etc/systemd/system/nginx.service.d/omero.conf")})]
+    assert run.commands == commands
+    assert run.noops == noops
+
+
+# -- wait_until -----------------------------------------------------------------------------
+@pytest.mark.parametrize(("when", "kwargs", "commands", "noops"), [
+    pytest.param(False, {}, [], ["OMERO.web was not (re)started"], id="not started"),
+    pytest.param(True, {}, [
+        "i=0; until curl -fs http://localhost:4080/; do i=$((i+1)); if [ $i -gt 240 ]; then "
+        "echo 'timed out after 120s waiting for OMERO.web' >&2; exit 1; fi; sleep 0.5; done"], [],
+        id="started, default timeout"),
+    pytest.param(True, {"timeout": 7}, [
+        "i=0; until curl -fs http://localhost:4080/; do i=$((i+1)); if [ $i -gt 14 ]; then "
+        "echo 'timed out after 7s waiting for OMERO.web' >&2; exit 1; fi; sleep 0.5; done"], [],
+        id="started, timeout given"),
+])
+def test_wait_until(run_op, when, kwargs, commands, noops):
+    run = run_op(ops.wait_until, {}, "curl -fs http://localhost:4080/", "OMERO.web", lambda: when, **kwargs)
+    assert run.commands == commands
+    assert run.noops == noops
+
+
+# -- omero_schema ---------------------------------------------------------------------------
+SCHEMA_FACT = ("OmeroSchemaVersion", {"host": "db.lab", "port": 5433, "database": "omero", "user": "omero"})
+
+
+def test_omero_schema_once(run_op):
+    run = run_op(ops.omero_schema, {"OmeroSchemaVersion": "OMERO5.4__0"}, "/opt/omero/server/venv3/bin/omero",
+                 "/opt/omero/server/OMERO.server", DB, "/opt/omero/server/tmp", "root secret")
+    assert run.fact_calls == [SCHEMA_FACT]
+    assert run.commands == []
+    assert run.noops == ["the database already holds OMERO schema OMERO5.4__0"]
+
+
+def test_omero_schema_created(run_op):
+    run = run_op(ops.omero_schema, {"OmeroSchemaVersion": None}, "/opt/omero/server/venv3/bin/omero",
+                 "/opt/omero/server/OMERO.server", DB, "/opt/omero/server/tmp", "root secret")
+    assert run.fact_calls == [SCHEMA_FACT]
+    script = "/opt/omero/server/tmp/omero-schema.sql"
+    create = ("umask 077 && OMERODIR=/opt/omero/server/OMERO.server "
+              "/opt/omero/server/venv3/bin/omero db script "
+              f"--file {script} --password")
+    assert run.commands == [f"{create} 'root secret'", f"{PSQL} -f {script} && rm -f {script}"]
+    assert run.printed[0] == f"{create} '*MASKED*'"
+    assert run.noops == []
+
+
+# -- stop_and_dump_before_upgrade -----------------------------------------------------------
+@pytest.mark.parametrize(("installed", "commands", "noops"), [
+    pytest.param(None, [], ["OMERO.server 5.6.16 is not an upgrade here"], id="first install"),
+    pytest.param("5.6.16", [], ["OMERO.server 5.6.16 is not an upgrade here"], id="same version"),
+    pytest.param("5.6.15", [
+        "systemctl stop omero-server.service",
+        f"runuser -u omero-server -- pg_dump -w -Fc {CONNECTION} "
+        "-f '/var/backups/omero dumps/omero-5.6.15-before-5.6.16.pgdump'"], [], id="upgrade"),
+])
+def test_stop_and_dump_before_upgrade(run_op, installed, commands, noops):
+    run = run_op(ops.stop_and_dump_before_upgrade, {"OmeroServerVersion": installed},
+                 "/opt/omero/server/OMERO.server", "5.6.16", "systemctl stop omero-server.service",
+                 "omero-server", "/var/backups/omero dumps", DB)
+    assert run.fact_calls == [("OmeroServerVersion", {"symlink": "/opt/omero/server/OMERO.server"})]
+    assert run.commands == commands
+    assert run.noops == noops
+
+
+def test_connection_quotes():
+    db = {"host": "db lab", "port": 5432, "user": "o'mero", "name": "my db"}
+    assert ops._connection(db) == "-h 'db lab' -p 5432 -U 'o'\"'\"'mero' -d 'my db'"
+
+
+# -- omero_schema_upgrade -------------------------------------------------------------------
+LS = "ls /opt/omero/server/OMERO.server/sql/psql/*/OMERO5.3__1.sql 2>/dev/null || true"
+UPGRADE = "/opt/omero/server/OMERO.server/sql/psql/OMERO5.4__0/OMERO5.3__1.sql"
+
+
+@pytest.mark.parametrize(("schema", "scripts", "commands", "noops"), [
+    pytest.param(None, None, [], ["no schema yet: it will be created, not upgraded"], id="no schema"),
+    pytest.param("OMERO5.3__1", "", [], ["schema OMERO5.3__1 needs no upgrade"], id="no script applies"),
+    pytest.param("OMERO5.3__1", None, [], ["schema OMERO5.3__1 needs no upgrade"], id="no output"),
+    pytest.param("OMERO5.3__1", UPGRADE, [f"{PSQL} -f {UPGRADE}"], [],
+                 id="an upgrade with a script to apply"),
+    pytest.param("OMERO5.3__1", f"{UPGRADE}\n{UPGRADE}.2",
+                 [f"{PSQL} -f {UPGRADE}", f"{PSQL} -f {UPGRADE}.2"], [],
+                 id="an upgrade with scripts to apply"),
+])
+def test_omero_schema_upgrade(run_op, schema, scripts, commands, noops):
+    run = run_op(ops.omero_schema_upgrade, {"OmeroSchemaVersion": schema, "Command": scripts},
+                 "/opt/omero/server/OMERO.server", DB)
+    assert run.fact_calls[0] == SCHEMA_FACT
+    assert run.fact_calls[1:] == ([("Command", {"command": LS})] if schema else [])
+    assert run.commands == commands
+    assert run.noops == noops
+
+
+# -- run_once -------------------------------------------------------------------------------
+@pytest.mark.parametrize(("file", "directory", "commands", "noops"), [
+    pytest.param(None, None, ["omero certificates"], [], id="absent"),
+    pytest.param(False, False, ["omero certificates"], [], id="neither a file nor a directory"),
+    pytest.param({"mode": 644}, None, [], ["/OMERO/certs/server.pem exists"], id="a file"),
+    pytest.param(False, {"mode": 755}, [], ["/OMERO/certs/server.pem exists"], id="a directory"),
+])
+def test_run_once(run_op, file, directory, commands, noops):
+    run = run_op(ops.run_once, {"File": file, "Directory": directory}, "omero certificates",
+                 "/OMERO/certs/server.pem")
+    assert run.commands == commands
+    assert run.noops == noops
+    assert run.fact_calls[0] == ("File", {"path": "/OMERO/certs/server.pem"})
+    assert run.fact_calls[1:] == ([] if file else [("Directory", {"path": "/OMERO/certs/server.pem"})])
+
+
+# -- dnf_repo_enabled -----------------------------------------------------------------------
+@pytest.mark.parametrize(("listed", "commands", "noops"), [
+    pytest.param("crb    Rocky Linux 9 - CRB", [], ["dnf repository crb is enabled"], id="enabled"),
+    pytest.param("", ["dnf config-manager --set-enabled crb"], [], id="disabled"),
+    pytest.param(None, ["dnf config-manager --set-enabled crb"], [], id="no output"),
+    pytest.param("appstream  Rocky Linux 9 - AppStream", ["dnf config-manager --set-enabled crb"], [],
+                 id="another repository"),
+])
+def test_dnf_repo_enabled(run_op, listed, commands, noops):
+    run = run_op(ops.dnf_repo_enabled, {"Command": listed}, "crb")
+    assert run.fact_calls == [("Command", {"command": "dnf repolist --enabled -q crb 2>/dev/null || true"})]
+    assert run.commands == commands
+    assert run.noops == noops
