@@ -157,6 +157,23 @@ def test_refreshed(run_op, changed, touch, commands, noops):
     assert run.noops == noops
 
 
+def test_refreshed_as_a_user(run_op):
+    # The commands run as the service user; the stamp stays root's (touched by root).
+    run = run_op(ops.refreshed, {"ChangedSince": ["/opt/omero/web/config/web.omero"]},
+                 ["omero load --glob '/opt/omero/web/config/*.omero'", "omero web syncmedia >/dev/null"],
+                 ["/opt/omero/web/config/web.omero"], "/var/lib/omero-deploy/loaded", user="omero-web")
+    assert run.commands == [
+        "runuser -u omero-web -- sh -c 'omero load --glob '\"'\"'/opt/omero/web/config/*.omero'\"'\"''",
+        "runuser -u omero-web -- sh -c 'omero web syncmedia >/dev/null'",
+        "touch /var/lib/omero-deploy/loaded",
+    ]
+
+
+def test_as_user_command_quotes():
+    command = ops.as_user_command("omero server", "echo $HOME")
+    assert command.get_raw_value() == "runuser -u 'omero server' -- sh -c 'echo $HOME'"
+
+
 def test_refreshed_touches_by_default(run_op):
     run = run_op(ops.refreshed, {"ChangedSince": ["/a"]}, ["ldconfig"], ["/a"], "/stamp")
     assert run.commands == ["ldconfig", "touch /stamp"]
