@@ -1,14 +1,16 @@
 """Operations pyinfra lacks, each idempotent: it reads the current state (a fact, at
 execution time) and yields commands only when something must change."""
 
+import hashlib
 import shlex
 from collections.abc import Callable
+from io import StringIO
 
 from pyinfra import host
-from pyinfra.api import OperationError, QuoteString, StringCommand, operation
+from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
 from pyinfra.api.hiddenvalue import HiddenValue
 from pyinfra.facts.postgres import make_execute_psql_command
-from pyinfra.facts.files import Directory, File
+from pyinfra.facts.files import Directory, File, Sha256File
 from pyinfra.facts.server import Command
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
@@ -239,6 +241,24 @@ def omero_schema_upgrade(omerodir: str, db: dict):
     psql = f"psql -XAw -v ON_ERROR_STOP=1 {_connection(db)}"
     for script in scripts.split():
         yield f"{psql} -f {shlex.quote(script)}"
+
+
+@operation()
+def secret_file(dest: str, content: str, user: str, group: str, mode: str, staging_dir: str):
+    """``dest`` holding ``content``, which holds a secret: never shown (``--diff`` included)
+    and never readable by others on its way: uploaded into root's ``staging_dir``, given
+    its owner and mode, then renamed into place."""
+    current = host.get_fact(File, path=dest)
+    if (current and host.get_fact(Sha256File, path=dest) == hashlib.sha256(content.encode()).hexdigest()
+            and (current["user"], current["group"], str(current["mode"])) == (user, group, mode)):
+        host.noop(f"{dest} is as wanted")
+        return
+    staged = f"{staging_dir}/{hashlib.sha256(dest.encode()).hexdigest()[:16]}.staged"
+    yield FileUploadCommand(StringIO(content), staged,
+                            remote_temp_filename=host.get_temp_filename(staged, temp_directory=staging_dir))
+    yield StringCommand("chown", QuoteString(f"{user}:{group}"), QuoteString(staged))
+    yield StringCommand("chmod", QuoteString(mode), QuoteString(staged))
+    yield StringCommand("mv", "-f", QuoteString(staged), QuoteString(dest))
 
 
 @operation()

@@ -6,8 +6,8 @@ from pathlib import PurePosixPath
 
 from pyinfra.operations import apt, dnf, files, pip
 
-from .operations import dnf_repo_enabled, icepy_wheel, refreshed, run_once
-from .services import TEMPLATES, template
+from .operations import dnf_repo_enabled, icepy_wheel, refreshed, run_once, secret_file
+from .services import TEMPLATES, secret_template
 from .settings import Artifact
 
 FILES = TEMPLATES.parent / "files"
@@ -29,12 +29,12 @@ def install(settings) -> None:
     if settings.http_proxy:
         # Proxy URLs may carry credentials: readable by root only.
         if platform.is_debian:
-            files.put(
+            secret_file(
                 name="Send apt through the proxy",
-                src=StringIO(f'Acquire::http::Proxy "{settings.http_proxy}";\n'
-                             f'Acquire::https::Proxy "{settings.http_proxy}";\n'),
+                content=(f'Acquire::http::Proxy "{settings.http_proxy}";\n'
+                         f'Acquire::https::Proxy "{settings.http_proxy}";\n'),
                 dest="/etc/apt/apt.conf.d/80omero-proxy",
-                user="root", group="root", mode="600",
+                user="root", group="root", mode="600", staging_dir=settings.state_dir,
             )
         else:
             files.line(name="Send dnf through the proxy", path="/etc/dnf/dnf.conf",
@@ -128,7 +128,8 @@ def omero_venv(settings, path: str, packages: list[str]) -> None:
     """A root-owned venv holding IcePy 3.6.5 (from the wheel cache) and ``packages``."""
     pip.venv(name=f"Create the venv {path}", path=path, python=settings.platform.python)
     # pip.conf may hold proxy credentials; pip runs as root only.
-    template(settings, "pip/pip.conf.j2", f"{path}/pip.conf", mode="600")
+    secret_template(settings, "pip/pip.conf.j2", f"{path}/pip.conf", user="root", group="root",
+                    mode="600")
     wheel_dir = settings.wheel_dir
     files.directory(name="Create the wheel cache", path=wheel_dir, user="root", group="root",
                     mode="755")

@@ -13,6 +13,7 @@ from .operations import (
     omero_schema_upgrade,
     refreshed,
     run_once,
+    secret_file,
     stop_and_dump_before_upgrade,
     wait_until,
 )
@@ -85,20 +86,22 @@ def configure(settings) -> list[str]:
     user = settings.server_user
     db = _db(settings)
     # psql and pg_dump as the server user read the password from here, never a command line.
-    files.put(
+    secret_file(
         name="Give the server user its database password file",
-        src=StringIO(f"{db['host']}:{db['port']}:{db['name']}:{db['user']}:"
-                     f"{_pgpass_escaped(settings.db_password)}\n"),
+        content=(f"{db['host']}:{db['port']}:{db['name']}:{db['user']}:"
+                 f"{_pgpass_escaped(settings.db_password)}\n"),
         dest=f"{settings.server_home}/.pgpass", user=user, group=user, mode="600",
+        staging_dir=settings.state_dir,
     )
     config_dir = settings.server_config_dir
     files.directory(name="Create the OMERO.server config directory", path=config_dir,
                     user="root", group=user, mode="750")
     config_file = f"{config_dir}/00-omero-server.omero"
-    services.template(settings, "omero/server.omero.j2", config_file, user="root", group=user,
-                      mode="640")
+    # It holds the database password.
+    services.secret_template(settings, "omero/server.omero.j2", config_file, user="root", group=user,
+                             mode="640")
     refreshed(name="Load the OMERO.server configuration",
-              commands=[f"{_omero(settings)} load --glob {shlex.quote(config_dir + '/*.omero')}"],
+              commands=[_load_config(settings)],
               sources=[config_file, settings.server_symlink],
               stamp=settings.stamp("omero-server-config-loaded"), user=user)
     run_once(name="Create the server's certificates (omero-certificates)",
@@ -122,8 +125,11 @@ def start(settings, restart_sources: list[str]) -> None:
     }
     services.program(
         settings, "omero-server",
-        command=(f"/bin/sh -c '{settings.server_omero} load --glob \"{config_glob}\" && "
-                 f"exec {settings.server_omero} admin start --foreground'"),
+        # Paths are validated to hold no quotes or spaces (settings), so the glob can be
+        # quoted simply in a line that both systemd and supervisord parse.
+        command=(f"/bin/sh -c \"(umask 077 && {settings.server_omero} load --glob '{config_glob}' "
+                 f"&& chmod 600 {settings.server_symlink}/etc/grid/config.xml) "
+                 f"&& exec {settings.server_omero} admin start --foreground\""),
         user=settings.server_user, environment=environment, directory=settings.server_symlink,
         unit_template="systemd/omero-server.service.j2",
         writable=(f"{settings.server_dir}/var", f"{settings.server_dir}/etc/grid", settings.data_dir,
@@ -134,6 +140,14 @@ def start(settings, restart_sources: list[str]) -> None:
                check=f"{_omero(settings)} admin waitup --wait 1 >/dev/null 2>&1",
                what="OMERO.server", timeout=300, when=changed(started),
                **as_user(settings.server_user))
+
+
+def _load_config(settings) -> str:
+    """Load the config files into the server's config.xml, which then holds the database
+    password: made and kept readable by the server user only."""
+    config_xml = shlex.quote(f"{settings.server_symlink}/etc/grid/config.xml")
+    return (f"(umask 077 && {_omero(settings)} load --glob "
+            f"{shlex.quote(settings.server_config_dir + '/*.omero')} && chmod 600 {config_xml})")
 
 
 def _pgpass_escaped(password: str) -> str:

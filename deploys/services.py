@@ -8,9 +8,11 @@ disk since the deploy last started it (so a run cut short is finished by the nex
 import shlex
 from pathlib import Path
 
+import jinja2
+
 from pyinfra.operations import files
 
-from .operations import supervised, systemd_reloaded, systemd_running
+from .operations import secret_file, supervised, systemd_reloaded, systemd_running
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -30,6 +32,14 @@ def template(settings, src: str, dest: str, *, user="root", group="root", mode="
         settings=settings,
         **context,
     )
+
+
+def secret_template(settings, src: str, dest: str, *, user: str, group: str, mode: str, **context):
+    """A template whose result holds a secret: written with ``secret_file`` (never shown)."""
+    environment = jinja2.Environment(keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+    content = environment.from_string((TEMPLATES / src).read_text()).render(settings=settings, **context)
+    return secret_file(name=f"Write {dest}", dest=dest, content=content, user=user, group=group,
+                       mode=mode, staging_dir=settings.state_dir)
 
 
 def program(settings, service: str, *, command: str, user: str, environment: dict | None = None,

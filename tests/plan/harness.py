@@ -99,10 +99,11 @@ def fake_responses(os_name: str, pid1: str, cpus: int = 2) -> dict:
 
 def run_deploy(hosts: dict[str, tuple[tuple[str, ...], dict]], *, os_name: str = "ubuntu24.04",
                pid1: str = "systemd", execute: bool = True,
-               responses: dict | None = None) -> dict[str, HostRun]:
+               responses: dict | None = None, diff: bool = False) -> dict[str, HostRun]:
     """Plan (and unless ``execute`` is false, run) deploy.py for ``{name: (groups, data)}``.
 
-    ``responses`` answer commands before the defaults do (the host as it is found).
+    ``responses`` answer commands before the defaults do (the host as it is found);
+    ``diff`` is pyinfra's --diff (file changes shown).
 
     Returns each host's HostRun, keyed by the names given. An error raised while
     planning propagates with the HostRuns so far attached as ``error.runs``.
@@ -119,7 +120,7 @@ def run_deploy(hosts: dict[str, tuple[tuple[str, ...], dict]], *, os_name: str =
         for group in host_groups:
             groups.setdefault(group, []).append(names[name])
     inventory = Inventory((all_hosts, {}), **{group: (members, {}) for group, members in groups.items()})
-    state = State(inventory, Config(PARALLEL=len(hosts)))
+    state = State(inventory, Config(PARALLEL=len(hosts), DIFF=diff))
     runs = {name: _record(inventory.get_host(names[name])) for name in hosts}
 
     # As the CLI: operation order from the deploy file's call stack, not per-host counters.
@@ -159,7 +160,12 @@ def _record(host) -> HostRun:
     fake_run, fake_put_file = connector.run_shell_command, connector.put_file
 
     def run_shell_command(command, *args, **kwargs):
-        run.raw_commands.append(command if isinstance(command, str) else command.get_raw_value())
+        raw = command if isinstance(command, str) else command.get_raw_value()
+        run.raw_commands.append(raw)
+        # A file staged elsewhere, then renamed into place (secret_file): follow it.
+        renamed = re.match(r"^mv -f (\S+) (\S+)$", raw)
+        if renamed and renamed.group(1) in run.uploads:
+            run.uploads[renamed.group(2)] = run.uploads.pop(renamed.group(1))
         return fake_run(command, *args, **kwargs)
 
     def put_file(filename_or_io, remote_filename, *args, **kwargs):

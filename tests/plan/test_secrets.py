@@ -50,6 +50,22 @@ def test_root_password_masked_in_what_pyinfra_shows(generated):
     assert not [c for c in runs["app"].commands if root_password in c]
 
 
+def test_no_secret_in_diff_output(deploy, tmp_path, caplog):
+    """--diff shows what files change; never the ones holding a password or proxy credentials."""
+    password, proxy_secret = "db-password-for-diff-test", "proxy-secret-for-diff-test"
+    data = {"omero_db_password": password, "omero_secrets_dir": str(tmp_path),
+            "omero_http_proxy": f"http://lab:{proxy_secret}@proxy.lab:3128"}
+    with caplog.at_level("DEBUG"):
+        runs = deploy({"aio": (ALL_ROLES, data)}, diff=True)
+    shown = caplog.text
+    assert "Will create" in shown  # the diff was on, for the files without secrets
+    assert password not in shown and proxy_secret not in shown
+    uploads = runs["aio"].uploads
+    assert password in uploads["/var/lib/omero-server/.pgpass"]
+    assert proxy_secret in uploads["/opt/omero/web/venv3/pip.conf"]
+    assert proxy_secret in uploads["/etc/apt/apt.conf.d/80omero-proxy"]
+
+
 @pytest.mark.parametrize("option", ["omero_db_password", "omero_root_password"])
 @pytest.mark.parametrize("password", ["omero", "OMERO", "changeme", "password"])
 def test_well_known_password_refused(deploy, option, password):
