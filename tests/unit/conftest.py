@@ -10,6 +10,7 @@ pyinfra would print it (secrets masked).
 from dataclasses import dataclass, field
 
 import pytest
+from pyinfra.api import FileUploadCommand
 
 from deploys import operations
 
@@ -39,16 +40,23 @@ class FakeHost:
     def noop(self, description: str):
         self.noops.append(description)
 
+    def get_temp_filename(self, hash_key: str, temp_directory: str | None = None) -> str:
+        return f"{temp_directory or '/tmp'}/pyinfra-temp-for-{hash_key.rsplit('/', 1)[-1]}"
+
 
 @dataclass
 class Run:
-    commands: list[str] = field(default_factory=list)  # as the host would run them
-    printed: list[str] = field(default_factory=list)  # as pyinfra shows them (secrets masked)
+    commands: list = field(default_factory=list)  # as the host would run them (uploads as tuples)
+    printed: list = field(default_factory=list)  # as pyinfra shows them (secrets masked)
     noops: list[str] = field(default_factory=list)
     fact_calls: list[tuple[str, dict]] = field(default_factory=list)
 
 
-def _texts(command) -> tuple[str, str]:
+def _texts(command) -> tuple:
+    if isinstance(command, FileUploadCommand):
+        # An upload: what, where to, and through which temporary file (never printed).
+        upload = ("upload", command.src.getvalue(), command.dest, command.remote_temp_filename)
+        return upload, upload
     if isinstance(command, str):
         # pyinfra strips a yielded string into a StringCommand.
         return command.strip(), command.strip()

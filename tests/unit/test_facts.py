@@ -73,8 +73,8 @@ def test_requires_command(fact, kwargs, command):
     facts.OmeroServerVersion, facts.OmeroSchemaVersion, facts.FirstFile,
 ])
 def test_absent_by_default(fact):
-    # pyinfra uses default() when the command fails or prints nothing.
-    assert fact.default() is None
+    # pyinfra uses default(), on an instance, when the command fails or prints nothing.
+    assert fact().default() is None
 
 
 PROCESS = [

@@ -374,6 +374,46 @@ def test_omero_schema_upgrade(run_op, schema, scripts, commands, noops):
     assert run.noops == noops
 
 
+# -- secret_file ----------------------------------------------------------------------------
+PGPASS = "/home/omero-server/.pgpass"
+PGPASS_CONTENT = "host:5432:omero:omero:pw\n"
+PGPASS_SHA256 = "e5990f6af764828984e4c77814b2a998562993c045dfd80ff01ecc203d86d1b1"
+STAGED = "/var/lib/omero-deploy/963c807ea74ac1c3.staged"  # the first 16 hex digits of sha256(dest)
+WRITTEN = [
+    ("upload", PGPASS_CONTENT, STAGED, "/var/lib/omero-deploy/pyinfra-temp-for-963c807ea74ac1c3.staged"),
+    f"chown omero-server:omero-server {STAGED}",
+    f"chmod 600 {STAGED}",
+    f"mv -f {STAGED} {PGPASS}",
+]
+AS_WANTED = {"user": "omero-server", "group": "omero-server", "mode": 600}
+
+
+@pytest.mark.parametrize(("file", "sha256", "commands", "noops"), [
+    pytest.param(None, None, WRITTEN, [], id="absent"),
+    pytest.param(False, None, WRITTEN, [], id="not a file"),
+    pytest.param(AS_WANTED, PGPASS_SHA256, [], [f"{PGPASS} is as wanted"], id="as wanted"),
+    pytest.param(AS_WANTED, "0" * 64, WRITTEN, [], id="other content"),
+    pytest.param({**AS_WANTED, "mode": 644}, PGPASS_SHA256, WRITTEN, [], id="readable by others"),
+    pytest.param({**AS_WANTED, "user": "root"}, PGPASS_SHA256, WRITTEN, [], id="other owner"),
+    pytest.param({**AS_WANTED, "group": "omero"}, PGPASS_SHA256, WRITTEN, [], id="other group"),
+])
+def test_secret_file(run_op, file, sha256, commands, noops):
+    run = run_op(ops.secret_file, {"File": file, "Sha256File": sha256}, PGPASS, PGPASS_CONTENT,
+                 "omero-server", "omero-server", "600", "/var/lib/omero-deploy")
+    assert run.commands == commands
+    assert run.noops == noops
+    assert run.fact_calls[0] == ("File", {"path": PGPASS})
+    assert run.fact_calls[1:] == ([("Sha256File", {"path": PGPASS})] if file else [])
+
+
+def test_secret_file_quotes(run_op):
+    run = run_op(ops.secret_file, {"File": None}, "/etc/my app/secret", "s", "web user", "web group", "640",
+                 "/var/lib/my deploy")
+    staged = "'/var/lib/my deploy/e46e09d08748e38f.staged'"
+    assert run.commands[1:] == [f"chown 'web user:web group' {staged}", f"chmod 640 {staged}",
+                                f"mv -f {staged} '/etc/my app/secret'"]
+
+
 # -- run_once -------------------------------------------------------------------------------
 @pytest.mark.parametrize(("file", "directory", "commands", "noops"), [
     pytest.param(None, None, ["omero certificates"], [], id="absent"),

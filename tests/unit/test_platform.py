@@ -1,10 +1,12 @@
 """What differs between the supported systems: the Platform detected from pyinfra's
 LinuxDistribution fact, and what each one installs, where, and how."""
 
+import dataclasses
+
 import pytest
 
 from deploys.errors import OmeroDeployError
-from deploys.platform import detect
+from deploys.platform import Platform, detect
 
 pytestmark = pytest.mark.unit
 
@@ -112,6 +114,23 @@ def test_detect_refuses(distribution, found):
         detect(distribution)
     assert str(error.value) == (f"unsupported operating system {found!r}; supported: Ubuntu 22.04, "
                                 "Ubuntu 24.04, Debian 12, Debian 13, Rocky Linux / RHEL / AlmaLinux 9")
+
+
+@pytest.mark.parametrize(("distribution", "platform"), [
+    (DEBIAN12, Platform("Debian 12", "debian", "python3", 15, 17, "www-data", time64_libraries=False)),
+    (UBUNTU22, Platform("Ubuntu 22.04", "debian", "python3", 14, 11, "www-data", time64_libraries=False)),
+    (ROCKY9, Platform("Rocky Linux 9", "rhel", "python3.12", 16, 11, "nginx", time64_libraries=False)),
+    (UBUNTU24, Platform("Ubuntu 24.04", "debian", "python3", 16, 11, "www-data", time64_libraries=True)),
+])
+def test_detect_exactly(distribution, platform):
+    assert detect(distribution) == platform
+
+
+def test_platform_is_immutable():
+    platform = detect(DEBIAN12)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        platform.python = "python3.11"
+    assert hash(platform) == hash(detect(DEBIAN12))
 
 
 def test_detect_reads_id_case_insensitively():
