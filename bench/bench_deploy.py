@@ -56,9 +56,8 @@ def main() -> None:
                 inventory = write_inventory(Path(work) / "bench.py",
                                             {"omero_database": [host], "omero_web": [host]},
                                             {host.name: host_data(host, Path(work) / "secrets")})
-                figures["cold deploy"].append(timed(lambda: pyinfra(inventory)))
-                figures["second run (no change)"].append(timed(lambda: pyinfra(inventory)))
-                figures["dry run"].append(timed(lambda: pyinfra(inventory, "--dry")))
+                for step, args in (("cold deploy", ()), ("second run (no change)", ()), ("dry run", ("--dry",))):
+                    figures[step].append(timed(lambda args=args, inventory=inventory: pyinfra(inventory, *args)))
             finally:
                 host.destroy()
     remove_leftovers()

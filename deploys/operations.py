@@ -9,8 +9,8 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
 from pyinfra.api.hiddenvalue import HiddenValue
-from pyinfra.facts.postgres import make_execute_psql_command
 from pyinfra.facts.files import Directory, File, Sha256File
+from pyinfra.facts.postgres import make_execute_psql_command
 from pyinfra.facts.server import Command
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 

@@ -2,7 +2,6 @@
 symlink, configured from files, schema created once, upgraded in place on a version change."""
 
 import shlex
-from io import StringIO
 
 from pyinfra.operations import apt, dnf, files
 

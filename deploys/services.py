@@ -9,7 +9,6 @@ import shlex
 from pathlib import Path
 
 import jinja2
-
 from pyinfra.operations import files
 
 from .operations import secret_file, supervised, systemd_reloaded, systemd_running

@@ -129,12 +129,14 @@ def test_units_are_sandboxed(host):
 
 
 def test_crashed_services_come_back_within_10_seconds(host, url):
+    def restarted(unit: str, killed: str) -> bool:
+        return host.testinfra.service(unit).is_running and unit_property(host, unit, "MainPID") not in ("0", killed)
+
     for unit in (POSTGRES, "omero-web.service"):
-        before = unit_property(host, unit, "MainPID")
-        host.run(f"kill -{signal.SIGKILL.value} {before}")
+        killed = unit_property(host, unit, "MainPID")
+        host.run(f"kill -{signal.SIGKILL.value} {killed}")
         started = time.monotonic()
-        wait_for(lambda: host.testinfra.service(unit).is_running
-                 and unit_property(host, unit, "MainPID") not in ("0", before), f"{unit} to restart", 10)
+        wait_for(lambda unit=unit, killed=killed: restarted(unit, killed), f"{unit} to restart", 10)
         print(f"{unit} back in {time.monotonic() - started:.1f} s")
     wait_for(lambda: login_page(url), "the login page", 30)
 

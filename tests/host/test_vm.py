@@ -8,7 +8,7 @@ import time
 import pytest
 
 from .checks import login_page
-from .testhosts import VirtualMachine, deploy, host_data, write_inventory, wait_for
+from .testhosts import VirtualMachine, deploy, host_data, wait_for, write_inventory
 
 
 @pytest.fixture(scope="module")

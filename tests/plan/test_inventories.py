@@ -1,8 +1,7 @@
 """The example inventories use only our groups and options, spelled right."""
 
-from pathlib import Path
-
 import runpy
+from pathlib import Path
 
 import pytest
 

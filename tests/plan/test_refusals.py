@@ -11,7 +11,8 @@ from .conftest import ALL_ROLES
 pytestmark = pytest.mark.plan
 
 # The only commands allowed before the refusal: the facts deploy.py reads to validate.
-RELEASE = 'cd /etc/ && for file in $(ls -pdL *-release | grep -v /); do echo "/etc/${file}"; cat "/etc/${file}"; echo ---; done'
+RELEASE = ('cd /etc/ && for file in $(ls -pdL *-release | grep -v /); do echo "/etc/${file}"; '
+           'cat "/etc/${file}"; echo ---; done')
 PID1 = "cat /proc/1/comm 2>/dev/null || echo unknown"
 WHEEL_URL = "https://wheels.lab/zeroc_ice-3.6.5-cp312-cp312-manylinux_2_28_x86_64.whl"
 
