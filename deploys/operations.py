@@ -129,6 +129,8 @@ def supervised(program: str, conf: str, restart_sources: list[str], stamp: str):
     elif host.get_fact(ChangedSince, paths=tuple(restart_sources), reference=stamp):
         # update restarts the program if its own section changed; restart covers the rest.
         yield f"{ctl} update && {ctl} restart {name}"
+    elif programs[program] in ("STARTING", "BACKOFF"):
+        pass  # supervisord is starting it already: wait below
     elif programs[program] != "RUNNING":
         yield f"{ctl} start {name}"
     else:
@@ -145,13 +147,16 @@ def systemd_running(service: str, restart_sources: list[str], stamp: str):
     """``service`` enabled and active, started after the last change to any of
     ``restart_sources`` (``stamp`` records when the deploy last started it)."""
     unit = f"{service}.service"
-    if not host.get_fact(SystemdEnabled).get(unit):
+    enabled = host.get_fact(SystemdEnabled).get(unit)
+    if not enabled:
         yield f"systemctl enable {unit}"
     if not host.get_fact(SystemdStatus).get(unit):
         yield f"systemctl start {unit}"
     elif host.get_fact(ChangedSince, paths=tuple(restart_sources), reference=stamp):
         yield f"systemctl restart {unit}"
     else:
+        if enabled:
+            host.noop(f"{unit} is enabled and running what is on disk")
         return
     yield _touch(stamp)
 
@@ -205,7 +210,7 @@ def omero_schema(omero: str, omerodir: str, db: dict, script_dir: str, root_pass
     env = f"OMERODIR={shlex.quote(omerodir)}"
     psql = f"psql -XAw -v ON_ERROR_STOP=1 {_connection(db)}"
     yield StringCommand(
-        "umask 077 &&", env, omero, "db", "script", "--file", script, "--password",
+        "umask 077 &&", env, QuoteString(omero), "db", "script", "--file", QuoteString(script), "--password",
         QuoteString(HiddenValue(root_password)),
     )
     yield f"{psql} -f {shlex.quote(script)} && rm -f {shlex.quote(script)}"
@@ -250,7 +255,7 @@ def secret_file(dest: str, content: str, user: str, group: str, mode: str, stagi
     its owner and mode, then renamed into place."""
     current = host.get_fact(File, path=dest)
     if (current and host.get_fact(Sha256File, path=dest) == hashlib.sha256(content.encode()).hexdigest()
-            and (current["user"], current["group"], str(current["mode"])) == (user, group, mode)):
+            and (current["user"], current["group"], int(str(current["mode"]), 8)) == (user, group, int(mode, 8))):
         host.noop(f"{dest} is as wanted")
         return
     staged = f"{staging_dir}/{hashlib.sha256(dest.encode()).hexdigest()[:16]}.staged"

@@ -127,7 +127,7 @@ class FirstFile(_NoneWhenAbsent):
     """The first file matching a shell glob; None when nothing matches."""
 
     def command(self, pattern: str) -> str:
-        return f"for f in {pattern}; do [ -f \"$f\" ] && echo \"$f\" && break; done; true"
+        return f"for f in {shell_path(pattern)}; do [ -f \"$f\" ] && echo \"$f\" && break; done; true"
 
     def process(self, output):
         return output[0].strip() if output else None
@@ -141,7 +141,8 @@ class SystemdNeedsReload(FactBase):
     def command(self, units: tuple[str, ...], files: tuple[str, ...]) -> str:
         names = " ".join(shlex.quote(unit) for unit in units)
         expected = " ".join(shlex.quote(path) for path in files)
-        return (f"printf 'Expected=%s\\n' {expected}; "
+        announce = f"printf 'Expected=%s\\n' {expected}; " if files else ""
+        return (f"{announce}"
                 f"systemctl show -p NeedDaemonReload -p FragmentPath -p DropInPaths {names}")
 
     def process(self, output) -> bool:

@@ -99,12 +99,14 @@ def _debootstrap(suite: str, packages: list[str], into: Path) -> None:
     (into / "var/cache/apt/archives/partial").mkdir(parents=True)
 
 
-# Host keys are made at each host's first boot, so no two test hosts share them.
+# A host key is made at each host's first boot, so no two test hosts share one; Ed25519
+# only: RSA key generation takes minutes under software emulation.
 _SSH_HOST_KEYS = """[Service]
 ExecStartPre=
-ExecStartPre=/usr/bin/ssh-keygen -A
+ExecStartPre=/bin/sh -c 'test -e /etc/ssh/ssh_host_ed25519_key || ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key'
 ExecStartPre=/usr/sbin/sshd -t
 """
+_SSHD_CONFIG = "HostKey /etc/ssh/ssh_host_ed25519_key\n"
 
 
 def _add_admin(root: Path) -> None:
@@ -115,6 +117,7 @@ def _add_admin(root: Path) -> None:
     drop_in = root / "etc/systemd/system/ssh.service.d/host-keys.conf"
     drop_in.parent.mkdir(parents=True)
     drop_in.write_text(_SSH_HOST_KEYS)
+    (root / "etc/ssh/sshd_config.d/host-key.conf").write_text(_SSHD_CONFIG)
     run("chroot", str(root), "useradd", "--create-home", "--shell", "/bin/bash", "--groups", "sudo", ADMIN)
     (root / "etc/sudoers.d/admin").write_text(f"{ADMIN} ALL=(ALL) NOPASSWD: ALL\n")
     (root / "etc/sudoers.d/admin").chmod(0o440)
@@ -144,9 +147,10 @@ class Image:
         kind = "systemd" if self.systemd else "plain"
         # The tag changes with what the root holds (and the key baked into it).
         key = ssh_key().with_suffix(".pub").read_text() if self.systemd else ""
-        return f"localhost/omero-test-{self.suite}-{kind}:{_digest(self.packages, key, _SSH_HOST_KEYS)}"
+        return f"localhost/omero-test-{self.suite}-{kind}:{_digest(self.packages, key, _SSH_HOST_KEYS, _SSHD_CONFIG)}"
 
     def ensure(self) -> str:
+        repository, _ = self.tag.rsplit(":", 1)
         with _locked(f"image-{self.suite}"):
             if podman("image", "exists", self.tag, check=False).returncode != 0:
                 tarball = CACHE / f"{self.tag.split('/')[1].replace(':', '-')}.tar"
@@ -159,6 +163,13 @@ class Image:
                     run("tar", "-C", str(work), "-cf", str(partial), ".")
                     partial.rename(tarball)
                     shutil.rmtree(work)
+                # What earlier versions of the harness left: other tags of this image.
+                for stale in CACHE.glob(f"{repository.split('/')[1]}-*.tar"):
+                    if stale != tarball:
+                        stale.unlink()
+                old_tags = podman("images", "--format", "{{.Repository}}:{{.Tag}}", repository).stdout.split()
+                if old_tags:
+                    podman("rmi", "-f", *old_tags, check=False)
                 podman("import", "--change", "CMD=/sbin/init" if self.systemd else "CMD=/bin/sh",
                        str(tarball), self.tag)
         return self.tag
@@ -273,6 +284,7 @@ class PodmanHost(TestHost):
 
     def destroy(self) -> None:
         podman("rm", "-f", "-t", "5", self.container, check=False)
+        (WORK / f"{self.name}.known_hosts").unlink(missing_ok=True)
 
 
 @dataclass
@@ -425,7 +437,7 @@ def hosts_with_changes(inventory: Path, deploy_file: str = "deploy.py",
 # -- the virtual machine ------------------------------------------------------------------
 def vm_disk() -> Path:
     """A Debian 12 qcow2 disk with a kernel, systemd, sshd and ``admin`` (made once)."""
-    disk = CACHE / f"vm-bookworm-{_digest(_VM, ssh_key().with_suffix('.pub').read_text(), _SSH_HOST_KEYS)}"
+    disk = CACHE / f"vm-bookworm-{_digest(_VM, ssh_key().with_suffix('.pub').read_text(), _SSH_HOST_KEYS, _SSHD_CONFIG)}"
     with _locked("vm"):
         if not (disk / "root.qcow2").exists():
             work = WORK / "vm-root"
@@ -439,7 +451,8 @@ def vm_disk() -> Path:
             (work / "etc/resolv.conf").unlink(missing_ok=True)
             (work / "etc/resolv.conf").write_text("nameserver 10.0.2.3\n")
             run("chroot", str(work), "systemctl", "enable", "systemd-networkd")
-            shutil.rmtree(disk, ignore_errors=True)
+            for stale in CACHE.glob("vm-bookworm-*"):
+                shutil.rmtree(stale)
             disk.mkdir(parents=True)
             # The kernel boots directly (no boot loader); the root's own kernel and initrd.
             shutil.copy(sorted((work / "boot").glob("vmlinuz-*"))[-1], disk / "vmlinuz")

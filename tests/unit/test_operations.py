@@ -200,6 +200,9 @@ WAIT_WEB = [_wait_running(CTL, "omero-web"), "touch /var/lib/omero-deploy/omero-
                  id="program stopped"),
     pytest.param({"omero-web": "FATAL", "nginx": "RUNNING"}, [], [f"{CTL} start omero-web", *WAIT_WEB], [],
                  id="program failed"),
+    # supervisord refuses `start` of a program it is starting already: only wait.
+    pytest.param({"omero-web": "STARTING"}, [], WAIT_WEB, [], id="program starting"),
+    pytest.param({"omero-web": "BACKOFF"}, [], WAIT_WEB, [], id="program retrying"),
     pytest.param({"omero-web": "RUNNING", "nginx": "STOPPED"}, [], [],
                  ["omero-web is running under supervisord"], id="running, unchanged"),
 ])
