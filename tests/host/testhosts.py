@@ -103,7 +103,7 @@ def _debootstrap(suite: str, packages: list[str], into: Path) -> None:
 # only: RSA key generation takes minutes under software emulation.
 _SSH_HOST_KEYS = """[Service]
 ExecStartPre=
-ExecStartPre=/bin/sh -c 'test -e /etc/ssh/ssh_host_ed25519_key || ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key'
+ExecStartPre=/bin/sh -c 'k=/etc/ssh/ssh_host_ed25519_key; test -e $k || ssh-keygen -q -t ed25519 -N "" -f $k'
 ExecStartPre=/usr/sbin/sshd -t
 """
 _SSHD_CONFIG = "HostKey /etc/ssh/ssh_host_ed25519_key\n"
@@ -437,7 +437,8 @@ def hosts_with_changes(inventory: Path, deploy_file: str = "deploy.py",
 # -- the virtual machine ------------------------------------------------------------------
 def vm_disk() -> Path:
     """A Debian 12 qcow2 disk with a kernel, systemd, sshd and ``admin`` (made once)."""
-    disk = CACHE / f"vm-bookworm-{_digest(_VM, ssh_key().with_suffix('.pub').read_text(), _SSH_HOST_KEYS, _SSHD_CONFIG)}"
+    key = ssh_key().with_suffix(".pub").read_text()
+    disk = CACHE / f"vm-bookworm-{_digest(_VM, key, _SSH_HOST_KEYS, _SSHD_CONFIG)}"
     with _locked("vm"):
         if not (disk / "root.qcow2").exists():
             work = WORK / "vm-root"
