@@ -100,10 +100,11 @@ def _debootstrap(suite: str, packages: list[str], into: Path) -> None:
 
 
 # A host key is made at each host's first boot, so no two test hosts share one; Ed25519
-# only: RSA key generation takes minutes under software emulation.
+# only: RSA key generation takes minutes under software emulation. ($$: for the shell,
+# not for systemd's own expansion.)
 _SSH_HOST_KEYS = """[Service]
 ExecStartPre=
-ExecStartPre=/bin/sh -c 'k=/etc/ssh/ssh_host_ed25519_key; test -e $k || ssh-keygen -q -t ed25519 -N "" -f $k'
+ExecStartPre=/bin/sh -c 'k=/etc/ssh/ssh_host_ed25519_key; test -e $$k || ssh-keygen -q -t ed25519 -N "" -f $$k'
 ExecStartPre=/usr/sbin/sshd -t
 """
 _SSHD_CONFIG = "HostKey /etc/ssh/ssh_host_ed25519_key\n"
