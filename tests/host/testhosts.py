@@ -44,6 +44,8 @@ NETWORK, SUBNET = "omero-test", "10.89.64"
 # OMERO_TEST_KEEP=1 leaves single-host fixtures' hosts running after a test, to look at.
 KEEP = bool(os.environ.get("OMERO_TEST_KEEP"))
 PREFIX = "omero-test-"  # of every container name, so a crashed run's leftovers are found
+# Test runs side by side (scripts/test runs the VM's beside the rest) share this id.
+RUN_LABEL, RUN_ID = "omero-test-run", os.environ.get("OMERO_TEST_RUN", str(os.getpid()))
 ADMIN = "admin"
 CLEAN_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -156,7 +158,7 @@ class Image:
             if podman("image", "exists", self.tag, check=False).returncode != 0:
                 tarball = CACHE / f"{self.tag.split('/')[1].replace(':', '-')}.tar"
                 if not tarball.exists():
-                    work = WORK / "debootstrap"
+                    work = WORK / f"debootstrap-{self.suite}"
                     _debootstrap(self.suite, self.packages, work)
                     if self.systemd:
                         _add_admin(work)
@@ -182,17 +184,22 @@ DEBIAN12_PLAIN = Image("bookworm", systemd=False)
 
 
 def ensure_network() -> None:
-    if podman("network", "exists", NETWORK, check=False).returncode != 0:
-        podman("network", "create", "--subnet", f"{SUBNET}.0/24", NETWORK)
+    with _locked("network"):
+        if podman("network", "exists", NETWORK, check=False).returncode != 0:
+            podman("network", "create", "--subnet", f"{SUBNET}.0/24", NETWORK)
 
 
 def remove_leftovers() -> None:
-    """Containers and the network a crashed earlier run left behind."""
-    names = podman("ps", "-a", "--format", "{{.Names}}").stdout.split()
-    leftovers = [name for name in names if name.startswith(PREFIX)]
+    """Containers an earlier run left behind (a crash, OMERO_TEST_KEEP), and the network
+    once no container uses it; never what a pytest run beside this one (same
+    OMERO_TEST_RUN) has made."""
+    listed = podman("ps", "-a", "--format", f'{{{{.Names}}}} {{{{index .Labels "{RUN_LABEL}"}}}}').stdout
+    leftovers = [name for name, _, run_id in (line.partition(" ") for line in listed.splitlines())
+                 if name.startswith(PREFIX) and run_id != RUN_ID]
     if leftovers:
         podman("rm", "-f", "-t", "0", *leftovers)
-    podman("network", "rm", "-f", NETWORK, check=False)
+    with _locked("network"):
+        podman("network", "rm", NETWORK, check=False)  # refused while in use
 
 
 def cached_icepy_wheel(python_tag: str = "cp311") -> Path | None:
@@ -297,7 +304,8 @@ class ContainerHost(PodmanHost):
     def create(self) -> "ContainerHost":
         self.destroy()
         ensure_network()
-        podman("run", "-d", "--name", self.container, "--hostname", self.name, "--init",
+        podman("run", "-d", "--name", self.container, "--label", f"{RUN_LABEL}={RUN_ID}",
+               "--hostname", self.name, "--init",
                "--network", NETWORK, "--ip", self.address, *self._cache_mounts(),
                self.image.ensure(), "sleep", "infinity")
         return self
@@ -317,7 +325,8 @@ class SystemdHost(PodmanHost):
     def create(self) -> "SystemdHost":
         self.destroy()
         ensure_network()
-        podman("run", "-d", "--name", self.container, "--hostname", self.name, "--systemd=always",
+        podman("run", "-d", "--name", self.container, "--label", f"{RUN_LABEL}={RUN_ID}",
+               "--hostname", self.name, "--systemd=always",
                "--network", NETWORK, "--ip", self.address, "-p", "127.0.0.1::22",
                *self._cache_mounts(), self.image.ensure(), "/sbin/init")
         self.wait_booted()
