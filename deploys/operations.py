@@ -1,6 +1,7 @@
 """Operations pyinfra lacks, each idempotent: it reads the current state (a fact, at
 execution time) and yields commands only when something must change."""
 
+import getpass
 import hashlib
 import shlex
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
 from pyinfra.api.hiddenvalue import HiddenValue
+from pyinfra.connectors.ssh import SSHConnector
 from pyinfra.facts.files import Directory, File, Sha256File
 from pyinfra.facts.postgres import make_execute_psql_command
 from pyinfra.facts.server import Command
@@ -248,19 +250,29 @@ def omero_schema_upgrade(omerodir: str, db: dict):
         yield f"{psql} -f {shlex.quote(script)}"
 
 
+def _uploader() -> str:
+    """Who writes uploads on the host: the SSH user (before sudo), else root."""
+    if isinstance(host.connector, SSHConnector):
+        return host.data.get("ssh_user") or getpass.getuser()
+    return "root"
+
+
 @operation()
-def secret_file(dest: str, content: str, user: str, group: str, mode: str, staging_dir: str):
+def secret_file(dest: str, content: str, user: str, group: str, mode: str):
     """``dest`` holding ``content``, which holds a secret: never shown (``--diff`` included)
-    and never readable by others on its way: uploaded into root's ``staging_dir``, given
-    its owner and mode, then renamed into place."""
+    and never readable by others on its way: every file it passes through is made 0600
+    before the content lands in it; it gets its owner and mode, then is renamed into place."""
     current = host.get_fact(File, path=dest)
     if (current and host.get_fact(Sha256File, path=dest) == hashlib.sha256(content.encode()).hexdigest()
             and (current["user"], current["group"], int(str(current["mode"]), 8)) == (user, group, int(mode, 8))):
         host.noop(f"{dest} is as wanted")
         return
-    staged = f"{staging_dir}/{hashlib.sha256(dest.encode()).hexdigest()[:16]}.staged"
-    yield FileUploadCommand(StringIO(content), staged,
-                            remote_temp_filename=host.get_temp_filename(staged, temp_directory=staging_dir))
+    # Through sudo, pyinfra uploads as the SSH user to ``upload``, then copies to ``staged``.
+    upload, staged = host.get_temp_filename(f"upload {dest}"), host.get_temp_filename(f"secret {dest}")
+    yield StringCommand("install", "-m", "600", "-o", QuoteString(_uploader()), "/dev/null", QuoteString(upload))
+    yield StringCommand("install", "-m", "600", "/dev/null", QuoteString(staged))
+    yield FileUploadCommand(StringIO(content), staged, remote_temp_filename=upload)
+    yield StringCommand("rm", "-f", QuoteString(upload))
     yield StringCommand("chown", QuoteString(f"{user}:{group}"), QuoteString(staged))
     yield StringCommand("chmod", QuoteString(mode), QuoteString(staged))
     yield StringCommand("mv", "-f", QuoteString(staged), QuoteString(dest))

@@ -34,7 +34,7 @@ def install(settings) -> None:
                 content=(f'Acquire::http::Proxy "{settings.http_proxy}";\n'
                          f'Acquire::https::Proxy "{settings.http_proxy}";\n'),
                 dest="/etc/apt/apt.conf.d/80omero-proxy",
-                user="root", group="root", mode="600", staging_dir=settings.state_dir,
+                user="root", group="root", mode="600",
             )
         else:
             files.line(name="Send dnf through the proxy", path="/etc/dnf/dnf.conf",

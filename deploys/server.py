@@ -90,7 +90,6 @@ def configure(settings) -> list[str]:
         content=(f"{db['host']}:{db['port']}:{db['name']}:{db['user']}:"
                  f"{_pgpass_escaped(settings.db_password)}\n"),
         dest=f"{settings.server_home}/.pgpass", user=user, group=user, mode="600",
-        staging_dir=settings.state_dir,
     )
     config_dir = settings.server_config_dir
     files.directory(name="Create the OMERO.server config directory", path=config_dir,

@@ -38,7 +38,7 @@ def secret_template(settings, src: str, dest: str, *, user: str, group: str, mod
     environment = jinja2.Environment(keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
     content = environment.from_string((TEMPLATES / src).read_text()).render(settings=settings, **context)
     return secret_file(name=f"Write {dest}", dest=dest, content=content, user=user, group=group,
-                       mode=mode, staging_dir=settings.state_dir)
+                       mode=mode)
 
 
 def program(settings, service: str, *, command: str, user: str, environment: dict | None = None,

@@ -24,8 +24,9 @@ class FakeHost:
     value called with the keyword arguments when it is callable. A fact missing from the
     table is an error, so a case states every fact the operation reads."""
 
-    def __init__(self, facts: dict):
+    def __init__(self, facts: dict, connector=None, data: dict | None = None):
         self.facts = facts
+        self.connector, self.data = connector, data or {}
         self.fact_calls: list[tuple[str, dict]] = []
         self.noops: list[str] = []
 
@@ -41,7 +42,7 @@ class FakeHost:
         self.noops.append(description)
 
     def get_temp_filename(self, hash_key: str, temp_directory: str | None = None) -> str:
-        return f"{temp_directory or '/tmp'}/pyinfra-temp-for-{hash_key.rsplit('/', 1)[-1]}"
+        return f"{temp_directory or '/tmp'}/pyinfra-temp-for-{hash_key.replace(' ', '-').replace('/', '_')}"
 
 
 @dataclass
@@ -65,10 +66,11 @@ def _texts(command) -> tuple:
 
 @pytest.fixture
 def run_op(monkeypatch):
-    """``run_op(operation, facts, *args, **kwargs) -> Run``."""
+    """``run_op(operation, facts, *args, connector=..., data=..., **kwargs) -> Run``: the
+    host's connector and data default to none (a local root connection)."""
 
-    def run(op, facts, *args, **kwargs) -> Run:
-        fake = FakeHost(facts)
+    def run(op, facts, *args, connector=None, data=None, **kwargs) -> Run:
+        fake = FakeHost(facts, connector, data)
         monkeypatch.setattr(operations, "host", fake)
         result = Run(noops=fake.noops, fact_calls=fake.fact_calls)
         for command in op._inner(*args, **kwargs):

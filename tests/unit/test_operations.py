@@ -381,39 +381,62 @@ def test_omero_schema_upgrade(run_op, schema, scripts, commands, noops):
 PGPASS = "/home/omero-server/.pgpass"
 PGPASS_CONTENT = "host:5432:omero:omero:pw\n"
 PGPASS_SHA256 = "e5990f6af764828984e4c77814b2a998562993c045dfd80ff01ecc203d86d1b1"
-STAGED = "/var/lib/omero-deploy/963c807ea74ac1c3.staged"  # the first 16 hex digits of sha256(dest)
-WRITTEN = [
-    ("upload", PGPASS_CONTENT, STAGED, "/var/lib/omero-deploy/pyinfra-temp-for-963c807ea74ac1c3.staged"),
-    f"chown omero-server:omero-server {STAGED}",
-    f"chmod 600 {STAGED}",
-    f"mv -f {STAGED} {PGPASS}",
-]
+UPLOAD = "/tmp/pyinfra-temp-for-upload-_home_omero-server_.pgpass"
+STAGED = "/tmp/pyinfra-temp-for-secret-_home_omero-server_.pgpass"
+
+
+def written(uploader: str = "root") -> list:
+    # Every file the secret passes through is 0600 before the content lands in it.
+    return [
+        f"install -m 600 -o {uploader} /dev/null {UPLOAD}",
+        f"install -m 600 /dev/null {STAGED}",
+        ("upload", PGPASS_CONTENT, STAGED, UPLOAD),
+        f"rm -f {UPLOAD}",
+        f"chown omero-server:omero-server {STAGED}",
+        f"chmod 600 {STAGED}",
+        f"mv -f {STAGED} {PGPASS}",
+    ]
+
+
 AS_WANTED = {"user": "omero-server", "group": "omero-server", "mode": 600}
 
 
 @pytest.mark.parametrize(("file", "sha256", "commands", "noops"), [
-    pytest.param(None, None, WRITTEN, [], id="absent"),
-    pytest.param(False, None, WRITTEN, [], id="not a file"),
+    pytest.param(None, None, written(), [], id="absent"),
+    pytest.param(False, None, written(), [], id="not a file"),
     pytest.param(AS_WANTED, PGPASS_SHA256, [], [f"{PGPASS} is as wanted"], id="as wanted"),
-    pytest.param(AS_WANTED, "0" * 64, WRITTEN, [], id="other content"),
-    pytest.param({**AS_WANTED, "mode": 644}, PGPASS_SHA256, WRITTEN, [], id="readable by others"),
-    pytest.param({**AS_WANTED, "user": "root"}, PGPASS_SHA256, WRITTEN, [], id="other owner"),
-    pytest.param({**AS_WANTED, "group": "omero"}, PGPASS_SHA256, WRITTEN, [], id="other group"),
+    pytest.param(AS_WANTED, "0" * 64, written(), [], id="other content"),
+    pytest.param({**AS_WANTED, "mode": 644}, PGPASS_SHA256, written(), [], id="readable by others"),
+    pytest.param({**AS_WANTED, "user": "root"}, PGPASS_SHA256, written(), [], id="other owner"),
+    pytest.param({**AS_WANTED, "group": "omero"}, PGPASS_SHA256, written(), [], id="other group"),
 ])
 def test_secret_file(run_op, file, sha256, commands, noops):
     run = run_op(ops.secret_file, {"File": file, "Sha256File": sha256}, PGPASS, PGPASS_CONTENT,
-                 "omero-server", "omero-server", "600", "/var/lib/omero-deploy")
+                 "omero-server", "omero-server", "600")
     assert run.commands == commands
     assert run.noops == noops
     assert run.fact_calls[0] == ("File", {"path": PGPASS})
     assert run.fact_calls[1:] == ([("Sha256File", {"path": PGPASS})] if file else [])
 
 
+def test_secret_file_mode_compared_as_a_number(run_op):
+    run = run_op(ops.secret_file, {"File": AS_WANTED, "Sha256File": PGPASS_SHA256}, PGPASS, PGPASS_CONTENT,
+                 "omero-server", "omero-server", "0600")
+    assert run.commands == []
+
+
+def test_secret_file_uploaded_by_the_ssh_user(run_op):
+    """Through SSH + sudo the SSH user writes the upload: the file it writes into is its own, 0600."""
+    ssh = object.__new__(ops.SSHConnector)
+    run = run_op(ops.secret_file, {"File": None}, PGPASS, PGPASS_CONTENT, "omero-server", "omero-server",
+                 "600", connector=ssh, data={"ssh_user": "admin"})
+    assert run.commands == written("admin")
+
+
 def test_secret_file_quotes(run_op):
-    run = run_op(ops.secret_file, {"File": None}, "/etc/my app/secret", "s", "web user", "web group", "640",
-                 "/var/lib/my deploy")
-    staged = "'/var/lib/my deploy/e46e09d08748e38f.staged'"
-    assert run.commands[1:] == [f"chown 'web user:web group' {staged}", f"chmod 640 {staged}",
+    run = run_op(ops.secret_file, {"File": None}, "/etc/my app/secret", "s", "web user", "web group", "640")
+    staged = "/tmp/pyinfra-temp-for-secret-_etc_my-app_secret"
+    assert run.commands[4:] == [f"chown 'web user:web group' {staged}", f"chmod 640 {staged}",
                                 f"mv -f {staged} '/etc/my app/secret'"]
 
 
