@@ -38,7 +38,7 @@ def install(settings) -> list[str]:
         apt.packages(name="Install the PostgreSQL client", packages=[client], no_recommends=True)
     else:
         dnf.packages(name="Install the PostgreSQL client", packages=[client])
-    omero_user(settings, settings.server_user)
+    omero_user(settings, settings.server_user, shared_group=True)
     files.directory(name="Create the OMERO.server base directory", path=settings.server_basedir,
                     user="root", group="root", mode="755")
     omero_venv(settings, settings.server_venv, [

@@ -1,14 +1,19 @@
-"""The OMERO service users: each with its own group, all in the shared OMERO group."""
+"""The OMERO service users: each with its own group; only those that write the binary
+repository also in the shared OMERO group (in-place import)."""
 
 from pyinfra.operations import server
 
 
-def omero_user(settings, user: str) -> None:
-    for group in (settings.group, user):
+def omero_user(settings, user: str, *, shared_group: bool) -> None:
+    """``user`` with a group of its own; in ``settings.group`` too when ``shared_group``
+    (OMERO.server: ManagedRepository is group-writable). The internet-facing web user is
+    not: it has no business writing the repository. Existing memberships are made to match."""
+    groups = [settings.group, user] if shared_group else [user]
+    for group in groups:
         server.group(name=f"Create the group {group}", group=group, system=True)
     server.user(
-        name=f"Create the user {user}", user=user, group=user, groups=[settings.group],
-        system=True, home=f"/var/lib/{user}", shell="/usr/sbin/nologin",
+        name=f"Create the user {user}", user=user, group=user, groups=groups,
+        system=True, home=settings.home_of(user), shell="/usr/sbin/nologin",
     )
 
 

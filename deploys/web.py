@@ -13,7 +13,7 @@ from .users import omero_user
 
 
 def install(settings) -> None:
-    omero_user(settings, settings.web_user)
+    omero_user(settings, settings.web_user, shared_group=False)
     files.directory(name="Create the OMERO.web base directory", path=settings.web_basedir,
                     user="root", group="root", mode="755")
     omero_venv(settings, settings.web_venv, [

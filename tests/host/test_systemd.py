@@ -54,6 +54,7 @@ def test_packages_users_and_modes(host):
     assert not testinfra.package("supervisor").is_installed
     user = testinfra.user("omero-web")
     assert user.exists and user.shell == "/usr/sbin/nologin"
+    assert user.groups == ["omero-web"]  # not in the group that writes the binary repository
     config = testinfra.file("/opt/omero/web/config/01-omero-web.omero")
     assert (config.user, config.group, config.mode) == ("root", "omero-web", 0o640)
     venv = testinfra.file("/opt/omero/web/venv3")

@@ -76,3 +76,10 @@ def test_allinone_uses_localhost(allinone):
     hba = allinone.uploads[f"{PG_CONF}/pg_hba.conf"]
     assert not [line for line in hba.splitlines()
                 if line.startswith("host") and "127.0.0.1/32" not in line and "::1/128" not in line]
+
+
+def test_only_the_server_user_shares_the_repository_group(allinone):
+    """ManagedRepository is writable by group omero: the internet-facing web user is kept out."""
+    useradds = {command.split()[-1]: command for command in allinone.commands if command.startswith("useradd ")}
+    assert " -G omero,omero-server " in useradds["omero-server"]
+    assert " -G omero-web " in useradds["omero-web"] and "omero," not in useradds["omero-web"]
