@@ -44,7 +44,7 @@ NETWORK, SUBNET = "omero-test", "10.89.64"
 # OMERO_TEST_KEEP=1 leaves single-host fixtures' hosts running after a test, to look at.
 KEEP = bool(os.environ.get("OMERO_TEST_KEEP"))
 PREFIX = "omero-test-"  # of every container name, so a crashed run's leftovers are found
-# Test runs side by side (scripts/test runs the VM's beside the rest) share this id.
+# The test run's id: the PID of scripts/test (its two pytest runs share it) or of pytest.
 RUN_LABEL, RUN_ID = "omero-test-run", os.environ.get("OMERO_TEST_RUN", str(os.getpid()))
 ADMIN = "admin"
 CLEAN_ENV = {
@@ -189,13 +189,22 @@ def ensure_network() -> None:
             podman("network", "create", "--subnet", f"{SUBNET}.0/24", NETWORK)
 
 
+def _alive(run_id: str) -> bool:
+    """Whether the test run ``run_id`` (the PID of scripts/test or of pytest) still runs."""
+    try:
+        os.kill(int(run_id), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    return True
+
+
 def remove_leftovers() -> None:
     """Containers an earlier run left behind (a crash, OMERO_TEST_KEEP), and the network
-    once no container uses it; never what a pytest run beside this one (same
-    OMERO_TEST_RUN) has made."""
+    once no container uses it; never what a test run still running has made (its
+    OMERO_TEST_RUN, a PID, is alive)."""
     listed = podman("ps", "-a", "--format", f'{{{{.Names}}}} {{{{index .Labels "{RUN_LABEL}"}}}}').stdout
     leftovers = [name for name, _, run_id in (line.partition(" ") for line in listed.splitlines())
-                 if name.startswith(PREFIX) and run_id != RUN_ID]
+                 if name.startswith(PREFIX) and run_id != RUN_ID and not _alive(run_id)]
     if leftovers:
         podman("rm", "-f", "-t", "0", *leftovers)
     with _locked("network"):
