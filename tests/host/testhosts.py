@@ -336,6 +336,9 @@ class SystemdHost(PodmanHost):
         ensure_network()
         podman("run", "-d", "--name", self.container, "--label", f"{RUN_LABEL}={RUN_ID}",
                "--hostname", self.name, "--systemd=always",
+               # systemd sets up each unit's sandbox (namespaces) as on a VM; without it,
+               # systemd 257 (Debian 13) refuses to start a sandboxed unit at all.
+               "--cap-add", "SYS_ADMIN",
                "--network", NETWORK, "--ip", self.address, "-p", "127.0.0.1::22",
                *self._cache_mounts(), self.image.ensure(), "/sbin/init")
         self.wait_booted()
