@@ -7,12 +7,12 @@ from pyinfra.operations import server
 def omero_user(settings, user: str, *, shared_group: bool) -> None:
     """``user`` with a group of its own; in ``settings.group`` too when ``shared_group``
     (OMERO.server: ManagedRepository is group-writable). The internet-facing web user is
-    not: it has no business writing the repository. Existing memberships are made to match."""
-    groups = [settings.group, user] if shared_group else [user]
-    for group in groups:
+    not: it has no business writing the repository."""
+    shared = [settings.group] if shared_group else []
+    for group in (*shared, user):
         server.group(name=f"Create the group {group}", group=group, system=True)
     server.user(
-        name=f"Create the user {user}", user=user, group=user, groups=groups,
+        name=f"Create the user {user}", user=user, group=user, groups=shared,
         system=True, home=settings.home_of(user), shell="/usr/sbin/nologin",
     )
 
