@@ -8,7 +8,7 @@ disk since the deploy last started it (so a run cut short is finished by the nex
 import shlex
 from pathlib import Path
 
-import jinja2
+from pyinfra.api.util import get_template
 from pyinfra.operations import files
 
 from .operations import secret_file, supervised, systemd_reloaded, systemd_running
@@ -35,8 +35,8 @@ def template(settings, src: str, dest: str, *, user="root", group="root", mode="
 
 def secret_template(settings, src: str, dest: str, *, user: str, group: str, mode: str, **context):
     """A template whose result holds a secret: written with ``secret_file`` (never shown)."""
-    environment = jinja2.Environment(keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
-    content = environment.from_string((TEMPLATES / src).read_text()).render(settings=settings, **context)
+    # Rendered as files.template renders (pyinfra's own loader), only not uploaded by it.
+    content = get_template(str(TEMPLATES / src)).render(settings=settings, **context)
     return secret_file(name=f"Write {dest}", dest=dest, content=content, user=user, group=group,
                        mode=mode)
 
@@ -55,11 +55,15 @@ def program(settings, service: str, *, command: str, user: str, environment: dic
             directory=directory, priority=PRIORITY[service], stopsignal=stopsignal,
         )
     elif unit_template:
-        unit_file = f"/etc/systemd/system/{service}.service"
+        unit_file = _unit_file(service)
         template(settings, unit_template, unit_file, command=command, run_as=user,
                  environment=environment or {}, directory=directory, writable=writable)
         systemd_reloaded(name=f"Reload systemd's {service} unit", units=[f"{service}.service"],
                          files=[unit_file])
+
+
+def _unit_file(service: str) -> str:
+    return f"/etc/systemd/system/{service}.service"
 
 
 def drop_in(settings, unit: str, name: str, src: str):
@@ -83,7 +87,7 @@ def start(settings, service: str, restart_sources=()):
                           conf=settings.platform.supervisor_conf,
                           restart_sources=[program_file, *restart_sources], stamp=stamp)
     return systemd_running(name=f"Run and enable {service}", service=service,
-                           restart_sources=[f"/etc/systemd/system/{service}.service", *restart_sources],
+                           restart_sources=[_unit_file(service), *restart_sources],
                            stamp=stamp)
 
 
