@@ -19,10 +19,10 @@ from ome_types import model
 from tqdm import tqdm
 
 from .errors import MoveInError, report
+from .filenames import compile_pattern
 from .images import read_image
 from .omexml import read_ome, rewrite_ome
 from .outline import trace_outline
-from .png2tiff import compile_pattern
 
 # The frame number is the number just before the extension: mask_0007.png, t12.tif.
 DEFAULT_PATTERN = r".*?(?P<t>\d+)\.(?:png|tiff?)"
@@ -127,7 +127,7 @@ def segment(folder, pattern=DEFAULT_PATTERN, the_c=None, the_z=None):
     """
     tracks = {}
     frame_shape = None
-    for t, z, path in tqdm(find_frames(folder, compile_pattern(pattern)), unit="frame", disable=None):
+    for t, z, path in tqdm(find_frames(folder, compile_pattern(pattern).pattern), unit="frame", disable=None):
         labels = read_labels(path)
         if frame_shape is None:
             frame_shape = labels.shape

@@ -146,7 +146,10 @@ def test_dry_run_prints_what_it_inferred_and_writes_nothing(lab_tree, tmp_path, 
 
     printed = capsys.readouterr().out
     assert (
-        printed.count("X=40 Y=24 Z=2 C=3 T=3 uint16; channels: DAPI, GFP, mCherry (18 planes, 1 other files ignored)")
+        printed.count(
+            "names: Micro-Manager 1.4; X=40 Y=24 Z=2 C=3 T=3 uint16; "
+            "channels: DAPI, GFP, mCherry from file names (18 planes, 1 other files ignored)"
+        )
         == 3
     )
     assert f"alice/2019-05-01/pos02 -> {tmp_path / 'out' / 'alice/2019-05-01/pos02.ome.tif'}" in printed
@@ -159,7 +162,8 @@ def test_planes_are_streamed_not_held_in_memory(tmp_path):
 
     tracemalloc.start()
     try:
-        png2tiff.convert_position(tmp_path / "pos", tmp_path / "pos.ome.tif", "pos", png2tiff.Options())
+        [position] = png2tiff.find_positions(tmp_path / "pos")
+        png2tiff.convert_position(position, tmp_path / "pos.ome.tif", "pos", png2tiff.Options(jobs=2))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -316,11 +320,12 @@ def test_bad_position_in_a_tree_fails_alone(lab_tree, tmp_path, capsys):
 
 def test_scan_reports_a_non_numeric_t(tmp_path):
     write_position(tmp_path / "pos", size_t=1, size_z=1)
-    pattern = png2tiff.compile_pattern(r"img_(?P<t>\w+)_(?P<c>.+)_(?P<z>\d+)\.png")
+    pattern = r"img_(?P<t>\w+)_(?P<c>.+)_(?P<z>\d+)\.png"
+    [position] = png2tiff.find_positions(tmp_path / "pos", pattern)
     (tmp_path / "pos" / "img_first_DAPI_000.png").touch()
 
-    with pytest.raises(MoveInError, match="t='first' from the pattern is not a number"):
-        png2tiff.scan_position(tmp_path / "pos", pattern)
+    with pytest.raises(MoveInError, match="t='first' from the file name is not a number"):
+        png2tiff.scan_position(position)
 
 
 def test_command_line_exit_code_and_message(tmp_path):
