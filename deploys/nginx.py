@@ -33,8 +33,8 @@ def _tls(settings) -> list[str]:
                         user="root", group="root", mode="600")
         return [certificate, key]
     # For the server names and every address the host has (reached by address too).
-    names = sorted({*settings.server_names, *host.get_fact(HostAddresses)}
-                   | ({settings.address} if settings.address else set()))
+    addresses = {*host.get_fact(HostAddresses), *([settings.address] if settings.address else [])}
+    names = [*settings.server_names, *sorted(addresses - set(settings.server_names))]
     self_signed_certificate(
         name="Make the site's self-signed certificate when due",
         certificate=certificate, key=key, names=names, renew_days=settings.nginx_tls_renew_days,

@@ -323,15 +323,15 @@ def _subject_alt_names(names: list[str]) -> str:
             return f"IP:{ipaddress.ip_address(name)}"
         except ValueError:
             return f"DNS:{name}"
-    return ",".join(entry(name) for name in sorted(names))
+    return ",".join(entry(name) for name in names)
 
 
 @operation()
 def self_signed_certificate(certificate: str, key: str, names: list[str], renew_days: int, days: int,
                             renewed_elsewhere: bool = False):
-    """A self-signed certificate for ``names`` (host names, addresses) and its key, made on the
-    host (the key never leaves it) when missing, mismatched, within ``renew_days`` of expiry
-    or for other names."""
+    """A self-signed certificate for ``names`` (host names, addresses; the first is its
+    subject) and its key, made on the host (the key never leaves it) when missing,
+    mismatched, within ``renew_days`` of expiry or for other names."""
     current = host.get_fact(TlsCertificate, certificate=certificate, key=key)
     reason = certificate_due(current, names, renew_days, datetime.now(timezone.utc), renewed_elsewhere)
     if reason is None:
@@ -340,7 +340,7 @@ def self_signed_certificate(certificate: str, key: str, names: list[str], renew_
     new_key, new_certificate = f"{key}.new", f"{certificate}.new"
     yield StringCommand(
         "(umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes",
-        "-days", str(days), "-subj", QuoteString(f"/CN={(sorted(names) or ['omero'])[0]}"),
+        "-days", str(days), "-subj", QuoteString(f"/CN={(names or ['omero'])[0]}"),
         "-addext", QuoteString(f"subjectAltName={_subject_alt_names(names)}"),
         "-addext", "basicConstraints=critical,CA:FALSE", "-addext", "extendedKeyUsage=serverAuth",
         "-keyout", QuoteString(new_key), "-out", QuoteString(new_certificate), "2>/dev/null)",

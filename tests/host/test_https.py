@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from .certificates import CertificateAuthority
+from ..certificates import CertificateAuthority
 from .testhosts import ROOT, SUBNET, SystemdHost, deploy, deployed, host_data, hosts_with_changes, write_inventory
 
 NAME = "omero.test"
