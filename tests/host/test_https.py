@@ -15,6 +15,8 @@ import time
 import pytest
 
 from ..certificates import CertificateAuthority
+from .checks import curl as curl_as
+from .checks import headers, status
 from .testhosts import ROOT, SUBNET, SystemdHost, deploy, deployed, host_data, hosts_with_changes, write_inventory
 
 NAME = "omero.test"
@@ -26,6 +28,11 @@ APP_PATHS = {"omero-figure": "/figure/", "omero-iviewer": "/iviewer/", "omero-pa
 APP_STATIC = {"omero-figure": "omero_figure", "omero-iviewer": "omero_iviewer", "omero-parade": "omero_parade",
               "omero-mapr": "mapr"}
 WEB_OMERODIR = "/opt/omero/web/OMERO.web"
+
+
+def curl(host, path: str, *args: str, scheme: str = "https", name: str = NAME, ca=None):
+    return curl_as(host, path, *args, name=name, scheme=scheme, ca=ca.path if ca else None)
+
 STATIC = f"{WEB_OMERODIR}/var/static"
 ARTIFACTS = ROOT / "artifacts"
 
@@ -46,28 +53,6 @@ def site(tmp_path_factory, secrets_dir, ca):
     with deployed(SystemdHost("https", f"{SUBNET}.12"), ["omero_web"], tmp_path_factory.mktemp("https"),
                   secrets_dir, **site_options(chain, key, APPS)) as host:
         yield host
-
-
-def curl(host, path: str, *args: str, scheme: str = "https", name: str = NAME, ca=None) -> subprocess.CompletedProcess:
-    """curl as a client of the lab would use it: the site's name resolved to the host."""
-    port = 443 if scheme == "https" else 80
-    trust = ["--cacert", str(ca.path)] if ca else []
-    return subprocess.run(["curl", "-sS", "--max-time", "20", "-D", "-", "-o", "/dev/null",
-                           "--resolve", f"{name}:{port}:{host.address}", *trust, *args,
-                           f"{scheme}://{name}{path}"], capture_output=True, text=True)
-
-
-def headers(result: subprocess.CompletedProcess) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for line in result.stdout.splitlines()[1:]:
-        key, _, value = line.partition(":")
-        if value:
-            found.setdefault(key.strip().lower(), []).append(value.strip())
-    return found
-
-
-def status(result: subprocess.CompletedProcess) -> int:
-    return int(result.stdout.split()[1])
 
 
 def handshake(address: str, version: ssl.TLSVersion, ca, name: str = NAME, port: int = 443) -> str:
