@@ -28,7 +28,7 @@ class CertificateAuthority:
         self.certificate = (
             x509.CertificateBuilder().subject_name(_name(name)).issuer_name(_name(name))
             .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=30))
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=730))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
                                          content_commitment=False, key_encipherment=False,
@@ -39,8 +39,9 @@ class CertificateAuthority:
         self.path = directory / "ca.pem"
         self.path.write_bytes(self.certificate.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, stem: str, names: list[str], days: int = 30) -> tuple[Path, Path, x509.Certificate]:
-        """A site certificate for ``names`` (DNS names, IP addresses): (chain, key, certificate)."""
+    def issue(self, stem: str, names: list[str], days: int = 200) -> tuple[Path, Path, x509.Certificate]:
+        """A site certificate for ``names`` (DNS names, IP addresses): (chain, key, certificate),
+        as a lab's CA issues them: where its revocation list is published included."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.timezone.utc)
         alternative_names = []
@@ -57,6 +58,8 @@ class CertificateAuthority:
             .add_extension(x509.SubjectAlternativeName(alternative_names), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(
+                [x509.UniformResourceIdentifier("http://ca.lab.test/ca.crl")], None, None, None)]), critical=False)
             .sign(self.key, hashes.SHA256())
         )
         chain, key_path = self.directory / f"{stem}.fullchain.pem", self.directory / f"{stem}.key"

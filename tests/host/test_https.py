@@ -173,7 +173,9 @@ def test_testssl_finds_nothing_high_or_critical(site, ca):
          "--jsonfile", str(report), f"https://{NAME}/"], capture_output=True, text=True, timeout=900)
     (ARTIFACTS / "testssl-https.txt").write_text(result.stdout)
     findings = json.loads(report.read_text())
-    assert any(finding["id"] == "TLS1_3" and finding["finding"] == "offered" for finding in findings)
+    offered = {finding["id"]: finding["finding"] for finding in findings if finding["id"].startswith("TLS1")}
+    assert offered == {"TLS1": "not offered", "TLS1_1": "not offered", "TLS1_2": "offered",
+                       "TLS1_3": "offered with final"}
     bad = [f"{finding['id']}: {finding['finding']}" for finding in findings
            if finding["severity"] in ("HIGH", "CRITICAL")]
     assert not bad, bad
