@@ -50,7 +50,7 @@ def compile_pattern(text):
         pattern = re.compile(text)
     except re.error as err:
         raise MoveInError("--pattern", f"not a valid regular expression: {err}") from err
-    return Naming(f"--pattern {text}", pattern)
+    return Naming(f"the pattern {text!r}", pattern)
 
 
 def detect_naming(folder, names, namings):

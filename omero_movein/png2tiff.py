@@ -337,7 +337,7 @@ def find_positions(root, pattern=None):
         else:
             positions.append(Position(folder, folder_naming, None, len(keys)))
     if not positions:
-        wanted = f"the pattern {naming.pattern.pattern!r}" if naming else "Micro-Manager's names (give --pattern)"
+        wanted = naming.name if naming else "Micro-Manager's names (give --pattern)"
         raise MoveInError(root, f"no file name in the tree matches {wanted}")
     return sorted(positions, key=lambda position: (position.folder, position.index or 0))
 

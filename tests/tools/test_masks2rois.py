@@ -6,7 +6,7 @@ import pytest
 import tifffile
 from ome_types import from_xml
 
-from omero_movein import masks2rois, png2tiff
+from omero_movein import masks2rois, png2tiff, rois
 from omero_movein.errors import MoveInError
 
 from .movein_data import SHAPE, decode_mask, tracked_cells, write_masks, write_position
@@ -35,7 +35,7 @@ def test_cells_in_frame_matches_a_per_label_search():
     rng = np.random.default_rng(7)
     labels = rng.choice(np.array([0, 0, 0, 1, 2, 9, 300, 65535], dtype=np.uint16), size=(50, 70))
 
-    found = {label: (x, y, mask) for label, x, y, mask in masks2rois.cells_in_frame(labels)}
+    found = {label: (x, y, mask) for label, x, y, mask in rois.cells_in_frame(labels)}
 
     assert sorted(found) == [1, 2, 9, 300, 65535]
     for label, (x, y, mask) in found.items():
@@ -118,7 +118,7 @@ def test_frame_and_z_from_a_custom_pattern(tmp_path):
         for z in range(2):
             iio.imwrite(folder / f"seg_z{z}_t{t}.png", labels)
 
-    segmentation = masks2rois.segment(folder, r"seg_z(?P<z>\d+)_t(?P<t>\d+)\.png")
+    segmentation = rois.segment(folder, r"seg_z(?P<z>\d+)_t(?P<t>\d+)\.png")
 
     assert sorted((shape.t, shape.z) for shape in segmentation.tracks[3]) == [(0, 0), (0, 1), (1, 0), (1, 1)]
 

@@ -13,7 +13,7 @@ pytest.importorskip("omero.gateway", reason="omero-py (with IcePy, zeroc-ice 3.6
 from omero.gateway import ServiceOptsDict  # noqa: E402
 from omero.model import MaskI, PolygonI  # noqa: E402
 
-from omero_movein import masks2rois, upload  # noqa: E402
+from omero_movein import masks2rois, rois, upload  # noqa: E402
 from omero_movein.errors import MoveInError  # noqa: E402
 
 pytestmark = pytest.mark.tools
@@ -24,7 +24,7 @@ TRACKS = {3: [0, 1, 2, 3], 5: [0, 1, 2, 3], 12: [1, 2, 3], 40000: [0, 2]}
 @pytest.fixture
 def segmentation(tmp_path):
     masks = tracked_cells()
-    return masks, masks2rois.segment(write_masks(tmp_path / "masks", masks), the_c=2)
+    return masks, rois.segment(write_masks(tmp_path / "masks", masks), the_c=2, outlines=True)
 
 
 def unpack(mask):
@@ -36,10 +36,10 @@ def unpack(mask):
 def test_omero_rois_hold_every_cell_on_every_frame(segmentation):
     masks, cells = segmentation
 
-    rois = upload.omero_rois(cells, image_id=51, polygons=True)
+    omero_rois = upload.omero_rois(cells, image_id=51)
 
-    assert [roi.getName().getValue() for roi in rois] == [f"track {track}" for track in TRACKS]
-    for roi, (track, frames) in zip(rois, TRACKS.items(), strict=True):
+    assert [roi.getName().getValue() for roi in omero_rois] == [f"track {track}" for track in TRACKS]
+    for roi, (track, frames) in zip(omero_rois, TRACKS.items(), strict=True):
         assert roi.getImage().getId().getValue() == 51
         assert roi.getId() is None  # new, for the server to save
         mask_shapes = [shape for shape in roi.copyShapes() if isinstance(shape, MaskI)]
@@ -61,9 +61,9 @@ def test_omero_rois_hold_every_cell_on_every_frame(segmentation):
             assert len(points) >= 4 and all(len(point.split(",")) == 2 for point in points)
 
 
-def test_omero_color_packs_rgba_into_a_signed_int():
-    assert upload.omero_color(255, 0, 0, 255) == -16776961  # 0xFF0000FF as a Java int
-    assert upload.omero_color(0, 255, 0, 128) == 0x00FF0080
+def test_colors_are_packed_into_a_signed_int():
+    assert rois.signed_rgba(255, 0, 0, 255) == -16776961  # 0xFF0000FF as a Java int
+    assert rois.signed_rgba(0, 255, 0, 128) == 0x00FF0080
 
 
 class FakeImage:
