@@ -124,6 +124,8 @@ def _channels(position, found, options, metadata_names):
     if numbered and metadata_names and all(int(c) < len(metadata_names) for c in channels):
         # Micro-Manager 2.0 numbers channels in the file names; the metadata names them.
         return channels, [metadata_names[int(c)] for c in channels], METADATA_FILE
+    if numbered:  # Micro-Manager 2.0's channel000 is channel 0
+        return channels, [str(int(c)) for c in channels], "file names"
     return channels, channels, "file names"
 
 

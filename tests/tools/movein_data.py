@@ -1,6 +1,8 @@
 """Synthetic data shaped like the lab's: a researcher/date/position tree of PNG
 planes (Micro-Manager names) and folders of cell-tracking label masks."""
 
+import json
+
 import imageio.v3 as iio
 import numpy as np
 
@@ -10,7 +12,23 @@ POSITIONS = ("alice/2019-05-01/pos01", "alice/2019-05-01/pos02", "bob/2020-01-17
 
 
 def plane_file(t, channel, z):
+    """Micro-Manager 1.4's names: the channel by name."""
     return f"img_{t:09d}_{channel}_{z:03d}.png"
+
+
+def mm2_plane_file(position=0):
+    """Micro-Manager 2.0's names: the channel by number, and the position's."""
+
+    def name(t, channel, z):
+        return f"img_channel{int(channel):03d}_position{position:03d}_time{t:09d}_z{z:03d}.png"
+
+    return name
+
+
+def write_mm_metadata(folder, channel_names):
+    """The part of Micro-Manager's metadata.txt the tools read: the acquisition's channel names."""
+    summary = {"Prefix": "acq", "Channels": len(channel_names), "ChNames": list(channel_names)}
+    (folder / "metadata.txt").write_text(json.dumps({"Summary": summary, "FrameKey-0-0-0": {}}))
 
 
 def write_position(

@@ -123,6 +123,19 @@ def test_frame_and_z_from_a_custom_pattern(tmp_path):
     assert sorted((shape.t, shape.z) for shape in segmentation.tracks[3]) == [(0, 0), (0, 1), (1, 0), (1, 1)]
 
 
+def test_masks_named_like_micro_manager_2_planes(tmp_path):
+    masks = tracked_cells(frames=3)
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    for t, labels in enumerate(masks):
+        # The number before the extension is z here, not the frame: the naming must be recognised.
+        iio.imwrite(folder / f"img_channel000_position000_time{t:09d}_z001.png", labels)
+
+    segmentation = rois.segment(folder)
+
+    assert [(shape.t, shape.z) for shape in segmentation.tracks[3]] == [(0, 1), (1, 1), (2, 1)]
+
+
 def run_expecting_error(capsys, *argv):
     assert masks2rois.main([str(arg) for arg in argv]) == 2
     error = capsys.readouterr().err
