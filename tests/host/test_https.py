@@ -24,7 +24,7 @@ APPS = ["omero-figure", "omero-iviewer", "omero-parade", "omero-mapr"]
 APP_MODULES = {"omero-figure": "omero_figure", "omero-iviewer": "omero_iviewer",
                "omero-parade": "omero_parade", "omero-mapr": "omero_mapr"}
 APP_PATHS = {"omero-figure": "/figure/", "omero-iviewer": "/iviewer/", "omero-parade": "/parade/",
-             "omero-mapr": "/mapr/"}
+             "omero-mapr": "/mapr/keyvalue/"}  # mapr: the search this deploy registers
 APP_STATIC = {"omero-figure": "omero_figure", "omero-iviewer": "omero_iviewer", "omero-parade": "omero_parade",
               "omero-mapr": "mapr"}
 WEB_OMERODIR = "/opt/omero/web/OMERO.web"
@@ -98,6 +98,7 @@ def old_protocol_server(tmp_path_factory, ca):
     listener.close()
 
 
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")  # offered on purpose
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1])
 def test_old_tls_refused(site, ca, old_protocol_server, version):
     assert handshake("127.0.0.1", version, ca, "legacy.test", old_protocol_server)  # the client can
