@@ -3,12 +3,14 @@
 The upload's shapes get the same checks in test_upload (they need omero-py).
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tifffile
 from ome_types import from_xml
 
-from omero_movein import masks2rois, rois
+from omero_movein import masks2rois, omexml, rois
 from omero_movein.outline import frame_outlines, trace_outline
 
 from .movein_data import DRAWN, SHAPE, decode_mask, drawn_masks, mask_rows, parse_points, write_masks
@@ -100,3 +102,18 @@ def test_a_frames_outlines_are_each_labels_own():
     assert sorted(outlines) == sorted(set(np.unique(labels).tolist()) - {0})
     for label, corners in outlines.items():
         assert [tuple(corner) for corner in corners.tolist()] == trace_outline(labels == label)
+
+
+def test_the_roi_xml_is_checked_against_the_ome_schema(tmp_path):
+    image = tmp_path / "image.ome.tif"
+    tifffile.imwrite(image, np.zeros((2, 1, 1, *SHAPE), np.uint8), metadata={"axes": "TCZYX"})
+    segmentation = rois.segment(write_masks(tmp_path / "masks", drawn_masks()))
+    ome, _ = omexml.read_ome(image)
+    before = tifffile.tiffcomment(image)
+    cell = segmentation.tracks[7][0]
+    # TheT is a NonNegativeInt in the schema: a frame of -1 must not get through.
+    segmentation.tracks[7][0] = dataclasses.replace(cell, t=-1)
+
+    with pytest.raises(ValueError, match="not valid against the OME schema"):
+        omexml.write_rois(image, ome, segmentation)
+    assert tifffile.tiffcomment(image) == before
