@@ -288,9 +288,8 @@ def convert_position(position, output, name, options, on_plane=None):
     # Same folder, so the final rename is atomic; hidden, so nobody picks it up half-written.
     partial = output.with_name(f".{output.name}.{os.getpid()}.part")
     bigtiff = len(paths) * shape[0] * shape[1] * dtype.itemsize > BIGTIFF_THRESHOLD
-    planes = decoded_in_order(paths, shape, dtype, options.jobs)
-    if on_plane is not None:
-        planes = _counted(planes, on_plane)
+    decoded = decoded_in_order(paths, shape, dtype, options.jobs)
+    planes = _counted(decoded, on_plane) if on_plane else decoded
     try:
         with tifffile.TiffWriter(partial, bigtiff=bigtiff, ome=False) as writer:
             writer.write(
@@ -310,7 +309,7 @@ def convert_position(position, output, name, options, on_plane=None):
     except OSError as err:
         raise MoveInError(output, f"cannot write: {err}") from err
     finally:
-        planes.close()
+        decoded.close()  # stops the decoding threads if writing failed
         partial.unlink(missing_ok=True)
     return output
 
