@@ -45,6 +45,8 @@ GOAL_VS_BFCONVERT = 3.0
 GOAL_OF_BOUND = 0.70
 GOAL_MASKS_SECONDS = 10
 GOAL_POLYGONS_SECONDS = 20
+BOUND = "bound: decode on every core, then write"
+DECODE = "decode on every core, no writing"
 
 
 def load():
@@ -106,15 +108,20 @@ def bioformats_jar():
 # Each converter takes (PNG folder, output file) and returns when the OME-TIFF is written.
 
 
-def machine_bound(folder, output):
-    """What no converter can beat here: every PNG decoded on every core, then as many bytes written."""
+def decode_on_every_core(folder, output):
+    """Every PNG decoded on every core, nothing written: the ceiling for a writer that overlaps decoding."""
     paths = sorted(folder.glob("*.png"))
     with ThreadPoolExecutor(os.cpu_count()) as pool:
-        planes = sum(plane.nbytes for plane in pool.map(read_image, paths))
+        return sum(plane.nbytes for plane in pool.map(read_image, paths))
+
+
+def machine_bound(folder, output):
+    """The machine's bound as issue 12 defines it: every PNG decoded on every core, then as many bytes written."""
+    size = decode_on_every_core(folder, output)
     block = np.zeros(2**24, np.uint8)
     with open(output, "wb") as file:
-        for start in range(0, planes, block.size):
-            file.write(block[: min(block.size, planes - start)])
+        for start in range(0, size, block.size):
+            file.write(block[: min(block.size, size - start)])
 
 
 def omero_png2tiff(*options):
@@ -156,7 +163,11 @@ def bench_conversion(work, args):
     png_bytes = sum(path.stat().st_size for path in folder.glob("*.png"))
     print(f"  PNG files: {png_bytes / 1e6:.0f} MB")
 
-    converters = {"bound: decode on every core + write": machine_bound, "omero-png2tiff": omero_png2tiff()}
+    converters = {
+        BOUND: machine_bound,
+        DECODE: decode_on_every_core,
+        "omero-png2tiff": omero_png2tiff(),
+    }
     if args.bfconvert:
         converters["bfconvert"] = bfconvert(bioformats_jar(), channels, args.timepoints, args.z)
     converters["omero-png2tiff --tile 512 --compression zlib"] = omero_png2tiff(
@@ -173,7 +184,7 @@ def bench_conversion(work, args):
             if name.startswith(("omero-png2tiff", "bfconvert")):
                 with tifffile.TiffFile(output) as tif:
                     assert len(tif.pages) == planes, f"{name} wrote {len(tif.pages)} planes, not {planes}"
-            output.unlink()
+            output.unlink(missing_ok=True)
     print(f"  done; {load()}")
 
     rate = {name: raw_bytes / 1e6 / statistics.median(times) for name, times in seconds.items()}
@@ -182,8 +193,11 @@ def bench_conversion(work, args):
             f"  {name}: median {statistics.median(times):.2f} s (min {min(times):.2f}, max {max(times):.2f}), "
             f"{rate[name]:.0f} MB/s"
         )
-    bound = rate["bound: decode on every core + write"] / 1e2
-    print(f"  omero-png2tiff: {rate['omero-png2tiff'] / bound:.0f}% of the bound (goal {GOAL_OF_BOUND:.0%})")
+    print(
+        f"  omero-png2tiff: {rate['omero-png2tiff'] / rate[BOUND]:.0%} of the bound (goal {GOAL_OF_BOUND:.0%}; "
+        f"it can pass 100%, as its writing overlaps decoding), "
+        f"{rate['omero-png2tiff'] / rate[DECODE]:.0%} of decoding alone"
+    )
     if args.bfconvert:
         ratio = rate["omero-png2tiff"] / rate["bfconvert"]
         print(f"  omero-png2tiff: {ratio:.1f}x bfconvert's throughput (goal {GOAL_VS_BFCONVERT:.0f}x)")
