@@ -177,3 +177,16 @@ class ChangedSince(FactBase):
 
     def process(self, output) -> list[str]:
         return [line.strip() for line in output if line.strip()]
+
+
+class BackupRepositoriesMissing(FactBase):
+    """Names of this host's backup repositories that do not exist yet (or cannot be read),
+    as ``omero-backup missing`` finds them; every repository while the program is not
+    installed yet (planning a first deploy)."""
+
+    def command(self, program: str, names: tuple[str, ...]) -> str:
+        every = " ".join(shlex.quote(name) for name in names)
+        return f"if [ -x {shlex.quote(program)} ]; then {shlex.quote(program)} missing; else printf '%s\\n' {every}; fi"
+
+    def process(self, output) -> list[str]:
+        return [line.strip() for line in output if line.strip()]
