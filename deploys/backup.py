@@ -121,7 +121,8 @@ def target(settings) -> None:
     user, base = settings.backup_user, settings.backup_remote_dir
     server.group(name=f"Create the group {user}", group=user, system=True)
     # A shell, since sshd runs the forced command through it; the key allows nothing else.
-    server.user(name=f"Create the user {user}", user=user, group=user, system=True, home=base, shell="/bin/sh")
+    server.user(name=f"Create the user {user}", user=user, group=user, system=True, home=base, shell="/bin/sh",
+                ensure_home=False)
     # Root-owned down to authorized_keys: over SFTP the account cannot change its own keys.
     files.directory(name="Create the backup repositories' directory", path=base, user="root", group="root",
                     mode="755")
