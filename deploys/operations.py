@@ -17,7 +17,7 @@ from pyinfra.facts.server import Command
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
 from facts.omero import (
-    BackupRepositoriesMissing,
+    BackupRepositoriesPresent,
     ChangedSince,
     FirstFile,
     OmeroSchemaVersion,
@@ -287,8 +287,8 @@ def secret_file(dest: str, content: str, user: str, group: str, mode: str):
 def backup_repositories(program: str, names: list[str]):
     """The backup repositories ``names`` exist (``program init`` creates those missing;
     it never touches one that exists)."""
-    missing = host.get_fact(BackupRepositoriesMissing, program=program, names=tuple(names))
-    if not missing:
+    present = host.get_fact(BackupRepositoriesPresent, program=program)
+    if set(names) <= set(present or ()):
         host.noop(f"backup repositories {', '.join(names)} exist")
         return
     yield StringCommand(QuoteString(program), "init")

@@ -179,14 +179,12 @@ class ChangedSince(FactBase):
         return [line.strip() for line in output if line.strip()]
 
 
-class BackupRepositoriesMissing(FactBase):
-    """Names of this host's backup repositories that do not exist yet (or cannot be read),
-    as ``omero-backup missing`` finds them; every repository while the program is not
-    installed yet (planning a first deploy)."""
+class BackupRepositoriesPresent(FactBase):
+    """Names of this host's backup repositories that exist (and can be read), as
+    ``omero-backup present`` finds them; none while the program is not installed yet."""
 
-    def command(self, program: str, names: tuple[str, ...]) -> str:
-        every = " ".join(shlex.quote(name) for name in names)
-        return f"if [ -x {shlex.quote(program)} ]; then {shlex.quote(program)} missing; else printf '%s\\n' {every}; fi"
+    def command(self, program: str) -> str:
+        return f"if [ -x {shlex.quote(program)} ]; then {shlex.quote(program)} present; fi"
 
     def process(self, output) -> list[str]:
         return [line.strip() for line in output if line.strip()]
