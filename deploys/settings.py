@@ -337,8 +337,8 @@ def _config(value: Any) -> dict[str, str]:
 def _schedule(value: Any) -> str:
     text = _text(value)
     if not _SCHEDULE.fullmatch(text):
-        raise _Bad(f"{text!r} is not a schedule: `HH:MM` (daily), `Mon HH:MM` (weekly, days "
-                   "Mon..Sun) or `every <N>m` / `every <N>h`")
+        raise _Bad(f"{text!r} is not a schedule: HH:MM (daily), Mon HH:MM (weekly, days Mon..Sun), "
+                   "every <N>m or every <N>h")
     return text
 
 

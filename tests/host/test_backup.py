@@ -6,11 +6,12 @@ and a damaged repository reported; a second deploy that changes nothing."""
 
 import json
 import shlex
+import time
 
 import pytest
 
 from .checks import login_page, secret
-from .testhosts import SUBNET, SystemdHost, deploy, host_data, hosts_with_changes, wait_for, write_inventory
+from .testhosts import ROOT, SUBNET, SystemdHost, deploy, host_data, hosts_with_changes, wait_for, write_inventory
 
 LOCAL_REPOSITORY = "/srv/omero-backup-local"
 DATA_DIR = "/OMERO"
@@ -136,7 +137,9 @@ def test_backup_wipe_restore_brings_back_every_row_and_file(site):
     rows, files = database_content(aio), files_content(aio)
     assert "200000" in rows["samples"] and len(rows["large objects"].splitlines()) == 6
 
+    started = time.monotonic()
     backup_by_its_service(aio)
+    backup_seconds = time.monotonic() - started
     done = status(aio)["backup"]
     assert done["state"] == "ok" and set(done["repositories"]) == {"local", "remote"}
     assert all(result["repository_size_bytes"] > 24_000_000 for result in done["repositories"].values())
@@ -145,13 +148,27 @@ def test_backup_wipe_restore_brings_back_every_row_and_file(site):
     assert refused.returncode == 2 and "refusing to restore over a live site" in refused.stdout
     assert database_content(aio) == rows
 
+    sizes = {"database_bytes": int(sql(aio, "SELECT pg_database_size('omero')")),
+             "data_dir_bytes": int(aio.run(f"du -sb --exclude=BioFormatsCache --exclude=Thumbnails {DATA_DIR}")
+                                   .stdout.split()[0])}
     aio.run(f"runuser -u postgres -- dropdb omero && rm -rf {DATA_DIR}")
+    started = time.monotonic()
     restored = aio.run("omero-restore --repository remote", check=False)
+    restore_seconds = time.monotonic() - started
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert database_content(aio) == rows
     assert files_content(aio) == without_caches(files)
     assert aio.run("systemctl is-active omero-web.service").stdout.strip() == "active"
     login_page(f"http://{aio.address}")
+    # The README's figures.
+    (ROOT / "artifacts").mkdir(exist_ok=True)
+    (ROOT / "artifacts" / "backup-figures.json").write_text(json.dumps({
+        **sizes, "backup_seconds (both repositories)": round(backup_seconds, 1),
+        "restore_seconds (from the backup host)": round(restore_seconds, 1),
+        "repository_size_bytes": {name: result["repository_size_bytes"]
+                                  for name, result in done["repositories"].items()},
+        "added_bytes": {name: result["added_bytes"] for name, result in done["repositories"].items()},
+    }, indent=2) + "\n")
 
 
 def without_caches(listing: str) -> str:

@@ -222,7 +222,7 @@ BAD_OPTIONS = [
     bad("omero_ice_artifact", LocalFile("Ice 3.6.5;x.tar.gz"), "is not like <name of letters"),
     bad("omero_ice_sha256", "f" * 64, "does not match"),
     # -- backups ----------------------------------------------------------------------------------
-    bad("omero_backup_schedule", "25:00", "is not a schedule: `HH:MM` (daily), `Mon HH:MM` (weekly"),
+    bad("omero_backup_schedule", "25:00", "is not a schedule: HH:MM (daily), Mon HH:MM (weekly"),
     bad("omero_backup_schedule", "daily", "is not a schedule"),
     bad("omero_backup_schedule", "every 0m", "is not a schedule"),
     bad("omero_backup_schedule", "0 3 * * *", "is not a schedule"),

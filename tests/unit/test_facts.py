@@ -50,6 +50,9 @@ COMMANDS = [
                  "[ -e \"$f\" ] || continue; if [ ! -e '/var/lib/omero deploy/stamp' ] || "
                  "[ -n \"$(find \"$f\" -maxdepth 0 -newer '/var/lib/omero deploy/stamp')\" ]; "
                  "then echo \"$f\"; fi; done; true", id="ChangedSince"),
+    pytest.param(facts.BackupRepositoriesPresent, {"program": "/usr/local/sbin/omero backup"},
+                 "if [ -x '/usr/local/sbin/omero backup' ]; then '/usr/local/sbin/omero backup' present; fi",
+                 id="BackupRepositoriesPresent"),
 ]
 
 
