@@ -235,6 +235,16 @@ def test_damaged_repository_is_reported_by_the_check(site):
     assert "check FAILED" in aio.run("journalctl -u omero-backup-check.service").stdout
 
 
+def test_schedule_loop_for_hosts_without_systemd_runs_backups_when_due(site):
+    aio, _ = site
+    before = status(aio)["backup"]["last_success"]
+    # What supervisord runs where systemd is not PID 1; the test's schedule: every minute.
+    loop = aio.run("timeout 90 /usr/local/sbin/omero-backup schedule", check=False)
+    assert loop.returncode == 124, loop.stdout + loop.stderr  # still looping when stopped
+    assert "next: check at" in loop.stdout and "run exited with 0" in loop.stdout
+    assert status(aio)["backup"]["last_success"] > before
+
+
 def test_second_deploy_changes_nothing(site):
     aio, _ = site
     aio.run("systemctl start omero-backup.timer")  # paused by the first test
