@@ -23,7 +23,6 @@ from tests.host.testhosts import (  # noqa: E402
     SystemdHost,
     deploy,
     host_data,
-    remove_leftovers,
     write_inventory,
 )
 
@@ -41,7 +40,6 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--file-mib", type=int, default=1024, help="MiB of files (in 4 MiB files)")
     args = parser.parse_args()
-    remove_leftovers()
     aio, store = SystemdHost("backup-bench-aio", f"{SUBNET}.82"), SystemdHost("backup-bench-store", f"{SUBNET}.83")
     with tempfile.TemporaryDirectory() as work:
         try:
