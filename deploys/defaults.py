@@ -116,8 +116,50 @@ OPTIONS: tuple[Option, ...] = (
            "Further OMERO.web settings, `{key: value}` (values are JSON-encoded when not strings).",
            example={"omero.web.ui.top_links": [["Data", "webindex", {"title": "Browse Data"}]]}),
     Option("omero_nginx_listen", "80", "nginx `listen` for the OMERO.web site (`[address:]port`)."),
-    Option("omero_nginx_server_name", "_", "nginx `server_name` of the OMERO.web site.",
+    Option("omero_nginx_server_name", "_",
+           "The site's names (nginx `server_name`, space-separated; `*.domain` allowed). Given "
+           "names, requests for any other Host are refused and OMERO.web accepts only these "
+           "(`allowed_hosts`); `_` (alone or among them) answers any Host.",
            example="omero.lab.example.org"),
+    Option("omero_web_request_timeout", 120,
+           "Seconds a request to OMERO.web may take: gunicorn's worker timeout and nginx's "
+           "proxy timeouts."),
+    Option("omero_nginx_client_max_body_size", "200m",
+           "Largest request body nginx accepts (uploads of attachments; nginx size: `200m`, `1g`)."),
+    # -- HTTPS (omero_web hosts) ----------------------------------------------------------
+    Option("omero_nginx_tls", "auto",
+           "`auto`: HTTPS when `omero_nginx_tls_certificate` is given, else HTTP only; "
+           "`self-signed`: a certificate made on the host (for the server names and the host's "
+           "addresses), kept, renewed by a deploy within `omero_nginx_tls_renew_days` of its "
+           "expiry; `acme`: an ACME client (certbot) keeps the certificate on the host through "
+           "`/usr/local/sbin/omero-tls-renewed` (a self-signed one until its first run); `off`.",
+           example="self-signed"),
+    Option("omero_nginx_tls_certificate", None,
+           "Local path (machine running pyinfra) of the site's PEM certificate chain, leaf "
+           "first; it turns HTTPS on. Checked before any host changes: it must cover every "
+           "server name, match the key and not be expired.",
+           example="/etc/ssl/lab/omero.lab.example.org.fullchain.pem"),
+    Option("omero_nginx_tls_key", None,
+           "Local path of the certificate's unencrypted PEM private key (required with it); "
+           "copied 0600, never shown.",
+           example="/etc/ssl/lab/omero.lab.example.org.key"),
+    Option("omero_nginx_tls_renew_days", 30,
+           "A self-signed certificate is made anew by a deploy this many days before it expires "
+           "(it is valid 397 days)."),
+    Option("omero_nginx_https_listen", "443",
+           "nginx `listen` for HTTPS (`[address:]port`); `omero_nginx_listen` then only "
+           "redirects to it (and answers ACME challenges)."),
+    Option("omero_nginx_hsts", True,
+           "Under HTTPS, send Strict-Transport-Security (two years): browsers then refuse "
+           "plain HTTP to the site."),
+    # -- OMERO.web apps -------------------------------------------------------------------
+    Option("omero_web_apps", [],
+           "OMERO.web apps to install and register, by PyPI name, each pinned to a tested "
+           "release unless given as `name==version`: `omero-figure`, `omero-iviewer` (also made "
+           "the default image viewer), `omero-parade`, `omero-mapr` (searches key-value "
+           "annotations). An app taken out of the list is uninstalled and unregistered; "
+           "OMERO.figure's PDF export script and its packages go on omero_server hosts.",
+           example=["omero-figure", "omero-iviewer"]),
     # -- backups (hosts in omero_database or omero_server; docs/backup.md) ----------------
     Option("omero_backup_local_dir", None,
            "A restic repository on the host itself (best on another disk). Backups run when "

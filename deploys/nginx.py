@@ -1,22 +1,53 @@
-"""nginx in front of OMERO.web: our site, serving the static files, the default site off."""
+"""nginx in front of OMERO.web: our site (HTTPS when a certificate is given or made), the
+static files served here, the distribution's default site off."""
 
-import shlex
-
+from pyinfra import host
 from pyinfra.operations import apt, dnf, files
 
+from facts.omero import HostAddresses
+
 from . import services
-from .operations import changed, refreshed, wait_until
+from .operations import changed, refreshed, secret_file, self_signed_certificate, wait_until
+
+SELF_SIGNED_DAYS = 397  # what browsers accept for a certificate's lifetime
 
 
 def install(settings) -> None:
+    packages = ["nginx"] + (["openssl"] if settings.tls_mode in ("self-signed", "acme") else [])
     if settings.platform.is_debian:
-        apt.packages(name="Install nginx", packages=["nginx"], no_recommends=True)
+        apt.packages(name="Install nginx", packages=packages, no_recommends=True)
     else:
-        dnf.packages(name="Install nginx", packages=["nginx"])
+        dnf.packages(name="Install nginx", packages=packages)
+
+
+def _tls(settings) -> list[str]:
+    """The site's certificate and key on the host; returns their paths."""
+    files.directory(name="Create nginx's TLS directory", path=settings.tls_dir, user="root",
+                    group="root", mode="700")
+    certificate, key = settings.tls_certificate_path, settings.tls_key_path
+    if settings.tls_mode == "given":
+        files.put(name="Install the site's certificate chain", src=settings.nginx_tls_certificate,
+                  dest=certificate, user="root", group="root", mode="644")
+        with open(settings.nginx_tls_key, encoding="ascii") as handle:
+            secret_file(name="Install the site's private key", dest=key, content=handle.read(),
+                        user="root", group="root", mode="600")
+        return [certificate, key]
+    # For the server names and every address the host has (reached by address too).
+    addresses = {*host.get_fact(HostAddresses), *([settings.address] if settings.address else [])}
+    names = [*settings.server_names, *sorted(addresses - set(settings.server_names))]
+    self_signed_certificate(
+        name="Make the site's self-signed certificate when due",
+        certificate=certificate, key=key, names=names, renew_days=settings.nginx_tls_renew_days,
+        days=SELF_SIGNED_DAYS, renewed_elsewhere=settings.tls_mode == "acme",
+    )
+    if settings.tls_mode == "acme":
+        services.template(settings, "nginx/omero-tls-renewed.sh.j2", settings.tls_renewed_hook,
+                          mode="755", reload=services.reload_command(settings, "nginx"))
+    return [certificate, key]
 
 
 def configure(settings) -> list[str]:
-    """Write nginx's configuration; returns the files a restart applies."""
+    """Write nginx's configuration; returns the files a reload applies."""
     platform = settings.platform
     written = []
     for path in platform.nginx_default_sites:
@@ -25,13 +56,17 @@ def configure(settings) -> list[str]:
         # RHEL's nginx.conf carries the default server itself.
         written.append("/etc/nginx/nginx.conf")
         services.template(settings, "nginx/nginx.conf.j2", written[-1])
+    if settings.https:
+        written += _tls(settings)
+        files.directory(name="Create the ACME challenge directory", path=settings.acme_webroot,
+                        user="root", group="root", mode="755")
     written.append(platform.nginx_site_path)
     services.template(settings, "nginx/omero-web.conf.j2", written[-1],
                       static_root=settings.web_static_root)
-    # A bad site stops the deploy before nginx is restarted with it, on this run and on
-    # every later one until it is fixed (nginx's start stamp is only touched by a start).
+    # A bad site stops the deploy before nginx loads it, on this run and on every later
+    # one until it is fixed (the reload stamp is only touched by a reload).
     refreshed(name="Check the nginx configuration", commands=["nginx -t -q"],
-              sources=written, stamp=settings.stamp("nginx-started"), touch=False)
+              sources=written, stamp=settings.stamp("nginx-reloaded"), touch=False)
     return written
 
 
@@ -39,12 +74,16 @@ def start(settings, config_files: list[str]) -> None:
     services.program(settings, "nginx", command="/usr/sbin/nginx -g 'daemon off;'",
                      user="root", stopsignal="QUIT")
     if settings.service_manager == "systemd" and "omero_web" in settings.roles:
-        config_files.append(services.drop_in(settings, "nginx.service", "omero-web",
-                                             "systemd/nginx-after-omero-web.conf.j2"))
-    started = services.start(settings, "nginx", restart_sources=config_files)
+        services.drop_in(settings, "nginx.service", "omero-web", "systemd/nginx-after-omero-web.conf.j2")
+    started = services.start(settings, "nginx")
+    # A reload: new workers take the new configuration or certificate while the old ones
+    # finish the requests they are serving (a restart would cut them off).
+    reloaded = refreshed(name="Reload nginx for its new configuration",
+                         commands=[services.reload_command(settings, "nginx")],
+                         sources=config_files, stamp=settings.stamp("nginx-reloaded"))
     wait_until(name="Wait until nginx serves OMERO.web",
-               check=f"curl -gfs -o /dev/null {shlex.quote(settings.nginx_url + '/webclient/login/')}",
-               what="nginx", when=changed(started))
+               check=settings.nginx_check("/webclient/login/"),
+               what="nginx", when=changed(started, reloaded))
 
 
 def deploy(settings) -> None:

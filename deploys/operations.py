@@ -3,8 +3,10 @@ execution time) and yields commands only when something must change."""
 
 import getpass
 import hashlib
+import ipaddress
 import shlex
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from io import StringIO
 
 from pyinfra import host
@@ -26,6 +28,7 @@ from facts.omero import (
     PostgresRoleVerifier,
     SupervisorPrograms,
     SystemdNeedsReload,
+    TlsCertificate,
 )
 
 from . import secrets
@@ -311,3 +314,55 @@ def dnf_repo_enabled(repo: str):
         host.noop(f"dnf repository {repo} is enabled")
         return
     yield f"dnf config-manager --set-enabled {repo}"
+
+
+def certificate_due(current: dict | None, names: list[str], renew_days: int, now: datetime,
+                    renewed_elsewhere: bool = False) -> str | None:
+    """Why a self-signed certificate must be made (anew), or None. ``renewed_elsewhere``: an
+    ACME client keeps it; only a missing or broken pair is replaced."""
+    if current is None:
+        return "there is none"
+    if not current["key_matches"]:
+        return "its key does not match"
+    if renewed_elsewhere:
+        return None
+    if current["not_after"] - now < timedelta(days=renew_days):
+        return f"it expires on {current['not_after']:%Y-%m-%d}"
+    if current["names"] != sorted(names):
+        return f"it is for {', '.join(current['names']) or 'no name'}"
+    return None
+
+
+def _subject_alt_names(names: list[str]) -> str:
+    def entry(name: str) -> str:
+        try:
+            return f"IP:{ipaddress.ip_address(name)}"
+        except ValueError:
+            return f"DNS:{name}"
+    return ",".join(entry(name) for name in names)
+
+
+@operation()
+def self_signed_certificate(certificate: str, key: str, names: list[str], renew_days: int, days: int,
+                            renewed_elsewhere: bool = False):
+    """A self-signed certificate for ``names`` (host names, addresses; the first is its
+    subject) and its key, made on the host (the key never leaves it) when missing,
+    mismatched, within ``renew_days`` of expiry or for other names."""
+    current = host.get_fact(TlsCertificate, certificate=certificate, key=key)
+    reason = certificate_due(current, names, renew_days, datetime.now(timezone.utc), renewed_elsewhere)
+    if reason is None:
+        host.noop(f"{certificate} is valid until {current['not_after']:%Y-%m-%d}")
+        return
+    new_key, new_certificate = f"{key}.new", f"{certificate}.new"
+    yield StringCommand(
+        "(umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes",
+        "-days", str(days), "-subj", QuoteString(f"/CN={(names or ['omero'])[0]}"),
+        "-addext", QuoteString(f"subjectAltName={_subject_alt_names(names)}"),
+        "-addext", "basicConstraints=critical,CA:FALSE", "-addext", "extendedKeyUsage=serverAuth",
+        "-keyout", QuoteString(new_key), "-out", QuoteString(new_certificate), "2>/dev/null)",
+    )
+    # Renamed into place key first: a run cut short in between leaves a mismatch, which
+    # the next run sees (key_matches) and repairs.
+    yield StringCommand("chmod", "644", QuoteString(new_certificate))
+    yield StringCommand("mv", "-f", QuoteString(new_key), QuoteString(key))
+    yield StringCommand("mv", "-f", QuoteString(new_certificate), QuoteString(certificate))

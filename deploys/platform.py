@@ -15,6 +15,7 @@ class Platform:
     postgres_version: int
     default_java: int
     nginx_user: str
+    nginx_version: tuple[int, int]  # what the distribution packages
     # Ubuntu 24.04 and Debian 13 renamed libraries for 64-bit time_t (libssl3t64, ...).
     time64_libraries: bool = False
 
@@ -124,6 +125,16 @@ class Platform:
         return "/etc/nginx/conf.d/omero-web.conf"
 
     @property
+    def nginx_rejects_handshakes(self) -> bool:
+        """``ssl_reject_handshake`` (nginx 1.19.4): refuse unknown names without a certificate."""
+        return self.nginx_version >= (1, 20)
+
+    @property
+    def nginx_http2_directive(self) -> bool:
+        """``http2 on`` (nginx 1.25.1) rather than the ``listen ... http2`` it deprecates."""
+        return self.nginx_version >= (1, 26)
+
+    @property
     def nginx_default_sites(self) -> list[str]:
         if self.is_debian:
             return ["/etc/nginx/sites-enabled/default"]
@@ -137,15 +148,15 @@ def detect(distribution: dict) -> Platform:
     major = distribution.get("major")
     version = meta.get("VERSION_ID", "")
     if os_id == "ubuntu" and version == "22.04":
-        return Platform("Ubuntu 22.04", "debian", "python3", 14, 11, "www-data")
+        return Platform("Ubuntu 22.04", "debian", "python3", 14, 11, "www-data", (1, 18))
     if os_id == "ubuntu" and version == "24.04":
-        return Platform("Ubuntu 24.04", "debian", "python3", 16, 11, "www-data", time64_libraries=True)
+        return Platform("Ubuntu 24.04", "debian", "python3", 16, 11, "www-data", (1, 24), time64_libraries=True)
     if os_id == "debian" and major == 12:
-        return Platform("Debian 12", "debian", "python3", 15, 17, "www-data")
+        return Platform("Debian 12", "debian", "python3", 15, 17, "www-data", (1, 22))
     if os_id == "debian" and major == 13:
         # trixie packages Java 21 and 25 only.
-        return Platform("Debian 13", "debian", "python3", 17, 21, "www-data", time64_libraries=True)
+        return Platform("Debian 13", "debian", "python3", 17, 21, "www-data", (1, 26), time64_libraries=True)
     if os_id in ("rocky", "rhel", "almalinux") and major == 9:
-        return Platform(f"{meta.get('NAME', os_id)} 9", "rhel", "python3.12", 16, 11, "nginx")
+        return Platform(f"{meta.get('NAME', os_id)} 9", "rhel", "python3.12", 16, 11, "nginx", (1, 20))
     found = f"{distribution.get('name') or 'unknown'} {version or major or ''}".strip()
     raise OmeroDeployError(f"unsupported operating system {found!r}; supported: {SUPPORTED}")

@@ -5,6 +5,8 @@ import shlex
 
 from pyinfra.operations import apt, dnf, files
 
+from facts.omero import shell_path
+
 from . import services
 from .operations import (
     changed,
@@ -18,6 +20,7 @@ from .operations import (
 )
 from .prerequisites import fetch, install_ice, install_java, omero_venv, site_packages
 from .users import as_user, omero_user
+from .webapps import APPS
 
 
 def _omero(settings) -> str:
@@ -41,8 +44,12 @@ def install(settings) -> list[str]:
     omero_user(settings, settings.server_user, shared_group=True)
     files.directory(name="Create the OMERO.server base directory", path=settings.server_basedir,
                     user="root", group="root", mode="755")
+    script_apps = [app for app in settings.web_apps if app.server_script]
     omero_venv(settings, settings.server_venv, [
         f"omero-py=={settings.py_version}", "omero-certificates",
+        *(package for app in settings.web_apps for package in app.server_packages),
+        # The app itself only for the script it ships.
+        *(f"{app.package}=={app.version}" for app in script_apps),
     ])
     data_dir = settings.data_dir
     files.directory(name="Create the OMERO data directory", path=data_dir,
@@ -77,7 +84,31 @@ def install(settings) -> list[str]:
                     user=settings.server_user, group=settings.group, mode="755")
     files.link(name="Point OMERO.server at this version", path=settings.server_symlink,
                target=settings.server_dir, user="root", group="root")
-    return [settings.server_symlink, site_packages(settings.server_venv)]
+    return [settings.server_symlink, site_packages(settings.server_venv), *_app_scripts(settings)]
+
+
+def _app_scripts(settings) -> list[str]:
+    """The scripts web apps run on the server (OMERO.figure's PDF export) among the server's
+    official scripts, registered when it starts; returns their paths."""
+    installed = []
+    listed = {app.package for app in settings.web_apps}
+    for app in APPS.values():
+        if not app.server_script:
+            continue
+        script = f"{settings.server_dir}/lib/scripts/{app.server_script}"
+        if app.package not in listed:
+            files.file(name=f"Remove {app.package}'s server script", path=script, present=False)
+            continue
+        files.directory(name=f"Create the directory of {app.package}'s server script",
+                        path=script.rsplit("/", 1)[0], user="root", group="root", mode="755")
+        # Shipped inside the app's package, installed in the server venv for it.
+        shipped = f"{site_packages(settings.server_venv)}/{app.module}/scripts/{app.server_script}"
+        refreshed(name=f"Install {app.package}'s server script",
+                  commands=[f"install -m 644 {shell_path(shipped)} {shlex.quote(script)}"],
+                  sources=[site_packages(settings.server_venv), settings.server_symlink],
+                  stamp=settings.stamp(f"{app.package}-server-script"))
+        installed.append(script)
+    return installed
 
 
 def configure(settings) -> list[str]:

@@ -109,3 +109,10 @@ def stop_command(settings, service: str) -> str:
     if settings.service_manager == "supervisord":
         return f"supervisorctl -c {shlex.quote(settings.platform.supervisor_conf)} stop {service}"
     return f"systemctl stop {service}.service"
+
+
+def reload_command(settings, service: str) -> str:
+    """Tell a running ``service`` to reload its configuration (SIGHUP: nginx's graceful reload)."""
+    if settings.service_manager == "supervisord":
+        return f"supervisorctl -c {shlex.quote(settings.platform.supervisor_conf)} signal HUP {service}"
+    return f"systemctl reload {service}.service"

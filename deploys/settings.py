@@ -15,18 +15,24 @@ import math
 import os
 import posixpath
 import re
+import shlex
 import string
 import unicodedata
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlparse, urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from . import secrets
 from .defaults import DEFAULTS, OPTIONS
 from .errors import OmeroDeployError, OmeroOptionError
 from .platform import Platform
+from .webapps import APPS, WebApp
 
 DATABASE, SERVER, WEB = "omero_database", "omero_server", "omero_web"
 ROLES = (DATABASE, SERVER, WEB)
@@ -394,6 +400,37 @@ def _ca_files(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _bounded(low: int, high: int) -> Callable[[Any], int]:
+    def grammar(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise _Bad(f"must be a whole number from {low} to {high}, not {value!r}")
+        return value
+    return grammar
+
+
+def _nginx_size(value: Any) -> str:
+    text = _text(value)
+    if not re.fullmatch(r"[1-9][0-9]{0,5}[kKmMgG]?", text):
+        raise _Bad(f"{text!r} is not an nginx size above 0, like 200m or 2g (0 would mean unlimited)")
+    return text.lower()
+
+
+def _web_apps(value: Any) -> tuple[WebApp, ...]:
+    """``name`` or ``name==version`` of apps this deploy knows, each once."""
+    if not isinstance(value, (list, tuple)):
+        raise _Bad(f"must be a list of app names, not a {type(value).__name__}")
+    apps: dict[str, WebApp] = {}
+    for item in value:
+        text = _text(item)
+        name, pinned, version = text.partition("==")
+        if name not in APPS:
+            raise _Bad(f"{name!r} is not an app this deploy knows; known: {', '.join(APPS)}")
+        if name in apps:
+            raise _Bad(f"{name} is listed twice")
+        apps[name] = replace(APPS[name], version=_release(version)) if pinned else APPS[name]
+    return tuple(apps.values())
+
+
 _GRAMMARS: dict[str, Callable[[Any], Any]] = {
     "omero_address": _optional(_address),
     "omero_service_manager": _one_of("auto", "systemd", "supervisord"),
@@ -432,6 +469,16 @@ _GRAMMARS: dict[str, Callable[[Any], Any]] = {
     "omero_web_config": _config,
     "omero_nginx_listen": lambda value: _endpoint(value, need_address=False),
     "omero_nginx_server_name": _server_names,
+    "omero_web_request_timeout": _bounded(10, 3600),
+    "omero_nginx_client_max_body_size": _nginx_size,
+    "omero_nginx_tls": _one_of("auto", "off", "self-signed", "acme"),
+    # Local files: checked in load(), with the server names they must cover.
+    "omero_nginx_tls_certificate": _optional(_text),
+    "omero_nginx_tls_key": _optional(_text),
+    "omero_nginx_tls_renew_days": _bounded(1, 365),
+    "omero_nginx_https_listen": lambda value: _endpoint(value, need_address=False),
+    "omero_nginx_hsts": _one_of(True, False),
+    "omero_web_apps": _web_apps,
     "omero_backup_local_dir": _optional(_path),
     "omero_backup_remote_dir": _path,
     "omero_backup_user": _account,
@@ -468,10 +515,21 @@ def parse_options(values: dict[str, Any], platform: Platform, host_name: str) ->
     (bind_address, bind_port), (listen_address, listen_port) = (
         parsed["omero_web_bind"], parsed["omero_nginx_listen"])
     every = (None, "0.0.0.0", "::")
-    if bind_port == listen_port and (bind_address == listen_address or bind_address in every
-                                     or listen_address in every):
+    https_address, https_port = parsed["omero_nginx_https_listen"]
+
+    def clash(one: tuple[str | None, int], other: tuple[str | None, int]) -> bool:
+        return one[1] == other[1] and (one[0] == other[0] or one[0] in every or other[0] in every)
+
+    if clash((bind_address, bind_port), (listen_address, listen_port)):
         fail("omero_nginx_listen", f"port {listen_port} is omero_web_bind's too; nginx and "
                                    "gunicorn need different ports")
+    https = parsed["omero_nginx_tls"] in ("self-signed", "acme") or (
+        parsed["omero_nginx_tls"] == "auto" and parsed["omero_nginx_tls_certificate"] is not None)
+    if https and clash((bind_address, bind_port), (https_address, https_port)):
+        fail("omero_nginx_https_listen", f"port {https_port} is omero_web_bind's too")
+    if https and clash((listen_address, listen_port), (https_address, https_port)):
+        fail("omero_nginx_https_listen", f"port {https_port} is omero_nginx_listen's too; HTTP "
+                                         "and HTTPS need different ports")
     return parsed
 
 
@@ -510,6 +568,13 @@ class Settings:
     web_bind_port: int
     nginx_listen_host: str | None  # None: every address (nginx's port-only form)
     nginx_listen_port: int
+    https_listen_host: str | None
+    https_listen_port: int
+    # omero_nginx_server_name: the names (without '_'), and whether any other Host is answered.
+    server_names: tuple[str, ...]
+    any_host: bool
+    # "off", "given" (omero_nginx_tls_certificate), "self-signed" or "acme".
+    tls_mode: str
     # Present for server hosts only.
     server_artifact: Artifact | None = None
     server_version: str | None = None
@@ -619,6 +684,55 @@ class Settings:
         return _local_url(self.web_bind_host, self.web_bind_port)
 
     @property
+    def https(self) -> bool:
+        return self.tls_mode != "off"
+
+    @property
+    def tls_dir(self) -> str:
+        return "/etc/nginx/omero-tls"
+
+    @property
+    def tls_certificate_path(self) -> str:
+        """The site's certificate chain on the host, whichever way it got there."""
+        return f"{self.tls_dir}/site.crt"
+
+    @property
+    def tls_key_path(self) -> str:
+        return f"{self.tls_dir}/site.key"
+
+    @property
+    def tls_renewed_hook(self) -> str:
+        """Installs a renewed certificate and reloads nginx (certbot's --deploy-hook)."""
+        return "/usr/local/sbin/omero-tls-renewed"
+
+    @property
+    def acme_webroot(self) -> str:
+        """Where an ACME client's HTTP challenges are served from (certbot --webroot -w)."""
+        return "/var/www/omero-acme"
+
+    @property
+    def site_origins(self) -> tuple[str, ...]:
+        """The site as browsers reach it (CSRF's trusted origins), one per server name."""
+        scheme, port = ("https", self.https_listen_port) if self.https else ("http", self.nginx_listen_port)
+        suffix = "" if port == {"https": 443, "http": 80}[scheme] else f":{port}"
+        return tuple(f"{scheme}://{name}{suffix}" for name in self.server_names)
+
+    @property
+    def web_allowed_hosts(self) -> tuple[str, ...]:
+        """OMERO.web's allowed_hosts (Django's form: '.domain' for '*.domain')."""
+        if self.any_host:
+            return ("*",)
+        return tuple(name[1:] if name.startswith("*.") else name for name in self.server_names)
+
+    @property
+    def check_name(self) -> str | None:
+        """A Host name the site answers, for checks on the host; None: any."""
+        if self.any_host:
+            return None
+        name = self.server_names[0]
+        return f"check{name[1:]}" if name.startswith("*.") else name
+
+    @property
     def backs_up(self) -> bool:
         return bool(self.backup_repositories)
 
@@ -674,6 +788,21 @@ class Settings:
         """nginx as reached from its host (every address: through 127.0.0.1)."""
         return _local_url(self.nginx_listen_host, self.nginx_listen_port)
 
+    def nginx_check(self, path: str) -> str:
+        """A curl command on the host fetching ``path`` from the site as a browser would: under
+        its name, over HTTPS when on (any certificate: this checks nginx, not the trust)."""
+        if self.https:
+            address, port = self.https_listen_host, self.https_listen_port
+        else:
+            address, port = self.nginx_listen_host, self.nginx_listen_port
+        local = urlsplit(_local_url(address, port))
+        scheme = "https" if self.https else "http"
+        if self.check_name is None:
+            return f"curl -gfsk -o /dev/null {shlex.quote(f'{scheme}://{local.netloc}{path}')}"
+        listener = f"[{local.hostname}]" if ":" in (local.hostname or "") else local.hostname
+        resolve = f"{self.check_name}:{port}:{listener}"
+        return (f"curl -gfsk -o /dev/null --resolve {shlex.quote(resolve)} "
+                f"{shlex.quote(f'{scheme}://{self.check_name}:{port}{path}')}")
 
 def address_of(host) -> str:
     """How other hosts reach ``host``: its ``omero_address``, else its name (SSH hosts)."""
@@ -702,6 +831,10 @@ def load(host, inventory, platform: Platform, pid1: str) -> Settings:
     nginx_listen_host, nginx_listen_port = options["omero_nginx_listen"]
     options["omero_web_bind"] = _endpoint_text(web_bind_host, web_bind_port)
     options["omero_nginx_listen"] = _endpoint_text(nginx_listen_host, nginx_listen_port)
+    https_listen_host, https_listen_port = options["omero_nginx_https_listen"]
+    options["omero_nginx_https_listen"] = _endpoint_text(https_listen_host, https_listen_port)
+    names = options["omero_nginx_server_name"].split()
+    server_names = tuple(name for name in names if name != "_")
     roles = frozenset(group for group in ROLES if group in host.groups)
 
     database_hosts = inventory.get_group(DATABASE, [])
@@ -724,6 +857,7 @@ def load(host, inventory, platform: Platform, pid1: str) -> Settings:
     )
 
     extra: dict[str, Any] = {}
+    tls_mode = check.tls_mode(options, server_names) if WEB in roles else "off"
     if roles & {SERVER, WEB}:
         extra["icepy_wheel"] = check.optional_artifact(
             options, "omero_icepy_wheel", "omero_icepy_wheel_sha256", _ICEPY_WHEEL,
@@ -771,6 +905,11 @@ def load(host, inventory, platform: Platform, pid1: str) -> Settings:
         web_bind_port=web_bind_port,
         nginx_listen_host=nginx_listen_host,
         nginx_listen_port=nginx_listen_port,
+        https_listen_host=https_listen_host,
+        https_listen_port=https_listen_port,
+        server_names=server_names,
+        any_host="_" in names,
+        tls_mode=tls_mode,
         **extra,
     )
 
@@ -856,6 +995,69 @@ class _Checker:
             self.fail(option, "must be printable ASCII, without a single quote")
         return value
 
+    def tls_mode(self, options, names: tuple[str, ...]) -> str:
+        mode = options["omero_nginx_tls"]
+        certificate, key = options["omero_nginx_tls_certificate"], options["omero_nginx_tls_key"]
+        if certificate is None:
+            if key is not None:
+                self.fail("omero_nginx_tls_key", "is set but omero_nginx_tls_certificate is not")
+            return "off" if mode == "auto" else mode
+        if mode != "auto":
+            self.fail("omero_nginx_tls", f"is {mode!r} but omero_nginx_tls_certificate is given; "
+                                         "leave it 'auto' to serve that certificate", example="auto")
+        if key is None:
+            self.fail("omero_nginx_tls_key", "is required with omero_nginx_tls_certificate")
+        self.certificate_pair(certificate, key, names)
+        return "given"
+
+    def certificate_pair(self, certificate: str, key: str, names: tuple[str, ...]) -> None:
+        """The given chain and key work together for ``names`` (nginx would only find out on
+        the host, after the deploy has changed it)."""
+        for option, path in (("omero_nginx_tls_certificate", certificate), ("omero_nginx_tls_key", key)):
+            if not os.path.isfile(path):
+                self.fail(option, f"{path} is not a file")
+        with open(certificate, "rb") as handle:
+            chain_pem = handle.read()
+        if b"PRIVATE KEY-----" in chain_pem:
+            self.fail("omero_nginx_tls_certificate", f"{certificate} holds a private key; give the "
+                                                     "key in omero_nginx_tls_key (it is copied 0600)")
+        try:
+            leaf = x509.load_pem_x509_certificates(chain_pem)[0]
+        except ValueError:
+            self.fail("omero_nginx_tls_certificate", f"{certificate} holds no PEM certificate")
+        with open(key, "rb") as handle:
+            key_pem = handle.read()
+        try:
+            private_key = serialization.load_pem_private_key(key_pem, password=None)
+        except TypeError:
+            self.fail("omero_nginx_tls_key", f"{key} is encrypted; nginx needs the key unencrypted "
+                                             "(openssl pkey -in KEY -out PLAIN)")
+        except ValueError:
+            self.fail("omero_nginx_tls_key", f"{key} holds no PEM private key")
+
+        def spki(public_key) -> bytes:
+            return public_key.public_bytes(serialization.Encoding.DER,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+
+        if spki(private_key.public_key()) != spki(leaf.public_key()):
+            self.fail("omero_nginx_tls_key", f"{key} is not the key of the first certificate in "
+                                             f"{certificate}")
+        if leaf.not_valid_after_utc <= datetime.now(timezone.utc):
+            self.fail("omero_nginx_tls_certificate", f"{certificate} expired on "
+                                                     f"{leaf.not_valid_after_utc:%Y-%m-%d}")
+        try:
+            sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            sans = x509.SubjectAlternativeName([])
+        covered = [name.lower() for name in sans.get_values_for_type(x509.DNSName)]
+        covered += [str(address) for address in sans.get_values_for_type(x509.IPAddress)]
+        for name in names:
+            if not _covers(covered, name.lower()):
+                self.fail("omero_nginx_tls_certificate",
+                          f"{certificate} is not for {name} (it names {', '.join(covered) or 'nothing'}); "
+                          "browsers would refuse it. Give a certificate for every server name",
+                          example=EXAMPLES["omero_nginx_tls_certificate"])
+
     def optional_artifact(self, options, option, sha_option, name_pattern, name_hint) -> Artifact | None:
         if not options[option]:
             if options[sha_option]:
@@ -886,6 +1088,15 @@ class _Checker:
             if actual != artifact.sha256:
                 self.fail(sha_option, f"does not match {artifact.source} (its sha256 is {actual})")
         return artifact
+
+
+def _covers(certificate_names: list[str], name: str) -> bool:
+    """Whether a certificate for ``certificate_names`` is valid for the server name ``name``
+    (RFC 6125: a wildcard stands for exactly one left-most label)."""
+    if name in certificate_names:
+        return True
+    first, dot, rest = name.partition(".")
+    return bool(dot) and first != "*" and f"*.{rest}" in certificate_names
 
 
 def _sha256_of(path: str) -> str:

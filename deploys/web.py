@@ -4,12 +4,13 @@ import json
 import shlex
 
 from pyinfra.facts.hardware import Cpus
-from pyinfra.operations import files
+from pyinfra.operations import files, pip
 
 from . import services
 from .operations import changed, refreshed, wait_until
 from .prerequisites import omero_venv, site_packages
 from .users import omero_user
+from .webapps import APPS
 
 
 def install(settings) -> None:
@@ -18,7 +19,15 @@ def install(settings) -> None:
                     user="root", group="root", mode="755")
     omero_venv(settings, settings.web_venv, [
         f"omero-py=={settings.py_version}", f"omero-web=={settings.web_version}", "gunicorn",
+        *(f"{app.package}=={app.version}" for app in settings.web_apps),
     ])
+    listed = {app.package for app in settings.web_apps}
+    removed = [app for name, app in APPS.items() if name not in listed]
+    pip.packages(name="Uninstall the OMERO.web apps not in omero_web_apps",
+                 packages=[app.package for app in removed], present=False, virtualenv=settings.web_venv)
+    for app in removed:
+        files.directory(name=f"Remove {app.package}'s static files",
+                        path=f"{settings.web_static_root}/{app.static_dir}", present=False)
     # OMERODIR: config.xml, logs, the Django secret key (0600) and the static files nginx serves.
     for path in (settings.web_omerodir, f"{settings.web_omerodir}/var"):
         files.directory(name=f"Create {path}", path=path, user=settings.web_user,
@@ -64,15 +73,17 @@ def start(settings, host_cpus: int, restart_sources: list[str]) -> None:
         # --reuse-port: a master restarted after a crash binds while its orphaned workers
         # still hold the port (they exit once they see their parent gone).
         command=(f"{settings.web_gunicorn} --bind {settings.web_bind} --reuse-port "
-                 f"--workers {workers(settings, host_cpus)} --threads 1 --timeout 60 "
+                 f"--workers {workers(settings, host_cpus)} --threads 1 --timeout {settings.web_request_timeout} "
                  f"--max-requests 500 omeroweb.wsgi:application"),
         user=settings.web_user, environment={"OMERODIR": settings.web_omerodir},
         directory=settings.web_omerodir, unit_template="systemd/omero-web.service.j2",
         writable=(f"{settings.web_omerodir}/var", settings.web_home),
     )
     started = services.start(settings, "omero-web", restart_sources=restart_sources)
+    # Under a name OMERO.web allows (allowed_hosts), as nginx passes it on.
+    host_header = f"-H {shlex.quote('Host: ' + settings.check_name)} " if settings.check_name else ""
     wait_until(name="Wait until OMERO.web answers",
-               check=f"curl -gfs -o /dev/null {shlex.quote(settings.web_url + '/webclient/login/')}",
+               check=f"curl -gfs -o /dev/null {host_header}{shlex.quote(settings.web_url + '/webclient/login/')}",
                what="OMERO.web", when=changed(started))
 
 

@@ -1,7 +1,9 @@
 """Facts about OMERO hosts that pyinfra does not ship."""
 
+import ipaddress
 import re
 import shlex
+from datetime import datetime, timezone
 
 from pyinfra.api import FactBase
 
@@ -177,6 +179,54 @@ class ChangedSince(FactBase):
 
     def process(self, output) -> list[str]:
         return [line.strip() for line in output if line.strip()]
+
+
+class HostAddresses(FactBase):
+    """The host's addresses but loopback and link-local (``hostname -I``), normalised."""
+
+    def command(self) -> str:
+        return "hostname -I 2>/dev/null || true"
+
+    def process(self, output) -> list[str]:
+        addresses = []
+        for word in " ".join(output).split():
+            try:
+                addresses.append(str(ipaddress.ip_address(word)))
+            except ValueError:
+                continue
+        return addresses
+
+
+class TlsCertificate(_NoneWhenAbsent):
+    """A certificate on the host: ``{"not_after": datetime, "names": [sorted subject
+    alternative names], "key_matches": bool}``; None when it or its key is absent or
+    unreadable (or openssl is not installed yet)."""
+
+    def command(self, certificate: str, key: str) -> str:
+        cert, key = shlex.quote(certificate), shlex.quote(key)
+        return (f"[ -r {cert} ] && [ -r {key} ] && command -v openssl >/dev/null || exit 0; "
+                f"openssl x509 -in {cert} -noout -enddate -ext subjectAltName 2>/dev/null || exit 0; "
+                f"a=$(openssl x509 -in {cert} -noout -pubkey 2>/dev/null | sha256sum); "
+                f"b=$(openssl pkey -in {key} -pubout 2>/dev/null | sha256sum); "
+                "if [ \"$a\" = \"$b\" ]; then echo key=match; else echo key=mismatch; fi")
+
+    def process(self, output):
+        found: dict = {"names": [], "key_matches": False}
+        for line in output:
+            line = line.strip()
+            if line.startswith("notAfter="):
+                found["not_after"] = datetime.strptime(line[len("notAfter="):], "%b %d %H:%M:%S %Y %Z").replace(
+                    tzinfo=timezone.utc)
+            elif line.startswith(("DNS:", "IP Address:")):
+                for entry in line.split(", "):
+                    kind, _, value = entry.partition(":")
+                    found["names"].append(str(ipaddress.ip_address(value)) if kind == "IP Address" else value)
+            elif line.startswith("key="):
+                found["key_matches"] = line == "key=match"
+        if "not_after" not in found:
+            return None
+        found["names"].sort()
+        return found
 
 
 class BackupRepositoriesPresent(FactBase):

@@ -1,18 +1,16 @@
 """omero-png2tiff: position folders of PNG planes -> one OME-TIFF (XYZCT) per position.
 
 A position folder holds one grayscale PNG per channel, timepoint and z-plane;
-the file name tells which, through a regular expression with the named groups
-``c`` (channel name or number), ``t`` and ``z`` (numbers). A group left out of
-the pattern means that dimension has size 1.
+the file name tells which (see `filenames`): Micro-Manager 2.0's and 1.4's
+names are recognised as they are, ``--pattern`` reads any other. Planes are
+decoded on every core and written in order, one position after another.
 """
 
 import argparse
-import multiprocessing
 import os
-import queue
-import re
 import sys
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,35 +20,55 @@ from ome_types import model
 from tqdm import tqdm
 
 from .errors import MoveInError, report
+from .filenames import (
+    METADATA_FILE,
+    Naming,
+    compile_pattern,
+    detect_naming,
+    metadata_channel_names,
+    micro_manager_namings,
+    plane_key,
+)
 from .images import image_header, read_image
 from .omexml import serialize
 
-# Micro-Manager 1.4's naming, which the lab's microscopes wrote: img_<t>_<channel>_<z>.png
-DEFAULT_PATTERN = r"img_(?P<t>\d+)_(?P<c>.+)_(?P<z>\d+)\.png"
+NAMINGS = micro_manager_namings(r"\.png")
 SUPPORTED_DTYPES = (np.dtype("uint8"), np.dtype("uint16"))
 # Past this a classic TIFF's 32-bit offsets overflow (tifffile's own threshold).
 BIGTIFF_THRESHOLD = 2**32 - 2**25
 OME_TIFF_SUFFIXES = (".ome.tif", ".ome.tiff")
+# Planes decoded ahead of the one being written, per decoding thread: enough that no
+# thread waits on the writer, few enough that memory does not grow with the series.
+LOOKAHEAD_PER_THREAD = 2
 
 
-def compile_pattern(text):
-    try:
-        pattern = re.compile(text)
-    except re.error as err:
-        raise MoveInError("--pattern", f"not a valid regular expression: {err}") from err
-    return pattern
+@dataclass(frozen=True)
+class Position:
+    """Where one position's planes are: a folder, and the position number when the folder holds several."""
+
+    folder: Path
+    naming: Naming
+    index: int | None
+    planes: int  # files of this position, for the progress bar
+
+    def name(self, root):
+        """The image's name: its folder's path under root (or root's name), plus PosN for one of several."""
+        name = self.folder.relative_to(root).as_posix() if self.folder != root else root.resolve().name
+        return name if self.index is None else f"{name}/Pos{self.index}"
 
 
 @dataclass(frozen=True)
 class Layout:
-    """What a position folder holds, as the pattern reads its file names."""
+    """What a position holds, as its naming reads the file names."""
 
-    folder: Path
+    position: Position
     channels: list  # the c values, in plane order
+    channel_names: list  # what the OME-XML calls them
+    names_from: str  # where the channel names came from
     t_values: list
     z_values: list
     files: dict  # (c value, t value, z value) -> Path
-    ignored: int  # files the pattern did not match
+    ignored: int  # files the naming did not match
 
     @property
     def size_c(self):
@@ -69,12 +87,6 @@ class Layout:
         return [self.files[c, t, z] for t in self.t_values for c in self.channels for z in self.z_values]
 
 
-def _number(folder, name, group, text):
-    if not text.isdigit():
-        raise MoveInError(folder / name, f"{group}={text!r} from the pattern is not a number")
-    return int(text)
-
-
 def _consecutive(folder, group, values):
     """The sorted values of t or z, which must run without a gap from the first."""
     values = sorted(values)
@@ -85,39 +97,59 @@ def _consecutive(folder, group, values):
     return values
 
 
-def scan_position(folder, pattern, channel_order=None):
-    """Read a position folder's layout from its file names, checking every plane is there."""
-    folder = Path(folder)
+def _channels(position, found, options, metadata_names):
+    """(c values in plane order, names to store, where the names came from)."""
+    numbered = all(c.isdigit() for c in found)
+    if options.channel_order:
+        unknown = sorted(found - set(options.channel_order))
+        if unknown:
+            raise MoveInError(position.folder, f"channel {unknown[0]!r} is not in --channels")
+        channels = list(options.channel_order)
+    elif numbered:
+        channels = sorted(found, key=int)
+    elif metadata_names and found <= set(metadata_names):
+        # Micro-Manager 1.4 names channels in the file names; the metadata gives the acquisition's order.
+        channels = [name for name in metadata_names if name in found]
+    else:
+        channels = sorted(found)
+
+    if options.channel_names:
+        if len(options.channel_names) != len(channels):
+            raise MoveInError(
+                position.folder,
+                f"--channel-names gives {len(options.channel_names)} names for {len(channels)} channels "
+                f"({', '.join(channels)})",
+            )
+        return channels, list(options.channel_names), "--channel-names"
+    if numbered and metadata_names and all(int(c) < len(metadata_names) for c in channels):
+        # Micro-Manager 2.0 numbers channels in the file names; the metadata names them.
+        return channels, [metadata_names[int(c)] for c in channels], METADATA_FILE
+    if numbered:  # Micro-Manager 2.0's channel000 is channel 0
+        return channels, [str(int(c)) for c in channels], "file names"
+    return channels, channels, "file names"
+
+
+def scan_position(position, options=None):
+    """Read a position's layout from its file names, checking every plane is there."""
+    options = options or Options()
+    folder = position.folder
     files = {}
     ignored = 0
     for path in sorted(p for p in folder.iterdir() if p.is_file()):
-        match = pattern.fullmatch(path.name)
-        if match is None:
+        key = plane_key(position.naming, path)
+        if key is None:
             ignored += 1
             continue
-        groups = match.groupdict()
-        key = (
-            groups.get("c") or "0",
-            _number(folder, path.name, "t", groups["t"]) if groups.get("t") is not None else 0,
-            _number(folder, path.name, "z", groups["z"]) if groups.get("z") is not None else 0,
-        )
-        if key in files:
-            raise MoveInError(path, f"same plane (c={key[0]}, t={key[1]}, z={key[2]}) as {files[key].name}")
-        files[key] = path
+        if position.index is not None and key.p != position.index:
+            continue  # another position's plane
+        plane = (key.c or "0", key.t or 0, key.z or 0)
+        if plane in files:
+            raise MoveInError(path, f"same plane (c={plane[0]}, t={plane[1]}, z={plane[2]}) as {files[plane].name}")
+        files[plane] = path
     if not files:
-        raise MoveInError(folder, f"no file name matches the pattern {pattern.pattern!r}")
+        raise MoveInError(folder, f"no file name matches {position.naming.name}")
 
-    found_channels = {c for c, _, _ in files}
-    if channel_order:
-        unknown = sorted(found_channels - set(channel_order))
-        if unknown:
-            example = next(p for (c, _, _), p in files.items() if c == unknown[0])
-            raise MoveInError(example, f"channel {unknown[0]!r} is not in --channels")
-        channels = list(channel_order)
-    elif all(c.isdigit() for c in found_channels):
-        channels = sorted(found_channels, key=int)
-    else:
-        channels = sorted(found_channels)
+    channels, names, names_from = _channels(position, {c for c, _, _ in files}, options, metadata_channel_names(folder))
     t_values = _consecutive(folder, "t", {t for _, t, _ in files})
     z_values = _consecutive(folder, "z", {z for _, _, z in files})
     for t in t_values:
@@ -125,7 +157,7 @@ def scan_position(folder, pattern, channel_order=None):
             for z in z_values:
                 if (c, t, z) not in files:
                     raise MoveInError(folder, f"missing plane: no file for c={c}, t={t}, z={z}")
-    return Layout(folder, channels, t_values, z_values, files, ignored)
+    return Layout(position, channels, names, names_from, t_values, z_values, files, ignored)
 
 
 def plane_header(path):
@@ -158,7 +190,7 @@ def read_plane(path, shape, dtype):
 class Options:
     """Everything about a conversion that is the same for every position."""
 
-    pattern: str = DEFAULT_PATTERN
+    pattern: str | None = None  # None: recognise Micro-Manager's names
     channel_order: tuple = ()
     channel_names: tuple = ()
     pixel_size: float | None = None  # µm, X and Y
@@ -167,18 +199,7 @@ class Options:
     tile: int | None = None
     compression: str | None = None  # None or "zlib"
     compression_level: int = 1
-
-
-def channel_names(layout, options):
-    if not options.channel_names:
-        return list(layout.channels)
-    if len(options.channel_names) != layout.size_c:
-        raise MoveInError(
-            layout.folder,
-            f"--channel-names gives {len(options.channel_names)} names for {layout.size_c} channels "
-            f"({', '.join(layout.channels)})",
-        )
-    return list(options.channel_names)
+    jobs: int = os.cpu_count() or 1  # decoding threads
 
 
 def ome_metadata(name, layout, shape, dtype, options):
@@ -197,7 +218,7 @@ def ome_metadata(name, layout, shape, dtype, options):
         time_increment=options.time_increment,
         channels=[
             model.Channel(id=f"Channel:0:{index}", name=channel, samples_per_pixel=1)
-            for index, channel in enumerate(channel_names(layout, options))
+            for index, channel in enumerate(layout.channel_names)
         ],
         # All planes, from the first page on, in DimensionOrder.
         tiff_data_blocks=[model.TiffData(ifd=0, plane_count=layout.size_z * layout.size_c * layout.size_t)],
@@ -205,32 +226,44 @@ def ome_metadata(name, layout, shape, dtype, options):
     return model.OME(images=[model.Image(id="Image:0", name=name, pixels=pixels)])
 
 
-# Set in each worker process by the pool's initializer; takes a count of planes done.
-_progress_queue = None
+def decoded_in_order(paths, shape, dtype, jobs):
+    """Planes decoded by `jobs` threads, yielded in the order of `paths`.
+
+    Pillow's PNG decoding releases the GIL, so threads use every core without
+    copying planes between processes. At most LOOKAHEAD_PER_THREAD planes per
+    thread are decoded ahead of the one being written, so memory stays flat.
+    """
+    with ThreadPoolExecutor(jobs, thread_name_prefix="png-decode") as pool:
+        ahead = deque()
+        try:
+            for path in paths:
+                ahead.append(pool.submit(read_plane, path, shape, dtype))
+                if len(ahead) >= LOOKAHEAD_PER_THREAD * jobs:
+                    yield ahead.popleft().result()
+            while ahead:
+                yield ahead.popleft().result()
+        finally:
+            # On a failed plane (or write), decode no further.
+            for future in ahead:
+                future.cancel()
 
 
-def _init_worker(progress_queue):
-    global _progress_queue
-    _progress_queue = progress_queue
+def _tiles(planes, shape, tile):
+    for plane in planes:
+        for y in range(0, shape[0], tile):
+            for x in range(0, shape[1], tile):
+                yield plane[y : y + tile, x : x + tile]
 
 
-def _planes(paths, shape, dtype, tile):
-    """Stream planes, one at a time, as whole planes or (for tiled output) as tiles."""
-    for path in paths:
-        plane = read_plane(path, shape, dtype)
-        if tile:
-            for y in range(0, shape[0], tile):
-                for x in range(0, shape[1], tile):
-                    yield plane[y : y + tile, x : x + tile]
-        else:
-            yield plane
-        if _progress_queue is not None:
-            _progress_queue.put(1)
+def _counted(planes, on_plane):
+    for plane in planes:
+        yield plane
+        on_plane()
 
 
-def describe_position(folder, options):
+def describe_position(position, options):
     """The dry-run summary of a position; checks every file's header on the way."""
-    layout = scan_position(folder, compile_pattern(options.pattern), options.channel_order)
+    layout = scan_position(position, options)
     paths = layout.paths_in_plane_order()
     shape, dtype = plane_header(paths[0])
     for path in paths[1:]:
@@ -238,14 +271,15 @@ def describe_position(folder, options):
             read_plane(path, shape, dtype)  # raises, naming the difference
     ignored = f", {layout.ignored} other files ignored" if layout.ignored else ""
     return (
+        f"names: {position.naming.name}; "
         f"X={shape[1]} Y={shape[0]} Z={layout.size_z} C={layout.size_c} T={layout.size_t} {dtype.name}; "
-        f"channels: {', '.join(channel_names(layout, options))} ({len(paths)} planes{ignored})"
+        f"channels: {', '.join(layout.channel_names)} from {layout.names_from} ({len(paths)} planes{ignored})"
     )
 
 
-def convert_position(folder, output, name, options):
-    """Write one position folder as an OME-TIFF; nothing is left at `output` on failure."""
-    layout = scan_position(folder, compile_pattern(options.pattern), options.channel_order)
+def convert_position(position, output, name, options, on_plane=None):
+    """Write one position as an OME-TIFF; nothing is left at `output` on failure."""
+    layout = scan_position(position, options)
     paths = layout.paths_in_plane_order()
     shape, dtype = plane_header(paths[0])
     description = serialize(ome_metadata(name, layout, shape, dtype, options))
@@ -254,16 +288,20 @@ def convert_position(folder, output, name, options):
     # Same folder, so the final rename is atomic; hidden, so nobody picks it up half-written.
     partial = output.with_name(f".{output.name}.{os.getpid()}.part")
     bigtiff = len(paths) * shape[0] * shape[1] * dtype.itemsize > BIGTIFF_THRESHOLD
+    planes = decoded_in_order(paths, shape, dtype, options.jobs)
+    if on_plane is not None:
+        planes = _counted(planes, on_plane)
     try:
         with tifffile.TiffWriter(partial, bigtiff=bigtiff, ome=False) as writer:
             writer.write(
-                _planes(paths, shape, dtype, options.tile),
+                _tiles(planes, shape, options.tile) if options.tile else planes,
                 shape=(len(paths), *shape),
                 dtype=dtype,
                 photometric="minisblack",
                 tile=(options.tile, options.tile) if options.tile else None,
                 compression=options.compression,
                 compressionargs={"level": options.compression_level} if options.compression else None,
+                maxworkers=options.jobs,  # threads compressing tiles or strips
                 description=description,
                 metadata=None,
                 software="omero-png2tiff",
@@ -272,35 +310,58 @@ def convert_position(folder, output, name, options):
     except OSError as err:
         raise MoveInError(output, f"cannot write: {err}") from err
     finally:
+        planes.close()
         partial.unlink(missing_ok=True)
     return output
 
 
-def find_positions(root, pattern):
-    """Folders under root (root included) holding at least one file the pattern matches."""
+def find_positions(root, pattern=None):
+    """The positions under root (root included): folders with files of a naming, split by position number.
+
+    Without a pattern each folder's naming is recognised on its own, so a tree
+    may mix Micro-Manager 1.4 and 2.0 acquisitions.
+    """
+    naming = compile_pattern(pattern) if pattern is not None else None
     positions = []
     for folder, _, names in os.walk(root):
-        if any(pattern.fullmatch(name) for name in names):
-            positions.append(Path(folder))
+        folder = Path(folder)
+        folder_naming = naming or detect_naming(folder, names, NAMINGS)
+        if folder_naming is None:
+            continue
+        keys = [key for name in names if (key := plane_key(folder_naming, folder / name)) is not None]
+        if not keys:
+            continue
+        indices = sorted({key.p for key in keys if key.p is not None})
+        if len(indices) > 1:
+            for index in indices:
+                count = sum(1 for key in keys if key.p == index)
+                positions.append(Position(folder, folder_naming, index, count))
+        else:
+            positions.append(Position(folder, folder_naming, None, len(keys)))
     if not positions:
-        raise MoveInError(root, f"no file name in the tree matches the pattern {pattern.pattern!r}")
-    return sorted(positions)
+        wanted = naming.name if naming else "Micro-Manager's names (give --pattern)"
+        raise MoveInError(root, f"no file name in the tree matches {wanted}")
+    return sorted(positions, key=lambda position: (position.folder, position.index or 0))
 
 
 def output_paths(root, positions, output):
     """Mirror the input tree: <output>/<position's path under root>.ome.tif.
 
-    A single position may instead be given an output path ending in .ome.tif(f).
+    A folder holding several positions becomes a folder of PosN.ome.tif. A
+    single position may instead be given an output path ending in .ome.tif(f).
     """
     if output.name.lower().endswith(OME_TIFF_SUFFIXES):
         if len(positions) != 1:
             raise MoveInError(output, f"is a file name, but {root} holds {len(positions)} positions; give a folder")
         return [output]
     targets = []
-    for folder in positions:
-        relative = folder.relative_to(root)
+    for position in positions:
+        relative = position.folder.relative_to(root)
         relative = Path(root.resolve().name) if relative == Path(".") else relative
-        targets.append(output / relative.parent / f"{relative.name}.ome.tif")
+        if position.index is None:
+            targets.append(output / relative.parent / f"{relative.name}.ome.tif")
+        else:
+            targets.append(output / relative / f"Pos{position.index}.ome.tif")
     return targets
 
 
@@ -325,21 +386,24 @@ def _parse_args(argv):
     )
     parser.add_argument(
         "--pattern",
-        default=DEFAULT_PATTERN,
         help="regular expression a PNG file's whole name must match, with named groups c (channel), "
-        "t and z (numbers); a group left out means size 1 (default: %(default)s)",
+        "t, z and p (position; numbers); a group left out means size 1 (default: Micro-Manager 2.0's "
+        "img_channel000_position000_time000000000_z000.png and 1.4's img_000000000_DAPI_000.png, "
+        "recognised per folder)",
     )
     parser.add_argument(
         "--channels",
         type=_comma_list,
         default=(),
-        help="the c values in the order to store them, comma-separated (default: numeric or alphabetical order)",
+        help="the c values in the order to store them, comma-separated (default: numeric order, else the "
+        "order of Micro-Manager's metadata.txt, else alphabetical)",
     )
     parser.add_argument(
         "--channel-names",
         type=_comma_list,
         default=(),
-        help="channel names to store, comma-separated, in channel order (default: the c values)",
+        help="channel names to store, comma-separated, in channel order "
+        "(default: from Micro-Manager's metadata.txt for numbered channels, else the c values)",
     )
     parser.add_argument("--pixel-size", type=_positive, help="physical pixel size in X and Y, in µm")
     parser.add_argument("--z-step", type=_positive, help="distance between z-planes, in µm")
@@ -365,7 +429,7 @@ def _parse_args(argv):
         "-j",
         type=_positive_int,
         default=os.cpu_count(),
-        help="positions converted in parallel (default: the number of cores, %(default)s)",
+        help="threads decoding planes (and compressing) at once (default: the number of cores, %(default)s)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument(
@@ -401,38 +465,23 @@ def _tile_size(text):
     return value
 
 
-def _run_all(tasks, jobs, total_planes=None):
-    """Run (function, args) tasks in a process pool, with a progress bar over total_planes if given.
+def _describe(position, options):
+    try:
+        return describe_position(position, options)
+    except MoveInError as err:
+        return err
 
-    Returns each task's result or MoveInError, in task order.
-    """
-    progress = multiprocessing.Queue()
-    results = [None] * len(tasks)
-    with (
-        ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), initializer=_init_worker, initargs=(progress,)) as pool,
-        tqdm(total=total_planes, unit="plane", disable=None if total_planes else True) as bar,
-    ):
-        pending = {pool.submit(function, *args): index for index, (function, args) in enumerate(tasks)}
-        while pending:
-            done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            bar.update(_drain(progress))
-            for future in done:
-                index = pending.pop(future)
-                try:
-                    results[index] = future.result()
-                except MoveInError as err:
-                    results[index] = err
-        bar.update(_drain(progress))
+
+def _convert_all(positions, outputs, names, options):
+    """Convert positions one after another, each on every core; a failed one does not stop the rest."""
+    results = []
+    with tqdm(total=sum(position.planes for position in positions), unit="plane", disable=None) as bar:
+        for position, output, name in zip(positions, outputs, names, strict=True):
+            try:
+                results.append(convert_position(position, output, name, options, lambda: bar.update(1)))
+            except MoveInError as err:
+                results.append(err)
     return results
-
-
-def _drain(progress):
-    count = 0
-    while True:
-        try:
-            count += progress.get_nowait()
-        except queue.Empty:
-            return count
 
 
 def main(argv=None):
@@ -447,12 +496,12 @@ def main(argv=None):
         tile=args.tile,
         compression=None if args.compression == "none" else args.compression,
         compression_level=args.compression_level,
+        jobs=args.jobs,
     )
     try:
         if not args.input.is_dir():
             raise MoveInError(args.input, "not a folder")
-        pattern = compile_pattern(args.pattern)
-        positions = find_positions(args.input, pattern)
+        positions = find_positions(args.input, args.pattern)
         outputs = output_paths(args.input, positions, args.output)
         if not args.overwrite and not args.dry_run:
             for output in outputs:
@@ -461,19 +510,12 @@ def main(argv=None):
     except MoveInError as err:
         return report(err)
 
-    names = [
-        folder.relative_to(args.input).as_posix() if folder != args.input else args.input.resolve().name
-        for folder in positions
-    ]
+    names = [position.name(args.input) for position in positions]
     if args.dry_run:
-        results = _run_all([(describe_position, (folder, options)) for folder in positions], args.jobs)
+        with ThreadPoolExecutor(args.jobs) as pool:
+            results = list(pool.map(_describe, positions, [options] * len(positions)))
     else:
-        tasks = [
-            (convert_position, (folder, output, name, options))
-            for folder, output, name in zip(positions, outputs, names, strict=True)
-        ]
-        total_planes = sum(1 for folder in positions for path in folder.iterdir() if pattern.fullmatch(path.name))
-        results = _run_all(tasks, args.jobs, total_planes)
+        results = _convert_all(positions, outputs, names, options)
 
     failed = 0
     for name, output, result in zip(names, outputs, results, strict=True):

@@ -4,7 +4,7 @@ Imported only for an upload, so everything else works without omero-py.
 """
 
 from .errors import MoveInError
-from .masks2rois import check_fits, track_color
+from .rois import check_fits, points_text, signed_rgba, track_color
 
 try:
     import Ice
@@ -21,12 +21,6 @@ except ImportError as err:
 SAVE_BATCH = 100
 
 
-def omero_color(red, green, blue, alpha):
-    """OMERO stores colours as one signed 32-bit RGBA integer."""
-    packed = (red << 24) | (green << 16) | (blue << 8) | alpha
-    return packed - 2**32 if packed >= 2**31 else packed
-
-
 def _set_plane(shape, cell):
     shape.setTheT(rint(cell.t))
     if cell.z is not None:
@@ -35,14 +29,14 @@ def _set_plane(shape, cell):
         shape.setTheC(rint(cell.c))
 
 
-def omero_rois(segmentation, image_id, polygons=False):
-    """Unsaved omero.model ROIs, one per track, linked to the image."""
+def omero_rois(segmentation, image_id):
+    """Unsaved omero.model ROIs, one per track, linked to the image; a Polygon per Mask where traced."""
     rois = []
     for track, cells in segmentation.tracks.items():
         roi = RoiI()
         roi.setImage(ImageI(image_id, False))
         roi.setName(rstring(f"track {track}"))
-        color = rint(omero_color(*track_color(track)))
+        color = signed_rgba(*track_color(track))
         for cell in cells:
             mask = MaskI()
             mask.setX(rdouble(cell.x))
@@ -50,20 +44,20 @@ def omero_rois(segmentation, image_id, polygons=False):
             mask.setWidth(rdouble(cell.mask.shape[1]))
             mask.setHeight(rdouble(cell.mask.shape[0]))
             mask.setBytes(cell.packed_bits())
-            mask.setFillColor(color)
+            mask.setFillColor(rint(color))
             _set_plane(mask, cell)
             roi.addShape(mask)
-            if polygons:
+            if cell.outline is not None:
                 polygon = PolygonI()
-                polygon.setPoints(rstring(" ".join(f"{x},{y}" for x, y in cell.outline_points())))
-                polygon.setStrokeColor(color)
+                polygon.setPoints(rstring(points_text(cell.outline)))
+                polygon.setStrokeColor(rint(color))
                 _set_plane(polygon, cell)
                 roi.addShape(polygon)
         rois.append(roi)
     return rois
 
 
-def save_rois(conn, image_id, segmentation, polygons=False):
+def save_rois(conn, image_id, segmentation):
     """Attach the ROIs to an image the connection can see; returns the new ROI ids."""
     where = f"Image:{image_id}"
     conn.SERVICE_OPTS.setOmeroGroup(-1)  # look in every group the user belongs to
@@ -76,14 +70,14 @@ def save_rois(conn, image_id, segmentation, polygons=False):
     # Save into the image's own group, where the ROIs must live.
     conn.SERVICE_OPTS.setOmeroGroup(image.getDetails().getGroup().getId())
     update = conn.getUpdateService()
-    rois = omero_rois(segmentation, image_id, polygons)
+    rois = omero_rois(segmentation, image_id)
     roi_ids = []
     for start in range(0, len(rois), SAVE_BATCH):
         roi_ids.extend(update.saveAndReturnIds(rois[start : start + SAVE_BATCH], conn.SERVICE_OPTS))
     return roi_ids
 
 
-def upload(host, port, user, password, image_id, segmentation, polygons=False):
+def upload(host, port, user, password, image_id, segmentation):
     conn = BlitzGateway(user, password, host=host, port=port, secure=True)
     try:
         try:
@@ -92,6 +86,6 @@ def upload(host, port, user, password, image_id, segmentation, polygons=False):
             raise MoveInError(f"{host}:{port}", f"cannot reach the OMERO server ({type(err).__name__})") from err
         if not connected:
             raise MoveInError(f"{host}:{port}", f"cannot log in as {user} (wrong user name or password?)")
-        return save_rois(conn, image_id, segmentation, polygons)
+        return save_rois(conn, image_id, segmentation)
     finally:
         conn.close()

@@ -1,6 +1,7 @@
 """What the host tests look at from outside a host: OMERO.web's pages, the secrets."""
 
 import re
+import subprocess
 from pathlib import Path
 
 import requests
@@ -27,3 +28,25 @@ def stylesheet(page: requests.Response) -> str:
 def secret(secrets_dir: Path, suffix: str) -> str:
     (path,) = secrets_dir.glob(f"*-{suffix}")
     return path.read_text().strip()
+
+
+def curl(host, path: str, *args: str, name: str, scheme: str = "https", ca=None) -> subprocess.CompletedProcess:
+    """curl as a client of the lab would use it: the site's name resolved to the host."""
+    port = 443 if scheme == "https" else 80
+    trust = ["--cacert", str(ca)] if ca else []
+    return subprocess.run(["curl", "-sS", "--max-time", "20", "-D", "-", "-o", "/dev/null",
+                           "--resolve", f"{name}:{port}:{host.address}", *trust, *args,
+                           f"{scheme}://{name}{path}"], capture_output=True, text=True)
+
+
+def headers(result: subprocess.CompletedProcess) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for line in result.stdout.splitlines()[1:]:
+        key, _, value = line.partition(":")
+        if value:
+            found.setdefault(key.strip().lower(), []).append(value.strip())
+    return found
+
+
+def status(result: subprocess.CompletedProcess) -> int:
+    return int(result.stdout.split()[1])

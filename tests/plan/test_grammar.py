@@ -96,6 +96,17 @@ GOOD_OPTIONS = [
                                          LocalFile("b/proxy-ca.crt", CERTIFICATE * 2)]),
     good("omero_py_version", "5.24.0"),
     good("omero_web_version", "10.0.12"),
+    good("omero_web_apps", ["omero-figure", "omero-iviewer", "omero-parade", "omero-mapr"]),
+    good("omero_web_apps", ("omero-figure==7.2.0",)),
+    good("omero_nginx_tls", "self-signed", omero_nginx_https_listen="[::]:8443"),
+    good("omero_nginx_tls", "acme", omero_nginx_listen=8080, omero_nginx_https_listen=443),
+    good("omero_nginx_https_listen", "10.0.0.5:443", omero_nginx_listen="10.0.0.6:443", omero_nginx_tls="acme"),
+    good("omero_nginx_https_listen", 80),  # HTTPS off: not listened on
+    good("omero_nginx_client_max_body_size", "2G"),
+    good("omero_nginx_client_max_body_size", "512k"),
+    good("omero_web_request_timeout", 3600),
+    good("omero_nginx_tls_renew_days", 365),
+    good("omero_nginx_hsts", False),
 ]
 
 
@@ -237,7 +248,7 @@ def test_nginx_reached_from_its_host(listen, url):
 
 
 def test_the_platforms_nginx_user_is_refused():
-    apache_like = Platform("Example 1", "rhel", "python3", 16, 17, "httpd")
+    apache_like = Platform("Example 1", "rhel", "python3", 16, 17, "httpd", (1, 20))
     with pytest.raises(OmeroOptionError, match="option omero_web_user .*'httpd' is nginx's user on Example 1"):
         settings.parse_options({**DEFAULTS, "omero_web_user": "httpd"}, apache_like, "web")
 
@@ -293,3 +304,51 @@ def test_the_table_says_what_the_deploy_says(deploy, tmp_path, monkeypatch, opti
     with pytest.raises(OmeroOptionError) as caught:
         deploy({"aio": (ALL_ROLES, {option: value})}, execute=False)
     assert str(caught.value).replace("@fake/aio", DOC_HOST) == message
+
+
+@pytest.mark.parametrize(("certificate_names", "name", "covered"), [
+    (["omero.lab.org"], "omero.lab.org", True),
+    (["*.lab.org"], "omero.lab.org", True),
+    (["*.lab.org"], "lab.org", False),  # a wildcard stands for one label, not none
+    (["*.lab.org"], "a.omero.lab.org", False),  # nor two
+    (["*.lab.org"], "*.lab.org", True),
+    (["omero.lab.org"], "*.lab.org", False),
+    (["10.0.0.5"], "10.0.0.5", True),
+    (["*.0.0.5"], "10.0.0.5", True),  # sorted out by the grammar: server names are names or IPv4
+    ([], "omero.lab.org", False),
+])
+def test_certificate_covers(certificate_names, name, covered):
+    assert settings._covers(certificate_names, name) == covered
+
+
+def _web_settings(**data):
+    host = SimpleNamespace(name="web", data=SimpleNamespace(dict=lambda: data, get=data.get), groups=["omero_web"])
+    inventory = SimpleNamespace(get_group=lambda group, default: default)
+    return settings.load(host, inventory, UBUNTU, pid1="systemd")
+
+
+@pytest.mark.parametrize(("data", "command"), [
+    ({}, "curl -gfsk -o /dev/null http://127.0.0.1:80/x"),
+    ({"omero_nginx_server_name": "omero.lab _"}, "curl -gfsk -o /dev/null http://127.0.0.1:80/x"),
+    ({"omero_nginx_server_name": "omero.lab"},
+     "curl -gfsk -o /dev/null --resolve omero.lab:80:127.0.0.1 http://omero.lab:80/x"),
+    ({"omero_nginx_server_name": "*.lab", "omero_nginx_tls": "self-signed", "omero_nginx_https_listen": "[::]:8443"},
+     "curl -gfsk -o /dev/null --resolve 'check.lab:8443:[::1]' https://check.lab:8443/x"),
+    ({"omero_nginx_tls": "acme", "omero_nginx_https_listen": "10.0.0.5:443"},
+     "curl -gfsk -o /dev/null https://10.0.0.5:443/x"),
+])
+def test_nginx_checked_from_its_host_as_a_browser_would(data, command):
+    assert _web_settings(**data).nginx_check("/x") == command
+
+
+@pytest.mark.parametrize(("data", "allowed", "origins"), [
+    ({}, ("*",), ()),
+    ({"omero_nginx_server_name": "omero.lab *.omero.lab"}, ("omero.lab", ".omero.lab"),
+     ("http://omero.lab", "http://*.omero.lab")),
+    ({"omero_nginx_server_name": "omero.lab _", "omero_nginx_tls": "self-signed"}, ("*",), ("https://omero.lab",)),
+    ({"omero_nginx_server_name": "omero.lab", "omero_nginx_tls": "acme", "omero_nginx_https_listen": 8443},
+     ("omero.lab",), ("https://omero.lab:8443",)),
+])
+def test_omero_web_hosts_and_origins(data, allowed, origins):
+    parsed = _web_settings(**data)
+    assert (parsed.web_allowed_hosts, parsed.site_origins) == (allowed, origins)

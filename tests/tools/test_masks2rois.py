@@ -6,7 +6,7 @@ import pytest
 import tifffile
 from ome_types import from_xml
 
-from omero_movein import masks2rois, png2tiff
+from omero_movein import masks2rois, png2tiff, rois
 from omero_movein.errors import MoveInError
 
 from .movein_data import SHAPE, decode_mask, tracked_cells, write_masks, write_position
@@ -35,7 +35,7 @@ def test_cells_in_frame_matches_a_per_label_search():
     rng = np.random.default_rng(7)
     labels = rng.choice(np.array([0, 0, 0, 1, 2, 9, 300, 65535], dtype=np.uint16), size=(50, 70))
 
-    found = {label: (x, y, mask) for label, x, y, mask in masks2rois.cells_in_frame(labels)}
+    found = {label: (x, y, mask) for label, x, y, mask in rois.cells_in_frame(labels)}
 
     assert sorted(found) == [1, 2, 9, 300, 65535]
     for label, (x, y, mask) in found.items():
@@ -118,9 +118,22 @@ def test_frame_and_z_from_a_custom_pattern(tmp_path):
         for z in range(2):
             iio.imwrite(folder / f"seg_z{z}_t{t}.png", labels)
 
-    segmentation = masks2rois.segment(folder, r"seg_z(?P<z>\d+)_t(?P<t>\d+)\.png")
+    segmentation = rois.segment(folder, r"seg_z(?P<z>\d+)_t(?P<t>\d+)\.png")
 
     assert sorted((shape.t, shape.z) for shape in segmentation.tracks[3]) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+
+
+def test_masks_named_like_micro_manager_2_planes(tmp_path):
+    masks = tracked_cells(frames=3)
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    for t, labels in enumerate(masks):
+        # The number before the extension is z here, not the frame: the naming must be recognised.
+        iio.imwrite(folder / f"img_channel000_position000_time{t:09d}_z001.png", labels)
+
+    segmentation = rois.segment(folder)
+
+    assert [(shape.t, shape.z) for shape in segmentation.tracks[3]] == [(0, 1), (1, 1), (2, 1)]
 
 
 def run_expecting_error(capsys, *argv):

@@ -1,5 +1,6 @@
 import subprocess
 import sys
+import threading
 import tracemalloc
 from pathlib import Path
 
@@ -12,7 +13,15 @@ from ome_types import from_xml
 from omero_movein import png2tiff
 from omero_movein.errors import MoveInError
 
-from .movein_data import CHANNELS, POSITIONS, SHAPE, plane_file, write_position
+from .movein_data import (
+    CHANNELS,
+    POSITIONS,
+    SHAPE,
+    mm2_plane_file,
+    plane_file,
+    write_mm_metadata,
+    write_position,
+)
 
 pytestmark = pytest.mark.tools
 
@@ -146,7 +155,10 @@ def test_dry_run_prints_what_it_inferred_and_writes_nothing(lab_tree, tmp_path, 
 
     printed = capsys.readouterr().out
     assert (
-        printed.count("X=40 Y=24 Z=2 C=3 T=3 uint16; channels: DAPI, GFP, mCherry (18 planes, 1 other files ignored)")
+        printed.count(
+            "names: Micro-Manager 1.4; X=40 Y=24 Z=2 C=3 T=3 uint16; "
+            "channels: DAPI, GFP, mCherry from file names (18 planes, 1 other files ignored)"
+        )
         == 3
     )
     assert f"alice/2019-05-01/pos02 -> {tmp_path / 'out' / 'alice/2019-05-01/pos02.ome.tif'}" in printed
@@ -159,13 +171,107 @@ def test_planes_are_streamed_not_held_in_memory(tmp_path):
 
     tracemalloc.start()
     try:
-        png2tiff.convert_position(tmp_path / "pos", tmp_path / "pos.ome.tif", "pos", png2tiff.Options())
+        [position] = png2tiff.find_positions(tmp_path / "pos")
+        png2tiff.convert_position(position, tmp_path / "pos.ome.tif", "pos", png2tiff.Options(jobs=2))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
 
     assert (tmp_path / "pos.ome.tif").stat().st_size > series_bytes
     assert peak < series_bytes / 4
+
+
+def test_micro_manager_2_position_folders_convert_without_a_pattern(tmp_path, capsys):
+    root = tmp_path / "acq_1"
+    planes = {}
+    for position in (0, 1):
+        folder = root / f"Pos{position}"
+        planes[position] = write_position(
+            folder, channels=("0", "1"), size_t=2, name=mm2_plane_file(position), seed=position
+        )
+        write_mm_metadata(folder, ["DAPI", "GFP"])
+
+    assert png2tiff.main([str(root), str(tmp_path / "out"), "--dry-run"]) == 0
+    assert (
+        capsys.readouterr().out.count(
+            "names: Micro-Manager 2.0; X=40 Y=24 Z=2 C=2 T=2 uint16; channels: DAPI, GFP from metadata.txt "
+            "(8 planes, 1 other files ignored)"
+        )
+        == 2
+    )
+
+    assert png2tiff.main([str(root), str(tmp_path / "out")]) == 0
+
+    assert leftovers(tmp_path / "out") == ["Pos0.ome.tif", "Pos1.ome.tif"]
+    for position in (0, 1):
+        pages, ome = read_back(tmp_path / "out" / f"Pos{position}.ome.tif")  # the tree under acq_1, mirrored
+        assert_same_planes(pages, xyzct(planes[position], channels=("0", "1")))
+        assert [channel.name for channel in ome.images[0].pixels.channels] == ["DAPI", "GFP"]
+        assert ome.images[0].name == f"Pos{position}"
+
+
+def test_micro_manager_2_positions_in_one_folder_become_one_image_each(tmp_path):
+    folder = tmp_path / "acq"
+    planes = {position: write_position(folder, size_t=2, channels=("0", "1", "2"), name=mm2_plane_file(position),
+                                       seed=position) for position in (0, 3)}  # fmt: skip
+
+    assert png2tiff.main([str(folder), str(tmp_path / "out")]) == 0
+
+    for position in (0, 3):
+        pages, ome = read_back(tmp_path / "out" / "acq" / f"Pos{position}.ome.tif")
+        assert_same_planes(pages, xyzct(planes[position], channels=("0", "1", "2")))
+        assert ome.images[0].name == f"acq/Pos{position}"
+        # No metadata.txt naming them: the numbers are the names.
+        assert [channel.name for channel in ome.images[0].pixels.channels] == ["0", "1", "2"]
+
+
+def test_micro_manager_1_4_channels_in_the_metadata_files_order(tmp_path, capsys):
+    planes = write_position(tmp_path / "pos", size_t=1)
+    write_mm_metadata(tmp_path / "pos", ["mCherry", "DAPI", "GFP"])
+
+    assert png2tiff.main([str(tmp_path / "pos"), str(tmp_path / "pos.ome.tif")]) == 0
+
+    pages, ome = read_back(tmp_path / "pos.ome.tif")
+    assert_same_planes(pages, xyzct(planes, channels=("mCherry", "DAPI", "GFP")))
+    assert [channel.name for channel in ome.images[0].pixels.channels] == ["mCherry", "DAPI", "GFP"]
+
+
+def test_a_broken_metadata_file_leaves_the_names_to_the_file_names(tmp_path, capsys):
+    write_position(tmp_path / "pos", channels=("0", "1"), size_t=1, name=mm2_plane_file())
+    (tmp_path / "pos" / "metadata.txt").write_text('{"Summary": {"ChNames": ["DAPI", ')  # cut short
+
+    assert png2tiff.main([str(tmp_path / "pos"), str(tmp_path / "out"), "--dry-run"]) == 0
+
+    assert "channels: 0, 1 from file names" in capsys.readouterr().out
+
+
+def test_both_micro_manager_namings_in_one_folder_need_a_pattern(tmp_path, capsys):
+    write_position(tmp_path / "pos", size_t=1, size_z=1)
+    write_position(tmp_path / "pos", channels=("0",), size_t=1, size_z=1, name=mm2_plane_file())
+
+    assert png2tiff.main([str(tmp_path / "pos"), str(tmp_path / "out")]) == 2
+
+    assert (
+        f"error: {tmp_path / 'pos'}: file names of both Micro-Manager 2.0 and Micro-Manager 1.4; "
+        "give --pattern to choose" in capsys.readouterr().err
+    )
+
+
+def test_planes_are_decoded_by_several_threads_at_once(tmp_path, monkeypatch):
+    planes = write_position(tmp_path / "pos", size_t=2)
+    # Each decode waits until another thread is decoding too: one decoder alone would break the barrier.
+    together = threading.Barrier(2, timeout=10)
+    decode = png2tiff.read_plane
+
+    def decode_beside_another(path, shape, dtype):
+        together.wait()
+        return decode(path, shape, dtype)
+
+    monkeypatch.setattr(png2tiff, "read_plane", decode_beside_another)
+
+    assert png2tiff.main([str(tmp_path / "pos"), str(tmp_path / "pos.ome.tif"), "--jobs", "2"]) == 0
+
+    assert_same_planes(read_back(tmp_path / "pos.ome.tif")[0], xyzct(planes))
 
 
 # Bad input: each fails with exit code 2 and "error: <file>: <problem>", and leaves no output.
@@ -316,11 +422,12 @@ def test_bad_position_in_a_tree_fails_alone(lab_tree, tmp_path, capsys):
 
 def test_scan_reports_a_non_numeric_t(tmp_path):
     write_position(tmp_path / "pos", size_t=1, size_z=1)
-    pattern = png2tiff.compile_pattern(r"img_(?P<t>\w+)_(?P<c>.+)_(?P<z>\d+)\.png")
+    pattern = r"img_(?P<t>\w+)_(?P<c>.+)_(?P<z>\d+)\.png"
+    [position] = png2tiff.find_positions(tmp_path / "pos", pattern)
     (tmp_path / "pos" / "img_first_DAPI_000.png").touch()
 
-    with pytest.raises(MoveInError, match="t='first' from the pattern is not a number"):
-        png2tiff.scan_position(tmp_path / "pos", pattern)
+    with pytest.raises(MoveInError, match="t='first' from the file name is not a number"):
+        png2tiff.scan_position(position)
 
 
 def test_command_line_exit_code_and_message(tmp_path):

@@ -6,14 +6,14 @@ import socket
 import numpy as np
 import pytest
 
-from .movein_data import SHAPE, tracked_cells, write_masks
+from .movein_data import DRAWN, SHAPE, drawn_masks, mask_rows, parse_points, tracked_cells, write_masks
 
 pytest.importorskip("omero.gateway", reason="omero-py (with IcePy, zeroc-ice 3.6.5) is not installed")
 
 from omero.gateway import ServiceOptsDict  # noqa: E402
 from omero.model import MaskI, PolygonI  # noqa: E402
 
-from omero_movein import masks2rois, upload  # noqa: E402
+from omero_movein import masks2rois, rois, upload  # noqa: E402
 from omero_movein.errors import MoveInError  # noqa: E402
 
 pytestmark = pytest.mark.tools
@@ -24,7 +24,7 @@ TRACKS = {3: [0, 1, 2, 3], 5: [0, 1, 2, 3], 12: [1, 2, 3], 40000: [0, 2]}
 @pytest.fixture
 def segmentation(tmp_path):
     masks = tracked_cells()
-    return masks, masks2rois.segment(write_masks(tmp_path / "masks", masks), the_c=2)
+    return masks, rois.segment(write_masks(tmp_path / "masks", masks), the_c=2, outlines=True)
 
 
 def unpack(mask):
@@ -36,10 +36,10 @@ def unpack(mask):
 def test_omero_rois_hold_every_cell_on_every_frame(segmentation):
     masks, cells = segmentation
 
-    rois = upload.omero_rois(cells, image_id=51, polygons=True)
+    omero_rois = upload.omero_rois(cells, image_id=51)
 
-    assert [roi.getName().getValue() for roi in rois] == [f"track {track}" for track in TRACKS]
-    for roi, (track, frames) in zip(rois, TRACKS.items(), strict=True):
+    assert [roi.getName().getValue() for roi in omero_rois] == [f"track {track}" for track in TRACKS]
+    for roi, (track, frames) in zip(omero_rois, TRACKS.items(), strict=True):
         assert roi.getImage().getId().getValue() == 51
         assert roi.getId() is None  # new, for the server to save
         mask_shapes = [shape for shape in roi.copyShapes() if isinstance(shape, MaskI)]
@@ -61,9 +61,36 @@ def test_omero_rois_hold_every_cell_on_every_frame(segmentation):
             assert len(points) >= 4 and all(len(point.split(",")) == 2 for point in points)
 
 
-def test_omero_color_packs_rgba_into_a_signed_int():
-    assert upload.omero_color(255, 0, 0, 255) == -16776961  # 0xFF0000FF as a Java int
-    assert upload.omero_color(0, 255, 0, 128) == 0x00FF0080
+def test_omero_shapes_match_the_drawn_cells_at_exact_coordinates(tmp_path):
+    segmentation = rois.segment(write_masks(tmp_path / "masks", drawn_masks()), outlines=True)
+
+    omero_rois = upload.omero_rois(segmentation, image_id=51)
+
+    colors = {}
+    for roi in omero_rois:
+        track = int(roi.getName().getValue().removeprefix("track "))
+        frames = DRAWN[track]
+        shapes = roi.copyShapes()
+        masks = {shape.getTheT().getValue(): shape for shape in shapes if isinstance(shape, MaskI)}
+        polygons = {shape.getTheT().getValue(): shape for shape in shapes if isinstance(shape, PolygonI)}
+        assert sorted(masks) == sorted(polygons) == sorted(frames)
+        for t, (_, box, rows, outline) in frames.items():
+            mask = masks[t]
+            written_box = (mask.getX(), mask.getY(), mask.getWidth(), mask.getHeight())
+            assert tuple(value.getValue() for value in written_box) == box
+            np.testing.assert_array_equal(unpack(mask), mask_rows(rows))
+            assert parse_points(polygons[t].getPoints().getValue()) == [(float(x), float(y)) for x, y in outline]
+        shape_colors = {shape.getFillColor().getValue() for shape in masks.values()}
+        shape_colors |= {shape.getStrokeColor().getValue() for shape in polygons.values()}
+        assert len(shape_colors) == 1, f"track {track} has several colours"
+        colors[track] = shape_colors.pop()
+    assert sorted(colors) == sorted(DRAWN)
+    assert len(set(colors.values())) == len(DRAWN)
+
+
+def test_colors_are_packed_into_a_signed_int():
+    assert rois.signed_rgba(255, 0, 0, 255) == -16776961  # 0xFF0000FF as a Java int
+    assert rois.signed_rgba(0, 255, 0, 128) == 0x00FF0080
 
 
 class FakeImage:

@@ -1,6 +1,8 @@
 """Our facts, table-driven: the command each sends (quoting included) and the value it
 makes of what the host answers."""
 
+from datetime import datetime, timezone
+
 import pytest
 
 from facts import omero as facts
@@ -50,6 +52,13 @@ COMMANDS = [
                  "[ -e \"$f\" ] || continue; if [ ! -e '/var/lib/omero deploy/stamp' ] || "
                  "[ -n \"$(find \"$f\" -maxdepth 0 -newer '/var/lib/omero deploy/stamp')\" ]; "
                  "then echo \"$f\"; fi; done; true", id="ChangedSince"),
+    pytest.param(facts.HostAddresses, {}, "hostname -I 2>/dev/null || true", id="HostAddresses"),
+    pytest.param(facts.TlsCertificate, {"certificate": "/etc/my tls/site.crt", "key": "/etc/my tls/site.key"},
+                 "[ -r '/etc/my tls/site.crt' ] && [ -r '/etc/my tls/site.key' ] && command -v openssl >/dev/null "
+                 "|| exit 0; openssl x509 -in '/etc/my tls/site.crt' -noout -enddate -ext subjectAltName "
+                 "2>/dev/null || exit 0; a=$(openssl x509 -in '/etc/my tls/site.crt' -noout -pubkey 2>/dev/null "
+                 "| sha256sum); b=$(openssl pkey -in '/etc/my tls/site.key' -pubout 2>/dev/null | sha256sum); "
+                 "if [ \"$a\" = \"$b\" ]; then echo key=match; else echo key=mismatch; fi", id="TlsCertificate"),
     pytest.param(facts.BackupRepositoriesPresent, {"program": "/usr/local/sbin/omero backup"},
                  "if [ -x '/usr/local/sbin/omero backup' ]; then '/usr/local/sbin/omero backup' present; fi",
                  id="BackupRepositoriesPresent"),
@@ -169,6 +178,20 @@ PROCESS = [
     (facts.ChangedSince, [], []),
     (facts.ChangedSince, ["/etc/nginx/conf.d/omero-web.conf\n", "  ", "/opt/omero/web/config/a b.omero "],
      ["/etc/nginx/conf.d/omero-web.conf", "/opt/omero/web/config/a b.omero"]),
+    # HostAddresses: normalised; anything else hostname might print is not an address
+    (facts.HostAddresses, ["10.89.64.12 FD00:0:0::5 "], ["10.89.64.12", "fd00::5"]),
+    (facts.HostAddresses, ["hostname: invalid option -- 'I'"], []),
+    (facts.HostAddresses, [], []),
+    # TlsCertificate
+    (facts.TlsCertificate, [], None),
+    (facts.TlsCertificate, ["key=match"], None),
+    (facts.TlsCertificate, ["notAfter=Dec 27 10:00:00 2027 GMT", "X509v3 Subject Alternative Name: ",
+                            "    DNS:omero.test, IP Address:10.0.0.5, IP Address:FD00:0:0:0:0:0:0:5, DNS:a.test",
+                            "key=match"],
+     {"not_after": datetime(2027, 12, 27, 10, 0, tzinfo=timezone.utc),
+      "names": ["10.0.0.5", "a.test", "fd00::5", "omero.test"], "key_matches": True}),
+    (facts.TlsCertificate, ["notAfter=Jan  2 03:04:05 2027 GMT", "No extensions in certificate", "key=mismatch"],
+     {"not_after": datetime(2027, 1, 2, 3, 4, 5, tzinfo=timezone.utc), "names": [], "key_matches": False}),
 ]
 
 

@@ -2,6 +2,7 @@
 answers go in, the commands it would be sent (or the no-op it reports) come out."""
 
 import re
+from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
 import pytest
@@ -469,6 +470,52 @@ def test_dnf_repo_enabled(run_op, listed, commands, noops):
     assert run.fact_calls == [("Command", {"command": "dnf repolist --enabled -q crb 2>/dev/null || true"})]
     assert run.commands == commands
     assert run.noops == noops
+
+
+# -- self_signed_certificate ------------------------------------------------------------------
+NOW = datetime.now(timezone.utc)
+NAMES = ["omero.test", "10.0.0.5"]
+
+
+def _certificate(days_left: int, names=("10.0.0.5", "omero.test"), key_matches=True) -> dict:
+    return {"not_after": NOW + timedelta(days=days_left), "names": sorted(names), "key_matches": key_matches}
+
+
+@pytest.mark.parametrize(("current", "elsewhere", "reason"), [
+    pytest.param(None, False, "there is none", id="none"),
+    pytest.param(None, True, "there is none", id="none, ACME"),
+    pytest.param(_certificate(300, key_matches=False), False, "its key does not match", id="mismatched pair"),
+    pytest.param(_certificate(300, key_matches=False), True, "its key does not match", id="mismatched, ACME"),
+    pytest.param(_certificate(29), False, "it expires on", id="within the renewal window"),
+    pytest.param(_certificate(29), True, None, id="expiring, ACME renews it"),
+    pytest.param(_certificate(31), False, None, id="outside the window"),
+    pytest.param(_certificate(300, names=("omero.test",)), False, "it is for omero.test", id="an address fewer"),
+    pytest.param(_certificate(300, names=("omero.test", "10.0.0.5", "x.test")), False, "it is for",
+                 id="a name more"),
+    pytest.param(_certificate(300, names=()), False, "it is for no name", id="no names"),
+    pytest.param(_certificate(300, names=()), True, None, id="any names, ACME"),
+])
+def test_certificate_due(current, elsewhere, reason):
+    due = ops.certificate_due(current, NAMES, 30, NOW, renewed_elsewhere=elsewhere)
+    assert (due is None) == (reason is None) and (reason is None or due.startswith(reason)), due
+
+
+def test_self_signed_certificate_made_beside_then_renamed(run_op):
+    run = run_op(ops.self_signed_certificate, {"TlsCertificate": None}, "/etc/tls/site.crt", "/etc/tls/site.key",
+                 ["omero.test", "10.0.0.5", "fd00::5"], 30, 397)
+    made, chmod, key, certificate = run.commands
+    assert made.startswith("(umask 077 && openssl req -x509 -newkey ec ")
+    assert "-days 397 -subj /CN=omero.test -addext subjectAltName=DNS:omero.test,IP:10.0.0.5,IP:fd00::5 " in made
+    assert "-keyout /etc/tls/site.key.new -out /etc/tls/site.crt.new" in made
+    assert (chmod, key, certificate) == ("chmod 644 /etc/tls/site.crt.new",
+                                         "mv -f /etc/tls/site.key.new /etc/tls/site.key",
+                                         "mv -f /etc/tls/site.crt.new /etc/tls/site.crt")
+
+
+def test_self_signed_certificate_kept_while_valid(run_op):
+    run = run_op(ops.self_signed_certificate, {"TlsCertificate": _certificate(100)}, "/etc/tls/site.crt",
+                 "/etc/tls/site.key", NAMES, 30, 397)
+    assert run.commands == [] and run.noops[0].startswith("/etc/tls/site.crt is valid until")
 
 
 # -- backup_repositories --------------------------------------------------------------------
