@@ -239,7 +239,7 @@ def test_schedule_loop_for_hosts_without_systemd_runs_backups_when_due(site):
     aio, _ = site
     before = status(aio)["backup"]["last_success"]
     # What supervisord runs where systemd is not PID 1; the test's schedule: every minute.
-    loop = aio.run("timeout 90 /usr/local/sbin/omero-backup schedule", check=False)
+    loop = aio.run("timeout 80 /usr/local/sbin/omero-backup schedule", check=False)
     assert loop.returncode == 124, loop.stdout + loop.stderr  # still looping when stopped
     assert "next: check at" in loop.stdout and "run exited with 0" in loop.stdout
     assert status(aio)["backup"]["last_success"] > before
