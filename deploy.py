@@ -2,13 +2,14 @@
 
 A host gets what its groups say: omero_database (PostgreSQL), omero_server
 (OMERO.server), omero_web (OMERO.web behind nginx); one host in all three is the
-all-in-one install. Every option is validated for every host before anything changes.
+all-in-one install. A host in omero_backup keeps the others' backups (docs/backup.md).
+Every option is validated for every host before anything changes.
 """
 
 from pyinfra import host, inventory
 from pyinfra.facts.server import LinuxDistribution
 
-from deploys import database, nginx, platform, prerequisites, server, settings, web
+from deploys import backup, database, nginx, platform, prerequisites, server, settings, web
 from facts.omero import InitSystem
 
 config = settings.load(
@@ -19,12 +20,19 @@ config = settings.load(
 )
 
 prerequisites.install(config)
+# The backup host is ready before any OMERO host creates its repository there.
+if settings.BACKUP in host.groups:
+    backup.target(config)
 # Start order across the inventory: PostgreSQL ready, then OMERO.server accepting
 # connections, then OMERO.web, then nginx (pyinfra runs operations in this order).
 if settings.DATABASE in config.roles:
     database.deploy(config)
+# Backups are configured before the server: an upgrade keeps its dump in the repositories.
+backup_sources = backup.configure(config, host.name) if config.backs_up else []
 if settings.SERVER in config.roles:
     server.deploy(config)
 if settings.WEB in config.roles:
     web.deploy(config, host)
     nginx.deploy(config)
+if config.backs_up:
+    backup.schedule(config, backup_sources)

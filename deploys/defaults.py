@@ -160,6 +160,33 @@ OPTIONS: tuple[Option, ...] = (
            "annotations). An app taken out of the list is uninstalled and unregistered; "
            "OMERO.figure's PDF export script and its packages go on omero_server hosts.",
            example=["omero-figure", "omero-iviewer"]),
+    # -- backups (hosts in omero_database or omero_server; docs/backup.md) ----------------
+    Option("omero_backup_local_dir", None,
+           "A restic repository on the host itself (best on another disk). Backups run when "
+           "this is set or the inventory has an `omero_backup` host; both: into each.",
+           example="/srv/omero-backup"),
+    Option("omero_backup_remote_dir", "/srv/omero-backup",
+           "On the `omero_backup` host: where each OMERO host's repository is kept "
+           "(`<dir>/<inventory name>`), reached over SFTP."),
+    Option("omero_backup_user", "omero-backup",
+           "On the `omero_backup` host: the account OMERO hosts log in as (SFTP only, each "
+           "with a key of its own)."),
+    Option("omero_backup_password", None,
+           "Password of the host's backup repositories. Unset: `$OMERO_BACKUP_PASSWORD`, else "
+           "generated like `omero_db_password` (keep `omero_secrets_dir` safe: without it no "
+           "backup can be read)."),
+    Option("omero_backup_schedule", "02:30",
+           "When backups run: `HH:MM` (daily), `Mon HH:MM` (weekly) or `every 30m` / "
+           "`every 6h` (host time)."),
+    Option("omero_backup_check_schedule", "Sun 04:30",
+           "When the repositories are checked (`restic check`); same forms as "
+           "`omero_backup_schedule`."),
+    Option("omero_backup_check_read_data", 10,
+           "Percent of the backed-up data each check reads back and verifies (0: structure "
+           "only, 100: everything)."),
+    Option("omero_backup_keep", {"daily": 7, "weekly": 5, "monthly": 12},
+           "How many daily, weekly and monthly backups to keep (`restic forget --keep-*`); "
+           "snapshots taken before an upgrade are kept until removed by hand."),
 )
 
 DEFAULTS: dict[str, Any] = {option.name: option.default for option in OPTIONS}

@@ -19,6 +19,7 @@ from pyinfra.facts.server import Command
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
 from facts.omero import (
+    BackupRepositoriesPresent,
     ChangedSince,
     FirstFile,
     OmeroSchemaVersion,
@@ -148,10 +149,11 @@ def supervised(program: str, conf: str, restart_sources: list[str], stamp: str):
 
 
 @operation()
-def systemd_running(service: str, restart_sources: list[str], stamp: str):
-    """``service`` enabled and active, started after the last change to any of
-    ``restart_sources`` (``stamp`` records when the deploy last started it)."""
-    unit = f"{service}.service"
+def systemd_running(service: str, restart_sources: list[str], stamp: str, kind: str = "service"):
+    """The unit ``service``.``kind`` (a service, a timer) enabled and active, started after
+    the last change to any of ``restart_sources`` (``stamp`` records when the deploy last
+    started it)."""
+    unit = f"{service}.{kind}"
     enabled = host.get_fact(SystemdEnabled).get(unit)
     if not enabled:
         yield f"systemctl enable {unit}"
@@ -223,9 +225,10 @@ def omero_schema(omero: str, omerodir: str, db: dict, script_dir: str, root_pass
 
 @operation()
 def stop_and_dump_before_upgrade(symlink: str, version: str, stop: str, user: str, dump_dir: str,
-                                 db: dict):
+                                 db: dict, backup_program: str | None = None):
     """When ``symlink`` points at another OMERO.server version than ``version``: stop that
-    server and dump the database (as ``user``, with its .pgpass) before anything moves."""
+    server and dump the database (as ``user``, with its .pgpass) before anything moves;
+    with ``backup_program``, the dump goes into the host's backup repositories too."""
     installed = host.get_fact(OmeroServerVersion, symlink=symlink)
     if installed in (None, version):
         host.noop(f"OMERO.server {version} is not an upgrade here")
@@ -233,6 +236,8 @@ def stop_and_dump_before_upgrade(symlink: str, version: str, stop: str, user: st
     yield stop
     dump = f"{dump_dir}/{db['name']}-{installed}-before-{version}.pgdump"
     yield f"runuser -u {shlex.quote(user)} -- pg_dump -w -Fc {_connection(db)} -f {shlex.quote(dump)}"
+    if backup_program:
+        yield StringCommand(QuoteString(backup_program), "add", QuoteString(dump))
 
 
 @operation()
@@ -279,6 +284,17 @@ def secret_file(dest: str, content: str, user: str, group: str, mode: str):
     yield StringCommand("chown", QuoteString(f"{user}:{group}"), QuoteString(staged))
     yield StringCommand("chmod", QuoteString(mode), QuoteString(staged))
     yield StringCommand("mv", "-f", QuoteString(staged), QuoteString(dest))
+
+
+@operation()
+def backup_repositories(program: str, names: list[str]):
+    """The backup repositories ``names`` exist (``program init`` creates those missing;
+    it never touches one that exists)."""
+    present = host.get_fact(BackupRepositoriesPresent, program=program)
+    if set(names) <= set(present or ()):
+        host.noop(f"backup repositories {', '.join(names)} exist")
+        return
+    yield StringCommand(QuoteString(program), "init")
 
 
 @operation()

@@ -63,6 +63,14 @@ class Platform:
     def supervisor_package(self) -> str:
         return "supervisor"
 
+    @property
+    def sftp_server(self) -> str:
+        return "/usr/lib/openssh/sftp-server" if self.is_debian else "/usr/libexec/openssh/sftp-server"
+
+    @property
+    def sftp_server_packages(self) -> list[str]:
+        return ["openssh-server", "openssh-sftp-server"] if self.is_debian else ["openssh-server"]
+
     # -- PostgreSQL layout ----------------------------------------------------------------
     @property
     def postgres_data_dir(self) -> str:

@@ -11,10 +11,39 @@ import hmac
 import os
 import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+    load_ssh_private_key,
+)
 
 SCRAM_ITERATIONS = 4096
 _VERIFIER = re.compile(r"^SCRAM-SHA-256\$(\d+):([^$]+)\$([^:]+):(.+)$")
+
+
+def file_name(key: str) -> str:
+    """``key`` (an inventory host name and a suffix) as a plain file name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", key).strip("_")
+
+
+def _kept(secrets_dir: str, key: str, make: Callable[[], str]) -> str:
+    """The secret kept under ``key``, made by ``make()`` and kept (0600) the first time."""
+    directory = Path(secrets_dir).expanduser()
+    path = directory / file_name(key)
+    if path.exists():
+        return path.read_text()
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    value = make()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    return value
 
 
 def resolve(given: str | None, env_var: str, secrets_dir: str, key: str) -> str:
@@ -23,16 +52,19 @@ def resolve(given: str | None, env_var: str, secrets_dir: str, key: str) -> str:
         return given
     if os.environ.get(env_var):
         return os.environ[env_var]
-    directory = Path(secrets_dir).expanduser()
-    path = directory / re.sub(r"[^A-Za-z0-9_.-]+", "_", key).strip("_")
-    if path.exists():
-        return path.read_text().strip()
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    value = secrets.token_urlsafe(24)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(value + "\n")
-    return value
+    return _kept(secrets_dir, key, lambda: secrets.token_urlsafe(24) + "\n").strip()
+
+
+def ssh_key(secrets_dir: str, key: str) -> str:
+    """An Ed25519 private key in OpenSSH's format, generated once and kept like a password."""
+    return _kept(secrets_dir, key, lambda: Ed25519PrivateKey.generate().private_bytes(
+        Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption()).decode())
+
+
+def public_ssh_key(private_key: str, comment: str) -> str:
+    """The authorized_keys form (``ssh-ed25519 AAAA... comment``) of a private key."""
+    public = load_ssh_private_key(private_key.encode(), None).public_key()
+    return f"{public.public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode()} {comment}"
 
 
 def _b64(data: bytes) -> str:

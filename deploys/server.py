@@ -65,6 +65,7 @@ def install(settings) -> list[str]:
         symlink=settings.server_symlink, version=settings.server_version,
         stop=services.stop_command(settings, "omero-server"), user=settings.server_user,
         dump_dir=settings.server_db_dump_dir, db=_db(settings),
+        backup_program=settings.backup_program if settings.backs_up else None,
     )
     zip_path = fetch(settings, settings.server_artifact, settings.server_download_dir)
     # Unzipped beside, then renamed: the versioned directory exists only once complete.

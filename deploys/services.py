@@ -16,7 +16,8 @@ from .operations import secret_file, supervised, systemd_reloaded, systemd_runni
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 # supervisord starts programs in this order when the container boots.
-PRIORITY = {"postgresql": 100, "omero-server": 200, "omero-web": 300, "nginx": 400}
+PRIORITY = {"postgresql": 100, "omero-server": 200, "omero-web": 300, "nginx": 400,
+            "omero-backup-schedule": 500}
 
 
 def template(settings, src: str, dest: str, *, user="root", group="root", mode="644", **context):
@@ -62,8 +63,8 @@ def program(settings, service: str, *, command: str, user: str, environment: dic
                          files=[unit_file])
 
 
-def _unit_file(service: str) -> str:
-    return f"/etc/systemd/system/{service}.service"
+def _unit_file(service: str, kind: str = "service") -> str:
+    return f"/etc/systemd/system/{service}.{kind}"
 
 
 def drop_in(settings, unit: str, name: str, src: str):
@@ -72,6 +73,19 @@ def drop_in(settings, unit: str, name: str, src: str):
     template(settings, src, path)
     systemd_reloaded(name=f"Reload systemd's {unit}", units=[unit], files=[path])
     return path
+
+
+def timer(settings, service: str, schedule: list[str], description: str):
+    """A oneshot ``service`` started by a systemd timer (``schedule``: its [Timer] lines);
+    the timer enabled and running. The service itself is written by the caller."""
+    timer_file = _unit_file(service, "timer")
+    template(settings, "backup/omero-backup.timer.j2", timer_file, schedule=schedule,
+             description=description)
+    systemd_reloaded(name=f"Reload systemd's {service} units",
+                     units=[f"{service}.service", f"{service}.timer"],
+                     files=[_unit_file(service), timer_file])
+    return systemd_running(name=f"Run and enable {service}.timer", service=service, kind="timer",
+                           restart_sources=[timer_file], stamp=settings.stamp(f"{service}-timer-started"))
 
 
 def start(settings, service: str, restart_sources=()):

@@ -36,6 +36,7 @@ from .webapps import APPS, WebApp
 
 DATABASE, SERVER, WEB = "omero_database", "omero_server", "omero_web"
 ROLES = (DATABASE, SERVER, WEB)
+BACKUP = "omero_backup"  # the host keeping the other hosts' backup repositories
 EXAMPLES: dict[str, Any] = {option.name: option.good_value for option in OPTIONS}
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -91,6 +92,10 @@ _URL_CHARS = _ALNUM + "._~:/@%+-[]"
 # Artifact URLs are only ever quoted: RFC 3986's characters but quotes.
 _ARTIFACT_URL_CHARS = _ALNUM + "-._~:/?#[]@!$&()*+,;=%"
 _CONFIG_KEY = re.compile(r"omero\.[A-Za-z0-9_.]+")
+# Backup schedules: daily `HH:MM`, weekly `Mon HH:MM`, or an interval `every 30m` / `every 6h`.
+_SCHEDULE = re.compile(r"(?:(Mon|Tue|Wed|Thu|Fri|Sat|Sun) )?([01][0-9]|2[0-3]):([0-5][0-9])"
+                       r"|every ([1-9][0-9]{0,3})([mh])")
+_KEEP = ("daily", "weekly", "monthly")
 
 
 class _Bad(ValueError):
@@ -335,6 +340,41 @@ def _config(value: Any) -> dict[str, str]:
     return parsed
 
 
+def _schedule(value: Any) -> str:
+    text = _text(value)
+    if not _SCHEDULE.fullmatch(text):
+        raise _Bad(f"{text!r} is not a schedule: HH:MM (daily), Mon HH:MM (weekly, days Mon..Sun), "
+                   "every <N>m or every <N>h")
+    return text
+
+
+def timer_lines(schedule: str) -> list[str]:
+    """A schedule (already parsed) as the [Timer] lines of a systemd timer."""
+    day, hour, minute, every, unit = _SCHEDULE.fullmatch(schedule).groups()
+    if every:
+        span = f"{every}{'min' if unit == 'm' else 'h'}"
+        return [f"OnActiveSec={span}", f"OnUnitActiveSec={span}"]
+    # Persistent: a run missed while the host was off happens at the next boot.
+    return [f"OnCalendar={day + ' ' if day else ''}*-*-* {hour}:{minute}:00", "Persistent=true"]
+
+
+def _keep(value: Any) -> dict[str, int]:
+    if not isinstance(value, dict) or set(value) - set(_KEEP):
+        raise _Bad(f"must be a mapping with keys among {', '.join(_KEEP)}, not {value!r}")
+    for key, count in value.items():
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise _Bad(f"{key} must be a whole number 0 or more, not {count!r}")
+    if not any(value.values()):
+        raise _Bad("keeps no backup at all; give at least one count above 0")
+    return {key: value.get(key, 0) for key in _KEEP}
+
+
+def _percent(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+        raise _Bad(f"must be a whole number of percent, 0 to 100, not {value!r}")
+    return value
+
+
 def _ca_files(value: Any) -> tuple[str, ...]:
     if not isinstance(value, (list, tuple)) or not all(isinstance(path, str) for path in value):
         raise _Bad("must be a list of file paths")
@@ -439,6 +479,14 @@ _GRAMMARS: dict[str, Callable[[Any], Any]] = {
     "omero_nginx_https_listen": lambda value: _endpoint(value, need_address=False),
     "omero_nginx_hsts": _one_of(True, False),
     "omero_web_apps": _web_apps,
+    "omero_backup_local_dir": _optional(_path),
+    "omero_backup_remote_dir": _path,
+    "omero_backup_user": _account,
+    "omero_backup_password": _optional(_text),
+    "omero_backup_schedule": _schedule,
+    "omero_backup_check_schedule": _schedule,
+    "omero_backup_check_read_data": _percent,
+    "omero_backup_keep": _keep,
 }
 
 
@@ -534,6 +582,13 @@ class Settings:
     icepy_wheel: Artifact | None = None
     db_password: str | None = None
     root_password: str | None = None
+    # Backups: on hosts of omero_database or omero_server with a repository somewhere.
+    backup_repositories: tuple[tuple[str, str], ...] = ()  # (name, restic repository)
+    backup_password: str | None = None
+    backup_ssh_key: str | None = None  # private key (OpenSSH) for the omero_backup host
+    backup_remote: tuple[str, str] | None = None  # (address, user) of the omero_backup host
+    # On the omero_backup host: (repository directory name, public key) of each OMERO host.
+    backup_clients: tuple[tuple[str, str], ...] = ()
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -678,6 +733,57 @@ class Settings:
         return f"check{name[1:]}" if name.startswith("*.") else name
 
     @property
+    def backs_up(self) -> bool:
+        return bool(self.backup_repositories)
+
+    @property
+    def backup_config_dir(self) -> str:
+        return "/etc/omero-backup"
+
+    @property
+    def backup_config_file(self) -> str:
+        return f"{self.backup_config_dir}/backup.json"
+
+    @property
+    def backup_password_file(self) -> str:
+        return f"{self.backup_config_dir}/repository.password"
+
+    @property
+    def backup_ssh_key_file(self) -> str:
+        return f"{self.backup_config_dir}/id_ed25519"
+
+    @property
+    def backup_ssh_config(self) -> str:
+        return f"{self.backup_config_dir}/ssh_config"
+
+    @property
+    def backup_state_dir(self) -> str:
+        """status.json (for monitoring), the backup host's known key, scratch space."""
+        return "/var/lib/omero-backup"
+
+    @property
+    def backup_dump_dir(self) -> str:
+        """Where the database dump is written before it goes into the repositories."""
+        return f"{self.backup_state_dir}/dump"
+
+    @property
+    def backup_cache_dir(self) -> str:
+        return "/var/cache/omero-backup"
+
+    @property
+    def backup_program(self) -> str:
+        return "/usr/local/sbin/omero-backup"
+
+    @property
+    def restore_program(self) -> str:
+        return "/usr/local/sbin/omero-restore"
+
+    @property
+    def backup_excludes(self) -> tuple[str, ...]:
+        """What OMERO rebuilds by itself: left out of backups."""
+        return tuple(f"{self.data_dir}/{cache}" for cache in ("BioFormatsCache", "Thumbnails"))
+
+    @property
     def nginx_url(self) -> str:
         """nginx as reached from its host (every address: through 127.0.0.1)."""
         return _local_url(self.nginx_listen_host, self.nginx_listen_port)
@@ -777,6 +883,8 @@ def load(host, inventory, platform: Platform, pid1: str) -> Settings:
             options["omero_db_password"], "OMERO_DB_PASSWORD", options["omero_secrets_dir"],
             f"{database_hosts[0].name}-db-{options['omero_db_user']}"))
 
+    extra.update(_backups(host, inventory, options, roles, check))
+
     manager = options["omero_service_manager"]
     if manager == "auto":
         manager = "systemd" if pid1 == "systemd" else "supervisord"
@@ -804,6 +912,59 @@ def load(host, inventory, platform: Platform, pid1: str) -> Settings:
         tls_mode=tls_mode,
         **extra,
     )
+
+
+SFTP_HOST_ALIAS = "omero-backup-host"  # the omero_backup host in the backup's ssh_config
+
+
+def _backups(host, inventory, options: dict[str, Any], roles: frozenset[str], check) -> dict[str, Any]:
+    """Where this host's backups go and with which credentials; on the omero_backup host,
+    the OMERO hosts it keeps repositories for."""
+    backup_hosts = inventory.get_group(BACKUP, [])
+    if len(backup_hosts) > 1:
+        raise OmeroDeployError(f"group {BACKUP} has {len(backup_hosts)} hosts; give it one")
+    backed_up = roles & {DATABASE, SERVER}
+    if BACKUP in host.groups and backed_up:
+        raise OmeroDeployError(f"host {host.name} is in {BACKUP} and in {', '.join(sorted(backed_up))}: "
+                               "a host cannot hold its own off-host backups")
+    extra: dict[str, Any] = {}
+    if BACKUP in host.groups:
+        clients = {peer.name: peer for group in (DATABASE, SERVER) for peer in inventory.get_group(group, [])}
+        extra["backup_clients"] = tuple(
+            (secrets.file_name(name), secrets.public_ssh_key(_backup_ssh_key(peer), f"omero-backup {name}"))
+            for name, peer in sorted(clients.items()))
+    if not backed_up or not (options["omero_backup_local_dir"] or backup_hosts):
+        return extra
+    repositories = []
+    if options["omero_backup_local_dir"]:
+        repositories.append(("local", options["omero_backup_local_dir"]))
+    if backup_hosts:
+        target = backup_hosts[0]
+        remote = {}
+        for option in ("omero_backup_remote_dir", "omero_backup_user"):
+            try:
+                remote[option] = _GRAMMARS[option](target.data.get(option, DEFAULTS[option]))
+            except _Bad as bad:
+                raise OmeroOptionError(option, str(bad), target.name, EXAMPLES[option]) from None
+        repositories.append(("remote", f"sftp:{SFTP_HOST_ALIAS}:{remote['omero_backup_remote_dir']}/"
+                                       f"{secrets.file_name(host.name)}"))
+        extra["backup_remote"] = (address_of(target), remote["omero_backup_user"])
+        extra["backup_ssh_key"] = _backup_ssh_key(host)
+    extra["backup_repositories"] = tuple(repositories)
+    extra["backup_password"] = check.password("omero_backup_password", secrets.resolve(
+        options["omero_backup_password"], "OMERO_BACKUP_PASSWORD", options["omero_secrets_dir"],
+        f"{host.name}-backup-repository"))
+    return extra
+
+
+def _backup_ssh_key(peer) -> str:
+    """The key ``peer`` logs in to the omero_backup host with, kept in its secrets directory."""
+    option = "omero_secrets_dir"
+    try:
+        secrets_dir = _GRAMMARS[option](peer.data.get(option, DEFAULTS[option]))
+    except _Bad as bad:
+        raise OmeroOptionError(option, str(bad), peer.name, EXAMPLES[option]) from None
+    return secrets.ssh_key(secrets_dir, f"{peer.name}-backup-ssh-key")
 
 
 class _Checker:

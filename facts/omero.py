@@ -227,3 +227,14 @@ class TlsCertificate(_NoneWhenAbsent):
             return None
         found["names"].sort()
         return found
+
+
+class BackupRepositoriesPresent(FactBase):
+    """Names of this host's backup repositories that exist (and can be read), as
+    ``omero-backup present`` finds them; none while the program is not installed yet."""
+
+    def command(self, program: str) -> str:
+        return f"if [ -x {shlex.quote(program)} ]; then {shlex.quote(program)} present; fi"
+
+    def process(self, output) -> list[str]:
+        return [line.strip() for line in output if line.strip()]

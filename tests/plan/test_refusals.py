@@ -50,7 +50,7 @@ def clash(option, data, problem):
 PATH_OPTIONS = ("omero_wheel_dir", "omero_ice_home", "omero_server_basedir", "omero_data_dir",
                 "omero_server_db_dump_dir", "omero_web_basedir", "omero_secrets_dir")
 ACCOUNT_OPTIONS = ("omero_server_user", "omero_web_user", "omero_group")
-PASSWORD_OPTIONS = ("omero_db_password", "omero_root_password")
+PASSWORD_OPTIONS = ("omero_db_password", "omero_root_password", "omero_backup_password")
 
 BAD_OPTIONS = [
     # -- choices and whole numbers (True is no number) -----------------------------------------
@@ -221,6 +221,28 @@ BAD_OPTIONS = [
     bad("omero_ice_artifact", None, "is required on this host"),
     bad("omero_ice_artifact", LocalFile("Ice 3.6.5;x.tar.gz"), "is not like <name of letters"),
     bad("omero_ice_sha256", "f" * 64, "does not match"),
+    # -- backups ----------------------------------------------------------------------------------
+    bad("omero_backup_schedule", "25:00", "is not a schedule: HH:MM (daily), Mon HH:MM (weekly"),
+    bad("omero_backup_schedule", "daily", "is not a schedule"),
+    bad("omero_backup_schedule", "every 0m", "is not a schedule"),
+    bad("omero_backup_schedule", "0 3 * * *", "is not a schedule"),
+    bad("omero_backup_check_schedule", "Sunday 04:30", "is not a schedule"),
+    bad("omero_backup_check_schedule", 430, "must be a string, not int"),
+    bad("omero_backup_keep", {"daily": -1}, "daily must be a whole number 0 or more, not -1"),
+    bad("omero_backup_keep", {"daily": True}, "daily must be a whole number 0 or more, not True"),
+    bad("omero_backup_keep", {"yearly": 2}, "must be a mapping with keys among daily, weekly, monthly"),
+    bad("omero_backup_keep", {"daily": 0, "weekly": 0}, "keeps no backup at all"),
+    bad("omero_backup_keep", 7, "must be a mapping"),
+    bad("omero_backup_check_read_data", 101, "0 to 100, not 101"),
+    bad("omero_backup_check_read_data", "10%", "0 to 100, not '10%'"),
+    bad("omero_backup_local_dir", "backups", "must be an absolute path"),
+    bad("omero_backup_local_dir", "/var", "is a system directory"),
+    bad("omero_backup_remote_dir", "/srv/omero backup", "holds ' '"),
+    bad("omero_backup_user", "root", "is a system account"),
+    bad("omero_backup_password", "changeme", "well-known or short password",
+        omero_backup_local_dir="/srv/omero-backup"),
+    bad("omero_backup_password", "it's-long-enough-though", "without a single quote",
+        omero_backup_local_dir="/srv/omero-backup"),
 ]
 
 

@@ -59,6 +59,9 @@ COMMANDS = [
                  "2>/dev/null || exit 0; a=$(openssl x509 -in '/etc/my tls/site.crt' -noout -pubkey 2>/dev/null "
                  "| sha256sum); b=$(openssl pkey -in '/etc/my tls/site.key' -pubout 2>/dev/null | sha256sum); "
                  "if [ \"$a\" = \"$b\" ]; then echo key=match; else echo key=mismatch; fi", id="TlsCertificate"),
+    pytest.param(facts.BackupRepositoriesPresent, {"program": "/usr/local/sbin/omero backup"},
+                 "if [ -x '/usr/local/sbin/omero backup' ]; then '/usr/local/sbin/omero backup' present; fi",
+                 id="BackupRepositoriesPresent"),
 ]
 
 

@@ -516,3 +516,37 @@ def test_self_signed_certificate_kept_while_valid(run_op):
     run = run_op(ops.self_signed_certificate, {"TlsCertificate": _certificate(100)}, "/etc/tls/site.crt",
                  "/etc/tls/site.key", NAMES, 30, 397)
     assert run.commands == [] and run.noops[0].startswith("/etc/tls/site.crt is valid until")
+
+
+# -- backup_repositories --------------------------------------------------------------------
+@pytest.mark.parametrize(("present", "commands", "noops"), [
+    pytest.param(None, ["'/usr/local/sbin/omero backup' init"], [], id="program not installed yet"),
+    pytest.param(["local"], ["'/usr/local/sbin/omero backup' init"], [], id="remote missing"),
+    pytest.param(["remote", "local"], [], ["backup repositories local, remote exist"], id="both exist"),
+])
+def test_backup_repositories(run_op, present, commands, noops):
+    run = run_op(ops.backup_repositories, {"BackupRepositoriesPresent": present}, "/usr/local/sbin/omero backup",
+                 ["local", "remote"])
+    assert run.fact_calls == [("BackupRepositoriesPresent", {"program": "/usr/local/sbin/omero backup"})]
+    assert (run.commands, run.noops) == (commands, noops)
+
+
+def test_systemd_running_a_timer(run_op):
+    run = run_op(ops.systemd_running, {"SystemdEnabled": {}, "SystemdStatus": {}}, "omero-backup",
+                 ["/etc/systemd/system/omero-backup.timer"], "/stamp", kind="timer")
+    assert run.commands == ["systemctl enable omero-backup.timer", "systemctl start omero-backup.timer",
+                            "touch /stamp"]
+
+
+@pytest.mark.parametrize(("backup_program", "kept"), [
+    pytest.param(None, [], id="no backups"),
+    pytest.param("/usr/local/sbin/omero-backup",
+                 ["/usr/local/sbin/omero-backup add /srv/dumps/omero-5.6.15-before-5.6.16.pgdump"], id="backups"),
+])
+def test_dump_before_upgrade_kept_in_the_backups(run_op, backup_program, kept):
+    run = run_op(ops.stop_and_dump_before_upgrade, {"OmeroServerVersion": "5.6.15"}, "/opt/omero/server/OMERO.server",
+                 "5.6.16", "systemctl stop omero-server.service", "omero-server", "/srv/dumps",
+                 {"host": "localhost", "port": 5432, "name": "omero", "user": "omero"}, backup_program=backup_program)
+    assert run.commands[0] == "systemctl stop omero-server.service"
+    assert "pg_dump -w -Fc" in run.commands[1]
+    assert run.commands[2:] == kept

@@ -124,3 +124,22 @@ def test_resolve_expands_home(env, tmp_path):
     env.setenv("HOME", str(tmp_path))
     value = secrets.resolve(None, "OMERO_TEST_SECRET", "~/omero-secrets", "k")
     assert (tmp_path / "omero-secrets" / "k").read_text() == value + "\n"
+
+
+def test_ssh_key_generated_once_and_kept_root_only(tmp_path):
+    key = secrets.ssh_key(str(tmp_path / "secrets"), "@podman/aio-backup-ssh-key")
+    assert key.startswith("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    path = tmp_path / "secrets" / "podman_aio-backup-ssh-key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert secrets.ssh_key(str(tmp_path / "secrets"), "@podman/aio-backup-ssh-key") == key
+    assert secrets.ssh_key(str(tmp_path / "secrets"), "other-backup-ssh-key") != key
+
+
+def test_public_ssh_key_is_the_authorized_keys_form(tmp_path):
+    key = secrets.ssh_key(str(tmp_path), "aio-backup-ssh-key")
+    public = secrets.public_ssh_key(key, "omero-backup aio")
+    kind, body, comment = public.split(" ", 2)
+    assert (kind, comment) == ("ssh-ed25519", "omero-backup aio")
+    # The wire form: a length-prefixed "ssh-ed25519", then the 32-byte public key.
+    raw = base64.b64decode(body)
+    assert raw[:15] == b"\x00\x00\x00\x0bssh-ed25519" and len(raw) == 4 + 11 + 4 + 32

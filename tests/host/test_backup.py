@@ -1,0 +1,251 @@
+"""Backups on real hosts: an all-in-one host (PostgreSQL + OMERO.web; no OMERO.server, whose
+zip cannot be had here) backed up by its timer into a local repository and over SFTP onto
+a second host of the omero_backup group; data written, backed up by the timer's service,
+wiped, restored and compared byte for byte; a drill while writes continue; a failed run
+and a damaged repository reported; a second deploy that changes nothing."""
+
+import json
+import shlex
+import time
+
+import pytest
+
+from .checks import login_page, secret
+from .testhosts import ROOT, SUBNET, SystemdHost, deploy, host_data, hosts_with_changes, wait_for, write_inventory
+
+LOCAL_REPOSITORY = "/srv/omero-backup-local"
+DATA_DIR = "/OMERO"
+# The test's rows: many, of several types, with large objects beside them.
+WRITE_DATA = """
+SET ROLE omero;
+CREATE TABLE samples (id serial PRIMARY KEY, name text, value double precision, payload bytea,
+                      taken timestamptz DEFAULT now());
+INSERT INTO samples (name, value, payload)
+  SELECT 'sample ' || g || ' ''quoted'' \\ ünïcode', g / 7.0, decode(md5(g::text) || md5((g * 31)::text), 'hex')
+  FROM generate_series(1, 200000) g;
+CREATE TABLE ledger (id bigserial PRIMARY KEY, amount integer NOT NULL);
+SELECT lo_from_bytea(0, decode(repeat(md5(g::text), g * 4000), 'hex')) FROM generate_series(1, 6) g;
+"""
+# Files of several sizes, a symlink and an empty directory; caches that are left out.
+WRITE_FILES = f"""
+set -e
+mkdir -p {DATA_DIR}/ManagedRepository/user_2/2026-11/25 {DATA_DIR}/Files {DATA_DIR}/Pixels {DATA_DIR}/FullText/empty \
+         {DATA_DIR}/BioFormatsCache {DATA_DIR}/Thumbnails
+cd {DATA_DIR}
+: > Files/empty
+printf x > Files/one-byte
+head -c 4096 /dev/urandom > Files/4k
+head -c 1048577 /dev/urandom > ManagedRepository/user_2/2026-11/25/image.tif
+head -c 24000000 /dev/urandom > Pixels/1_pyramid
+seq 1 200000 > FullText/index.txt
+ln -s ../Files/4k ManagedRepository/user_2/link-to-4k
+chown -R nobody:nogroup ManagedRepository
+chmod 640 Files/4k
+head -c 1000 /dev/urandom > BioFormatsCache/cached
+head -c 1000 /dev/urandom > Thumbnails/thumb
+"""
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, secrets_dir):
+    aio, store = SystemdHost("backup-aio", f"{SUBNET}.80"), SystemdHost("backup-store", f"{SUBNET}.81")
+    try:
+        for host in (aio, store):
+            host.create()
+        inventory = write_inventory(
+            tmp_path_factory.mktemp("backup") / "backup.py",
+            {"omero_database": [aio], "omero_web": [aio], "omero_backup": [store]},
+            {aio.name: host_data(aio, secrets_dir, omero_backup_local_dir=LOCAL_REPOSITORY,
+                                 omero_backup_schedule="every 1m", omero_backup_check_read_data=100),
+             store.name: host_data(store, secrets_dir)},
+        )
+        deploy(inventory, aio, store)
+        yield aio, store
+    finally:
+        for host in (aio, store):
+            host.destroy()
+
+
+def sql(host, query: str, database: str = "omero") -> str:
+    return host.run(f"runuser -u postgres -- psql -XAt -v ON_ERROR_STOP=1 -d {database} "
+                    f"-c {shlex.quote(query)}").stdout
+
+
+def status(host) -> dict:
+    return json.loads(host.run("cat /var/lib/omero-backup/status.json").stdout)
+
+
+def database_content(host) -> dict:
+    """Every row of the test's tables (COPY's text, hashed whole) and every large object."""
+    return {
+        table: host.run(f"runuser -u postgres -- psql -XAt -d omero -c "
+                        f"{shlex.quote(f'COPY (SELECT * FROM {table} ORDER BY id) TO STDOUT')} | sha256sum; "
+                        f"runuser -u postgres -- psql -XAt -d omero -c 'SELECT count(*) FROM {table}'").stdout
+        for table in ("samples", "ledger")
+    } | {
+        "large objects": sql(host, "SELECT oid, md5(lo_get(oid)), length(lo_get(oid)) FROM pg_largeobject_metadata "
+                                   "ORDER BY oid"),
+        "owners": sql(host, "SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"),
+    }
+
+
+def files_content(host) -> str:
+    """Every path below the data directory with its type, size, mode, owner and content hash."""
+    return host.run(f"cd {DATA_DIR} && find . \\( -type f -printf '%p file %s %m %u:%g\\n' \\) "
+                    "-o \\( -type d -printf '%p dir %m %u:%g\\n' \\) -o \\( -type l -printf '%p link %l\\n' \\) "
+                    "| sort && find . -type f -print0 | sort -z | xargs -0 sha256sum").stdout
+
+
+def backup_by_its_service(host, check: bool = True):
+    return host.run("systemctl start omero-backup.service", check=check)
+
+
+def test_timer_backs_up_by_itself_then_is_paused(site):
+    aio, _ = site
+    # The timer fires one minute after the deploy started it.
+    wait_for(lambda: status(aio).get("backup", {}).get("state") == "ok", "the timer's first backup", 240,
+             interval=5)
+    assert aio.run("systemctl show -p LastTriggerUSec --value omero-backup.timer").stdout.strip() not in ("", "n/a")
+    assert "Finished omero-backup.service" in aio.run("journalctl -u omero-backup.service").stdout
+    # The later tests start the timer's service themselves.
+    aio.run("systemctl stop omero-backup.timer")
+    wait_for(lambda: aio.run("systemctl is-active omero-backup.service", check=False).stdout.strip() != "activating",
+             "a running backup to end", 120)
+
+
+def test_credentials_are_root_only_and_sftp_only(site, secrets_dir):
+    aio, store = site
+    password = secret(secrets_dir, "backup-repository")
+    assert aio.run("stat -c '%U %a' /etc/omero-backup/repository.password /etc/omero-backup/id_ed25519").stdout \
+        .split("\n")[:2] == ["root 600", "root 600"]
+    assert aio.run("stat -c '%a' /var/lib/omero-backup/status.json").stdout.strip() == "644"
+    leaked = aio.run(f"grep -rlF {shlex.quote(password)} /etc/systemd /var/lib/omero-backup /var/log "
+                     "/etc/omero-backup/backup.json; journalctl | grep -cF " + shlex.quote(password), check=False)
+    assert leaked.stdout.strip() == "0", leaked.stdout
+    # The key opens SFTP in its own repository and nothing else: no command runs.
+    sftp = aio.run("echo pwd | sftp -F /etc/omero-backup/ssh_config -b - omero-backup-host")
+    assert "Remote working directory: /srv/omero-backup/backup-aio" in sftp.stdout
+    shell = aio.run("ssh -F /etc/omero-backup/ssh_config omero-backup-host id </dev/null", check=False)
+    assert "uid=" not in shell.stdout + shell.stderr
+    assert store.run("stat -c '%U' /srv/omero-backup/backup-aio/config").stdout.strip() == "omero-backup"
+
+
+def test_backup_wipe_restore_brings_back_every_row_and_file(site):
+    aio, store = site
+    aio.run(f"runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d omero <<'EOF'\n{WRITE_DATA}\nEOF")
+    aio.run(WRITE_FILES)
+    rows, files = database_content(aio), files_content(aio)
+    assert "200000" in rows["samples"] and len(rows["large objects"].splitlines()) == 6
+
+    started = time.monotonic()
+    backup_by_its_service(aio)
+    backup_seconds = time.monotonic() - started
+    done = status(aio)["backup"]
+    assert done["state"] == "ok" and set(done["repositories"]) == {"local", "remote"}
+    assert all(result["repository_size_bytes"] > 24_000_000 for result in done["repositories"].values())
+
+    refused = aio.run("omero-restore", check=False)
+    assert refused.returncode == 2 and "refusing to restore over a live site" in refused.stdout
+    assert database_content(aio) == rows
+
+    sizes = {"database_bytes": int(sql(aio, "SELECT pg_database_size('omero')")),
+             "data_dir_bytes": int(aio.run(f"du -sb --exclude=BioFormatsCache --exclude=Thumbnails {DATA_DIR}")
+                                   .stdout.split()[0])}
+    aio.run(f"runuser -u postgres -- dropdb omero && rm -rf {DATA_DIR}")
+    started = time.monotonic()
+    restored = aio.run("omero-restore --repository remote", check=False)
+    restore_seconds = time.monotonic() - started
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert database_content(aio) == rows
+    assert files_content(aio) == without_caches(files)
+    assert aio.run("systemctl is-active omero-web.service").stdout.strip() == "active"
+    login_page(f"http://{aio.address}")
+    # The README's figures.
+    (ROOT / "artifacts").mkdir(exist_ok=True)
+    (ROOT / "artifacts" / "backup-figures.json").write_text(json.dumps({
+        **sizes, "backup_seconds (both repositories)": round(backup_seconds, 1),
+        "restore_seconds (from the backup host)": round(restore_seconds, 1),
+        "repository_size_bytes": {name: result["repository_size_bytes"]
+                                  for name, result in done["repositories"].items()},
+        "added_bytes": {name: result["added_bytes"] for name, result in done["repositories"].items()},
+    }, indent=2) + "\n")
+
+
+def without_caches(listing: str) -> str:
+    """A listing less the caches' lines: OMERO rebuilds them, so they are not backed up."""
+    return "".join(line + "\n" for line in listing.splitlines()
+                   if "BioFormatsCache" not in line and "Thumbnails" not in line)
+
+
+def test_drill_while_writes_continue_restores_a_consistent_state_and_touches_nothing(site):
+    aio, _ = site
+    # Every statement adds +1 and -1: a consistent state has an even count and a zero sum.
+    aio.run("systemd-run --unit=ledger-writer runuser -u postgres -- sh -c 'while :; do "
+            "psql -Xq -d omero -c \"INSERT INTO ledger (amount) VALUES (1), (-1)\"; done'")
+    try:
+        wait_for(lambda: int(sql(aio, "SELECT count(*) FROM ledger")) > 50, "writes", 60)
+        backup_by_its_service(aio)
+        written_during = int(sql(aio, "SELECT count(*) FROM ledger"))
+    finally:
+        aio.run("systemctl stop ledger-writer")
+    manifest = aio.run("cat /var/lib/omero-backup/dump/manifest.tsv").stdout
+    (ledger,) = [line.split("\t") for line in manifest.splitlines() if line.startswith("public.ledger\t")]
+    assert int(ledger[1]) % 2 == 0 and 0 < int(ledger[1]) <= written_during
+
+    before = (database_content(aio), files_content(aio), sql(aio, "SELECT datname FROM pg_database ORDER BY 1"))
+    drill = aio.run("omero-restore --drill", check=False)
+    assert drill.returncode == 0, drill.stdout + drill.stderr
+    report = json.loads(drill.stdout[drill.stdout.index("{"):])
+    assert report["result"] == "passed" and report["problems"] == []
+    assert (report["tables"], report["rows"], report["large_objects"]) == (2, 200000 + int(ledger[1]), 6)
+    # Six files and a symlink; every file compared with the live one.
+    assert (report["files"], report["files_identical_to_live"]) == (7, 6)
+    assert (database_content(aio), files_content(aio), sql(aio, "SELECT datname FROM pg_database ORDER BY 1")) \
+        == before
+    assert status(aio)["drill"]["state"] == "ok"
+
+
+def test_unreachable_backup_host_fails_the_run_visibly(site):
+    aio, store = site
+    last_success = status(aio)["backup"]["last_success"]
+    store.run("systemctl stop ssh.service")
+    try:
+        failed = backup_by_its_service(aio, check=False)
+    finally:
+        store.run("systemctl start ssh.service")
+    assert failed.returncode != 0
+    record = status(aio)["backup"]
+    assert record["state"] == "failed" and "remote" in record["error"]
+    assert record["last_success"] == last_success
+    assert aio.run("systemctl is-failed omero-backup.service", check=False).stdout.strip() == "failed"
+    assert "backup FAILED" in aio.run("journalctl -u omero-backup.service").stdout
+    backup_by_its_service(aio)
+    assert status(aio)["backup"]["state"] == "ok"
+
+
+def test_damaged_repository_is_reported_by_the_check(site):
+    aio, store = site
+    assert aio.run("systemctl start omero-backup-check.service", check=False).returncode == 0
+    # Overwrite part of the largest pack file on the backup host, as a failing disk would.
+    store.run("f=$(find /srv/omero-backup/backup-aio/data -type f -printf '%s %p\\n' | sort -n | tail -1 | "
+              "cut -d' ' -f2) && head -c 4096 /dev/urandom | dd of=\"$f\" bs=4096 seek=10 conv=notrunc status=none")
+    assert aio.run("systemctl start omero-backup-check.service", check=False).returncode != 0
+    record = status(aio)["check"]
+    assert record["state"] == "failed" and "remote" in record["error"]
+    assert "check FAILED" in aio.run("journalctl -u omero-backup-check.service").stdout
+
+
+def test_schedule_loop_for_hosts_without_systemd_runs_backups_when_due(site):
+    aio, _ = site
+    before = status(aio)["backup"]["last_success"]
+    # What supervisord runs where systemd is not PID 1; the test's schedule: every minute.
+    loop = aio.run("timeout 80 /usr/local/sbin/omero-backup schedule", check=False)
+    assert loop.returncode == 124, loop.stdout + loop.stderr  # still looping when stopped
+    assert "next: check at" in loop.stdout and "run exited with 0" in loop.stdout
+    assert status(aio)["backup"]["last_success"] > before
+
+
+def test_second_deploy_changes_nothing(site):
+    aio, _ = site
+    aio.run("systemctl start omero-backup.timer")  # paused by the first test
+    assert hosts_with_changes(aio.inventory) == {}
