@@ -76,6 +76,7 @@ class Built:
     seconds: float
     size: int  # bytes of the saved tarball
     labels: dict[str, str]
+    secrets: list[bytes]  # the build's throwaway secrets, as searched for in the layers
 
 
 def _inventory(container: str, options: Options, secrets_dir: Path) -> str:
@@ -162,7 +163,8 @@ def _secrets_made_at_build(podman, container: str, manifest: dict) -> list[bytes
 
 
 # Made by a first start, never shipped: a cluster, a secret key, a private key.
-FORBIDDEN_PATHS = ("var/lib/postgresql/15/main/PG_VERSION", "opt/omero/web/OMERO.web/var/django_secret_key",
+FORBIDDEN_PATHS = (f"{PLATFORM.postgres_data_dir[1:]}/PG_VERSION",
+                   f"{DEFAULTS['omero_web_basedir'][1:]}/OMERO.web/var/django_secret_key",
                    "etc/ssl/private/ssl-cert-snakeoil.key", "var/lib/omero-pyinfra/")
 
 
@@ -175,7 +177,7 @@ def layer_findings(tarball: Path, needles: list[bytes]) -> list[str]:
             with tarfile.open(fileobj=archive.extractfile(layer_name)) as layer:
                 for member in layer:
                     path = member.name.removeprefix("./")
-                    if any(path == bad.rstrip("/") or path.startswith(bad) for bad in FORBIDDEN_PATHS if bad):
+                    if any(path == bad.rstrip("/") or path.startswith(bad) for bad in FORBIDDEN_PATHS):
                         findings.append(f"{layer_name}: {path}")
                     if not member.isfile():
                         continue
@@ -248,7 +250,7 @@ def build(options: Options, env: dict | None = None, log=print) -> Built:
     finally:
         if not options.keep:
             podman("rm", "-f", "-t", "5", container, check=False)
-    return Built(tag, options.output, time.monotonic() - started, options.output.stat().st_size, labels)
+    return Built(tag, options.output, time.monotonic() - started, options.output.stat().st_size, labels, needles)
 
 
 def main(argv: list[str] | None = None) -> int:
