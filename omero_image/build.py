@@ -177,7 +177,9 @@ def layer_findings(tarball: Path, needles: list[bytes]) -> list[str]:
             with tarfile.open(fileobj=archive.extractfile(layer_name)) as layer:
                 for member in layer:
                     path = member.name.removeprefix("./")
-                    if any(path == bad.rstrip("/") or path.startswith(bad) for bad in FORBIDDEN_PATHS):
+                    # A symlink is the image pointing at the volume, where a start makes the file.
+                    if not member.issym() and any(path == bad.rstrip("/") or path.startswith(bad)
+                                                  for bad in FORBIDDEN_PATHS):
                         findings.append(f"{layer_name}: {path}")
                     if not member.isfile():
                         continue

@@ -293,7 +293,7 @@ def main() -> None:
     shutil.rmtree(RUN, ignore_errors=True)  # sockets and pids of an earlier start
     directory(RUN, "root", 0o755)
     directory(LOG, "root", 0o755)
-    directory(CONFIG, "root", 0o755)
+    os.makedirs(CONFIG, mode=0o755, exist_ok=True)  # yours: maybe a read-only mount, never chowned
     database()
     web()
     conf = runtime(http_port, web_port, db_port)
