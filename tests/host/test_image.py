@@ -196,7 +196,8 @@ def test_apptainer_style_user_read_only_root_and_env_ports(image, tmp_path):
             assert f":{port:04X} 00000000:0000 0A" in listening, f"nothing listens on {port}"
         assert started.exec("PGPASSWORD=$(cat /run/secrets/db-password) psql -XAtq -h 127.0.0.1 -p 5433 "
                             "-U omero -d omero -c 'SELECT 1'").stdout.strip() == "1"
-        loaded = started.exec("OMERODIR=/opt/omero/web/OMERO.web /opt/omero/web/venv3/bin/omero config get").stdout
+        loaded = started.exec(f"OMERODIR=/opt/omero/web/OMERO.web OMERO_USERDIR={build.STATE}/web/home "
+                              "/opt/omero/web/venv3/bin/omero config get").stdout
         assert "omero.web.public.enabled=false" in loaded
         assert "omero.web.session_expire_at_browser_close=false" in loaded
         # Nothing but the state changed: the root refused every write.
