@@ -14,7 +14,6 @@ cache directories mounted into the containers. Every host is torn down after its
 containers removed, the VM's qemu stopped by PID.
 """
 
-import fcntl
 import glob
 import hashlib
 import json
@@ -33,11 +32,10 @@ from pathlib import Path
 
 import testinfra
 
+from omero_image.base import CACHE, WORK, debootstrap, digest, ensure_image, locked, run
+
 ROOT = Path(__file__).resolve().parents[2]
 PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
-CACHE = Path(os.environ.get("OMERO_TEST_CACHE", "~/.cache/omero-pyinfra")).expanduser()
-WORK = Path(os.environ.get("OMERO_TEST_HOSTS", "/var/tmp/omero-pyinfra-hosts"))
-MIRROR = os.environ.get("OMERO_TEST_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 EXTRA_CA_CERTIFICATES = sorted(glob.glob("/usr/local/share/ca-certificates/*.crt"))
 PODMAN_ENV = {**os.environ, "CONTAINERS_CONF": str(Path(__file__).with_name("containers.conf"))}
 NETWORK, SUBNET = "omero-test", "10.89.64"
@@ -61,44 +59,18 @@ _SYSTEMD = _PLAIN + ["systemd", "systemd-sysv", "dbus", "openssh-server", "sudo"
 _VM = _SYSTEMD + ["linux-image-amd64", "initramfs-tools", "udev", "e2fsprogs"]
 
 
-def run(*command: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
-    """``command``'s result; when ``check``, a failure raises with what it printed."""
-    result = subprocess.run(command, capture_output=True, text=True, **kwargs)
-    if check and result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n"
-                           f"{result.stdout[-2000:]}{result.stderr[-2000:]}")
-    return result
-
-
 def podman(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
     return run("podman", *args, check=check, env=PODMAN_ENV, **kwargs)
-
-
-@contextmanager
-def _locked(name: str) -> Iterator[None]:
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
 
 
 def ssh_key() -> Path:
     """The harness's SSH key (for ``admin`` on every host), made once."""
     key = CACHE / "ssh" / "id_ed25519"
-    with _locked("ssh"):
+    with locked("ssh"):
         if not key.exists():
             key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "omero-pyinfra-tests", "-f", str(key))
     return key
-
-
-def _debootstrap(suite: str, packages: list[str], into: Path) -> None:
-    shutil.rmtree(into, ignore_errors=True)
-    into.mkdir(parents=True)
-    run("debootstrap", "--variant=minbase", f"--include={','.join(packages)}", suite, str(into),
-        MIRROR)
-    shutil.rmtree(into / "var/cache/apt/archives", ignore_errors=True)
-    (into / "var/cache/apt/archives/partial").mkdir(parents=True)
 
 
 # A host key is made at each host's first boot, so no two test hosts share one; Ed25519
@@ -130,10 +102,6 @@ def _add_admin(root: Path) -> None:
     run("chroot", str(root), "chown", "-R", f"{ADMIN}:{ADMIN}", f"/home/{ADMIN}/.ssh")
 
 
-def _digest(*parts) -> str:
-    return hashlib.sha256(repr(parts).encode()).hexdigest()[:12]
-
-
 @dataclass(frozen=True)
 class Image:
     """A podman image made from a debootstrapped root: ``systemd`` or plain."""
@@ -150,32 +118,11 @@ class Image:
         kind = "systemd" if self.systemd else "plain"
         # The tag changes with what the root holds (and the key baked into it).
         key = ssh_key().with_suffix(".pub").read_text() if self.systemd else ""
-        return f"localhost/omero-test-{self.suite}-{kind}:{_digest(self.packages, key, _SSH_HOST_KEYS, _SSHD_CONFIG)}"
+        return f"localhost/omero-test-{self.suite}-{kind}:{digest(self.packages, key, _SSH_HOST_KEYS, _SSHD_CONFIG)}"
 
     def ensure(self) -> str:
-        repository, _ = self.tag.rsplit(":", 1)
-        with _locked(f"image-{self.suite}"):
-            if podman("image", "exists", self.tag, check=False).returncode != 0:
-                tarball = CACHE / f"{self.tag.split('/')[1].replace(':', '-')}.tar"
-                if not tarball.exists():
-                    work = WORK / f"debootstrap-{self.suite}"
-                    _debootstrap(self.suite, self.packages, work)
-                    if self.systemd:
-                        _add_admin(work)
-                    partial = tarball.with_suffix(".partial")
-                    run("tar", "-C", str(work), "-cf", str(partial), ".")
-                    partial.rename(tarball)
-                    shutil.rmtree(work)
-                # What earlier versions of the harness left: other tags of this image.
-                for stale in CACHE.glob(f"{repository.split('/')[1]}-*.tar"):
-                    if stale != tarball:
-                        stale.unlink()
-                old_tags = podman("images", "--format", "{{.Repository}}:{{.Tag}}", repository).stdout.split()
-                if old_tags:
-                    podman("rmi", "-f", *old_tags, check=False)
-                podman("import", "--change", "CMD=/sbin/init" if self.systemd else "CMD=/bin/sh",
-                       str(tarball), self.tag)
-        return self.tag
+        return ensure_image(self.tag, self.suite, self.packages, "/sbin/init" if self.systemd else "/bin/sh",
+                            PODMAN_ENV, _add_admin if self.systemd else None)
 
 
 DEBIAN12_SYSTEMD = Image("bookworm", systemd=True)
@@ -184,7 +131,7 @@ DEBIAN12_PLAIN = Image("bookworm", systemd=False)
 
 
 def ensure_network() -> None:
-    with _locked("network"):
+    with locked("network"):
         if podman("network", "exists", NETWORK, check=False).returncode != 0:
             podman("network", "create", "--subnet", f"{SUBNET}.0/24", NETWORK)
 
@@ -207,7 +154,7 @@ def remove_leftovers() -> None:
                  if name.startswith(PREFIX) and run_id != RUN_ID and not _alive(run_id)]
     if leftovers:
         podman("rm", "-f", "-t", "0", *leftovers)
-    with _locked("network"):
+    with locked("network"):
         podman("network", "rm", NETWORK, check=False)  # refused while in use
 
 
@@ -460,11 +407,11 @@ def hosts_with_changes(inventory: Path, deploy_file: str = "deploy.py",
 def vm_disk() -> Path:
     """A Debian 12 qcow2 disk with a kernel, systemd, sshd and ``admin`` (made once)."""
     key = ssh_key().with_suffix(".pub").read_text()
-    disk = CACHE / f"vm-bookworm-{_digest(_VM, key, _SSH_HOST_KEYS, _SSHD_CONFIG)}"
-    with _locked("vm"):
+    disk = CACHE / f"vm-bookworm-{digest(_VM, key, _SSH_HOST_KEYS, _SSHD_CONFIG)}"
+    with locked("vm"):
         if not (disk / "root.qcow2").exists():
             work = WORK / "vm-root"
-            _debootstrap("bookworm", _VM, work)
+            debootstrap("bookworm", _VM, work)
             _add_admin(work)
             (work / "etc/hostname").write_text("omero-vm\n")
             (work / "etc/fstab").write_text("/dev/vda / ext4 defaults 0 1\n")

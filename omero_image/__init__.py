@@ -1,0 +1,1 @@
+"""A ready OMERO image (Docker, Podman, Apptainer) made by running deploy.py into a container."""

@@ -1,0 +1,281 @@
+"""Build the OMERO image: deploy.py run into a fresh Debian 12 container, then committed.
+
+    scripts/build-image [--output FILE] [--tag TAG] [options]
+
+The container is made from a debootstrapped root (no registry needed), deployed as the
+groups omero_database and omero_web with our own deploy (pyinfra's @podman connector,
+supervisord), stripped of build leftovers and of everything a first start makes (the
+PostgreSQL cluster, OMERO.web's secret key, logs), committed with ``omero-image`` (the
+entrypoint) in front of supervisord, and saved as a docker-archive tarball that Docker,
+Podman and Apptainer take. The build's own passwords are throwaway values; the saved
+layers are searched for them, and for the paths a first start makes, before the build
+counts as done.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from deploys.defaults import DEFAULTS
+from deploys.platform import detect
+
+from .base import CACHE, digest, ensure_image, run
+
+ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
+# What goes into the image: a change to any of these makes another image.
+SOURCES = ("deploy.py", "deploys", "facts", "files", "templates", "omero_image")
+BASE_SUITE, BASE_PACKAGES = "bookworm", ["ca-certificates"]
+PLATFORM = detect({"release_meta": {"ID": "debian", "VERSION_ID": "12"}, "major": 12})
+LIB = "/usr/local/lib/omero-image"  # the entrypoint, its manifest and helpers, in the image
+STATE = "/var/lib/omero"
+HTTP_PORT, WEB_PORT = 8080, 4080  # unprivileged: the image runs as any user
+# Only to build: the IcePy wheel is compiled before the image is made.
+BUILD_PACKAGES = ["g++", "make", "python3-dev", "libssl-dev", "libbz2-dev"]
+
+
+def source_digest(*extra: str) -> str:
+    """A digest of every source file that shapes the image (and ``extra`` inputs)."""
+    hashed = hashlib.sha256(repr(extra).encode())
+    for top in SOURCES:
+        path = ROOT / top
+        for file in sorted([path] if path.is_file() else path.rglob("*")):
+            if file.is_file() and "__pycache__" not in file.parts:
+                hashed.update(str(file.relative_to(ROOT)).encode() + b"\0" + file.read_bytes())
+    return hashed.hexdigest()[:12]
+
+
+@dataclass
+class Options:
+    output: Path
+    tag: str | None = None
+    icepy_wheel: str | None = None
+    icepy_wheel_sha256: str | None = None
+    extra_ca_certificates: list[str] = field(default_factory=list)
+    http_proxy: str | None = None
+    pip_index_url: str | None = None
+    web_workers: int = 3
+    keep: bool = False  # leave the build container for inspection
+
+
+@dataclass
+class Built:
+    tag: str
+    tarball: Path
+    seconds: float
+    size: int  # bytes of the saved tarball
+    labels: dict[str, str]
+    secrets: list[bytes]  # the build's throwaway secrets, as searched for in the layers
+
+
+def _inventory(container: str, options: Options, secrets_dir: Path) -> str:
+    data = {
+        "omero_nginx_listen": str(HTTP_PORT),
+        "omero_web_bind": f"127.0.0.1:{WEB_PORT}",
+        "omero_web_workers": options.web_workers,
+        "omero_secrets_dir": str(secrets_dir),
+        "omero_extra_ca_certificates": options.extra_ca_certificates,
+    }
+    for key in ("icepy_wheel", "icepy_wheel_sha256", "http_proxy", "pip_index_url"):
+        if getattr(options, key):
+            data[f"omero_{key}"] = getattr(options, key)
+    host = repr((f"@podman/{container}", data))
+    return f'"""The image build\'s container."""\nomero_database = [{host}]\nomero_web = [{host}]\n'
+
+
+def _manifest(workers: int) -> dict:
+    """What the entrypoint needs to know of the image: paths, users, build-time settings."""
+    web_basedir = DEFAULTS["omero_web_basedir"]
+    return {
+        "state": STATE,
+        "postgres_version": PLATFORM.postgres_version,
+        "postgres_bin_dir": PLATFORM.postgres_bin_dir,
+        "postgres_data_dir": PLATFORM.postgres_data_dir,
+        "postgres_conf": f"{PLATFORM.postgres_conf_dir}/postgresql.conf",
+        "db_name": DEFAULTS["omero_db_name"],
+        "db_user": DEFAULTS["omero_db_user"],
+        "db_port": DEFAULTS["omero_db_port"],
+        "web_user": DEFAULTS["omero_web_user"],
+        "web_omerodir": f"{web_basedir}/OMERO.web",
+        "web_omero": f"{web_basedir}/venv3/bin/omero",
+        "web_config_dir": f"{web_basedir}/config",
+        "web_bind": f"127.0.0.1:{WEB_PORT}",
+        "web_workers": workers,
+        "nginx_user": PLATFORM.nginx_user,
+        "nginx_site": PLATFORM.nginx_site_path,
+        "http_port": HTTP_PORT,
+        "supervisor_programs": "/etc/supervisor/conf.d",
+    }
+
+
+def _labels(podman, container: str, digest_: str) -> dict[str, str]:
+    """The versions inside, read from the container."""
+    def inside(command: str) -> str:
+        return podman("exec", container, "sh", "-c", command).stdout.strip()
+
+    python = DEFAULTS["omero_web_basedir"] + "/venv3/bin/python"
+    versions = json.loads(inside(
+        f"{python} -c 'import json, importlib.metadata as m; print(json.dumps("
+        "{p: m.version(p) for p in (\"omero-web\", \"omero-py\", \"zeroc-ice\", \"gunicorn\")}))'"))
+    revision = run("git", "-C", str(ROOT), "rev-parse", "HEAD", check=False).stdout.strip()
+    dirty = run("git", "-C", str(ROOT), "status", "--porcelain", "--", *SOURCES, check=False).stdout.strip()
+    return {
+        "org.opencontainers.image.title": "OMERO (PostgreSQL, OMERO.web, nginx)",
+        "org.opencontainers.image.version": versions["omero-web"],
+        "org.opencontainers.image.created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "org.opencontainers.image.revision": revision + ("-dirty" if dirty else ""),
+        "org.opencontainers.image.base.name": f"debian:{inside('cat /etc/debian_version')}",
+        "omero-pyinfra.sources": digest_,
+        "omero-pyinfra.omero-web": versions["omero-web"],
+        "omero-pyinfra.omero-py": versions["omero-py"],
+        "omero-pyinfra.zeroc-ice": versions["zeroc-ice"],
+        "omero-pyinfra.gunicorn": versions["gunicorn"],
+        "omero-pyinfra.postgresql": inside(f"{PLATFORM.postgres_bin_dir}/postgres --version").split()[-1],
+        "omero-pyinfra.nginx": inside("nginx -v 2>&1").rsplit("/", 1)[-1],
+        "omero-pyinfra.python": inside(f"{python} -c 'import platform; print(platform.python_version())'"),
+        "omero-pyinfra.omero-server": "none",
+    }
+
+
+def _secrets_made_at_build(podman, container: str, manifest: dict) -> list[bytes]:
+    """The build's own secrets as they may sit on disk: the role's SCRAM keys, the Django key."""
+    found = []
+    verifier = podman("exec", container, "runuser", "-u", "postgres", "--", "psql", "-XAtq", "-c",
+                      f"SELECT rolpassword FROM pg_authid WHERE rolname = '{manifest['db_user']}'").stdout.strip()
+    # SCRAM-SHA-256$iterations:salt$StoredKey:ServerKey
+    found += [part.encode() for part in verifier.rsplit("$", 1)[-1].split(":") if part]
+    key = podman("exec", container, "sh", "-c", f"cat {manifest['web_omerodir']}/var/django_secret_key 2>/dev/null",
+                 check=False).stdout.strip()
+    if key:
+        found.append(key.encode())
+    return found
+
+
+# Made by a first start, never shipped: a cluster, a secret key, a private key.
+FORBIDDEN_PATHS = (f"{PLATFORM.postgres_data_dir[1:]}/PG_VERSION",
+                   f"{DEFAULTS['omero_web_basedir'][1:]}/OMERO.web/var/django_secret_key",
+                   "etc/ssl/private/ssl-cert-snakeoil.key", "var/lib/omero-pyinfra/")
+
+
+def layer_findings(tarball: Path, needles: list[bytes]) -> list[str]:
+    """Where, in any layer of a docker-archive, any of ``needles`` or a forbidden path is."""
+    findings = []
+    with tarfile.open(tarball) as archive:
+        manifest = json.load(archive.extractfile("manifest.json"))
+        for layer_name in manifest[0]["Layers"]:
+            with tarfile.open(fileobj=archive.extractfile(layer_name)) as layer:
+                for member in layer:
+                    path = member.name.removeprefix("./")
+                    # A symlink is the image pointing at the volume, where a start makes the file.
+                    if not member.issym() and any(path == bad.rstrip("/") or path.startswith(bad)
+                                                  for bad in FORBIDDEN_PATHS):
+                        findings.append(f"{layer_name}: {path}")
+                    if not member.isfile():
+                        continue
+                    content = layer.extractfile(member).read()
+                    findings += [f"{layer_name}: {path} holds a build secret" for needle in needles
+                                 if needle in content]
+    return findings
+
+
+def build(options: Options, env: dict | None = None, log=print) -> Built:
+    env = env or dict(os.environ)
+    started = time.monotonic()
+
+    def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return run("podman", *args, check=check, env=env)
+
+    source = source_digest(options.icepy_wheel_sha256 or "", *options.extra_ca_certificates)
+    tag = options.tag or f"localhost/omero-pyinfra:{source}"
+    base = ensure_image(f"localhost/omero-image-base-{BASE_SUITE}:{digest(BASE_PACKAGES)}", BASE_SUITE,
+                        BASE_PACKAGES, "/bin/sh", env)
+    container = f"omero-image-build-{os.getpid()}"
+    apt_cache = CACHE / "apt-archives" / BASE_SUITE / "image-build"
+    apt_cache.mkdir(parents=True, exist_ok=True)
+    (CACHE / "pip").mkdir(parents=True, exist_ok=True)
+    podman("rm", "-f", container, check=False)
+    # Caches are mounted, so they never land in the image (commit leaves mounts out).
+    podman("run", "-d", "--name", container, "--init", "--label", "omero-image-build=1",
+           "-v", f"{apt_cache}:/var/cache/apt/archives", "-v", f"{CACHE / 'pip'}:/root/.cache/pip",
+           base, "sleep", "infinity")
+    manifest = _manifest(options.web_workers)
+    try:
+        with tempfile.TemporaryDirectory(prefix="omero-image-") as work:
+            work_dir = Path(work)
+            secrets_dir = work_dir / "secrets"
+            inventory = work_dir / "image.py"
+            inventory.write_text(_inventory(container, options, secrets_dir))
+            log(f"deploying into {container} (a cold build takes about 5 minutes)")
+            password = secrets.token_urlsafe(24)  # the build's own, thrown away with its cluster
+            deployed = subprocess.run([PYINFRA, "-y", str(inventory), "deploy.py"], cwd=ROOT, capture_output=True,
+                                      text=True, env={**env, "OMERO_DB_PASSWORD": password}, timeout=3600)
+            if deployed.returncode != 0:
+                raise RuntimeError("the deploy into the build container failed:\n"
+                                   + (deployed.stdout + deployed.stderr)[-4000:])
+            needles = [password.encode(), *_secrets_made_at_build(podman, container, manifest)]
+            labels = _labels(podman, container, source)
+            (work_dir / "image.json").write_text(json.dumps(manifest, indent=1) + "\n")
+            for name, source_path in (("entrypoint.py", HERE / "entrypoint.py"),
+                                      ("omero_secrets.py", ROOT / "deploys" / "secrets.py"),
+                                      ("finish.sh", HERE / "finish.sh"),
+                                      ("image.json", work_dir / "image.json")):
+                podman("cp", str(source_path), f"{container}:/tmp/{name}")
+            log("removing build leftovers and first-start state")
+            podman("exec", container, "sh", "/tmp/finish.sh", LIB, STATE, *BUILD_PACKAGES)
+            changes = ["ENTRYPOINT [\"/usr/local/sbin/omero-image\"]", "CMD []", f"VOLUME [\"{STATE}\"]",
+                       f"EXPOSE {HTTP_PORT}/tcp", "STOPSIGNAL SIGTERM", "WORKDIR /", "USER root"]
+            changes += [f"LABEL {key}={json.dumps(value)}" for key, value in labels.items()]
+            commit = ["commit", "--format", "docker", "--pause"]
+            for change in changes:
+                commit += ["--change", change]
+            podman(*commit, container, tag)
+            options.output.parent.mkdir(parents=True, exist_ok=True)
+            partial = options.output.with_name(options.output.name + ".partial")
+            partial.unlink(missing_ok=True)
+            podman("save", "--format", "docker-archive", "-o", str(partial), tag)
+            findings = layer_findings(partial, needles)
+            if findings:
+                partial.unlink()
+                raise RuntimeError("the image holds what it must not:\n" + "\n".join(findings[:20]))
+            partial.rename(options.output)
+    finally:
+        if not options.keep:
+            podman("rm", "-f", "-t", "5", container, check=False)
+    return Built(tag, options.output, time.monotonic() - started, options.output.stat().st_size, labels, needles)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/build-image", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output", type=Path, default=ROOT / "artifacts" / "omero-image.tar",
+                        help="the docker-archive tarball to write (default: artifacts/omero-image.tar)")
+    parser.add_argument("--tag", help="the image's name in podman (default: localhost/omero-pyinfra:<sources digest>)")
+    parser.add_argument("--icepy-wheel", help="a zeroc-ice 3.6.5 wheel for Debian 12's Python 3.11 (path or URL); "
+                                              "unset: built in the container (about 7 minutes)")
+    parser.add_argument("--icepy-wheel-sha256")
+    parser.add_argument("--extra-ca-certificate", action="append", default=[], dest="extra_ca_certificates",
+                        help="a CA to trust while building (a TLS-inspecting proxy's); not kept in the image")
+    parser.add_argument("--http-proxy")
+    parser.add_argument("--pip-index-url")
+    parser.add_argument("--web-workers", type=int, default=3,
+                        help="gunicorn workers by default (OMERO_WEB_WORKERS overrides it at start)")
+    parser.add_argument("--keep", action="store_true", help="leave the build container for inspection")
+    options = Options(**vars(parser.parse_args(argv)))
+    built = build(options, log=lambda message: print(f"build-image: {message}", flush=True))
+    print(f"build-image: {built.tag} saved to {built.tarball} ({built.size / 1e6:.0f} MB) "
+          f"in {built.seconds:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""The OMERO image (scripts/build-image): built once per source digest, then run as a lab
+would run it: podman as root on a fresh volume, restarted, replaced by a new container on
+the same volume, and Apptainer-style (another uid, read-only root, a bind-mounted state
+directory, unprivileged ports from the environment). Every layer of the saved tarball is
+searched for the passwords these tests use."""
+
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+
+import pytest
+
+from deploys.defaults import DEFAULTS
+from omero_image import build
+
+from .checks import login_page
+from .testhosts import (
+    CACHE,
+    EXTRA_CA_CERTIFICATES,
+    PODMAN_ENV,
+    PREFIX,
+    ROOT,
+    RUN_ID,
+    RUN_LABEL,
+    cached_icepy_wheel,
+    podman,
+    sha256_of,
+    wait_for,
+)
+
+REPOSITORY = "localhost/omero-pyinfra-test"
+FIGURES = ROOT / "artifacts" / "image-figures.json"
+SQL = "psql -XAtq -h 127.0.0.1 -U omero -d omero"
+# Passwords the tests hand to or read from the image: none may be in a layer.
+SEEN_PASSWORDS: list[str] = []
+
+
+def figure(name: str, value) -> None:
+    """Keep a measured figure for the README (artifacts/image-figures.json)."""
+    FIGURES.parent.mkdir(exist_ok=True)
+    figures = json.loads(FIGURES.read_text()) if FIGURES.exists() else {}
+    figures[name] = value
+    FIGURES.write_text(json.dumps(figures, indent=1) + "\n")
+    print(f"{name}: {value}")
+
+
+@pytest.fixture(scope="module")
+def image():
+    """(tag, tarball, the build's secrets): built when the sources changed, else the cached one."""
+    wheel = cached_icepy_wheel("cp311")
+    options = build.Options(output=Path("unset"), extra_ca_certificates=EXTRA_CA_CERTIFICATES)
+    if wheel:
+        options.icepy_wheel, options.icepy_wheel_sha256 = str(wheel), sha256_of(wheel)
+    key = build.source_digest(options.icepy_wheel_sha256 or "", *options.extra_ca_certificates)
+    options.tag, options.output = f"{REPOSITORY}:{key}", CACHE / f"omero-image-{key}.tar"
+    kept_secrets = options.output.with_suffix(".secrets")  # the build's throwaway ones, 0600
+    if not (options.output.exists() and kept_secrets.exists()):
+        for stale in [*CACHE.glob("omero-image-*.tar"), *CACHE.glob("omero-image-*.secrets")]:
+            stale.unlink()
+        for old in podman("images", "--format", "{{.Repository}}:{{.Tag}}", REPOSITORY).stdout.split():
+            podman("rmi", "-f", old, check=False)
+        built = build.build(options, env=PODMAN_ENV)
+        descriptor = os.open(kept_secrets, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write("\n".join(needle.hex() for needle in built.secrets) + "\n")
+        figure("cold build (s)", round(built.seconds))
+        # What a lab gets is the tarball: the tests run the image loaded from it.
+        podman("rmi", options.tag)
+    if podman("image", "exists", options.tag, check=False).returncode != 0:
+        podman("load", "-q", "-i", str(options.output))
+    needles = [bytes.fromhex(line) for line in kept_secrets.read_text().split()]
+    return options.tag, options.output, needles
+
+
+class Started:
+    """A container of the image, its published HTTP port and its state."""
+
+    def __init__(self, name: str, tag: str, state: str, *args: str, http_port: int = build.HTTP_PORT):
+        self.name = PREFIX + "image-" + name
+        podman("rm", "-f", "-t", "0", self.name, check=False)
+        self.started = time.monotonic()
+        podman("run", "-d", "--name", self.name, "--label", f"{RUN_LABEL}={RUN_ID}",
+               "-p", f"127.0.0.1::{http_port}", "-v", f"{state}:{build.STATE}", *args, tag)
+        self.http_port = http_port
+
+    @property
+    def url(self) -> str:
+        published = podman("port", self.name, f"{self.http_port}/tcp").stdout.strip()
+        return f"http://127.0.0.1:{published.rsplit(':', 1)[1]}"
+
+    def serving(self, timeout: float = 120) -> float:
+        """Wait for the login page; returns seconds since the container was started (or restarted)."""
+        wait_for(lambda: login_page(self.url), f"{self.name}'s login page", timeout, interval=0.25)
+        return time.monotonic() - self.started
+
+    def exec(self, command: str, check: bool = True):
+        return podman("exec", self.name, "sh", "-c", command, check=check)
+
+    def restart(self) -> None:
+        podman("stop", "-t", "30", self.name)
+        self.started = time.monotonic()
+        podman("start", self.name)
+
+    def remove(self) -> None:
+        podman("rm", "-f", "-t", "10", self.name, check=False)
+
+
+@pytest.fixture
+def volume():
+    name = f"{PREFIX}image-{RUN_ID}-{secrets.token_hex(3)}"
+    podman("volume", "create", "--label", f"{RUN_LABEL}={RUN_ID}", name)
+    yield name
+    podman("volume", "rm", "-f", name, check=False)
+
+
+def test_labels_entrypoint_and_size(image):
+    tag, tarball, _ = image
+    config = json.loads(podman("image", "inspect", tag).stdout)[0]["Config"]
+    labels = config["Labels"]
+    assert labels["omero-pyinfra.omero-web"] == DEFAULTS["omero_web_version"]
+    assert labels["omero-pyinfra.omero-py"] == DEFAULTS["omero_py_version"]
+    assert labels["omero-pyinfra.zeroc-ice"] == "3.6.5"
+    assert labels["omero-pyinfra.postgresql"].startswith("15.")
+    assert labels["omero-pyinfra.omero-server"] == "none"
+    assert config["Entrypoint"] == ["/usr/local/sbin/omero-image"]
+    assert build.STATE in config["Volumes"]
+    size_mb = round(tarball.stat().st_size / 1e6)
+    figure("image tarball (MB)", size_mb)
+    # debootstrap's minbase is ~180 MB; OMERO.web's venv (Django, numpy, IcePy) ~330 MB.
+    assert size_mb < 1000
+
+
+def test_first_start_restart_and_new_container_keep_the_state(image, volume):
+    tag, _, _ = image
+    first = Started("root", tag, volume)
+    try:
+        figure("first start to login page, fresh volume (s)", round(first.serving(), 1))
+        password = first.exec(f"cat {build.STATE}/secrets/db-password").stdout.strip()
+        SEEN_PASSWORDS.append(password)
+        key = first.exec(f"cat {build.STATE}/web/django_secret_key").stdout
+        # As a client of the role would: over TCP with the generated password.
+        first.exec(f"PGPASSWORD=$(cat {build.STATE}/secrets/db-password) {SQL} -c "
+                   "\"CREATE TABLE kept (note text); INSERT INTO kept VALUES ('written before the restart')\"")
+        first.restart()
+        figure("restart to login page (s)", round(first.serving(), 1))
+        select = f"PGPASSWORD=$(cat {build.STATE}/secrets/db-password) {SQL} -c 'SELECT note FROM kept'"
+        assert first.exec(select).stdout.strip() == "written before the restart"
+        first.remove()
+
+        second = Started("root", tag, volume)
+        figure("new container, existing volume, to login page (s)", round(second.serving(), 1))
+        assert second.exec(select).stdout.strip() == "written before the restart"
+        assert second.exec(f"cat {build.STATE}/web/django_secret_key").stdout == key
+        assert second.exec(f"cat {build.STATE}/secrets/db-password").stdout.strip() == password
+        # Each service as its own user under root.
+        processes = second.exec("ps -eo user:20=,args=").stdout.splitlines()
+        for user, program in (("postgres", "postgres -D"), ("omero-web", "gunicorn"), ("www-data", "nginx: worker")):
+            assert any(line.split()[0] == user and program in line for line in processes), \
+                f"no {program} running as {user}"
+    finally:
+        podman("rm", "-f", "-t", "10", PREFIX + "image-root", check=False)
+
+
+def test_apptainer_style_user_read_only_root_and_env_ports(image, tmp_path):
+    """As Apptainer runs an image: another uid, nothing writable but the bound state (and
+    tmpfs /run, /tmp), the host's network so ports must be unprivileged and free: taken
+    from the environment. The password comes from a mounted file; overrides from config/
+    and CONFIG_* variables."""
+    tag, _, _ = image
+    uid = 4321
+    state = tmp_path / "omero-state"
+    (state / "config").mkdir(parents=True)
+    (state / "config" / "10-site.omero").write_text("config set omero.web.public.enabled false\n")
+    password_file = tmp_path / "db-password"
+    password = secrets.token_urlsafe(18)
+    SEEN_PASSWORDS.append(password)
+    password_file.write_text(password + "\n")
+    for path in (state, state / "config", state / "config" / "10-site.omero", password_file):
+        os.chown(path, uid, uid)
+    password_file.chmod(0o600)
+    ports = ["-e", "OMERO_HTTP_PORT=8181", "-e", "OMERO_WEB_PORT=4181", "-e", "OMERO_DB_PORT=5433"]
+    started = Started("apptainer", tag, str(state), "--user", f"{uid}:{uid}", "--read-only",
+                      "--tmpfs", "/run", "--tmpfs", "/tmp", *ports,
+                      "-v", f"{password_file}:/run/secrets/db-password:ro",
+                      "-e", "OMERO_DB_PASSWORD_FILE=/run/secrets/db-password",
+                      "-e", "CONFIG_omero_web_session__expire__at__browser__close=false",
+                      http_port=8181)
+    try:
+        figure("first start to login page, Apptainer-style (s)", round(started.serving(), 1))
+        owners = {line.split()[0] for line in started.exec("ps -eo uid=").stdout.splitlines()}
+        assert owners == {str(uid)}
+        listening = started.exec("cat /proc/net/tcp").stdout
+        for port in (8181, 4181, 5433):
+            assert f":{port:04X} 00000000:0000 0A" in listening, f"nothing listens on {port}"
+        assert started.exec("PGPASSWORD=$(cat /run/secrets/db-password) psql -XAtq -h 127.0.0.1 -p 5433 "
+                            "-U omero -d omero -c 'SELECT 1'").stdout.strip() == "1"
+        loaded = started.exec(f"OMERODIR=/opt/omero/web/OMERO.web OMERO_USERDIR={build.STATE}/web/home "
+                              "/opt/omero/web/venv3/bin/omero config get").stdout
+        assert "omero.web.public.enabled=false" in loaded
+        assert "omero.web.session_expire_at_browser_close=false" in loaded
+        # Nothing but the state changed: the root refused every write.
+        assert started.exec("touch /opt/omero/probe", check=False).returncode != 0
+        assert not (state / "secrets").exists(), "a password was generated although one was given"
+        assert {path.stat().st_uid for path in state.rglob("*")} == {uid}
+    finally:
+        started.remove()
+
+
+def test_no_secret_in_any_layer(image):
+    """The build's own passwords and keys, and every password these tests used, searched for
+    in every file of every layer of the saved tarball; and no cluster, key or record shipped."""
+    _, tarball, build_secrets = image
+    assert build_secrets, "the build recorded none of its secrets"
+    assert len(SEEN_PASSWORDS) == 2, "run with the tests above: they collect the passwords"
+    assert build.layer_findings(tarball, build_secrets + [p.encode() for p in SEEN_PASSWORDS]) == []
+
+
+@pytest.mark.skip(reason="needs OMERO.server's zip and Ice's tarball, which cannot be downloaded here; "
+                         "the build does not put a server in the image yet")
+def test_image_with_omero_server():
+    """An image built with the server's artifacts: schema, certificates and the binary
+    repository made on the volume at first start."""

@@ -1,0 +1,56 @@
+"""The image build's search of the saved layers: it must find what it looks for."""
+
+import io
+import json
+import tarfile
+
+import pytest
+
+from omero_image.build import layer_findings
+
+pytestmark = pytest.mark.unit
+
+
+def _tar(files: dict[str, bytes | str]) -> bytes:
+    """A tar of ``files``: bytes are a file's content, a str a symlink's target."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            if isinstance(content, str):
+                info.type, info.linkname = tarfile.SYMTYPE, content
+                archive.addfile(info)
+            else:
+                info.size = len(content)
+                archive.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def _archive(path, *layers: dict[str, bytes | str]):
+    """A docker-archive as `podman save` writes it: manifest.json naming one tar per layer."""
+    names = [f"layer{number}.tar" for number in range(len(layers))]
+    files = {name: _tar(layer) for name, layer in zip(names, layers, strict=True)}
+    files["manifest.json"] = json.dumps([{"Layers": names}]).encode()
+    path.write_bytes(_tar(files))
+    return path
+
+
+def test_a_secret_in_any_layer_and_a_forbidden_path_are_found(tmp_path):
+    tarball = _archive(tmp_path / "image.tar",
+                       {"etc/hostname": b"build\n"},
+                       {"opt/app/log.txt": b"password=s3cret-build-value\n",
+                        "var/lib/postgresql/15/main/PG_VERSION": b"15\n",
+                        "var/lib/omero-pyinfra/nginx-reloaded.done": b""})
+    assert layer_findings(tarball, [b"s3cret-build-value"]) == [
+        "layer1.tar: opt/app/log.txt holds a build secret",
+        "layer1.tar: var/lib/postgresql/15/main/PG_VERSION",
+        "layer1.tar: var/lib/omero-pyinfra/nginx-reloaded.done",
+    ]
+
+
+def test_a_clean_image_has_no_findings(tmp_path):
+    """The image's symlinks into the state volume are not the files they point at."""
+    tarball = _archive(tmp_path / "image.tar", {"etc/hostname": b"build\n"},
+                       {"var/lib/postgresql/15/main": "/var/lib/omero/postgresql",
+                        "opt/omero/web/OMERO.web/var/django_secret_key": "/var/lib/omero/web/django_secret_key"})
+    assert layer_findings(tarball, [b"s3cret-build-value"]) == []
