@@ -523,14 +523,21 @@ def parse_options(values: dict[str, Any], platform: Platform, host_name: str) ->
     if clash((bind_address, bind_port), (listen_address, listen_port)):
         fail("omero_nginx_listen", f"port {listen_port} is omero_web_bind's too; nginx and "
                                    "gunicorn need different ports")
-    https = parsed["omero_nginx_tls"] in ("self-signed", "acme") or (
-        parsed["omero_nginx_tls"] == "auto" and parsed["omero_nginx_tls_certificate"] is not None)
+    https = _tls_mode(parsed) != "off"
     if https and clash((bind_address, bind_port), (https_address, https_port)):
         fail("omero_nginx_https_listen", f"port {https_port} is omero_web_bind's too")
     if https and clash((listen_address, listen_port), (https_address, https_port)):
         fail("omero_nginx_https_listen", f"port {https_port} is omero_nginx_listen's too; HTTP "
                                          "and HTTPS need different ports")
     return parsed
+
+
+def _tls_mode(options: dict[str, Any]) -> str:
+    """"off", "given" (a certificate, under "auto"), "self-signed" or "acme"."""
+    mode = options["omero_nginx_tls"]
+    if mode == "auto":
+        return "off" if options["omero_nginx_tls_certificate"] is None else "given"
+    return mode
 
 
 @dataclass(frozen=True)
@@ -1001,14 +1008,14 @@ class _Checker:
         if certificate is None:
             if key is not None:
                 self.fail("omero_nginx_tls_key", "is set but omero_nginx_tls_certificate is not")
-            return "off" if mode == "auto" else mode
+            return _tls_mode(options)
         if mode != "auto":
             self.fail("omero_nginx_tls", f"is {mode!r} but omero_nginx_tls_certificate is given; "
                                          "leave it 'auto' to serve that certificate", example="auto")
         if key is None:
             self.fail("omero_nginx_tls_key", "is required with omero_nginx_tls_certificate")
         self.certificate_pair(certificate, key, names)
-        return "given"
+        return _tls_mode(options)
 
     def certificate_pair(self, certificate: str, key: str, names: tuple[str, ...]) -> None:
         """The given chain and key work together for ``names`` (nginx would only find out on
