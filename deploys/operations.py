@@ -31,18 +31,18 @@ from facts.omero import (
     TlsCertificate,
 )
 
-from . import secrets
+from . import scram
 
 
 @operation()
 def postgres_role(role: str, password: str, port: int = 5432):
     """A login role whose password is ``password``; only its SCRAM verifier is sent."""
     current = host.get_fact(PostgresRoleVerifier, role=role, port=port)
-    if current is not None and secrets.scram_matches(password, current):
+    if current is not None and scram.scram_matches(password, current):
         host.noop(f"role {role} exists with the wanted password")
         return
     verb = "CREATE" if current is None else "ALTER"
-    verifier = HiddenValue(secrets.scram_verifier(password))
+    verifier = HiddenValue(scram.scram_verifier(password))
     yield make_execute_psql_command(
         StringCommand(f'{verb} ROLE "{role}" LOGIN PASSWORD', StringCommand("'", verifier, "'", _separator="")),
         port=port,

@@ -227,7 +227,7 @@ def build(options: Options, env: dict | None = None, log=print) -> Built:
             labels = _labels(podman, container, source)
             (work_dir / "image.json").write_text(json.dumps(manifest, indent=1) + "\n")
             for name, source_path in (("entrypoint.py", HERE / "entrypoint.py"),
-                                      ("omero_secrets.py", ROOT / "deploys" / "secrets.py"),
+                                      ("omero_scram.py", ROOT / "deploys" / "scram.py"),
                                       ("finish.sh", HERE / "finish.sh"),
                                       ("image.json", work_dir / "image.json")):
                 podman("cp", str(source_path), f"{container}:/tmp/{name}")

@@ -25,7 +25,7 @@ import sys
 
 LIB = os.path.dirname(os.path.realpath(__file__))
 sys.path.insert(0, LIB)
-from omero_secrets import scram_verifier  # noqa: E402 - shipped beside this script
+from omero_scram import scram_verifier  # noqa: E402 - shipped beside this script
 
 with open(os.path.join(LIB, "image.json"), encoding="utf-8") as _manifest:
     IMAGE = json.load(_manifest)

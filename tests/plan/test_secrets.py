@@ -6,7 +6,7 @@ import stat
 import pytest
 
 from deploys.errors import OmeroOptionError
-from deploys.secrets import scram_matches
+from deploys.scram import scram_matches
 
 from .conftest import ALL_ROLES
 

@@ -9,13 +9,13 @@ import pytest
 from pyinfra.api import OperationError
 
 from deploys import operations as ops
-from deploys import secrets
+from deploys import scram
 
 pytestmark = pytest.mark.unit
 
 SALT = b"0123456789abcdef"
-RIGHT = secrets.scram_verifier("right password", salt=SALT)
-WRONG = secrets.scram_verifier("another password", salt=SALT)
+RIGHT = scram.scram_verifier("right password", salt=SALT)
+WRONG = scram.scram_verifier("another password", salt=SALT)
 
 DB = {"host": "db.lab", "port": 5433, "user": "omero", "name": "omero"}
 CONNECTION = "-h db.lab -p 5433 -U omero -d omero"
@@ -52,7 +52,7 @@ def test_postgres_role_sets_a_verifier_of_the_password(run_op, current, verb):
     assert match, command
     assert match.group(1, 2, 3) == ("5433", verb, "omero")
     verifier = match.group(4)
-    assert secrets.scram_matches("right password", verifier)
+    assert scram.scram_matches("right password", verifier)
     assert verifier not in (RIGHT, current)  # a fresh salt each time
     # Only the masked form is ever printed.
     assert verifier not in run.printed[0]

@@ -5,10 +5,13 @@ import hashlib
 import hmac
 import os
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from deploys import secrets
+from deploys import scram, secrets
 
 pytestmark = pytest.mark.unit
 
@@ -24,7 +27,7 @@ PENCIL = ("SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZ
 
 
 def test_verifier_authenticates_rfc7677_exchange():
-    verifier = secrets.scram_verifier("pencil", salt=base64.b64decode(RFC_SALT))
+    verifier = scram.scram_verifier("pencil", salt=base64.b64decode(RFC_SALT))
     assert verifier == PENCIL
     keys = verifier.split("$", 2)[2]
     stored_key, server_key = (base64.b64decode(key) for key in keys.split(":"))
@@ -37,12 +40,12 @@ def test_verifier_authenticates_rfc7677_exchange():
 
 
 def test_verifier_salt_is_random_and_16_bytes():
-    first, second = secrets.scram_verifier("pencil"), secrets.scram_verifier("pencil")
+    first, second = scram.scram_verifier("pencil"), scram.scram_verifier("pencil")
     assert first != second
     for verifier in (first, second):
         assert verifier.startswith("SCRAM-SHA-256$4096:")
         assert len(base64.b64decode(verifier.split(":")[1].split("$")[0])) == 16
-        assert secrets.scram_matches("pencil", verifier)
+        assert scram.scram_matches("pencil", verifier)
 
 
 @pytest.mark.parametrize(("password", "verifier", "matches"), [
@@ -59,14 +62,14 @@ def test_verifier_salt_is_random_and_16_bytes():
     ("pencil", "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$:", False),
 ])
 def test_scram_matches(password, verifier, matches):
-    assert secrets.scram_matches(password, verifier) is matches
+    assert scram.scram_matches(password, verifier) is matches
 
 
 def test_scram_matches_other_iterations():
     verifier = "SCRAM-SHA-256$8:c2FsdHNhbHQ=$" + ":".join(
-        base64.b64encode(key).decode() for key in secrets._scram_keys("pw", b"saltsalt", 8))
-    assert secrets.scram_matches("pw", verifier)
-    assert not secrets.scram_matches("pw2", verifier)
+        base64.b64encode(key).decode() for key in scram._scram_keys("pw", b"saltsalt", 8))
+    assert scram.scram_matches("pw", verifier)
+    assert not scram.scram_matches("pw2", verifier)
 
 
 # -- resolve --------------------------------------------------------------------------------
@@ -143,3 +146,13 @@ def test_public_ssh_key_is_the_authorized_keys_form(tmp_path):
     # The wire form: a length-prefixed "ssh-ed25519", then the 32-byte public key.
     raw = base64.b64decode(body)
     assert raw[:15] == b"\x00\x00\x00\x0bssh-ed25519" and len(raw) == 4 + 11 + 4 + 32
+
+
+def test_scram_needs_only_the_standard_library():
+    """The image's entrypoint runs it with the system Python, which has no site packages."""
+    scram_module = Path(scram.__file__)
+    ran = subprocess.run([sys.executable, "-I", "-S", "-c",
+                          "import runpy, sys; print(runpy.run_path(sys.argv[1])['scram_verifier']('pw')[:14])",
+                          str(scram_module)], capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "SCRAM-SHA-256$"
