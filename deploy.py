@@ -2,14 +2,15 @@
 
 A host gets what its groups say: omero_database (PostgreSQL), omero_server
 (OMERO.server), omero_web (OMERO.web behind nginx); one host in all three is the
-all-in-one install. A host in omero_backup keeps the others' backups (docs/backup.md).
+all-in-one install. A host in omero_backup keeps the others' backups (docs/backup.md); one
+in omero_analysis (and omero_web) serves JupyterHub on the web's site (docs/analysis.md).
 Every option is validated for every host before anything changes.
 """
 
 from pyinfra import host, inventory
 from pyinfra.facts.server import LinuxDistribution
 
-from deploys import backup, database, nginx, platform, prerequisites, server, settings, web
+from deploys import analysis, backup, database, nginx, platform, prerequisites, server, settings, web
 from facts.omero import InitSystem
 
 config = settings.load(
@@ -24,7 +25,8 @@ prerequisites.install(config)
 if settings.BACKUP in host.groups:
     backup.target(config)
 # Start order across the inventory: PostgreSQL ready, then OMERO.server accepting
-# connections, then OMERO.web, then nginx (pyinfra runs operations in this order).
+# connections, then OMERO.web, then JupyterHub, then nginx (pyinfra runs operations in
+# this order): nginx serves what runs behind it.
 if settings.DATABASE in config.roles:
     database.deploy(config)
 # Backups are configured before the server: an upgrade keeps its dump in the repositories.
@@ -33,6 +35,8 @@ if settings.SERVER in config.roles:
     server.deploy(config)
 if settings.WEB in config.roles:
     web.deploy(config, host)
+    if settings.ANALYSIS in config.roles:
+        analysis.deploy(config)
     nginx.deploy(config)
 if config.backs_up:
     backup.schedule(config, backup_sources)

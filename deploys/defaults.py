@@ -46,6 +46,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("omero_pip_index_url", None,
            "A PyPI mirror for pip (`index-url`), e.g. a devpi in the lab.",
            example="https://pypi.lab.example.org/simple"),
+    Option("omero_npm_registry_url", None,
+           "An npm registry mirror for npm (`registry`; omero_analysis hosts install "
+           "configurable-http-proxy with it). npm trusts the system CA bundle and uses "
+           "`omero_http_proxy` too.",
+           example="https://npm.lab.example.org/"),
     # -- IcePy (the Python binding of Ice 3.6.5), needed by server and web -----------------
     Option("omero_icepy_wheel", None,
            "URL or local path of a zeroc-ice 3.6.5 wheel built for the host's OS and Python "
@@ -160,6 +165,31 @@ OPTIONS: tuple[Option, ...] = (
            "annotations). An app taken out of the list is uninstalled and unregistered; "
            "OMERO.figure's PDF export script and its packages go on omero_server hosts.",
            example=["omero-figure", "omero-iviewer"]),
+    # -- the analysis environment (hosts in omero_analysis, also in omero_web; docs/analysis.md)
+    Option("omero_analysis_path", "/jupyter/",
+           "Where JupyterHub is served on the OMERO.web site (nginx location, the hub's "
+           "`base_url`): a path of its own, starting and ending with `/`."),
+    Option("omero_analysis_users_group", "jupyterhub-users",
+           "The Unix group whose members may log in to JupyterHub (with their own account's "
+           "password, through PAM). Created empty if missing: add the lab's users to it."),
+    Option("omero_analysis_basedir", "/opt/omero/analysis",
+           "Analysis base: the hub's venv `hub-venv`, the users' venv `user-venv`, "
+           "configurable-http-proxy in `proxy-<version>`, `jupyterhub_config.py`."),
+    Option("omero_analysis_port", 8000,
+           "configurable-http-proxy listens on 127.0.0.1 at this port (nginx proxies to it), "
+           "its API at the next port, the hub at the one after."),
+    Option("omero_analysis_omero_host", None,
+           "OMERO.server address preset for kernels (`OMERO_HOST`, with `OMERO_PORT` 4064 and "
+           "`OMERO_SECURE`), so `ezomero.connect()` asks only for the user's name and password. "
+           "Unset: the inventory's omero_server host, as for OMERO.web.",
+           example="omero.lab.example.org"),
+    Option("omero_jupyterhub_version", "6.1.1",
+           "JupyterHub release, in the hub's venv and (`jupyterhub-singleuser`) the users'."),
+    Option("omero_jupyterlab_version", "4.6.6", "JupyterLab release in the users' venv."),
+    Option("omero_ezomero_version", "3.2.3", "ezomero release in the users' venv."),
+    Option("omero_analysis_proxy_version", "5.1.0",
+           "configurable-http-proxy release (from npm). 5.0 and 5.1 need Node.js 18, 5.2 and "
+           "later 20: refused where the host's Node.js is older (Ubuntu 22.04 packages 12)."),
     # -- backups (hosts in omero_database or omero_server; docs/backup.md) ----------------
     Option("omero_backup_local_dir", None,
            "A restic repository on the host itself (best on another disk). Backups run when "

@@ -16,6 +16,9 @@ class Platform:
     default_java: int
     nginx_user: str
     nginx_version: tuple[int, int]  # what the distribution packages
+    # The major version of the Node.js the deploy installs (configurable-http-proxy runs on
+    # it): the distribution's own package, or on RHEL the AppStream module stream enabled.
+    nodejs_major: int
     # Ubuntu 24.04 and Debian 13 renamed libraries for 64-bit time_t (libssl3t64, ...).
     time64_libraries: bool = False
 
@@ -58,6 +61,15 @@ class Platform:
     @property
     def postgres_client_package(self) -> str:
         return "postgresql-client" if self.is_debian else "postgresql"
+
+    @property
+    def nodejs_packages(self) -> list[str]:
+        return ["nodejs", "npm"]
+
+    @property
+    def nodejs_module_stream(self) -> str | None:
+        """RHEL 9's AppStream: the unversioned nodejs is 16 (retired); newer come as module streams."""
+        return None if self.is_debian else str(self.nodejs_major)
 
     @property
     def supervisor_package(self) -> str:
@@ -148,15 +160,17 @@ def detect(distribution: dict) -> Platform:
     major = distribution.get("major")
     version = meta.get("VERSION_ID", "")
     if os_id == "ubuntu" and version == "22.04":
-        return Platform("Ubuntu 22.04", "debian", "python3", 14, 11, "www-data", (1, 18))
+        return Platform("Ubuntu 22.04", "debian", "python3", 14, 11, "www-data", (1, 18), 12)
     if os_id == "ubuntu" and version == "24.04":
-        return Platform("Ubuntu 24.04", "debian", "python3", 16, 11, "www-data", (1, 24), time64_libraries=True)
+        return Platform("Ubuntu 24.04", "debian", "python3", 16, 11, "www-data", (1, 24), 18,
+                        time64_libraries=True)
     if os_id == "debian" and major == 12:
-        return Platform("Debian 12", "debian", "python3", 15, 17, "www-data", (1, 22))
+        return Platform("Debian 12", "debian", "python3", 15, 17, "www-data", (1, 22), 18)
     if os_id == "debian" and major == 13:
         # trixie packages Java 21 and 25 only.
-        return Platform("Debian 13", "debian", "python3", 17, 21, "www-data", (1, 26), time64_libraries=True)
+        return Platform("Debian 13", "debian", "python3", 17, 21, "www-data", (1, 26), 20,
+                        time64_libraries=True)
     if os_id in ("rocky", "rhel", "almalinux") and major == 9:
-        return Platform(f"{meta.get('NAME', os_id)} 9", "rhel", "python3.12", 16, 11, "nginx", (1, 20))
+        return Platform(f"{meta.get('NAME', os_id)} 9", "rhel", "python3.12", 16, 11, "nginx", (1, 20), 22)
     found = f"{distribution.get('name') or 'unknown'} {version or major or ''}".strip()
     raise OmeroDeployError(f"unsupported operating system {found!r}; supported: {SUPPORTED}")

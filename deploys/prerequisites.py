@@ -124,12 +124,17 @@ def site_packages(venv: str) -> str:
     return f"{venv}/lib/python3*/site-packages"
 
 
-def omero_venv(settings, path: str, packages: list[str]) -> None:
-    """A root-owned venv holding IcePy 3.6.5 (from the wheel cache) and ``packages``."""
+def venv(settings, path: str) -> None:
+    """A root-owned venv whose pip reaches the lab's index (CA, proxy)."""
     pip.venv(name=f"Create the venv {path}", path=path, python=settings.platform.python)
     # pip.conf may hold proxy credentials; pip runs as root only.
     secret_template(settings, "pip/pip.conf.j2", f"{path}/pip.conf", user="root", group="root",
                     mode="600")
+
+
+def omero_venv(settings, path: str, packages: list[str]) -> None:
+    """A root-owned venv holding IcePy 3.6.5 (from the wheel cache) and ``packages``."""
+    venv(settings, path)
     wheel_dir = settings.wheel_dir
     files.directory(name="Create the wheel cache", path=wheel_dir, user="root", group="root",
                     mode="755")

@@ -16,7 +16,7 @@ from .operations import secret_file, supervised, systemd_reloaded, systemd_runni
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 # supervisord starts programs in this order when the container boots.
-PRIORITY = {"postgresql": 100, "omero-server": 200, "omero-web": 300, "nginx": 400,
+PRIORITY = {"postgresql": 100, "omero-server": 200, "omero-web": 300, "omero-jupyterhub": 350, "nginx": 400,
             "omero-backup-schedule": 500}
 
 

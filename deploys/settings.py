@@ -35,7 +35,8 @@ from .platform import Platform
 from .webapps import APPS, WebApp
 
 DATABASE, SERVER, WEB = "omero_database", "omero_server", "omero_web"
-ROLES = (DATABASE, SERVER, WEB)
+ANALYSIS = "omero_analysis"  # JupyterHub, served by an omero_web host's nginx
+ROLES = (DATABASE, SERVER, WEB, ANALYSIS)
 BACKUP = "omero_backup"  # the host keeping the other hosts' backup repositories
 EXAMPLES: dict[str, Any] = {option.name: option.good_value for option in OPTIONS}
 
@@ -96,6 +97,16 @@ _CONFIG_KEY = re.compile(r"omero\.[A-Za-z0-9_.]+")
 _SCHEDULE = re.compile(r"(?:(Mon|Tue|Wed|Thu|Fri|Sat|Sun) )?([01][0-9]|2[0-3]):([0-5][0-9])"
                        r"|every ([1-9][0-9]{0,3})([mh])")
 _KEEP = ("daily", "weekly", "monthly")
+# A path on the site: segments of URL-safe characters, starting and ending with '/'.
+_SITE_PATH = re.compile(r"/(?:[A-Za-z0-9._~-]+/)+")
+# First segments OMERO.web, its apps and nginx's own locations serve: a path there would hide them.
+_WEB_PATHS = frozenset({
+    "static", "webclient", "webadmin", "webgateway", "webstart", "feedback", "api", "url", "index",
+    "figure", "iviewer", "parade", "mapr", "omero_figure", "omero_iviewer", "omero_parade", ".well-known",
+})
+# configurable-http-proxy's Node.js requirement (its package.json `engines`), from the
+# release on: 4.x declares Node.js 10, 5.0 and 5.1 need 18, 5.2 and later 20.
+_PROXY_NODE = (((5, 2, 0), 20), ((5, 0, 0), 18), ((0, 0, 0), 10))
 
 
 class _Bad(ValueError):
@@ -415,6 +426,24 @@ def _nginx_size(value: Any) -> str:
     return text.lower()
 
 
+def _site_path(value: Any) -> str:
+    text = _text(value)
+    if not _SITE_PATH.fullmatch(text) or any(part in (".", "..") for part in text.split("/")):
+        raise _Bad(f"{text!r} is not a path of its own on the site: '/', then segments of letters, "
+                   "digits and . _ ~ - each followed by '/', like /jupyter/")
+    first = text.split("/")[1]
+    if first in _WEB_PATHS:
+        raise _Bad(f"{text!r} is below /{first}/, which OMERO.web (or nginx) serves; use another, "
+                   "like /jupyter/")
+    return text
+
+
+def proxy_node_major(version: str) -> int:
+    """The Node.js major version configurable-http-proxy ``version`` needs."""
+    release = tuple(int(part) for part in version.split("."))
+    return next(node for since, node in _PROXY_NODE if release >= since)
+
+
 def _web_apps(value: Any) -> tuple[WebApp, ...]:
     """``name`` or ``name==version`` of apps this deploy knows, each once."""
     if not isinstance(value, (list, tuple)):
@@ -437,6 +466,7 @@ _GRAMMARS: dict[str, Callable[[Any], Any]] = {
     "omero_extra_ca_certificates": _ca_files,
     "omero_http_proxy": _optional(_url),
     "omero_pip_index_url": _optional(_url),
+    "omero_npm_registry_url": _optional(_url),
     # Artifacts and passwords: their type here, the rest in load() for the hosts needing them.
     "omero_icepy_wheel": _optional(_text),
     "omero_icepy_wheel_sha256": _optional(_text),
@@ -479,6 +509,16 @@ _GRAMMARS: dict[str, Callable[[Any], Any]] = {
     "omero_nginx_https_listen": lambda value: _endpoint(value, need_address=False),
     "omero_nginx_hsts": _one_of(True, False),
     "omero_web_apps": _web_apps,
+    "omero_analysis_path": _site_path,
+    "omero_analysis_users_group": _account,
+    "omero_analysis_basedir": _path,
+    # Three ports in a row (proxy, its API, the hub), unprivileged.
+    "omero_analysis_port": _bounded(1024, 65533),
+    "omero_analysis_omero_host": _optional(_address),
+    "omero_jupyterhub_version": _release,
+    "omero_jupyterlab_version": _release,
+    "omero_ezomero_version": _release,
+    "omero_analysis_proxy_version": _release,
     "omero_backup_local_dir": _optional(_path),
     "omero_backup_remote_dir": _path,
     "omero_backup_user": _account,
@@ -529,6 +569,13 @@ def parse_options(values: dict[str, Any], platform: Platform, host_name: str) ->
     if https and clash((listen_address, listen_port), (https_address, https_port)):
         fail("omero_nginx_https_listen", f"port {https_port} is omero_nginx_listen's too; HTTP "
                                          "and HTTPS need different ports")
+    analysis_port = parsed["omero_analysis_port"]
+    taken = {bind_port: "omero_web_bind", listen_port: "omero_nginx_listen",
+             **({https_port: "omero_nginx_https_listen"} if https else {})}
+    for port in range(analysis_port, analysis_port + 3):
+        if port in taken:
+            fail("omero_analysis_port", f"the analysis environment uses ports {analysis_port}-"
+                                        f"{analysis_port + 2}, and {port} is {taken[port]}'s")
     return parsed
 
 
@@ -582,6 +629,8 @@ class Settings:
     any_host: bool
     # "off", "given" (omero_nginx_tls_certificate), "self-signed" or "acme".
     tls_mode: str
+    # OMERO.server address kernels connect to (omero_analysis hosts).
+    analysis_omero_host: str | None = None
     # Present for server hosts only.
     server_artifact: Artifact | None = None
     server_version: str | None = None
@@ -740,6 +789,54 @@ class Settings:
         return f"check{name[1:]}" if name.startswith("*.") else name
 
     @property
+    def analysis_dir(self) -> str:
+        return self.analysis_basedir
+
+    @property
+    def hub_venv(self) -> str:
+        return f"{self.analysis_dir}/hub-venv"
+
+    @property
+    def user_venv(self) -> str:
+        """The users' kernels and single-user servers."""
+        return f"{self.analysis_dir}/user-venv"
+
+    @property
+    def proxy_dir(self) -> str:
+        """configurable-http-proxy, installed by npm; one directory per release."""
+        return f"{self.analysis_dir}/proxy-{self.analysis_proxy_version}"
+
+    @property
+    def proxy_command(self) -> str:
+        return f"{self.proxy_dir}/node_modules/.bin/configurable-http-proxy"
+
+    @property
+    def npmrc(self) -> str:
+        return f"{self.analysis_dir}/npmrc"
+
+    @property
+    def hub_config(self) -> str:
+        return f"{self.analysis_dir}/jupyterhub_config.py"
+
+    @property
+    def hub_state_dir(self) -> str:
+        """The hub's database, the proxy's pid file and the hub's secrets (root's, 0700)."""
+        return "/var/lib/omero-jupyterhub"
+
+    @property
+    def hub_cookie_secret(self) -> str:
+        return f"{self.hub_state_dir}/cookie_secret"
+
+    @property
+    def proxy_auth_token(self) -> str:
+        return f"{self.hub_state_dir}/proxy_auth_token"
+
+    @property
+    def proxy_url(self) -> str:
+        """Where nginx reaches the hub's proxy (the site's path is passed on as it is)."""
+        return f"http://127.0.0.1:{self.analysis_port}"
+
+    @property
     def backs_up(self) -> bool:
         return bool(self.backup_repositories)
 
@@ -891,6 +988,18 @@ def load(host, inventory, platform: Platform, pid1: str) -> Settings:
             f"{database_hosts[0].name}-db-{options['omero_db_user']}"))
 
     extra.update(_backups(host, inventory, options, roles, check))
+    if ANALYSIS in roles:
+        if WEB not in roles:
+            raise OmeroDeployError(
+                f"host {host.name} is in {ANALYSIS} but not in {WEB}: JupyterHub is served under "
+                f"{options['omero_analysis_path']} by the OMERO.web site's nginx; put the host in {WEB} too")
+        version, node = options["omero_analysis_proxy_version"], platform.nodejs_major
+        if node < proxy_node_major(version):
+            check.fail("omero_analysis_proxy_version",
+                       f"configurable-http-proxy {version} needs Node.js {proxy_node_major(version)} or "
+                       f"later, and {platform.label} packages Node.js {node}; put the analysis "
+                       "environment on Ubuntu 24.04, Debian 12 or 13 or Rocky Linux 9")
+        extra["analysis_omero_host"] = options["omero_analysis_omero_host"] or web_servers[0]
 
     manager = options["omero_service_manager"]
     if manager == "auto":

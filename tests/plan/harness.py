@@ -171,7 +171,9 @@ def _record(host) -> HostRun:
     def put_file(filename_or_io, remote_filename, *args, **kwargs):
         if hasattr(filename_or_io, "getvalue"):
             content = filename_or_io.getvalue()
-            run.uploads[remote_filename] = content.decode() if isinstance(content, bytes) else content
+            # Binary uploads (a wheel) kept legible enough to look for names in.
+            run.uploads[remote_filename] = (content.decode(errors="replace") if isinstance(content, bytes)
+                                            else content)
         else:
             run.uploads[remote_filename] = Path(filename_or_io).read_text(errors="replace")
         return fake_put_file(filename_or_io, remote_filename, *args, **kwargs)

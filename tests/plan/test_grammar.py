@@ -248,7 +248,7 @@ def test_nginx_reached_from_its_host(listen, url):
 
 
 def test_the_platforms_nginx_user_is_refused():
-    apache_like = Platform("Example 1", "rhel", "python3", 16, 17, "httpd", (1, 20))
+    apache_like = Platform("Example 1", "rhel", "python3", 16, 17, "httpd", (1, 20), 22)
     with pytest.raises(OmeroOptionError, match="option omero_web_user .*'httpd' is nginx's user on Example 1"):
         settings.parse_options({**DEFAULTS, "omero_web_user": "httpd"}, apache_like, "web")
 

@@ -117,10 +117,10 @@ def test_detect_refuses(distribution, found):
 
 
 @pytest.mark.parametrize(("distribution", "platform"), [
-    (DEBIAN12, Platform("Debian 12", "debian", "python3", 15, 17, "www-data", (1, 22), time64_libraries=False)),
-    (UBUNTU22, Platform("Ubuntu 22.04", "debian", "python3", 14, 11, "www-data", (1, 18), time64_libraries=False)),
-    (ROCKY9, Platform("Rocky Linux 9", "rhel", "python3.12", 16, 11, "nginx", (1, 20), time64_libraries=False)),
-    (UBUNTU24, Platform("Ubuntu 24.04", "debian", "python3", 16, 11, "www-data", (1, 24), time64_libraries=True)),
+    (DEBIAN12, Platform("Debian 12", "debian", "python3", 15, 17, "www-data", (1, 22), 18, time64_libraries=False)),
+    (UBUNTU22, Platform("Ubuntu 22.04", "debian", "python3", 14, 11, "www-data", (1, 18), 12, time64_libraries=False)),
+    (ROCKY9, Platform("Rocky Linux 9", "rhel", "python3.12", 16, 11, "nginx", (1, 20), 22, time64_libraries=False)),
+    (UBUNTU24, Platform("Ubuntu 24.04", "debian", "python3", 16, 11, "www-data", (1, 24), 18, time64_libraries=True)),
 ])
 def test_detect_exactly(distribution, platform):
     assert detect(distribution) == platform
