@@ -239,9 +239,9 @@ class PodmanHost(TestHost):
 
     def _cache_mounts(self) -> list[str]:
         mounts = []
-        # apt locks its archive directory, so each host has its own; pip's is shared.
+        # apt locks its archive directory, so each host has its own; pip's and npm's are shared.
         for source, target in ((CACHE / "apt-archives" / self.image.suite / self.name, "/var/cache/apt/archives"),
-                               (CACHE / "pip", "/root/.cache/pip")):
+                               (CACHE / "pip", "/root/.cache/pip"), (CACHE / "npm", "/root/.npm")):
             source.mkdir(parents=True, exist_ok=True)
             mounts += ["-v", f"{source}:{target}"]
         return mounts
