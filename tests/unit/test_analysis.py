@@ -1,0 +1,79 @@
+"""The pieces of the analysis environment decided on the machine running pyinfra: the data
+tools' wheel (built here, byte for byte the same for the same sources, agreeing with
+pyproject.toml) and configurable-http-proxy's Node.js requirement."""
+
+import base64
+import csv
+import hashlib
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+import tomllib
+from packaging.requirements import Requirement
+
+from deploys import movein_wheel
+from deploys.settings import proxy_node_major
+
+pytestmark = pytest.mark.unit
+
+PYPROJECT = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+# The deploy's own dependencies; the rest of pyproject.toml's are the data tools'.
+DEPLOY_ONLY = {"pyinfra", "cryptography", "jinja2", "requests"}
+
+
+@pytest.fixture(scope="module")
+def wheel() -> zipfile.ZipFile:
+    return zipfile.ZipFile(io.BytesIO(movein_wheel.build()))
+
+
+def test_wheel_is_the_same_for_the_same_sources():
+    assert movein_wheel.build() == movein_wheel.build()
+
+
+def test_wheel_holds_every_module_of_the_data_tools(wheel):
+    sources = sorted(movein_wheel.SOURCE.glob("*.py"))
+    assert sources
+    for source in sources:
+        assert wheel.read(f"omero_movein/{source.name}") == source.read_bytes()
+    assert not [name for name in wheel.namelist() if "__pycache__" in name]
+
+
+def test_wheel_record_lists_every_file_with_its_hash(wheel):
+    dist_info = f"omero_movein-{movein_wheel.VERSION}.dist-info"
+    rows = list(csv.reader(io.StringIO(wheel.read(f"{dist_info}/RECORD").decode())))
+    assert sorted(row[0] for row in rows) == sorted(wheel.namelist())
+    for name, digest, size in rows:
+        if name.endswith("RECORD"):
+            assert (digest, size) == ("", "")
+            continue
+        data = wheel.read(name)
+        expected = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        assert (digest, int(size)) == (f"sha256={expected}", len(data))
+    assert "Tag: py3-none-any" in wheel.read(f"{dist_info}/WHEEL").decode().splitlines()
+    assert f"Version: {movein_wheel.VERSION}" in wheel.read(f"{dist_info}/METADATA").decode().splitlines()
+    assert movein_wheel.FILENAME == f"omero_movein-{movein_wheel.VERSION}-py3-none-any.whl"
+
+
+def test_wheel_commands_are_pyprojects(wheel):
+    entry_points = wheel.read(f"omero_movein-{movein_wheel.VERSION}.dist-info/entry_points.txt").decode()
+    assert entry_points == "[console_scripts]\n" + "".join(
+        f"{name} = {target}\n" for name, target in PYPROJECT["project"]["scripts"].items())
+    assert movein_wheel.VERSION == PYPROJECT["project"]["version"]
+
+
+def test_requirements_are_pyprojects_data_tools_dependencies():
+    names = set()
+    for requirement in map(Requirement, PYPROJECT["project"]["dependencies"]):
+        if requirement.name not in DEPLOY_ONLY:
+            names |= {requirement.name, *requirement.extras}
+    assert names == set(movein_wheel.REQUIREMENTS)
+
+
+@pytest.mark.parametrize(("version", "node"), [
+    ("4.5.6", 10), ("4.6.3", 10), ("5.0.1", 18), ("5.1.0", 18), ("5.1.9", 18), ("5.2.0", 20), ("5.3.0", 20),
+    ("6.0.0", 20),
+])
+def test_proxy_node_requirement(version, node):
+    assert proxy_node_major(version) == node
