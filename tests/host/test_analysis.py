@@ -91,6 +91,7 @@ def hub_url(host) -> str:
 def log_in(host, trust, user: str, password: str) -> tuple[requests.Session, requests.Response]:
     """The hub's login form, filled in as a browser would: its _xsrf token and cookies."""
     session = requests.Session()
+    session.trust_env = False  # REQUESTS_CA_BUNDLE would replace the site's certificate
     session.verify = str(trust)
     page = session.get(f"{hub_url(host)}/hub/login", timeout=30)
     page.raise_for_status()
