@@ -32,7 +32,7 @@ def install(settings) -> None:
     # Empty: the lab's administrators add the users who may log in.
     server.group(name=f"Create the group {settings.analysis_users_group} (who may use JupyterHub)",
                  group=settings.analysis_users_group)
-    files.directory(name="Create the analysis base directory", path=settings.analysis_dir,
+    files.directory(name="Create the analysis base directory", path=settings.analysis_basedir,
                     user="root", group="root", mode="755")
     files.directory(name="Create JupyterHub's state directory", path=settings.hub_state_dir,
                     user="root", group="root", mode="700")

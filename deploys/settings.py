@@ -789,22 +789,18 @@ class Settings:
         return f"check{name[1:]}" if name.startswith("*.") else name
 
     @property
-    def analysis_dir(self) -> str:
-        return self.analysis_basedir
-
-    @property
     def hub_venv(self) -> str:
-        return f"{self.analysis_dir}/hub-venv"
+        return f"{self.analysis_basedir}/hub-venv"
 
     @property
     def user_venv(self) -> str:
         """The users' kernels and single-user servers."""
-        return f"{self.analysis_dir}/user-venv"
+        return f"{self.analysis_basedir}/user-venv"
 
     @property
     def proxy_dir(self) -> str:
         """configurable-http-proxy, installed by npm; one directory per release."""
-        return f"{self.analysis_dir}/proxy-{self.analysis_proxy_version}"
+        return f"{self.analysis_basedir}/proxy-{self.analysis_proxy_version}"
 
     @property
     def proxy_command(self) -> str:
@@ -812,11 +808,11 @@ class Settings:
 
     @property
     def npmrc(self) -> str:
-        return f"{self.analysis_dir}/npmrc"
+        return f"{self.analysis_basedir}/npmrc"
 
     @property
     def hub_config(self) -> str:
-        return f"{self.analysis_dir}/jupyterhub_config.py"
+        return f"{self.analysis_basedir}/jupyterhub_config.py"
 
     @property
     def hub_state_dir(self) -> str:
