@@ -105,6 +105,9 @@ def test_hub_answers_through_nginx_over_https(analysis, trust):
     page = requests.get(f"{hub_url(analysis)}/hub/login", verify=str(trust), timeout=30)
     assert page.status_code == 200 and "JupyterHub" in page.text
     assert page.headers["strict-transport-security"] == "max-age=63072000"
+    # The path typed without its closing slash: nginx adds it.
+    bare = requests.get(f"{hub_url(analysis)}", verify=str(trust), timeout=30, allow_redirects=False)
+    assert (bare.status_code, bare.headers["location"]) == (301, f"https://{analysis.address}{PATH}")
     # The proxy and the hub listen on the host's loopback only.
     listening = analysis.run("ss -Htln").stdout
     for port in (8000, 8001, 8002):
