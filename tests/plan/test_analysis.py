@@ -203,3 +203,24 @@ def test_node_too_old_for_the_proxy_refused_on_ubuntu_22_04(deploy):
     # The 4.x line declares Node.js 10: a lab may choose it on Ubuntu 22.04 (docs/analysis.md).
     run = deploy({"lab": (WEB_ANALYSIS, {"omero_analysis_proxy_version": "4.6.3"})}, os_name="ubuntu22.04")["lab"]
     assert any("configurable-http-proxy@4.6.3" in command for command in run.commands)
+
+
+RUNNING = {re.compile(r"systemctl show --all --property Id --property SubState"): [
+    "Id=omero-jupyterhub.service", "SubState=running", ""]}
+HUB_STAMP = "/var/lib/omero-pyinfra/omero-jupyterhub-started.done"
+
+
+@pytest.mark.parametrize(("changed", "restarted"), [
+    pytest.param([HUB_CONFIG], True, id="configuration newer than the hub's last start"),
+    pytest.param([], False, id="nothing changed since"),
+])
+def test_hub_restarted_only_for_what_changed_on_the_host(deploy, changed, restarted):
+    responses = {**RUNNING, re.compile(re.escape(HUB_STAMP)): changed}
+    run = deploy({"lab": (WEB_ANALYSIS, {})}, os_name="debian12", responses=responses)["lab"]
+    # Decided from the host: its files against the stamp of the hub's last start.
+    [check] = [command for command in run.commands if HUB_STAMP in command and command.startswith("for f in")]
+    for source in (UNIT, HUB_CONFIG, "/opt/omero/analysis/hub-venv/lib/python3*/site-packages",
+                   "/var/lib/omero-jupyterhub/cookie_secret", "/var/lib/omero-jupyterhub/proxy_auth_token"):
+        assert source in check, source
+    assert ("systemctl restart omero-jupyterhub.service" in run.commands) == restarted
+    assert (f"touch {HUB_STAMP}" in run.commands) == restarted
