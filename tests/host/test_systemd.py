@@ -117,7 +117,7 @@ def test_second_run_changes_nothing(host):
 def test_drift_is_caught_and_repaired(host):
     """A unit disabled by hand; the web user in the shared group, as earlier deploys left it."""
     host.run("systemctl disable omero-web.service")
-    host.run("usermod -aG omero omero-web")
+    host.run("groupadd -f --system omero && usermod -aG omero omero-web")
     changes = hosts_with_changes(host.inventory)
     assert "Run and enable omero-web" in changes
     assert "Take omero-web out of the group omero" in changes
