@@ -106,6 +106,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("omero_py_version", "5.23.0", "omero-py release installed in the server and web venvs."),
     Option("omero_server_db_dump_dir", "/opt/omero/server/backups",
            "Where the database is dumped before an upgrade."),
+    Option("omero_server_dropbox", False,
+           "OMERO.dropbox: `omero-dropbox` in the server venv, so the server imports what users "
+           "copy into their folder `<omero_data_dir>/DropBox/<OMERO user name>` (made by the "
+           "sysadmin, see the README). Turned off again, the package is uninstalled; the DropBox "
+           "directory and its files stay.",
+           example=True),
+    Option("omero_dropbox_version", "5.7.0", "omero-dropbox release (with `omero_server_dropbox`)."),
     # -- OMERO.web (hosts in group omero_web) -----------------------------------------------
     Option("omero_web_version", "5.33.2", "omero-web release."),
     Option("omero_web_basedir", "/opt/omero/web",

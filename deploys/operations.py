@@ -15,7 +15,7 @@ from pyinfra.api.hiddenvalue import HiddenValue
 from pyinfra.connectors.ssh import SSHConnector
 from pyinfra.facts.files import Directory, File, Sha256File
 from pyinfra.facts.postgres import make_execute_psql_command
-from pyinfra.facts.server import Command
+from pyinfra.facts.server import Command, Users
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
 from facts.omero import (
@@ -47,6 +47,16 @@ def postgres_role(role: str, password: str, port: int = 5432):
         StringCommand(f'{verb} ROLE "{role}" LOGIN PASSWORD', StringCommand("'", verifier, "'", _separator="")),
         port=port,
     )
+
+
+@operation()
+def not_in_group(user: str, group: str):
+    """``user`` not a secondary member of ``group`` (pyinfra's ``server.user`` only adds)."""
+    account = host.get_fact(Users).get(user)
+    if account is None or group not in account["groups"]:
+        host.noop(f"{user} is not in {group}")
+        return
+    yield f"gpasswd -d {shlex.quote(user)} {shlex.quote(group)}"
 
 
 @operation()

@@ -3,7 +3,7 @@ symlink, configured from files, schema created once, upgraded in place on a vers
 
 import shlex
 
-from pyinfra.operations import apt, dnf, files
+from pyinfra.operations import apt, dnf, files, pip
 
 from facts.omero import shell_path
 
@@ -45,18 +45,21 @@ def install(settings) -> list[str]:
     files.directory(name="Create the OMERO.server base directory", path=settings.server_basedir,
                     user="root", group="root", mode="755")
     script_apps = [app for app in settings.web_apps if app.server_script]
+    # OMERO 5.6's grid descriptor starts DropBox and MonitorServer with the server; they
+    # run once omero-dropbox is in the venv of omero-py (OME's sysadmin docs, "OMERO.dropbox"),
+    # i.e. after the restart a change of this venv brings.
+    dropbox = [f"omero-dropbox=={settings.dropbox_version}"] if settings.server_dropbox else []
     omero_venv(settings, settings.server_venv, [
         f"omero-py=={settings.py_version}", "omero-certificates",
         *(package for app in settings.web_apps for package in app.server_packages),
         # The app itself only for the script it ships.
         *(f"{app.package}=={app.version}" for app in script_apps),
+        *dropbox,
     ])
-    data_dir = settings.data_dir
-    files.directory(name="Create the OMERO data directory", path=data_dir,
-                    user=settings.server_user, group=settings.group, mode="755")
-    # In-place import: the repository group-writable, new files inheriting the group.
-    files.directory(name="Create the managed repository", path=f"{data_dir}/ManagedRepository",
-                    user=settings.server_user, group=settings.group, mode="2775")
+    if not settings.server_dropbox:
+        pip.packages(name="Uninstall omero-dropbox (omero_server_dropbox is off)",
+                     packages=["omero-dropbox"], present=False, virtualenv=settings.server_venv)
+    data_directories(settings)
 
     files.directory(name="Create the database dump directory", path=settings.server_db_dump_dir,
                     user=settings.server_user, group=settings.server_user, mode="700")
@@ -85,6 +88,23 @@ def install(settings) -> list[str]:
     files.link(name="Point OMERO.server at this version", path=settings.server_symlink,
                target=settings.server_dir, user="root", group="root")
     return [settings.server_symlink, site_packages(settings.server_venv), *_app_scripts(settings)]
+
+
+def data_directories(settings) -> None:
+    """The binary repository, and with omero_server_dropbox the directory users' folders go in
+    (the server user and the shared group exist)."""
+    files.directory(name="Create the OMERO data directory", path=settings.data_dir,
+                    user=settings.server_user, group=settings.group, mode="755")
+    # In-place import: the repository group-writable, new files inheriting the group.
+    files.directory(name="Create the managed repository", path=f"{settings.data_dir}/ManagedRepository",
+                    user=settings.server_user, group=settings.group, mode="2775")
+    if settings.server_dropbox:
+        # DropBox imports a file as the OMERO user its first folder is named after, so only
+        # the sysadmin makes those folders (README). setgid: a folder made in it, and every
+        # file in that, gets the shared group, through which the server reads them.
+        # Unset omero.fs.watchDir means <omero.data.dir>/DropBox (omero-dropbox's fsDropBox).
+        files.directory(name="Create the DropBox directory", path=settings.dropbox_dir,
+                        user=settings.server_user, group=settings.group, mode="2755")
 
 
 def _app_scripts(settings) -> list[str]:

@@ -490,6 +490,8 @@ _GRAMMARS: dict[str, Callable[[Any], Any]] = {
     "omero_server_config": _config,
     "omero_py_version": _release,
     "omero_server_db_dump_dir": _path,
+    "omero_server_dropbox": _one_of(True, False),
+    "omero_dropbox_version": _release,
     "omero_web_version": _release,
     "omero_web_basedir": _path,
     "omero_web_user": _account,
@@ -700,6 +702,11 @@ class Settings:
     def server_download_dir(self) -> str:
         """Where the OMERO.server zip is put."""
         return f"{self.server_basedir}/downloads"
+
+    @property
+    def dropbox_dir(self) -> str:
+        """Watched by OMERO.dropbox: a folder in it per OMERO user, named as the user."""
+        return f"{self.data_dir}/DropBox"
 
     @property
     def server_home(self) -> str:

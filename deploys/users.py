@@ -3,6 +3,8 @@ repository also in the shared OMERO group (in-place import)."""
 
 from pyinfra.operations import server
 
+from .operations import not_in_group
+
 
 def omero_user(settings, user: str, *, shared_group: bool) -> None:
     """``user`` with a group of its own; in ``settings.group`` too when ``shared_group``
@@ -15,6 +17,9 @@ def omero_user(settings, user: str, *, shared_group: bool) -> None:
         name=f"Create the user {user}", user=user, group=user, groups=shared,
         system=True, home=settings.home_of(user), shell="/usr/sbin/nologin",
     )
+    if not shared_group:
+        # Earlier deploys put the web user in the shared group.
+        not_in_group(name=f"Take {user} out of the group {settings.group}", user=user, group=settings.group)
 
 
 def as_user(user: str) -> dict:

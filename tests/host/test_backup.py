@@ -59,7 +59,8 @@ def site(tmp_path_factory, secrets_dir):
                                  omero_backup_schedule="every 1m", omero_backup_check_read_data=100),
              store.name: host_data(store, secrets_dir)},
         )
-        deploy(inventory, aio, store)
+        # The most secrets of any deploy pass here: printed as pyinfra's most verbose prints.
+        deploy(inventory, aio, store, verbosity=("-vv", "--debug"))
         yield aio, store
     finally:
         for host in (aio, store):
@@ -122,6 +123,11 @@ def test_credentials_are_root_only_and_sftp_only(site, secrets_dir):
     leaked = aio.run(f"grep -rlF {shlex.quote(password)} /etc/systemd /var/lib/omero-backup /var/log "
                      "/etc/omero-backup/backup.json; journalctl | grep -cF " + shlex.quote(password), check=False)
     assert leaked.stdout.strip() == "0", leaked.stdout
+    log = (ROOT / "artifacts" / "deploy-backup.log").read_text()
+    assert "Starting operation: Give restic the repository password" in log
+    private_key = secret(secrets_dir, "backup-ssh-key").splitlines()[1]
+    for kept in (password, private_key, secret(secrets_dir, "db-omero")):
+        assert kept not in log
     # The key opens SFTP in its own repository and nothing else: no command runs.
     sftp = aio.run("echo pwd | sftp -F /etc/omero-backup/ssh_config -b - omero-backup-host")
     assert "Remote working directory: /srv/omero-backup/backup-aio" in sftp.stdout

@@ -33,7 +33,9 @@ SERVICES = {  # unit: the files it must have read
     "omero-web.service": ["/opt/omero/web/OMERO.web/etc/grid/config.xml", "/etc/systemd/system/omero-web.service"],
     "nginx.service": ["/etc/nginx/conf.d/omero-web.conf"],
 }
-
+# nginx applies a new configuration by a reload: its master stays, the workers that serve
+# are new ones (those still finishing old requests are titled "... is shutting down").
+SERVING_CHILDREN = {"nginx.service": "^nginx: worker process$"}
 
 @pytest.fixture(scope="module")
 def host(tmp_path_factory):
@@ -46,21 +48,29 @@ def host(tmp_path_factory):
         test_host.destroy()
 
 
-def running_configuration_is_current(host) -> None:
-    """Each service's main process started after every file it reads was last written."""
-    for unit, paths in SERVICES.items():
-        pid = host.run(f"systemctl show --value -p MainPID {unit}").stdout.strip()
-        assert pid not in ("", "0"), f"{unit} is not running"
-        # Process start: boot time (whole seconds) + its start in clock ticks since boot.
-        ticks, boot, started = host.run(
-            f"getconf CLK_TCK; awk '/^btime/ {{print $2}}' /proc/stat; cut -d' ' -f22 /proc/{pid}/stat"
-        ).stdout.split()
-        start = int(boot) + int(started) / int(ticks)
-        for path in paths:
-            written = float(host.run(f"stat -c %.9Y {path}").stdout)
-            # btime is rounded down: a second's slack.
-            assert written < start + 1, f"{unit} (pid {pid}) started before {path} was written"
+def serving_processes(host, unit: str) -> list[str]:
+    pid = host.run(f"systemctl show --value -p MainPID {unit}").stdout.strip()
+    assert pid not in ("", "0"), f"{unit} is not running"
+    if unit not in SERVING_CHILDREN:
+        return [pid]
+    children = host.run(f"pgrep -P {pid} -f '{SERVING_CHILDREN[unit]}'").stdout.split()
+    assert children, f"{unit} (pid {pid}) has no serving process"
+    return children
 
+
+def running_configuration_is_current(host) -> None:
+    """Each service's serving processes started after every file it reads was last written."""
+    for unit, paths in SERVICES.items():
+        for pid in serving_processes(host, unit):
+            # Process start: boot time (whole seconds) + its start in clock ticks since boot.
+            ticks, boot, started = host.run(
+                f"getconf CLK_TCK; awk '/^btime/ {{print $2}}' /proc/stat; cut -d' ' -f22 /proc/{pid}/stat"
+            ).stdout.split()
+            start = int(boot) + int(started) / int(ticks)
+            for path in paths:
+                written = float(host.run(f"stat -c %.9Y {path}").stdout)
+                # btime is rounded down: a second's slack.
+                assert written < start + 1, f"{unit} (pid {pid}) started before {path} was written"
 
 def test_killed_at_every_point_then_converges(host, tmp_path, secrets_dir):
     inventory = write_inventory(tmp_path / "converge.py", {"omero_database": [host], "omero_web": [host]},

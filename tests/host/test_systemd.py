@@ -114,11 +114,16 @@ def test_second_run_changes_nothing(host):
     assert hosts_with_changes(host.inventory) == {}
 
 
-def test_disabled_unit_is_caught_and_repaired(host):
+def test_drift_is_caught_and_repaired(host):
+    """A unit disabled by hand; the web user in the shared group, as earlier deploys left it."""
     host.run("systemctl disable omero-web.service")
-    assert "Run and enable omero-web" in hosts_with_changes(host.inventory)
+    host.run("groupadd -f --system omero && usermod -aG omero omero-web")
+    changes = hosts_with_changes(host.inventory)
+    assert "Run and enable omero-web" in changes
+    assert "Take omero-web out of the group omero" in changes
     assert pyinfra(host.inventory).returncode == 0
     assert host.testinfra.service("omero-web.service").is_enabled
+    assert host.testinfra.user("omero-web").groups == ["omero-web"]
 
 
 def test_units_are_sandboxed(host):

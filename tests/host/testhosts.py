@@ -362,9 +362,10 @@ def pyinfra(inventory: Path, *args: str, deploy_file: str = "deploy.py", timeout
                           timeout=timeout)
 
 
-def deploy(inventory: Path, *hosts: TestHost, env: dict | None = None,
-           timeout: int = 2400) -> subprocess.CompletedProcess:
-    result = pyinfra(inventory, env=env, timeout=timeout)
+def deploy(inventory: Path, *hosts: TestHost, env: dict | None = None, timeout: int = 2400,
+           verbosity: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """Deploy for real; ``verbosity``: pyinfra's -v/-vv/--debug, so a test sees what they print."""
+    result = pyinfra(inventory, "-y", *verbosity, env=env, timeout=timeout)
     # Kept as an artifact: the whole deploy output, for when it failed.
     log = ROOT / "artifacts" / f"deploy-{inventory.stem}.log"
     log.parent.mkdir(exist_ok=True)
@@ -380,13 +381,13 @@ def deploy(inventory: Path, *hosts: TestHost, env: dict | None = None,
 
 @contextmanager
 def deployed(host, groups: list[str], directory: Path, secrets_dir: Path,
-             **overrides) -> Iterator:
+             verbosity: tuple[str, ...] = (), **overrides) -> Iterator:
     """``host`` made fresh, in ``groups``, deployed; destroyed afterwards."""
     host.create()
     try:
         inventory = write_inventory(directory / f"{host.name}.py", {group: [host] for group in groups},
                                     {host.name: host_data(host, secrets_dir, **overrides)})
-        deploy(inventory, host)
+        deploy(inventory, host, verbosity=verbosity)
         yield host
     finally:
         if not KEEP:

@@ -196,6 +196,13 @@ BAD_OPTIONS = [
     bad("omero_web_version", "5.33", "must be a release like 5.23.0"),
     bad("omero_py_version", "5.23.0\n", "must be a release like 5.23.0"),
     bad("omero_web_version", 5.33, "must be a release like 5.23.0, not 5.33"),
+    bad("omero_dropbox_version", "5.7", "must be a release like 5.23.0, not '5.7'"),
+    # -- switches: True or False, not what reads as one -------------------------------------------
+    bad("omero_server_dropbox", "yes", "must be True or False, not 'yes'"),
+    bad("omero_server_dropbox", "False", "must be True or False, not 'False'"),
+    bad("omero_server_dropbox", 1, "must be True or False, not 1"),
+    bad("omero_server_dropbox", None, "must be True or False, not None"),
+    bad("omero_nginx_hsts", "on", "must be True or False, not 'on'"),
     # -- passwords (never shown) ------------------------------------------------------------------
     bad("omero_db_password", "Sh0rt!", "well-known or short password"),
     bad("omero_db_password", "pässwörd-long-enough", "must be printable ASCII"),

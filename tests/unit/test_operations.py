@@ -30,6 +30,25 @@ def _wait_running(ctl: str, name: str) -> str:
             f"{ctl} status {name} | grep -q RUNNING || {{ {ctl} status {name}; exit 1; }}")
 
 
+# -- not_in_group ---------------------------------------------------------------------------
+@pytest.mark.parametrize(("users", "commands"), [
+    pytest.param({"omero-web": {"group": "omero-web", "groups": ["omero", "adm"]}},
+                 ["gpasswd -d omero-web omero"], id="a secondary member"),
+    pytest.param({"omero-web": {"group": "omero-web", "groups": ["adm"]}}, [], id="not a member"),
+    pytest.param({"omero-web": {"group": "omero", "groups": []}}, [], id="its primary group: not ours to drop"),
+    pytest.param({}, [], id="no such user"),
+])
+def test_not_in_group(run_op, users, commands):
+    run = run_op(ops.not_in_group, {"Users": users}, "omero-web", "omero")
+    assert run.commands == commands
+    assert len(run.noops) == (0 if commands else 1)
+
+
+def test_not_in_group_quotes_names(run_op):
+    run = run_op(ops.not_in_group, {"Users": {"a b": {"group": "x", "groups": ["c;d"]}}}, "a b", "c;d")
+    assert run.commands == ["gpasswd -d 'a b' 'c;d'"]
+
+
 # -- postgres_role --------------------------------------------------------------------------
 ROLE_VERB = re.compile(
     r"^psql -p (\d+) -Ac '(CREATE|ALTER) ROLE \"(\S+)\" LOGIN PASSWORD "
