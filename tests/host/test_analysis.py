@@ -16,7 +16,7 @@ import pytest
 import requests
 import websocket
 
-from .testhosts import SUBNET, SystemdHost, deployed, hosts_with_changes
+from .testhosts import ROOT, SUBNET, SystemdHost, deployed, hosts_with_changes
 
 PATH = "/jupyter/"
 GROUP = "jupyterhub-users"
@@ -60,7 +60,8 @@ print("RESULT " + json.dumps(result))
 @pytest.fixture(scope="module")
 def analysis(tmp_path_factory, secrets_dir):
     with deployed(SystemdHost("analysis", f"{SUBNET}.120"), ["omero_web", "omero_analysis"],
-                  tmp_path_factory.mktemp("analysis"), secrets_dir, omero_nginx_tls="self-signed") as host:
+                  tmp_path_factory.mktemp("analysis"), secrets_dir, verbosity=("-vv", "--debug"),
+                  omero_nginx_tls="self-signed") as host:
         yield host
 
 
@@ -118,9 +119,13 @@ def test_hub_answers_through_nginx_over_https(analysis, trust):
 def test_hub_runs_under_systemd_with_secrets_of_its_own(analysis):
     service = analysis.testinfra.service("omero-jupyterhub")
     assert service.is_running and service.is_enabled
+    # Made on the host, never shown: not even in the deploy's most verbose output.
+    log = (ROOT / "artifacts" / "deploy-analysis.log").read_text()
+    assert "Starting operation: Make JupyterHub's cookie secret (on the host)" in log
     for secret in ("/var/lib/omero-jupyterhub/cookie_secret", "/var/lib/omero-jupyterhub/proxy_auth_token"):
         found = analysis.testinfra.file(secret)
         assert (found.user, found.group, found.mode, found.size) == ("root", "root", 0o600, 65)
+        assert analysis.run(f"cat {secret}").stdout.strip() not in log
 
 
 def test_member_not_in_group_refused(analysis, trust, accounts):
