@@ -130,10 +130,14 @@ DEBIAN13_SYSTEMD = Image("trixie", systemd=True)
 DEBIAN12_PLAIN = Image("bookworm", systemd=False)
 
 
-def ensure_network() -> None:
+@contextmanager
+def network_kept():
+    """The test network exists and stays until the block ends: a container made in it is on
+    the network before another run's ``remove_leftovers`` may remove it."""
     with locked("network"):
         if podman("network", "exists", NETWORK, check=False).returncode != 0:
             podman("network", "create", "--subnet", f"{SUBNET}.0/24", NETWORK)
+        yield
 
 
 def _alive(run_id: str) -> bool:
@@ -259,11 +263,12 @@ class ContainerHost(PodmanHost):
 
     def create(self) -> "ContainerHost":
         self.destroy()
-        ensure_network()
-        podman("run", "-d", "--name", self.container, "--label", f"{RUN_LABEL}={RUN_ID}",
-               "--hostname", self.name, "--init",
-               "--network", NETWORK, "--ip", self.address, *self._cache_mounts(),
-               self.image.ensure(), "sleep", "infinity")
+        image = self.image.ensure()
+        with network_kept():
+            podman("run", "-d", "--name", self.container, "--label", f"{RUN_LABEL}={RUN_ID}",
+                   "--hostname", self.name, "--init",
+                   "--network", NETWORK, "--ip", self.address, *self._cache_mounts(),
+                   image, "sleep", "infinity")
         return self
 
     def inventory_entry(self) -> tuple[str, dict]:
@@ -280,14 +285,15 @@ class SystemdHost(PodmanHost):
 
     def create(self) -> "SystemdHost":
         self.destroy()
-        ensure_network()
-        podman("run", "-d", "--name", self.container, "--label", f"{RUN_LABEL}={RUN_ID}",
-               "--hostname", self.name, "--systemd=always",
-               # systemd sets up each unit's sandbox (namespaces) as on a VM; without it,
-               # systemd 257 (Debian 13) refuses to start a sandboxed unit at all.
-               "--cap-add", "SYS_ADMIN",
-               "--network", NETWORK, "--ip", self.address, "-p", "127.0.0.1::22",
-               *self._cache_mounts(), self.image.ensure(), "/sbin/init")
+        image = self.image.ensure()
+        with network_kept():
+            podman("run", "-d", "--name", self.container, "--label", f"{RUN_LABEL}={RUN_ID}",
+                   "--hostname", self.name, "--systemd=always",
+                   # systemd sets up each unit's sandbox (namespaces) as on a VM; without it,
+                   # systemd 257 (Debian 13) refuses to start a sandboxed unit at all.
+                   "--cap-add", "SYS_ADMIN",
+                   "--network", NETWORK, "--ip", self.address, "-p", "127.0.0.1::22",
+                   *self._cache_mounts(), image, "/sbin/init")
         self.wait_booted()
         self.ssh_port = int(podman("port", self.container, "22/tcp").stdout.strip().rsplit(":", 1)[1])
         self.known_hosts = WORK / f"{self.name}.known_hosts"
