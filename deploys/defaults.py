@@ -41,7 +41,9 @@ OPTIONS: tuple[Option, ...] = (
            "CA); installed into the system trust store, which pip is pointed at too.",
            example=["/etc/ssl/lab/proxy-ca.crt"]),
     Option("omero_http_proxy", None,
-           "Proxy URL for the package manager and pip (e.g. `http://proxy.lab:3128`).",
+           "Proxy URL for the package manager and pip (e.g. `http://proxy.lab:3128`). With a "
+           "password in it, kept root's only (apt, pip); refused on Rocky/RHEL, where dnf would "
+           "keep it in the world-readable dnf.conf.",
            example="http://proxy.lab.example.org:3128"),
     Option("omero_pip_index_url", None,
            "A PyPI mirror for pip (`index-url`), e.g. a devpi in the lab.",

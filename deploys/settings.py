@@ -551,6 +551,12 @@ def parse_options(values: dict[str, Any], platform: Platform, host_name: str) ->
         if parsed[user] == parsed["omero_group"]:
             fail(user, f"{parsed[user]!r} is also omero_group; each service user has a group "
                        "of its own besides the shared one")
+    proxy = parsed["omero_http_proxy"]
+    if proxy and not platform.is_debian and urlsplit(proxy).password is not None:
+        # dnf keeps its proxy in dnf.conf, readable by every user, and has no drop-in directory.
+        fail("omero_http_proxy", f"carries a password, which dnf on {platform.label} would keep in "
+                                 "the world-readable /etc/dnf/dnf.conf; use a proxy that admits "
+                                 "the hosts without one")
     if parsed["omero_web_user"] == parsed["omero_server_user"]:
         fail("omero_web_user", f"{parsed['omero_web_user']!r} is also omero_server_user; the "
                                "web (facing the network) must not run as the server")

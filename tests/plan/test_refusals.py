@@ -347,3 +347,16 @@ def test_misspelt_option_is_refused_with_a_suggestion(deploy):
         deploy({"aio": (ALL_ROLES, {"omero_db_pasword": "a-long-enough-password"})}, execute=False)
     assert caught.value.option == "omero_db_pasword"
     assert_refused_first(caught.value)
+
+
+@pytest.mark.parametrize("os_name, refused", [("rocky9", True), ("debian12", False), ("ubuntu24.04", False)])
+def test_proxy_password_refused_where_dnf_would_show_it(deploy, os_name, refused):
+    """apt's proxy file is root's (0600); dnf's proxy can only go in the world-readable dnf.conf."""
+    data = {"omero_http_proxy": "http://lab:s3cret@proxy.lab:3128"}
+    if not refused:
+        deploy({"aio": (ALL_ROLES, data)}, os_name=os_name, execute=False)
+        return
+    with pytest.raises(OmeroOptionError, match="option omero_http_proxy .*world-readable /etc/dnf/dnf.conf") as caught:
+        deploy({"aio": (ALL_ROLES, data)}, os_name=os_name, execute=False)
+    assert "s3cret" not in str(caught.value)
+    assert_refused_first(caught.value)
