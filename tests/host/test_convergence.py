@@ -37,6 +37,7 @@ SERVICES = {  # unit: the files it must have read
 # are new ones (those still finishing old requests are titled "... is shutting down").
 SERVING_CHILDREN = {"nginx.service": "^nginx: worker process$"}
 
+
 @pytest.fixture(scope="module")
 def host(tmp_path_factory):
     if not FIRST_CA:
@@ -71,6 +72,7 @@ def running_configuration_is_current(host) -> None:
                 written = float(host.run(f"stat -c %.9Y {path}").stdout)
                 # btime is rounded down: a second's slack.
                 assert written < start + 1, f"{unit} (pid {pid}) started before {path} was written"
+
 
 def test_killed_at_every_point_then_converges(host, tmp_path, secrets_dir):
     inventory = write_inventory(tmp_path / "converge.py", {"omero_database": [host], "omero_web": [host]},
