@@ -46,6 +46,11 @@ def resolve(given: str | None, env_var: str, secrets_dir: str, key: str) -> str:
         return given
     if os.environ.get(env_var):
         return os.environ[env_var]
+    return generated(secrets_dir, key)
+
+
+def generated(secrets_dir: str, key: str) -> str:
+    """A password made once and kept under ``key``: for what no site needs to choose."""
     return _kept(secrets_dir, key, lambda: secrets.token_urlsafe(24) + "\n").strip()
 
 

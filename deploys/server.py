@@ -50,7 +50,7 @@ def install(settings) -> list[str]:
     # i.e. after the restart a change of this venv brings.
     dropbox = [f"omero-dropbox=={settings.dropbox_version}"] if settings.server_dropbox else []
     omero_venv(settings, settings.server_venv, [
-        f"omero-py=={settings.py_version}", "omero-certificates",
+        f"omero-py=={settings.py_version}",
         *(package for app in settings.web_apps for package in app.server_packages),
         # The app itself only for the script it ships.
         *(f"{app.package}=={app.version}" for app in script_apps),
@@ -82,12 +82,20 @@ def install(settings) -> list[str]:
                  f"rmdir {partial}"),
         creates=settings.server_dir,
     )
-    # The server writes only below var/ (logs, master, certificates).
-    files.directory(name="Give the server its var directory", path=f"{settings.server_dir}/var",
-                    user=settings.server_user, group=settings.group, mode="755")
+    # The server writes below var/ (logs, the IceGrid registry) and, at every start, rewrites
+    # files in etc/ and etc/grid/ (`omero admin rewrite`: *.cfg, ice.config, templates.xml,
+    # config.xml through a temporary file and a lock beside it); nothing else is its own.
+    for writable in server_writable_dirs(settings):
+        files.directory(name=f"Give the server its {writable.removeprefix(settings.server_dir + '/')} directory",
+                        path=writable, user=settings.server_user, group=settings.group, mode="755")
     files.link(name="Point OMERO.server at this version", path=settings.server_symlink,
                target=settings.server_dir, user="root", group="root")
     return [settings.server_symlink, site_packages(settings.server_venv), *_app_scripts(settings)]
+
+
+def server_writable_dirs(settings) -> tuple[str, ...]:
+    """The directories of the unpacked server that the server itself writes."""
+    return tuple(f"{settings.server_dir}/{sub}" for sub in ("var", "etc", "etc/grid"))
 
 
 def data_directories(settings) -> None:
@@ -154,16 +162,40 @@ def configure(settings) -> list[str]:
               commands=[_load_config(settings)],
               sources=[config_file, settings.server_symlink],
               stamp=settings.stamp("omero-server-config-loaded"), user=user)
-    run_once(name="Create the server's certificates (omero-certificates)",
-             command=f"{_omero(settings)} certificates",
-             creates=f"{settings.server_dir}/var/certs/server.p12", **as_user(user))
+    certificates(settings)
     omero_schema_upgrade(name="Upgrade the OMERO schema if this version needs it",
                          omerodir=settings.server_symlink, db=db, **as_user(user))
     omero_schema(name="Create the OMERO schema (only on an empty database)",
                  omero=settings.server_omero, omerodir=settings.server_symlink,
                  db=db, script_dir=settings.server_home, root_password=settings.root_password,
                  **as_user(user))
-    return [config_file]
+    return [config_file, f"{settings.server_certs_dir}/server.p12"]
+
+
+def certificates(settings) -> None:
+    """Glacier2's TLS certificate (self-signed: OMERO's clients do not verify it; it lets TLS
+    run without anonymous ciphers), as omero-certificates makes it, but its store's password
+    is the site's own (omero-certificates' is "secret") and reaches openssl in a file, never
+    on a command line. Made again when the password changes or the store is missing."""
+    user, certs = settings.server_user, settings.server_certs_dir
+    password_file = settings.server_certificate_password_file
+    secret_file(name="Give the server its certificate store's password", content=settings.certificate_password + "\n",
+                dest=password_file, user=user, group=user, mode="600")
+    files.directory(name="Create the server's certificate directory", path=certs,
+                    user=user, group=user, mode="700")
+    key, pem, store = (shlex.quote(f"{certs}/{name}") for name in ("server.key", "server.pem", "server.p12"))
+    partial = shlex.quote(f"{certs}/server.p12.partial")
+    refreshed(
+        name="Create the server's TLS certificate and its PKCS#12 store",
+        commands=[f"umask 077 && ([ -s {key} ] || openssl genrsa -out {key} 2048) && "
+                  f"openssl req -new -x509 -subj /O=OMERO.server/CN=OMERO.server -days 3650 "
+                  f"-key {key} -out {pem} && "
+                  f"openssl pkcs12 -export -out {partial} -inkey {key} -in {pem} -name server "
+                  "-keypbe aes-256-cbc -certpbe aes-256-cbc -macalg SHA256 "
+                  f"-passout file:{shlex.quote(password_file)} && mv {partial} {store}"],
+        # The store is the stamp: missing, or older than its password, it is made.
+        sources=[password_file], stamp=f"{certs}/server.p12", touch=False, user=user,
+    )
 
 
 def start(settings, restart_sources: list[str]) -> None:
@@ -182,7 +214,8 @@ def start(settings, restart_sources: list[str]) -> None:
                  f"&& exec {settings.server_omero} admin start --foreground\""),
         user=settings.server_user, environment=environment, directory=settings.server_symlink,
         unit_template="systemd/omero-server.service.j2",
-        writable=(f"{settings.server_dir}/var", f"{settings.server_dir}/etc/grid", settings.data_dir,
+        # etc/ holds etc/grid/.
+        writable=(f"{settings.server_dir}/var", f"{settings.server_dir}/etc", settings.data_dir,
                   settings.server_home),
     )
     started = services.start(settings, "omero-server", restart_sources=restart_sources)

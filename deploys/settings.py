@@ -646,6 +646,8 @@ class Settings:
     icepy_wheel: Artifact | None = None
     db_password: str | None = None
     root_password: str | None = None
+    # Protects the PKCS#12 store of the server's Glacier2 TLS key (generated, never chosen).
+    certificate_password: str | None = None
     # Backups: on hosts of omero_database or omero_server with a repository somewhere.
     backup_repositories: tuple[tuple[str, str], ...] = ()  # (name, restic repository)
     backup_password: str | None = None
@@ -703,6 +705,16 @@ class Settings:
     @property
     def server_config_dir(self) -> str:
         return f"{self.server_basedir}/config"
+
+    @property
+    def server_certs_dir(self) -> str:
+        """Glacier2's TLS key, certificate and PKCS#12 store: the server user's alone, and
+        outside the binary repository."""
+        return f"{self.server_home}/certs"
+
+    @property
+    def server_certificate_password_file(self) -> str:
+        return f"{self.server_home}/.certificate-password"
 
     @property
     def server_download_dir(self) -> str:
@@ -991,6 +1003,8 @@ def load(host, inventory, platform: Platform, pid1: str) -> Settings:
         extra["root_password"] = check.password("omero_root_password", secrets.resolve(
             options["omero_root_password"], "OMERO_ROOT_PASSWORD", options["omero_secrets_dir"],
             f"{host.name}-omero-root"))
+        extra["certificate_password"] = secrets.generated(options["omero_secrets_dir"],
+                                                          f"{host.name}-omero-certificate")
     if roles & {SERVER, DATABASE}:
         extra["db_password"] = check.password("omero_db_password", secrets.resolve(
             options["omero_db_password"], "OMERO_DB_PASSWORD", options["omero_secrets_dir"],

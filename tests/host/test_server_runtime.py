@@ -61,3 +61,15 @@ def test_root_login_and_fake_import(server_host, secrets_dir):
 
 def test_second_run_changes_nothing(server_host):
     assert hosts_with_changes(server_host.inventory) == {}
+
+
+def test_glacier2_tls_with_the_deploys_certificate(server_host, secrets_dir):
+    """Clients' TLS port presents the deploy's certificate, whose store has the site's password."""
+    presented = server_host.run("openssl s_client -connect 127.0.0.1:4064 </dev/null 2>/dev/null "
+                                "| openssl x509 -noout -subject").stdout
+    assert "CN = OMERO.server" in presented
+    store = server_host.testinfra.file("/var/lib/omero-server/certs/server.p12")
+    assert (store.user, store.mode) == ("omero-server", 0o600)
+    (password_file,) = secrets_dir.glob("*-omero-certificate")
+    password = as_server_user(server_host, f"{OMERO} config get omero.glacier2.IceSSL.Password").stdout.strip()
+    assert password == password_file.read_text().strip() != "secret"

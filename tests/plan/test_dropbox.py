@@ -13,19 +13,19 @@ SERVER = ("omero_database", "omero_server")
 PIP = "/opt/omero/server/venv3/bin/pip"
 # The server venv as an earlier run left it (pyinfra's PipPackages fact).
 FREEZE = re.compile(r"/opt/omero/server/venv3/bin/pip3? freeze --all")
-WITH_DROPBOX = ["omero-py==5.23.0", "omero-certificates==0.4.0", "omero-dropbox==5.7.0"]
-WITHOUT_DROPBOX = ["omero-py==5.23.0", "omero-certificates==0.4.0"]
+WITH_DROPBOX = ["omero-py==5.23.0", "omero-dropbox==5.7.0"]
+WITHOUT_DROPBOX = ["omero-py==5.23.0"]
 MAKE_DROPBOX = ["mkdir -p /OMERO/DropBox", "chmod 2755 /OMERO/DropBox", "chown omero-server:omero /OMERO/DropBox"]
 UNINSTALL = f"{PIP} uninstall --yes omero-dropbox"
 
 CASES = [
     # (omero_server_dropbox, the venv found, the pip command expected, DropBox made, uninstalled)
-    pytest.param(True, [], f"{PIP} install omero-py==5.23.0 omero-certificates omero-dropbox==5.7.0",
+    pytest.param(True, [], f"{PIP} install omero-py==5.23.0 omero-dropbox==5.7.0",
                  True, False, id="on, fresh host"),
     pytest.param(True, WITHOUT_DROPBOX, f"{PIP} install omero-dropbox==5.7.0", True, False,
                  id="on, server installed without it"),
     pytest.param(True, WITH_DROPBOX, None, True, False, id="on, already installed"),
-    pytest.param(False, [], f"{PIP} install omero-py==5.23.0 omero-certificates", False, False,
+    pytest.param(False, [], f"{PIP} install omero-py==5.23.0", False, False,
                  id="off, fresh host"),
     pytest.param(False, WITH_DROPBOX, None, False, True, id="off, installed by an earlier run"),
 ]

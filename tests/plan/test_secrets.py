@@ -71,3 +71,25 @@ def test_no_secret_in_diff_output(deploy, tmp_path, caplog):
 def test_well_known_password_refused(deploy, option, password):
     with pytest.raises(OmeroOptionError, match=f"option {option} .*well-known"):
         deploy({"aio": (ALL_ROLES, {option: password})}, execute=False)
+
+
+def test_certificate_store_password_generated_and_given_to_openssl_in_a_file(deploy, tmp_path):
+    """Glacier2's PKCS#12 store gets the site's own password (omero-certificates' is the
+    well-known "secret"): in the server's config and a 0600 file, never on a command line."""
+    # A fresh host: no store yet, so the ChangedSince fact names the password file.
+    no_store = {re.compile(r"certs/server\.p12\b"): ["/var/lib/omero-server/.certificate-password"]}
+    run = deploy({"aio": (ALL_ROLES, {"omero_secrets_dir": str(tmp_path)})}, responses=no_store)["aio"]
+    password = kept(tmp_path, "-omero-certificate")
+    assert not [c for c in run.commands + run.raw_commands if password in c]
+    assert run.uploads["/var/lib/omero-server/.certificate-password"] == password + "\n"
+    config = run.uploads["/opt/omero/server/config/00-omero-server.omero"]
+    assert f"config set omero.glacier2.IceSSL.Password '{password}'\n" in config
+    assert "config set omero.glacier2.IceSSL.DefaultDir /var/lib/omero-server/certs\n" in config
+    [store] = [c for c in run.raw_commands if "openssl pkcs12 -export" in c]
+    assert "-passout file:/var/lib/omero-server/.certificate-password" in store
+    assert "runuser -u omero-server" in store
+
+
+def test_certificate_store_left_alone_once_made(deploy, tmp_path):
+    run = deploy({"aio": (ALL_ROLES, {"omero_secrets_dir": str(tmp_path)})})["aio"]
+    assert not [c for c in run.raw_commands if "openssl" in c]

@@ -83,3 +83,17 @@ def test_only_the_server_user_shares_the_repository_group(allinone):
     useradds = {command.split()[-1]: command for command in allinone.commands if command.startswith("useradd ")}
     assert " -G omero " in useradds["omero-server"]
     assert " -G " not in useradds["omero-web"]
+
+
+def test_server_user_writes_only_what_omero_rewrites(allinone):
+    """`omero load` and `omero admin start` write config.xml (a temporary file and a lock
+    beside it) in etc/grid/ and regenerate *.cfg and ice.config in etc/: the unpacked server
+    is root's but for those directories and var/, and only they are writable under systemd."""
+    [server_dir] = {c.split()[-2] for c in allinone.commands
+                    if re.fullmatch(r"ln -s \S+ /opt/omero/server/OMERO\.server", c)}
+    for sub in ("var", "etc", "etc/grid"):
+        assert f"chown omero-server:omero {server_dir}/{sub}" in allinone.commands, sub
+    assert "chown -R root:root /opt/omero/server/.unpacking" in " ".join(allinone.commands)
+    unit = allinone.uploads["/etc/systemd/system/omero-server.service"]
+    [writable] = re.findall(r"(?m)^ReadWritePaths=(.*)$", unit)
+    assert writable.split() == [f"{server_dir}/var", f"{server_dir}/etc", "/OMERO", "/var/lib/omero-server"]
