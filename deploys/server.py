@@ -36,11 +36,12 @@ def install(settings) -> list[str]:
     """Java, Ice, the venv and the server itself; returns what a restart applies."""
     install_java(settings)
     install_ice(settings)
-    client = settings.platform.postgres_client_package
+    # psql applies the schema; openssl makes Glacier2's certificate.
+    packages = [settings.platform.postgres_client_package, "openssl"]
     if settings.platform.is_debian:
-        apt.packages(name="Install the PostgreSQL client", packages=[client], no_recommends=True)
+        apt.packages(name="Install the PostgreSQL client and openssl", packages=packages, no_recommends=True)
     else:
-        dnf.packages(name="Install the PostgreSQL client", packages=[client])
+        dnf.packages(name="Install the PostgreSQL client and openssl", packages=packages)
     omero_user(settings, settings.server_user, shared_group=True)
     files.directory(name="Create the OMERO.server base directory", path=settings.server_basedir,
                     user="root", group="root", mode="755")
