@@ -203,6 +203,8 @@ def start(settings, restart_sources: list[str]) -> None:
     venv = settings.server_venv
     config_glob = f"{settings.server_config_dir}/*.omero"
     environment = {
+        # supervisord keeps its own HOME for its programs; the CLI keeps its files there.
+        "HOME": settings.server_home,
         "OMERODIR": settings.server_symlink,
         "PATH": f"{venv}/bin:{settings.ice_home}/bin:/usr/local/bin:/usr/bin:/bin",
     }

@@ -3,9 +3,10 @@
     scripts/build-image [--output FILE] [--tag TAG] [options]
 
 The container is made from a debootstrapped root (no registry needed), deployed as the
-groups omero_database and omero_web with our own deploy (pyinfra's @podman connector,
-supervisord), stripped of build leftovers and of everything a first start makes (the
-PostgreSQL cluster, OMERO.web's secret key, logs), committed with ``omero-image`` (the
+groups omero_database and omero_web (and omero_server when the server's zip and Ice's
+tarball are given) with our own deploy (pyinfra's @podman connector, supervisord),
+stripped of build leftovers and of everything a first start makes (the PostgreSQL
+cluster, the binary repository, keys, logs), committed with ``omero-image`` (the
 entrypoint) in front of supervisord, and saved as a docker-archive tarball that Docker,
 Podman and Apptainer take. The build's own passwords are throwaway values; the saved
 layers are searched for them, and for the paths a first start makes, before the build
@@ -16,6 +17,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -65,8 +67,23 @@ class Options:
     extra_ca_certificates: list[str] = field(default_factory=list)
     http_proxy: str | None = None
     pip_index_url: str | None = None
+    # OMERO.server in the image: its zip and Ice's tarball (paths or URLs), each pinned.
+    server_artifact: str | None = None
+    server_sha256: str | None = None
+    ice_artifact: str | None = None
+    ice_sha256: str | None = None
     web_workers: int = 3
+
+    @property
+    def with_server(self) -> bool:
+        return self.server_artifact is not None
     keep: bool = False  # leave the build container for inspection
+
+
+def inputs_digest(options: Options) -> str:
+    """What makes one image differ from another: the sources and the pinned inputs."""
+    return source_digest(options.icepy_wheel_sha256 or "", options.server_sha256 or "",
+                         options.ice_sha256 or "", *options.extra_ca_certificates)
 
 
 @dataclass
@@ -87,17 +104,30 @@ def _inventory(container: str, options: Options, secrets_dir: Path) -> str:
         "omero_secrets_dir": str(secrets_dir),
         "omero_extra_ca_certificates": options.extra_ca_certificates,
     }
-    for key in ("icepy_wheel", "icepy_wheel_sha256", "http_proxy", "pip_index_url"):
+    for key in ("icepy_wheel", "icepy_wheel_sha256", "http_proxy", "pip_index_url", "server_artifact",
+                "server_sha256", "ice_artifact", "ice_sha256"):
         if getattr(options, key):
             data[f"omero_{key}"] = getattr(options, key)
     host = repr((f"@podman/{container}", data))
-    return f'"""The image build\'s container."""\nomero_database = [{host}]\nomero_web = [{host}]\n'
+    groups = ["omero_database", "omero_web"] + (["omero_server"] if options.with_server else [])
+    return '"""The image build\'s container."""\n' + "".join(f"{group} = [{host}]\n" for group in groups)
 
 
-def _manifest(workers: int) -> dict:
+def _manifest(workers: int, with_server: bool) -> dict:
     """What the entrypoint needs to know of the image: paths, users, build-time settings."""
-    web_basedir = DEFAULTS["omero_web_basedir"]
+    web_basedir, server_basedir = DEFAULTS["omero_web_basedir"], DEFAULTS["omero_server_basedir"]
+    server = {
+        "server_user": DEFAULTS["omero_server_user"],
+        "server_omerodir": f"{server_basedir}/OMERO.server",
+        "server_omero": f"{server_basedir}/venv3/bin/omero",
+        "server_config_dir": f"{server_basedir}/config",
+        "server_home": f"/var/lib/{DEFAULTS['omero_server_user']}",
+        "server_data_dir": DEFAULTS["omero_data_dir"],
+        "server_etc": f"{LIB}/server-etc",  # the server's etc/, copied to the volume at each start
+    } if with_server else {}
     return {
+        "server": with_server,
+        **server,
         "state": STATE,
         "postgres_version": PLATFORM.postgres_version,
         "postgres_bin_dir": PLATFORM.postgres_bin_dir,
@@ -125,6 +155,8 @@ def _labels(podman, container: str, digest_: str) -> dict[str, str]:
         return podman("exec", container, "sh", "-c", command).stdout.strip()
 
     python = DEFAULTS["omero_web_basedir"] + "/venv3/bin/python"
+    server_link = inside(f"readlink {DEFAULTS['omero_server_basedir']}/OMERO.server || true")
+    server_version = "".join(re.findall(r"OMERO\.server-(.+)-ice36$", server_link))
     versions = json.loads(inside(
         f"{python} -c 'import json, importlib.metadata as m; print(json.dumps("
         "{p: m.version(p) for p in (\"omero-web\", \"omero-py\", \"zeroc-ice\", \"gunicorn\")}))'"))
@@ -144,7 +176,7 @@ def _labels(podman, container: str, digest_: str) -> dict[str, str]:
         "omero-pyinfra.postgresql": inside(f"{PLATFORM.postgres_bin_dir}/postgres --version").split()[-1],
         "omero-pyinfra.nginx": inside("nginx -v 2>&1").rsplit("/", 1)[-1],
         "omero-pyinfra.python": inside(f"{python} -c 'import platform; print(platform.python_version())'"),
-        "omero-pyinfra.omero-server": "none",
+        "omero-pyinfra.omero-server": server_version or "none",
     }
 
 
@@ -165,7 +197,11 @@ def _secrets_made_at_build(podman, container: str, manifest: dict) -> list[bytes
 # Made by a first start, never shipped: a cluster, a secret key, a private key.
 FORBIDDEN_PATHS = (f"{PLATFORM.postgres_data_dir[1:]}/PG_VERSION",
                    f"{DEFAULTS['omero_web_basedir'][1:]}/OMERO.web/var/django_secret_key",
-                   "etc/ssl/private/ssl-cert-snakeoil.key", "var/lib/omero-pyinfra/")
+                   "etc/ssl/private/ssl-cert-snakeoil.key", "var/lib/omero-pyinfra/",
+                   # With the server: its keys, its password files, the build's repository.
+                   f"var/lib/{DEFAULTS['omero_server_user']}/",
+                   f"{DEFAULTS['omero_server_basedir'][1:]}/config/00-omero-server.omero",
+                   f"{DEFAULTS['omero_data_dir'][1:]}/")
 
 
 def layer_findings(tarball: Path, needles: list[bytes]) -> list[str]:
@@ -196,7 +232,11 @@ def build(options: Options, env: dict | None = None, log=print) -> Built:
     def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess:
         return run("podman", *args, check=check, env=env)
 
-    source = source_digest(options.icepy_wheel_sha256 or "", *options.extra_ca_certificates)
+    if options.with_server != (options.ice_artifact is not None) or (
+            options.with_server and not (options.server_sha256 and options.ice_sha256)):
+        raise ValueError("OMERO.server in the image needs --server-artifact and --ice-artifact, "
+                         "with --server-sha256 and --ice-sha256")
+    source = inputs_digest(options)
     tag = options.tag or f"localhost/omero-pyinfra:{source}"
     base = ensure_image(f"localhost/omero-image-base-{BASE_SUITE}:{digest(BASE_PACKAGES)}", BASE_SUITE,
                         BASE_PACKAGES, "/bin/sh", env)
@@ -209,7 +249,7 @@ def build(options: Options, env: dict | None = None, log=print) -> Built:
     podman("run", "-d", "--name", container, "--init", "--label", "omero-image-build=1",
            "-v", f"{apt_cache}:/var/cache/apt/archives", "-v", f"{CACHE / 'pip'}:/root/.cache/pip",
            base, "sleep", "infinity")
-    manifest = _manifest(options.web_workers)
+    manifest = _manifest(options.web_workers, options.with_server)
     try:
         with tempfile.TemporaryDirectory(prefix="omero-image-") as work:
             work_dir = Path(work)
@@ -217,13 +257,17 @@ def build(options: Options, env: dict | None = None, log=print) -> Built:
             inventory = work_dir / "image.py"
             inventory.write_text(_inventory(container, options, secrets_dir))
             log(f"deploying into {container} (a cold build takes about 5 minutes)")
-            password = secrets.token_urlsafe(24)  # the build's own, thrown away with its cluster
+            # The build's own, thrown away with its cluster and repository.
+            password, root_password = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
             deployed = subprocess.run([PYINFRA, "-y", str(inventory), "deploy.py"], cwd=ROOT, capture_output=True,
-                                      text=True, env={**env, "OMERO_DB_PASSWORD": password}, timeout=3600)
+                                      text=True, timeout=3600,
+                                      env={**env, "OMERO_DB_PASSWORD": password, "OMERO_ROOT_PASSWORD": root_password})
             if deployed.returncode != 0:
                 raise RuntimeError("the deploy into the build container failed:\n"
                                    + (deployed.stdout + deployed.stderr)[-4000:])
-            needles = [password.encode(), *_secrets_made_at_build(podman, container, manifest)]
+            needles = [password.encode(), root_password.encode(),
+                       *(kept.read_bytes().strip() for kept in secrets_dir.glob("*") if kept.is_file()),
+                       *_secrets_made_at_build(podman, container, manifest)]
             labels = _labels(podman, container, source)
             (work_dir / "image.json").write_text(json.dumps(manifest, indent=1) + "\n")
             for name, source_path in (("entrypoint.py", HERE / "entrypoint.py"),
@@ -267,6 +311,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="a CA to trust while building (a TLS-inspecting proxy's); not kept in the image")
     parser.add_argument("--http-proxy")
     parser.add_argument("--pip-index-url")
+    parser.add_argument("--server-artifact", help="OMERO.server-<version>-ice36.zip (path or URL): the server "
+                                                  "in the image; unset: database and web only")
+    parser.add_argument("--server-sha256")
+    parser.add_argument("--ice-artifact", help="Ice 3.6.5's binaries for Debian 12 (tarball, path or URL)")
+    parser.add_argument("--ice-sha256")
     parser.add_argument("--web-workers", type=int, default=3,
                         help="gunicorn workers by default (OMERO_WEB_WORKERS overrides it at start)")
     parser.add_argument("--keep", action="store_true", help="leave the build container for inspection")

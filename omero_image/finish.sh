@@ -34,6 +34,22 @@ ln -s "$state/web/log" "$omerodir/var/log"
 ln -s "$state/web/django_secret_key" "$omerodir/var/django_secret_key"
 ln -s "$state/web/grid" "$omerodir/etc/grid"
 find "/var/lib/$(setting web_user)" -mindepth 1 -delete
+if [ "$(setting server)" = True ]; then
+    # The server writes var/ and rewrites etc/ at every start: both on the volume, etc/ copied
+    # there from the image's at each start. Its home (keys, password files), the binary
+    # repository and the configuration files (the build's passwords) are the build's alone.
+    server=$(readlink -f "$(setting server_omerodir)")
+    rm -rf "$server/var" "$server/etc/grid/config.xml" "$server/etc/grid/config.xml.lock"
+    ln -s "$state/server/var" "$server/var"
+    mv "$server/etc" "$(setting server_etc)"
+    ln -s "$state/server/etc" "$server/etc"
+    find "$(setting server_config_dir)" -mindepth 1 -delete
+    for moved in "$(setting server_home):$state/server/home" "$(setting server_data_dir):$state/data"; do
+        rm -rf "${moved%%:*}"
+        ln -s "${moved#*:}" "${moved%%:*}"
+    done
+    chmod -R o+rX "$(setting server_etc)"
+fi
 # Any user may run the image (Apptainer runs it as the user): its configuration must be
 # readable by all. None of it is secret: the secrets are made at start, on the volume.
 chmod -R o+rX "$(dirname "$(setting postgres_conf)")" "$(setting web_config_dir)"
@@ -48,7 +64,7 @@ update-ca-certificates --fresh >/dev/null
 # Build leftovers: compilers and headers (IcePy is built), the deploy's records, wheels,
 # package lists, logs, documentation. The apt and pip caches are mounts: never committed.
 DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq --auto-remove "$@" >/dev/null
-rm -rf /var/lib/omero-pyinfra /opt/omero/wheels /opt/omero/downloads /var/lib/apt/lists/* \
+rm -rf /var/lib/omero-pyinfra /opt/omero/wheels /opt/omero/downloads /opt/omero/server/downloads /var/lib/apt/lists/* \
        /var/cache/apt/*.bin /var/cache/debconf/*-old /usr/share/man/* /usr/share/info/*
 find /usr/share/locale -mindepth 1 -maxdepth 1 -type d -exec rm -rf {} +  # translations
 find /var/log -type f -delete

@@ -53,7 +53,7 @@ def image():
     options = build.Options(output=Path("unset"), extra_ca_certificates=EXTRA_CA_CERTIFICATES)
     if wheel:
         options.icepy_wheel, options.icepy_wheel_sha256 = str(wheel), sha256_of(wheel)
-    key = build.source_digest(options.icepy_wheel_sha256 or "", *options.extra_ca_certificates)
+    key = build.inputs_digest(options)
     options.tag, options.output = f"{REPOSITORY}:{key}", CACHE / f"omero-image-{key}.tar"
     kept_secrets = options.output.with_suffix(".secrets")  # the build's throwaway ones, 0600
     if not (options.output.exists() and kept_secrets.exists()):
@@ -222,8 +222,47 @@ def test_no_secret_in_any_layer(image):
     assert build.layer_findings(tarball, build_secrets + [p.encode() for p in SEEN_PASSWORDS]) == []
 
 
-@pytest.mark.skip(reason="needs OMERO.server's zip and Ice's tarball, which cannot be downloaded here; "
-                         "the build does not put a server in the image yet")
-def test_image_with_omero_server():
-    """An image built with the server's artifacts: schema, certificates and the binary
-    repository made on the volume at first start."""
+SERVER_ZIP, ICE_TARBALL = os.environ.get("OMERO_SERVER_ZIP"), os.environ.get("OMERO_ICE_TARBALL")
+SERVER_OMERO = "OMERODIR=/opt/omero/server/OMERO.server OMERO_USERDIR=/tmp/cli /opt/omero/server/venv3/bin/omero"
+
+
+@pytest.mark.skipif(not (SERVER_ZIP and ICE_TARBALL),
+                    reason="needs a real OMERO.server zip and Ice 3.6.5 tarball for Debian 12: set "
+                           "OMERO_SERVER_ZIP and OMERO_ICE_TARBALL to their paths")
+def test_image_with_omero_server(tmp_path, volume):
+    """An image built with the server's artifacts: on a fresh volume the schema, the
+    certificate and the repository are made, root logs in, an image imported survives a
+    restart, and no password of the build or of this start is in a layer."""
+    wheel = cached_icepy_wheel("cp311")
+    options = build.Options(output=tmp_path / "omero-server-image.tar", extra_ca_certificates=EXTRA_CA_CERTIFICATES,
+                            server_artifact=SERVER_ZIP, server_sha256=sha256_of(Path(SERVER_ZIP)),
+                            ice_artifact=ICE_TARBALL, ice_sha256=sha256_of(Path(ICE_TARBALL)))
+    if wheel:
+        options.icepy_wheel, options.icepy_wheel_sha256 = str(wheel), sha256_of(wheel)
+    options.tag = f"{REPOSITORY}-server:{build.inputs_digest(options)}"
+    built = build.build(options, env=PODMAN_ENV)
+    figure("cold build with OMERO.server (s)", round(built.seconds))
+    assert Path(SERVER_ZIP).name == f"OMERO.server-{built.labels['omero-pyinfra.omero-server']}-ice36.zip"
+    root_password = secrets.token_urlsafe(18)
+    started = Started("server", built.tag, volume, "-e", f"OMERO_ROOT_PASSWORD={root_password}")
+    try:
+        figure("first start with OMERO.server to login page, fresh volume (s)", round(started.serving(300), 1))
+        login = f"{SERVER_OMERO} login -s localhost -u root -w {root_password}"
+        wait_for(lambda: started.exec(login, check=False).returncode == 0, "root's login to OMERO.server", 300)
+        fake = "'/tmp/kept&sizeX=32&sizeY=32.fake'"  # Bio-Formats' generated test image
+        started.exec(f"touch {fake} && {SERVER_OMERO} import {fake}")
+        images = (f"PGPASSWORD=$(cat {build.STATE}/secrets/db-password) {SQL} "
+                  "-c \"SELECT count(*) FROM image WHERE name LIKE 'kept%'\"")
+        assert started.exec(images).stdout.strip() == "1"
+        assert started.exec(f"stat -c %a {build.STATE}/server/home/certs/server.p12").stdout.strip() == "600"
+        started.restart()
+        started.serving(300)
+        wait_for(lambda: started.exec(login, check=False).returncode == 0, "root's login after a restart", 300)
+        assert started.exec(images).stdout.strip() == "1"
+        db_password = started.exec(f"cat {build.STATE}/secrets/db-password").stdout.strip()
+        store_password = started.exec(f"cat {build.STATE}/server/home/.certificate-password").stdout.strip()
+        needles = built.secrets + [p.encode() for p in (root_password, db_password, store_password)]
+        assert build.layer_findings(built.tarball, needles) == []
+    finally:
+        started.remove()
+        podman("rmi", "-f", built.tag, check=False)
