@@ -14,7 +14,7 @@ from io import BytesIO
 from pyinfra.operations import apt, dnf, files, pip, server
 
 from . import movein_wheel, services
-from .operations import changed, refreshed, run_once, wait_until
+from .operations import changed, complete_directory, refreshed, run_once, wait_until
 from .prerequisites import omero_venv, site_packages, venv
 
 OMERO_PORT = 4064
@@ -53,14 +53,11 @@ def _proxy(settings) -> None:
     # npm's configuration may hold proxy credentials: root's only.
     services.secret_template(settings, "analysis/npmrc.j2", settings.npmrc, user="root", group="root",
                              mode="600")
-    target, partial = shlex.quote(settings.proxy_dir), shlex.quote(f"{settings.proxy_dir}.partial")
-    package = shlex.quote(f"configurable-http-proxy@{settings.analysis_proxy_version}")
-    # Installed beside, then renamed: the release's directory exists only once complete.
-    run_once(
+    complete_directory(
         name=f"Install configurable-http-proxy {settings.analysis_proxy_version} (npm)",
-        command=(f"rm -rf {partial} && mkdir -p {partial} && npm install --prefix {partial} "
-                 f"--userconfig {shlex.quote(settings.npmrc)} {package} && mv {partial} {target}"),
-        creates=settings.proxy_dir,
+        target=settings.proxy_dir,
+        fill=lambda scratch: ["npm", "install", "--prefix", scratch, "--userconfig", settings.npmrc,
+                              f"configurable-http-proxy@{settings.analysis_proxy_version}"],
     )
 
 
@@ -78,6 +75,7 @@ def _data_tools(settings) -> None:
 
 def _secret(settings, path: str, what: str) -> None:
     """A random hex secret made on the host (never shown, never leaves it), root's 0600."""
+    # Not complete_directory: one file, which must be 0600 from its creation (umask, redirect).
     python = shlex.quote(f"{settings.hub_venv}/bin/python")
     partial = shlex.quote(f"{path}.partial")
     run_once(name=f"Make {what} (on the host)",

@@ -317,6 +317,45 @@ def run_once(command: str, creates: str):
 
 
 @operation()
+def complete_directory(target: str, fill: Callable[[str], list[str]], inside: str | None = None,
+                       owner: str | None = None):
+    """``target``, a directory that exists only complete: made in ``<target>.partial``
+    beside it (one filesystem, so the rename is atomic), then renamed into place; once
+    ``target`` is a directory, nothing is done.
+
+    ``fill(scratch)`` gives the command, a list of words (each quoted here), that fills
+    the empty directory ``scratch``. With ``inside``, the fill leaves the content in
+    ``scratch/<inside>`` (an archive's own top directory, which unzip cannot strip): that
+    is what is renamed, and the scratch directory is removed after. With ``owner``
+    (``user[:group]``), everything is given to it before the rename.
+
+    Convergent: a run killed anywhere leaves no ``target`` or a complete one; the next
+    run removes the scratch directory left behind and starts over (with ``inside``, after
+    the rename: only removes it). Anything else at ``target`` (a file, a symlink) is
+    refused, neither counted as done nor renamed over.
+    """
+    scratch = f"{target}.partial"
+    current = host.get_fact(Directory, path=target)
+    if current is False:
+        raise OperationError(f"{target} exists and is not a directory")
+    if current:
+        # Only with ``inside`` can a run stop between the rename and the scratch's removal.
+        if inside and host.get_fact(Directory, path=scratch) is not None:
+            yield shlex.join(["rm", "-rf", scratch])
+        else:
+            host.noop(f"{target} exists")
+        return
+    steps = [["rm", "-rf", scratch], ["mkdir", "-p", scratch], fill(scratch)]
+    if owner:
+        steps.append(["chown", "-R", owner, scratch])
+    # -T: renamed as target, never into a directory that appeared there since the check.
+    steps.append(["mv", "-T", f"{scratch}/{inside}" if inside else scratch, target])
+    if inside:
+        steps.append(["rm", "-rf", scratch])
+    yield " && ".join(shlex.join(step) for step in steps)
+
+
+@operation()
 def dnf_repo_enabled(repo: str):
     """Enable a dnf repository shipped disabled (RHEL 9's CodeReady Builder: ``crb``)."""
     enabled = host.get_fact(Command, command=f"dnf repolist --enabled -q {repo} 2>/dev/null || true")

@@ -6,7 +6,7 @@ from pathlib import PurePosixPath
 
 from pyinfra.operations import apt, dnf, files, pip
 
-from .operations import dnf_repo_enabled, icepy_wheel, refreshed, run_once, secret_file
+from .operations import complete_directory, dnf_repo_enabled, icepy_wheel, refreshed, secret_file
 from .services import TEMPLATES, secret_template
 from .settings import Artifact
 
@@ -81,14 +81,10 @@ def install_ice(settings) -> None:
         dnf_repo_enabled(name="Enable CodeReady Builder (libdb-cxx for Ice)", repo="crb")
         dnf.packages(name="Install Ice's runtime libraries", packages=platform.ice_runtime_packages)
     tarball = fetch(settings, settings.ice_artifact, settings.download_dir)
-    home = shlex.quote(settings.ice_home)
-    partial = shlex.quote(f"{settings.ice_home}.partial")
-    # Unpacked beside, then renamed: the Ice directory exists only once complete.
-    run_once(
-        name="Unpack Ice 3.6.5",
-        command=(f"rm -rf {partial} && mkdir -p {partial} && tar -xzf {shlex.quote(tarball)} "
-                 f"-C {partial} --strip-components=1 --no-same-owner && mv {partial} {home}"),
-        creates=settings.ice_home,
+    complete_directory(
+        name="Unpack Ice 3.6.5", target=settings.ice_home,
+        fill=lambda scratch: ["tar", "-xzf", tarball, "-C", scratch, "--strip-components=1",
+                              "--no-same-owner"],
     )
     linker_conf = "/etc/ld.so.conf.d/ice-3.6.5.conf"
     files.put(

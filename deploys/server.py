@@ -2,6 +2,7 @@
 symlink, configured from files, schema created once, upgraded in place on a version change."""
 
 import shlex
+from pathlib import PurePosixPath
 
 from pyinfra.operations import apt, dnf, files, pip
 
@@ -10,6 +11,7 @@ from facts.omero import shell_path
 from . import services
 from .operations import (
     changed,
+    complete_directory,
     omero_schema,
     omero_schema_upgrade,
     refreshed,
@@ -72,16 +74,11 @@ def install(settings) -> list[str]:
         backup_program=settings.backup_program if settings.backs_up else None,
     )
     zip_path = fetch(settings, settings.server_artifact, settings.server_download_dir)
-    # Unzipped beside, then renamed: the versioned directory exists only once complete.
-    partial = shlex.quote(f"{settings.server_basedir}/.unpacking")
-    server_dir = shlex.quote(settings.server_dir)
-    run_once(
-        name=f"Unpack OMERO.server {settings.server_version}",
-        command=(f"rm -rf {partial} && unzip -q {shlex.quote(zip_path)} -d {partial} && "
-                 f"chown -R root:root {partial} && "
-                 f"mv {partial}/{shlex.quote(settings.server_dir.rsplit('/', 1)[1])} {server_dir} && "
-                 f"rmdir {partial}"),
-        creates=settings.server_dir,
+    # The zip holds one directory, named as ours; root's whatever owners the zip records.
+    complete_directory(
+        name=f"Unpack OMERO.server {settings.server_version}", target=settings.server_dir,
+        fill=lambda scratch: ["unzip", "-q", zip_path, "-d", scratch],
+        inside=PurePosixPath(settings.server_dir).name, owner="root:root",
     )
     # The server writes below var/ (logs, the IceGrid registry) and, at every start, rewrites
     # files in etc/ and etc/grid/ (`omero admin rewrite`: *.cfg, ice.config, templates.xml,

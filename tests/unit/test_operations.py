@@ -476,6 +476,57 @@ def test_run_once(run_op, file, directory, commands, noops):
     assert run.fact_calls[1:] == ([] if file else [("Directory", {"path": "/OMERO/certs/server.pem"})])
 
 
+# -- complete_directory ---------------------------------------------------------------------
+# A space and a '$' in the words: each reaches the shell quoted.
+TOOLS, TOOLS_SCRATCH = "/opt/my tools", "/opt/my tools.partial"
+Q_TOOLS, Q_SCRATCH = "'/opt/my tools'", "'/opt/my tools.partial'"
+FILLED = f"rm -rf {Q_SCRATCH} && mkdir -p {Q_SCRATCH} && unzip -q '/srv/tools $v.zip' -d {Q_SCRATCH}"
+A_DIRECTORY = {"user": "root", "group": "root", "mode": 755}
+
+
+def _unzip(scratch: str) -> list[str]:
+    return ["unzip", "-q", "/srv/tools $v.zip", "-d", scratch]
+
+
+@pytest.mark.parametrize(("target", "scratch", "kwargs", "commands", "noops"), [
+    pytest.param(None, None, {}, [f"{FILLED} && mv -T {Q_SCRATCH} {Q_TOOLS}"], [], id="absent"),
+    pytest.param(None, None, {"owner": "root:root"},
+                 [f"{FILLED} && chown -R root:root {Q_SCRATCH} && mv -T {Q_SCRATCH} {Q_TOOLS}"], [],
+                 id="absent, given an owner"),
+    pytest.param(None, None, {"inside": "tools-1.0"},
+                 [f"{FILLED} && mv -T '/opt/my tools.partial/tools-1.0' {Q_TOOLS} && rm -rf {Q_SCRATCH}"], [],
+                 id="absent, an archive's top directory"),
+    pytest.param(None, None, {"inside": "tools 1.0", "owner": "root:root"},
+                 [f"{FILLED} && chown -R root:root {Q_SCRATCH} && "
+                  f"mv -T '/opt/my tools.partial/tools 1.0' {Q_TOOLS} && rm -rf {Q_SCRATCH}"], [],
+                 id="absent, top directory and owner"),
+    pytest.param(A_DIRECTORY, None, {}, [], [f"{TOOLS} exists"], id="complete"),
+    pytest.param(A_DIRECTORY, None, {"owner": "root:root"}, [], [f"{TOOLS} exists"],
+                 id="complete, its owner not checked again"),
+    pytest.param(A_DIRECTORY, None, {"inside": "tools-1.0"}, [], [f"{TOOLS} exists"],
+                 id="complete, no scratch left"),
+    pytest.param(A_DIRECTORY, A_DIRECTORY, {"inside": "tools-1.0"}, [f"rm -rf {Q_SCRATCH}"], [],
+                 id="complete, scratch left by a run killed after the rename"),
+    pytest.param(A_DIRECTORY, False, {"inside": "tools-1.0"}, [f"rm -rf {Q_SCRATCH}"], [],
+                 id="complete, a file where the scratch goes"),
+])
+def test_complete_directory(run_op, target, scratch, kwargs, commands, noops):
+    # A scratch directory from a killed run is removed by the same command that makes it anew.
+    states = {TOOLS: target, TOOLS_SCRATCH: scratch}
+    run = run_op(ops.complete_directory, {"Directory": lambda path: states[path]}, TOOLS, _unzip, **kwargs)
+    assert run.commands == commands
+    assert run.noops == noops
+    checks_scratch = target and "inside" in kwargs
+    assert run.fact_calls == [("Directory", {"path": TOOLS}),
+                              *([("Directory", {"path": TOOLS_SCRATCH})] if checks_scratch else [])]
+
+
+def test_complete_directory_refuses_what_is_not_a_directory(run_op):
+    # A file or a symlink at the target: neither counted as done nor renamed over.
+    with pytest.raises(OperationError, match="^/opt/my tools exists and is not a directory$"):
+        run_op(ops.complete_directory, {"Directory": False}, TOOLS, _unzip)
+
+
 # -- dnf_repo_enabled -----------------------------------------------------------------------
 @pytest.mark.parametrize(("listed", "commands", "noops"), [
     pytest.param("crb    Rocky Linux 9 - CRB", [], ["dnf repository crb is enabled"], id="enabled"),
