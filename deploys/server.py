@@ -15,7 +15,6 @@ from .operations import (
     omero_schema,
     omero_schema_upgrade,
     refreshed,
-    run_once,
     secret_file,
     stop_and_dump_before_upgrade,
     wait_until,
