@@ -93,7 +93,7 @@ def test_server_user_writes_only_what_omero_rewrites(allinone):
                     if re.fullmatch(r"ln -s \S+ /opt/omero/server/OMERO\.server", c)}
     for sub in ("var", "etc", "etc/grid"):
         assert f"chown omero-server:omero {server_dir}/{sub}" in allinone.commands, sub
-    assert "chown -R root:root /opt/omero/server/.unpacking" in " ".join(allinone.commands)
+    assert f"chown -R root:root {server_dir}.partial" in " ".join(allinone.commands)
     unit = allinone.uploads["/etc/systemd/system/omero-server.service"]
     [writable] = re.findall(r"(?m)^ReadWritePaths=(.*)$", unit)
     assert writable.split() == [f"{server_dir}/var", f"{server_dir}/etc", "/OMERO", "/var/lib/omero-server"]
