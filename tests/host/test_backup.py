@@ -11,7 +11,7 @@ import time
 import pytest
 
 from .checks import login_page, secret
-from .testhosts import ROOT, SUBNET, SystemdHost, deploy, host_data, hosts_with_changes, wait_for, write_inventory
+from .testhosts import ROOT, SUBNET, SystemdHost, deployed_together, hosts_with_changes, wait_for
 
 LOCAL_REPOSITORY = "/srv/omero-backup-local"
 DATA_DIR = "/OMERO"
@@ -49,22 +49,13 @@ head -c 1000 /dev/urandom > Thumbnails/thumb
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, secrets_dir):
     aio, store = SystemdHost("backup-aio", f"{SUBNET}.80"), SystemdHost("backup-store", f"{SUBNET}.81")
-    try:
-        for host in (aio, store):
-            host.create()
-        inventory = write_inventory(
-            tmp_path_factory.mktemp("backup") / "backup.py",
-            {"omero_database": [aio], "omero_web": [aio], "omero_backup": [store]},
-            {aio.name: host_data(aio, secrets_dir, omero_backup_local_dir=LOCAL_REPOSITORY,
-                                 omero_backup_schedule="every 1m", omero_backup_check_read_data=100),
-             store.name: host_data(store, secrets_dir)},
-        )
-        # The most secrets of any deploy pass here: printed as pyinfra's most verbose prints.
-        deploy(inventory, aio, store, verbosity=("-vv", "--debug"))
-        yield aio, store
-    finally:
-        for host in (aio, store):
-            host.destroy()
+    # The most secrets of any deploy pass here: printed as pyinfra's most verbose prints.
+    with deployed_together("backup", {"omero_database": [aio], "omero_web": [aio], "omero_backup": [store]},
+                           tmp_path_factory.mktemp("backup"), secrets_dir,
+                           {aio.name: {"omero_backup_local_dir": LOCAL_REPOSITORY, "omero_backup_schedule": "every 1m",
+                                       "omero_backup_check_read_data": 100}},
+                           verbosity=("-vv", "--debug")) as hosts:
+        yield hosts
 
 
 def sql(host, query: str, database: str = "omero") -> str:

@@ -6,25 +6,15 @@ import pytest
 import requests
 
 from .checks import login_page
-from .testhosts import SUBNET, SystemdHost, deploy, host_data, hosts_with_changes, write_inventory
+from .testhosts import SUBNET, SystemdHost, deployed_together, hosts_with_changes
 
 
 @pytest.fixture(scope="module")
 def split(tmp_path_factory, secrets_dir):
     database, web = SystemdHost("split-db", f"{SUBNET}.20"), SystemdHost("split-web", f"{SUBNET}.21")
-    try:
-        for host in (database, web):
-            host.create()
-        inventory = write_inventory(
-            tmp_path_factory.mktemp("split") / "split.py",
-            {"omero_database": [database], "omero_web": [web]},
-            {host.name: host_data(host, secrets_dir) for host in (database, web)},
-        )
-        deploy(inventory, database, web)
-        yield database, web
-    finally:
-        for host in (database, web):
-            host.destroy()
+    with deployed_together("split", {"omero_database": [database], "omero_web": [web]},
+                           tmp_path_factory.mktemp("split"), secrets_dir) as hosts:
+        yield hosts
 
 
 def test_each_host_has_only_its_part(split):

@@ -39,7 +39,7 @@ PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
 EXTRA_CA_CERTIFICATES = sorted(glob.glob("/usr/local/share/ca-certificates/*.crt"))
 PODMAN_ENV = {**os.environ, "CONTAINERS_CONF": str(Path(__file__).with_name("containers.conf"))}
 NETWORK, SUBNET = "omero-test", "10.89.64"
-# OMERO_TEST_KEEP=1 leaves single-host fixtures' hosts running after a test, to look at.
+# OMERO_TEST_KEEP=1 leaves the deployed fixtures' hosts running after a test, to look at.
 KEEP = bool(os.environ.get("OMERO_TEST_KEEP"))
 PREFIX = "omero-test-"  # of every container name, so a crashed run's leftovers are found
 # The test run's id: the PID of scripts/test (its two pytest runs share it) or of pytest.
@@ -386,18 +386,32 @@ def deploy(inventory: Path, *hosts: TestHost, env: dict | None = None, timeout: 
 
 
 @contextmanager
+def deployed_together(name: str, groups: dict[str, list[TestHost]], directory: Path, secrets_dir: Path,
+                      overrides: dict[str, dict] | None = None,
+                      verbosity: tuple[str, ...] = ()) -> Iterator[list[TestHost]]:
+    """Every host of ``groups`` made fresh and deployed in one pyinfra run, as a site's
+    inventory of several hosts is, each with its ``overrides``; destroyed afterwards."""
+    hosts = list({host.name: host for members in groups.values() for host in members}.values())
+    try:
+        for host in hosts:
+            host.create()
+        inventory = write_inventory(directory / f"{name}.py", groups, {
+            host.name: host_data(host, secrets_dir, **(overrides or {}).get(host.name, {})) for host in hosts})
+        deploy(inventory, *hosts, verbosity=verbosity)
+        yield hosts
+    finally:
+        if not KEEP:
+            for host in hosts:
+                host.destroy()
+
+
+@contextmanager
 def deployed(host, groups: list[str], directory: Path, secrets_dir: Path,
              verbosity: tuple[str, ...] = (), **overrides) -> Iterator:
     """``host`` made fresh, in ``groups``, deployed; destroyed afterwards."""
-    host.create()
-    try:
-        inventory = write_inventory(directory / f"{host.name}.py", {group: [host] for group in groups},
-                                    {host.name: host_data(host, secrets_dir, **overrides)})
-        deploy(inventory, host, verbosity=verbosity)
-        yield host
-    finally:
-        if not KEEP:
-            host.destroy()
+    with deployed_together(host.name, {group: [host] for group in groups}, directory, secrets_dir,
+                           {host.name: overrides}, verbosity) as (only,):
+        yield only
 
 
 def hosts_with_changes(inventory: Path, deploy_file: str = "deploy.py",
