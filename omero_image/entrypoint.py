@@ -288,7 +288,8 @@ def schema(db_port: int) -> None:
                         "looking for the OMERO schema").stdout.strip()
         if found == "t":
             return
-        root_password = given_password("OMERO_ROOT_PASSWORD") or generated("root-password")
+        # One kept from a first start stopped before the schema was made is used again.
+        root_password = given_password("OMERO_ROOT_PASSWORD") or kept("root-password") or generated("root-password")
         script = f"{SERVER}/home/omero-schema.sql"
         say("first start: creating the OMERO schema")
         # omero db script takes the root password on its command line (see README).
