@@ -73,11 +73,11 @@ class Options:
     ice_artifact: str | None = None
     ice_sha256: str | None = None
     web_workers: int = 3
+    keep: bool = False  # leave the build container for inspection
 
     @property
     def with_server(self) -> bool:
         return self.server_artifact is not None
-    keep: bool = False  # leave the build container for inspection
 
 
 def inputs_digest(options: Options) -> str:
