@@ -30,6 +30,7 @@ from pathlib import Path
 
 from deploys.defaults import DEFAULTS
 from deploys.platform import detect
+from deploys.settings import Settings
 
 from .base import CACHE, digest, ensure_image, run
 
@@ -121,7 +122,7 @@ def _manifest(workers: int, with_server: bool) -> dict:
         "server_omerodir": f"{server_basedir}/OMERO.server",
         "server_omero": f"{server_basedir}/venv3/bin/omero",
         "server_config_dir": f"{server_basedir}/config",
-        "server_home": f"/var/lib/{DEFAULTS['omero_server_user']}",
+        "server_home": Settings.home_of(DEFAULTS["omero_server_user"]),
         "server_data_dir": DEFAULTS["omero_data_dir"],
         "server_etc": f"{LIB}/server-etc",  # the server's etc/, copied to the volume at each start
     } if with_server else {}

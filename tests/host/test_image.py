@@ -46,13 +46,19 @@ def figure(name: str, value) -> None:
     print(f"{name}: {value}")
 
 
+def build_options(output: Path, **extra) -> build.Options:
+    """The build as these tests make it: the lab's CAs, and the cached IcePy wheel if any."""
+    options = build.Options(output=output, extra_ca_certificates=EXTRA_CA_CERTIFICATES, **extra)
+    wheel = cached_icepy_wheel("cp311")
+    if wheel:
+        options.icepy_wheel, options.icepy_wheel_sha256 = str(wheel), sha256_of(wheel)
+    return options
+
+
 @pytest.fixture(scope="module")
 def image():
     """(tag, tarball, the build's secrets): built when the sources changed, else the cached one."""
-    wheel = cached_icepy_wheel("cp311")
-    options = build.Options(output=Path("unset"), extra_ca_certificates=EXTRA_CA_CERTIFICATES)
-    if wheel:
-        options.icepy_wheel, options.icepy_wheel_sha256 = str(wheel), sha256_of(wheel)
+    options = build_options(Path("unset"))
     key = build.inputs_digest(options)
     options.tag, options.output = f"{REPOSITORY}:{key}", CACHE / f"omero-image-{key}.tar"
     kept_secrets = options.output.with_suffix(".secrets")  # the build's throwaway ones, 0600
@@ -233,12 +239,9 @@ def test_image_with_omero_server(tmp_path, volume):
     """An image built with the server's artifacts: on a fresh volume the schema, the
     certificate and the repository are made, root logs in, an image imported survives a
     restart, and no password of the build or of this start is in a layer."""
-    wheel = cached_icepy_wheel("cp311")
-    options = build.Options(output=tmp_path / "omero-server-image.tar", extra_ca_certificates=EXTRA_CA_CERTIFICATES,
+    options = build_options(tmp_path / "omero-server-image.tar",
                             server_artifact=SERVER_ZIP, server_sha256=sha256_of(Path(SERVER_ZIP)),
                             ice_artifact=ICE_TARBALL, ice_sha256=sha256_of(Path(ICE_TARBALL)))
-    if wheel:
-        options.icepy_wheel, options.icepy_wheel_sha256 = str(wheel), sha256_of(wheel)
     options.tag = f"{REPOSITORY}-server:{build.inputs_digest(options)}"
     built = build.build(options, env=PODMAN_ENV)
     figure("cold build with OMERO.server (s)", round(built.seconds))
