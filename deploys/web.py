@@ -28,10 +28,12 @@ def install(settings) -> None:
     for app in removed:
         files.directory(name=f"Remove {app.package}'s static files",
                         path=f"{settings.web_static_root}/{app.static_dir}", present=False)
-    # OMERODIR: config.xml, logs, the Django secret key (0600) and the static files nginx serves.
-    for path in (settings.web_omerodir, f"{settings.web_omerodir}/var"):
+    # OMERODIR: logs, the Django secret key (0600) and the static files nginx serves in var/;
+    # etc/grid/config.xml holds every omero_web_config value: the web user's alone.
+    for path, mode in ((settings.web_omerodir, "755"), (f"{settings.web_omerodir}/var", "755"),
+                       (f"{settings.web_omerodir}/etc", "700"), (f"{settings.web_omerodir}/etc/grid", "700")):
         files.directory(name=f"Create {path}", path=path, user=settings.web_user,
-                        group=settings.web_user, mode="755")
+                        group=settings.web_user, mode=mode)
 
 
 def configure(settings, host_cpus: int) -> list[str]:
@@ -52,7 +54,7 @@ def configure(settings, host_cpus: int) -> list[str]:
     # Each runs when what it depends on is newer on disk than its last completion.
     loaded = settings.stamp("omero-web-config-loaded")
     refreshed(name="Load the OMERO.web configuration",
-              commands=[f"{omero} load --glob {shlex.quote(config_dir + '/*.omero')}"],
+              commands=[f"(umask 077 && {omero} load --glob {shlex.quote(config_dir + '/*.omero')})"],
               sources=[config_file, code], stamp=loaded, user=settings.web_user)
     refreshed(name="Collect OMERO.web's static files (nginx serves them)",
               commands=[f"{omero} web syncmedia >/dev/null"],

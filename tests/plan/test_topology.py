@@ -97,3 +97,12 @@ def test_server_user_writes_only_what_omero_rewrites(allinone):
     unit = allinone.uploads["/etc/systemd/system/omero-server.service"]
     [writable] = re.findall(r"(?m)^ReadWritePaths=(.*)$", unit)
     assert writable.split() == [f"{server_dir}/var", f"{server_dir}/etc", "/OMERO", "/var/lib/omero-server"]
+
+
+def test_web_configuration_is_the_web_users_alone(allinone):
+    """OMERO.web's config.xml holds every omero_web_config value (mail passwords among them):
+    its directories are the web user's only."""
+    commands = " ".join(allinone.commands)
+    for sub in ("etc", "etc/grid"):
+        path = f"/opt/omero/web/OMERO.web/{sub}"
+        assert f"chmod 700 {path}" in commands and f"chown omero-web:omero-web {path}" in commands, sub
