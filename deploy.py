@@ -11,7 +11,7 @@ from pyinfra import host, inventory
 from pyinfra.facts.server import LinuxDistribution
 
 from deploys import analysis, backup, database, nginx, platform, prerequisites, server, settings, web
-from facts.omero import InitSystem
+from facts.omero import Accounts, DirectoryOwners, InitSystem
 
 config = settings.load(
     host,
@@ -19,10 +19,16 @@ config = settings.load(
     platform.detect(host.get_fact(LinuxDistribution)),
     pid1=host.get_fact(InitSystem),
 )
+backup_host = settings.BACKUP in host.groups
+settings.check_host(
+    config, host.name, backup_host,
+    accounts=host.get_fact(Accounts, names=tuple(settings.host_accounts(config, backup_host).values())),
+    directories=host.get_fact(DirectoryOwners, paths=tuple(settings.host_directories(config, backup_host).values())),
+)
 
 prerequisites.install(config)
 # The backup host is ready before any OMERO host creates its repository there.
-if settings.BACKUP in host.groups:
+if backup_host:
     backup.target(config)
 # Start order across the inventory: PostgreSQL ready, then OMERO.server accepting
 # connections, then OMERO.web, then JupyterHub, then nginx (pyinfra runs operations in

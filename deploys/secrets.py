@@ -8,6 +8,7 @@ ever receives a salted SCRAM-SHA-256 verifier (``deploys.scram``), never the pas
 import os
 import re
 import secrets
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,6 +39,36 @@ def _kept(secrets_dir: str, key: str, make: Callable[[], str]) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(value)
     return value
+
+
+def unsafe_location(secrets_dir: str) -> str | None:
+    """Why another account could read or swap ``secrets_dir`` on this machine, or None.
+
+    Every directory on the way must be this user's or root's and writable by no one else
+    (a sticky one like /tmp is safe for what is already in it); where it is still to be made,
+    no one else may make it first.
+    """
+    path = Path(secrets_dir).expanduser()
+    mine = (0, os.getuid())
+    missing = None
+    for directory in (path, *path.parents):
+        try:
+            status = directory.stat()
+        except FileNotFoundError:
+            missing = directory
+            continue
+        if status.st_uid not in mine:
+            return f"{directory} belongs to uid {status.st_uid}, who could read or replace the secrets"
+        open_to_others = status.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        if open_to_others and not (status.st_mode & stat.S_ISVTX):
+            return f"{directory} is writable by others, who could replace the secrets"
+        if open_to_others and missing is not None:
+            return (f"{missing} would be made in {directory}, which everyone may write in (another "
+                    "account could make it first); keep the secrets in a directory of your own")
+        if directory == path and status.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            return f"{directory} is open to other accounts (mode {stat.S_IMODE(status.st_mode):o}); chmod 700 it"
+        missing = None
+    return None
 
 
 def resolve(given: str | None, env_var: str, secrets_dir: str, key: str) -> str:

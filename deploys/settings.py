@@ -28,7 +28,7 @@ from urllib.parse import urlparse, urlsplit
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from . import secrets
+from . import passwords, secrets
 from .defaults import DEFAULTS, OPTIONS
 from .errors import OmeroDeployError, OmeroOptionError
 from .platform import Platform
@@ -45,7 +45,6 @@ _RELEASE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+")
 _SERVER_ZIP = re.compile(r"OMERO\.server-([0-9]+\.[0-9]+\.[0-9]+)-ice36\.zip")
 _ICEPY_WHEEL = re.compile(r"zeroc_ice-3\.6\.5-[A-Za-z0-9._+-]+\.whl")
 _ICE_TARBALL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*\.(tar\.gz|tgz)")
-_WELL_KNOWN_PASSWORDS = {"omero", "password", "changeme", "secret", "admin", "root", "ome"}
 
 _ALNUM = string.ascii_letters + string.digits
 _LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
@@ -58,6 +57,31 @@ _SYSTEM_DIRS = frozenset({
     "/usr/sbin", "/usr/share", "/var/cache", "/var/lib", "/var/log", "/var/opt", "/var/run",
     "/var/spool", "/var/tmp", "/var/www",
 })
+# Trees the system, its package managers and other services keep, and what is wiped at boot:
+# nothing of OMERO's goes inside them, since the deploy hands its directories to service
+# accounts, which could then plant what root runs or reads there.
+_SYSTEM_TREES = (
+    "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/root", "/run",
+    "/sbin", "/snap", "/sys", "/tmp", "/usr", "/var/tmp", "/var/run", "/var/lock", "/var/spool", "/var/mail",
+    "/var/backups", "/var/cache/apt", "/var/cache/dnf", "/var/lib/apt", "/var/lib/dpkg", "/var/lib/dnf",
+    "/var/lib/rpm", "/var/lib/systemd", "/var/lib/sudo", "/var/lib/polkit-1", "/var/lib/postgresql",
+    "/var/lib/pgsql", "/var/lib/nginx", "/var/log/journal", "/lost+found",
+)
+# The deploy's own fixed directories (root's; Settings names each).
+STATE_DIR = "/var/lib/omero-pyinfra"
+DOWNLOAD_DIR = "/opt/omero/downloads"
+HUB_STATE_DIR = "/var/lib/omero-jupyterhub"
+BACKUP_STATE_DIR = "/var/lib/omero-backup"
+BACKUP_CACHE_DIR = "/var/cache/omero-backup"
+ACME_WEBROOT = "/var/www/omero-acme"
+_DEPLOY_DIRS = (STATE_DIR, DOWNLOAD_DIR, HUB_STATE_DIR, BACKUP_STATE_DIR, BACKUP_CACHE_DIR, ACME_WEBROOT)
+# Directories of the options: root's (code and configuration), and those a service account
+# writes. The second may not overlap the first, nor each other.
+ROOT_TREE_OPTIONS = ("omero_server_basedir", "omero_web_basedir", "omero_ice_home", "omero_wheel_dir",
+                     "omero_analysis_basedir")
+SERVICE_DIR_OPTIONS = ("omero_data_dir", "omero_server_db_dump_dir", "omero_backup_local_dir")
+# What the deploy keeps in the server base: a service directory may go beside these, not in them.
+SERVER_BASE_ENTRIES = ("OMERO.server", "OMERO.server-*", "venv3", "config", "downloads")
 _ACCOUNT = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 # Accounts and groups of the OS and of the services next to OMERO: sharing one would hand
 # OMERO's files to them (or theirs to OMERO). The platform's nginx user is added in load().
@@ -70,6 +94,8 @@ _SYSTEM_ACCOUNTS = frozenset({
     "shutdown", "ftp", "dbus", "polkitd", "chrony", "tss", "docker", "lxd", "supervisor",
 })
 _PG_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+# pg_hba.conf's words for sets of addresses: never an address of ours.
+_PG_HBA_ADDRESS_KEYWORDS = frozenset({"all", "samehost", "samenet"})
 # PostgreSQL's own roles and databases, pg_hba.conf's keywords and SQL's reserved words.
 _PG_RESERVED = frozenset({
     "postgres", "template0", "template1", "public", "none", "all", "sameuser", "samerole",
@@ -147,12 +173,6 @@ def _port(value: Any) -> int:
     return value
 
 
-def _positive(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise _Bad(f"must be a positive whole number, not {value!r}")
-    return value
-
-
 def _release(value: Any) -> str:
     if not isinstance(value, str) or not _RELEASE.fullmatch(value):
         raise _Bad(f"must be a release like 5.23.0, not {value!r}")
@@ -186,6 +206,9 @@ def _address(value: Any) -> str:
     address = _ip(text)
     if address is not None:
         return address
+    if text.lower() in _PG_HBA_ADDRESS_KEYWORDS:
+        raise _Bad(f"{text!r} is a pg_hba.conf keyword (it would admit more than one host to "
+                   "PostgreSQL); give the host's name or address")
     if not _is_host_name(text):
         raise _Bad(f"{text!r} is neither an IP address nor a host name (RFC 1123: labels of "
                    "letters, digits and inner '-', separated by dots)")
@@ -266,7 +289,33 @@ def _path(value: Any, home: bool = False) -> str:
     if not prefix and path in _SYSTEM_DIRS:
         raise _Bad(f"{path} is a system directory; use a directory of its own below it, "
                    f"like {path.rstrip('/')}/omero")
+    if not home:  # a path on the host, where service accounts get it
+        system_tree_check(path)
     return prefix + path
+
+
+def inside(path: str, tree: str) -> bool:
+    """Whether ``path`` is ``tree`` or below it (both normalised)."""
+    return path == tree or path.startswith(tree.rstrip("/") + "/")
+
+
+def system_tree_check(path: str) -> None:
+    """_Bad when ``path`` is inside a tree the system or the deploy itself keeps."""
+    for tree in (*_SYSTEM_TREES, *_DEPLOY_DIRS):
+        if inside(path, tree):
+            owner = "this deploy" if tree in _DEPLOY_DIRS else "the system or its packages"
+            raise _Bad(f"{path} is inside {tree}, which {owner} keeps; a service account given a "
+                       "directory there could change what root runs or reads. Use a directory of its "
+                       "own, like /srv/omero or /opt/omero")
+
+
+def _secrets_dir(value: Any) -> str:
+    """A directory on the machine running pyinfra that no other account can read or swap."""
+    path = _path(value, home=True)
+    problem = secrets.unsafe_location(path)
+    if problem:
+        raise _Bad(problem)
+    return path
 
 
 def _account(value: Any) -> str:
@@ -475,7 +524,7 @@ _GRAMMARS: dict[str, Callable[[Any], Any]] = {
     "omero_db_user": _pg_name,
     "omero_db_password": _optional(_text),
     "omero_db_port": _port,
-    "omero_secrets_dir": lambda value: _path(value, home=True),
+    "omero_secrets_dir": lambda value: _secrets_dir(value),
     "omero_server_artifact": _optional(_text),
     "omero_server_sha256": _optional(_text),
     "omero_ice_artifact": _optional(_text),
@@ -496,7 +545,8 @@ _GRAMMARS: dict[str, Callable[[Any], Any]] = {
     "omero_web_basedir": _path,
     "omero_web_user": _account,
     "omero_web_bind": lambda value: _endpoint(value, need_address=True),
-    "omero_web_workers": _optional(_positive),
+    # Each worker holds a Django process (about 100 MB): more would starve the host.
+    "omero_web_workers": _optional(_bounded(1, 64)),
     "omero_web_server_host": _address,
     "omero_web_config": _config,
     "omero_nginx_listen": lambda value: _endpoint(value, need_address=False),
@@ -560,6 +610,13 @@ def parse_options(values: dict[str, Any], platform: Platform, host_name: str) ->
     if parsed["omero_web_user"] == parsed["omero_server_user"]:
         fail("omero_web_user", f"{parsed['omero_web_user']!r} is also omero_server_user; the "
                                "web (facing the network) must not run as the server")
+    _check_accounts(parsed, fail)
+    _check_directories(parsed, fail)
+    bind_address = parsed["omero_web_bind"][0]
+    if not _is_loopback(bind_address):
+        # gunicorn trusts the X-Forwarded-Proto nginx sets: nothing but nginx may reach it.
+        fail("omero_web_bind", f"{bind_address!r} is not a loopback address; gunicorn trusts the "
+                               "headers nginx sets, so it listens on 127.0.0.1, ::1 or localhost only")
     (bind_address, bind_port), (listen_address, listen_port) = (
         parsed["omero_web_bind"], parsed["omero_nginx_listen"])
     every = (None, "0.0.0.0", "::")
@@ -585,6 +642,54 @@ def parse_options(values: dict[str, Any], platform: Platform, host_name: str) ->
             fail("omero_analysis_port", f"the analysis environment uses ports {analysis_port}-"
                                         f"{analysis_port + 2}, and {port} is {taken[port]}'s")
     return parsed
+
+
+def _is_loopback(address: str) -> bool:
+    return address == "localhost" or (_ip(address) is not None and ipaddress.ip_address(address).is_loopback)
+
+
+def _check_accounts(parsed: dict[str, Any], fail: Callable[[str, str], None]) -> None:
+    """One account or group per role: sharing one would hand a role's files to another."""
+    roles = {"omero_server_user": "OMERO.server's user", "omero_web_user": "OMERO.web's user",
+             "omero_group": "the group sharing the repository", "omero_backup_user": "the backup account",
+             "omero_analysis_users_group": "the JupyterHub users' group"}
+    seen: dict[str, str] = {}
+    # The web and server users' names are also their own groups' names.
+    for option in ("omero_server_user", "omero_web_user", "omero_group", "omero_backup_user",
+                   "omero_analysis_users_group"):
+        name = parsed[option]
+        if name in seen and {option, seen[name]} != {"omero_server_user", "omero_web_user"}:
+            fail(option, f"{name!r} is also {seen[name]} ({roles[seen[name]]}); each role needs an "
+                         "account or group of its own")
+        seen.setdefault(name, option)
+
+
+def _check_directories(parsed: dict[str, Any], fail: Callable[[str, str], None]) -> None:
+    """Root's trees apart from each other; what a service account writes apart from root's trees
+    (it could change what root runs) and from the other service directories."""
+    roots = [(option, parsed[option]) for option in ROOT_TREE_OPTIONS]
+    for index, (option, path) in enumerate(roots):
+        for other, other_path in roots[:index]:
+            if inside(path, other_path) or inside(other_path, path):
+                fail(option, f"{path} overlaps {other} ({other_path}); give each its own directory")
+    base = parsed["omero_server_basedir"]
+    kept = [(f"omero_server_basedir's {entry}", f"{base}/{entry}") for entry in SERVER_BASE_ENTRIES]
+    kept += [(option, path) for option, path in roots if option != "omero_server_basedir"]
+    kept += [("the deploy's own directory", path) for path in _DEPLOY_DIRS]
+    services = [(option, parsed[option]) for option in SERVICE_DIR_OPTIONS if parsed[option]]
+    for index, (option, path) in enumerate(services):
+        if inside(base, path):
+            fail(option, f"{path} holds omero_server_basedir ({base}), root's; a service account "
+                         "writes here, so give it a directory of its own")
+        for what, tree in kept:
+            if inside(path, tree.removesuffix("-*")) or inside(tree, path) or (
+                    tree.endswith("-*") and path.startswith(tree[:-1])):
+                fail(option, f"{path} overlaps {what} ({tree}), root's; a service account writes "
+                             "here, so give it a directory of its own")
+        for other, other_path in services[:index]:
+            if inside(path, other_path) or inside(other_path, path):
+                fail(option, f"{path} overlaps {other} ({other_path}); each is written by another "
+                             "account, so give each its own directory")
 
 
 def _tls_mode(options: dict[str, Any]) -> str:
@@ -674,7 +779,7 @@ class Settings:
     @property
     def state_dir(self) -> str:
         """The deploy's own records on the host: when each step last completed."""
-        return "/var/lib/omero-pyinfra"
+        return STATE_DIR
 
     def stamp(self, step: str) -> str:
         """The file whose mtime says when ``step`` (a restart, a reload) last completed."""
@@ -683,7 +788,7 @@ class Settings:
     @property
     def download_dir(self) -> str:
         """Where the Ice tarball is put."""
-        return "/opt/omero/downloads"
+        return DOWNLOAD_DIR
 
     @property
     def server_dir(self) -> str:
@@ -789,7 +894,7 @@ class Settings:
     @property
     def acme_webroot(self) -> str:
         """Where an ACME client's HTTP challenges are served from (certbot --webroot -w)."""
-        return "/var/www/omero-acme"
+        return ACME_WEBROOT
 
     @property
     def site_origins(self) -> tuple[str, ...]:
@@ -842,7 +947,7 @@ class Settings:
     @property
     def hub_state_dir(self) -> str:
         """The hub's database, the proxy's pid file and the hub's secrets (root's, 0700)."""
-        return "/var/lib/omero-jupyterhub"
+        return HUB_STATE_DIR
 
     @property
     def hub_cookie_secret(self) -> str:
@@ -884,7 +989,7 @@ class Settings:
     @property
     def backup_state_dir(self) -> str:
         """status.json (for monitoring), the backup host's known key, scratch space."""
-        return "/var/lib/omero-backup"
+        return BACKUP_STATE_DIR
 
     @property
     def backup_dump_dir(self) -> str:
@@ -893,7 +998,7 @@ class Settings:
 
     @property
     def backup_cache_dir(self) -> str:
-        return "/var/cache/omero-backup"
+        return BACKUP_CACHE_DIR
 
     @property
     def backup_program(self) -> str:
@@ -1053,6 +1158,74 @@ def load(host, inventory, platform: Platform, pid1: str) -> Settings:
     )
 
 
+# Accounts people log in with: uid 1000 and up on Debian, Ubuntu and RHEL, but nobody's.
+_FIRST_LOGIN_UID, _NOBODY_UID = 1000, 65534
+
+
+def _is_login_account(account: dict) -> bool:
+    return _FIRST_LOGIN_UID <= account["uid"] != _NOBODY_UID
+
+
+def host_directories(config: Settings, backup_host: bool) -> dict[str, str]:
+    """The directories this host's roles give the deploy (option: path)."""
+    options = [*(("omero_server_basedir", "omero_ice_home", "omero_data_dir", "omero_server_db_dump_dir")
+                 if SERVER in config.roles else ()),
+               *(("omero_web_basedir",) if WEB in config.roles else ()),
+               *(("omero_wheel_dir",) if config.roles & {SERVER, WEB} else ()),
+               *(("omero_analysis_basedir",) if ANALYSIS in config.roles else ()),
+               *(("omero_backup_local_dir",) if config.backs_up and config.backup_local_dir else ()),
+               *(("omero_backup_remote_dir",) if backup_host else ())]
+    return {option: config.options[option] for option in options}
+
+
+def host_accounts(config: Settings, backup_host: bool) -> dict[str, str]:
+    """The accounts and groups this host's roles make (option: name)."""
+    options = [*(("omero_server_user", "omero_group") if SERVER in config.roles else ()),
+               *(("omero_web_user",) if WEB in config.roles else ()),
+               *(("omero_backup_user",) if backup_host else ())]
+    return {option: config.options[option] for option in options}
+
+
+def check_host(config: Settings, host_name: str, backup_host: bool, accounts: dict, directories: dict) -> None:
+    """What the options name, as the host has it (the facts ``Accounts`` and ``DirectoryOwners``
+    of ``host_accounts`` and ``host_directories``), before anything changes: no account of
+    someone else's taken over, no directory handed out where others could swap it."""
+    def fail(option: str, problem: str):
+        raise OmeroOptionError(option, problem, host_name, EXAMPLES[option])
+
+    for option, name in host_accounts(config, backup_host).items():
+        account = accounts.get(name)
+        if account is None:
+            continue
+        if _is_login_account(account):
+            what = (f"the private group of the login account {name!r}" if option == "omero_group"
+                    else f"a login account (uid {account['uid']})")
+            fail(option, f"{name!r} is {what} on this host; the deploy would rewrite its "
+                         "groups, home or files. Name an account of its own; the deploy makes it")
+        home = config.home_of(name) if option in ("omero_server_user", "omero_web_user") else None
+        if home and account["home"] != home:
+            fail(option, f"{name!r} is an existing account with the home {account['home']}, not one "
+                         f"this deploy made (whose home is {home}); name an account of its own")
+    for option, path in host_directories(config, backup_host).items():
+        resolved = directories["resolved"].get(path, path)
+        try:
+            system_tree_check(resolved)
+        except _Bad as bad:
+            fail(option, f"{path} leads to {resolved}: {bad}")
+        parent = posixpath.dirname(resolved)
+        for above, (uid, mode) in directories["above"].items():
+            if not inside(parent, above):
+                continue
+            if uid != 0:
+                fail(option, f"{above}, above {path}, belongs to uid {uid}, who could swap {path} for "
+                             "a link to a system file before the deploy hands it to a service account; "
+                             "use a directory whose parents are all root's")
+            if mode & 0o022:
+                fail(option, f"{above}, above {path}, is writable by others (mode {mode:o}), who could "
+                             "swap it for a link to a system file; use a directory whose parents only "
+                             "root may write")
+
+
 SFTP_HOST_ALIAS = "omero-backup-host"  # the omero_backup host in the backup's ssh_config
 
 
@@ -1127,9 +1300,10 @@ class _Checker:
 
     def password(self, option: str, value: str) -> str:
         # Never the value in a message: it is a secret.
-        if value.lower() in _WELL_KNOWN_PASSWORDS or len(value) < 12:
-            self.fail(option, "is a well-known or short password (use 12 characters or more, "
-                              "or leave it unset to have one generated)")
+        weakness = passwords.weakness(value)
+        if weakness:
+            self.fail(option, f"{weakness}: too weak (use 12 characters or more that no guesser "
+                              "tries first, or leave it unset to have one generated)")
         if not value.isascii() or not value.isprintable() or "'" in value:
             self.fail(option, "must be printable ASCII, without a single quote")
         return value

@@ -238,3 +238,53 @@ class BackupRepositoriesPresent(FactBase):
 
     def process(self, output) -> list[str]:
         return [line.strip() for line in output if line.strip()]
+
+
+class Accounts(FactBase):
+    """The accounts among ``names`` that exist: ``{name: {"uid": int, "home": str, "shell": str}}``."""
+
+    @staticmethod
+    def default():
+        return {}
+
+    def command(self, names: tuple[str, ...]) -> str:
+        # getent without a name would list every account.
+        return f"getent passwd {' '.join(shlex.quote(name) for name in names)} || true" if names else "true"
+
+    def process(self, output) -> dict:
+        accounts = {}
+        for line in output:
+            fields = line.split(":")
+            if len(fields) == 7 and fields[2].isdigit():
+                accounts[fields[0]] = {"uid": int(fields[2]), "home": fields[5], "shell": fields[6]}
+        return accounts
+
+
+class DirectoryOwners(FactBase):
+    """Where each of ``paths`` really is (symbolic links followed) and, for every directory
+    above it that exists, its owner's uid and mode:
+    ``{"resolved": {path: real path}, "above": {directory: (uid, mode)}}``."""
+
+    @staticmethod
+    def default():
+        return {"resolved": {}, "above": {}}
+
+    def command(self, paths: tuple[str, ...]) -> str:
+        if not paths:
+            return "true"
+        quoted = " ".join(shlex.quote(path) for path in paths)
+        return (f"for p in {quoted}; do r=$(readlink -m -- \"$p\"); echo \"path $p $r\"; d=$r; "
+                "while [ \"$d\" != / ]; do d=$(dirname -- \"$d\"); "
+                "[ -d \"$d\" ] && stat -c 'dir %u %a %n' -- \"$d\"; done; done")
+
+    def process(self, output) -> dict:
+        facts = self.default()
+        for line in output:
+            kind, _, rest = line.partition(" ")
+            if kind == "path":
+                path, _, resolved = rest.partition(" ")
+                facts["resolved"][path] = resolved
+            elif kind == "dir":
+                uid, mode, directory = rest.split(" ", 2)
+                facts["above"][directory] = (int(uid), int(mode, 8))
+        return facts

@@ -273,6 +273,7 @@ def build(options: Options, env: dict | None = None, log=print) -> Built:
             (work_dir / "image.json").write_text(json.dumps(manifest, indent=1) + "\n")
             for name, source_path in (("entrypoint.py", HERE / "entrypoint.py"),
                                       ("omero_scram.py", ROOT / "deploys" / "scram.py"),
+                                      ("omero_passwords.py", ROOT / "deploys" / "passwords.py"),
                                       ("finish.sh", HERE / "finish.sh"),
                                       ("image.json", work_dir / "image.json")):
                 podman("cp", str(source_path), f"{container}:/tmp/{name}")

@@ -28,6 +28,7 @@ import sys
 
 LIB = os.path.dirname(os.path.realpath(__file__))
 sys.path.insert(0, LIB)
+from omero_passwords import weakness as weakness_of  # noqa: E402 - shipped beside this script
 from omero_scram import scram_verifier  # noqa: E402 - shipped beside this script
 
 with open(os.path.join(LIB, "image.json"), encoding="utf-8") as _manifest:
@@ -41,7 +42,6 @@ WEB = f"{STATE}/web"
 CONFIG = f"{STATE}/config"
 SECRETS = f"{STATE}/secrets"
 AS_ROOT = os.geteuid() == 0
-WELL_KNOWN = {"omero", "password", "changeme", "secret", "admin", "root", "ome"}
 
 
 class Refused(Exception):
@@ -111,8 +111,9 @@ def given_password(variable: str = "OMERO_DB_PASSWORD") -> str | None:
     if not password and os.environ.get(f"{variable}_FILE"):
         with open(os.environ[f"{variable}_FILE"], encoding="utf-8") as handle:
             password = handle.read().strip()
-    if password and (len(password) < 12 or password.lower() in WELL_KNOWN):
-        raise Refused(f"the password of {variable} is well known or shorter than 12 characters")
+    weakness = password and weakness_of(password)
+    if weakness:
+        raise Refused(f"the password of {variable} {weakness}: too weak")
     if password and (not password.isascii() or not password.isprintable()):
         raise Refused(f"the password of {variable} must be printable ASCII")
     return password or None

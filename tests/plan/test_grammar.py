@@ -33,10 +33,10 @@ def good(option, value, **more):
 
 GOOD_OPTIONS = [
     good("omero_web_bind", "[::1]:4080"),
-    good("omero_web_bind", "[2001:db8::10]:4080"),
-    good("omero_web_bind", "0.0.0.0:4080"),
+    good("omero_web_bind", "[0:0::1]:4080"),
+    good("omero_web_bind", "127.0.0.2:4080"),
     good("omero_web_bind", "localhost:4080"),
-    good("omero_web_bind", "web-1.lab.example.org:8080"),
+    good("omero_web_bind", "127.0.0.1:8080"),
     good("omero_nginx_listen", 80),
     good("omero_nginx_listen", "8080"),
     good("omero_nginx_listen", "[::]:80"),
@@ -221,15 +221,15 @@ def test_paths_named_once_on_the_settings():
 
 def test_values_parsed_once():
     config = load({
-        "omero_web_bind": "[2001:DB8::10]:04080", "omero_nginx_listen": 8080,
+        "omero_web_bind": "[0:0::1]:04080", "omero_nginx_listen": 8080,
         "omero_web_basedir": "/srv//omero/./web/", "omero_web_user": "omeroweb",
         "omero_secrets_dir": "~/omero//secrets/", "omero_nginx_server_name": "a.lab  *.lab",
         "omero_web_config": {"omero.web.ui.top_links": TOP_LINKS, "omero.web.debug": True},
         "omero_server_config": {"omero.ldap.config": False, "omero.mail.from": "o@lab"},
     })
-    assert (config.web_bind_host, config.web_bind_port) == ("2001:db8::10", 4080)
-    assert config.web_bind == "[2001:db8::10]:4080"
-    assert config.web_url == "http://[2001:db8::10]:4080"
+    assert (config.web_bind_host, config.web_bind_port) == ("::1", 4080)
+    assert config.web_bind == "[::1]:4080"
+    assert config.web_url == "http://[::1]:4080"
     assert (config.nginx_listen, config.nginx_listen_host, config.nginx_listen_port) == ("8080", None, 8080)
     assert config.web_basedir == "/srv/omero/web"
     assert config.web_static_root == "/srv/omero/web/OMERO.web/var/static"

@@ -25,6 +25,7 @@ def entrypoint(tmp_path):
     lib.mkdir()
     shutil.copy(ROOT / "omero_image" / "entrypoint.py", lib)
     shutil.copy(ROOT / "deploys" / "scram.py", lib / "omero_scram.py")
+    shutil.copy(ROOT / "deploys" / "passwords.py", lib / "omero_passwords.py")
     (lib / "image.json").write_text(json.dumps({
         "state": str(state), "server": True, "server_user": "root", "server_etc": str(server_etc),
         "db_name": "omero", "db_user": "omero",

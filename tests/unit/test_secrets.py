@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from deploys import scram, secrets
+from deploys import passwords, scram, secrets
 
 pytestmark = pytest.mark.unit
 
@@ -148,11 +148,33 @@ def test_public_ssh_key_is_the_authorized_keys_form(tmp_path):
     assert raw[:15] == b"\x00\x00\x00\x0bssh-ed25519" and len(raw) == 4 + 11 + 4 + 32
 
 
-def test_scram_needs_only_the_standard_library():
-    """The image's entrypoint runs it with the system Python, which has no site packages."""
-    scram_module = Path(scram.__file__)
+@pytest.mark.parametrize("module, expression, printed", [
+    (scram, "f['scram_verifier']('pw')[:14]", "SCRAM-SHA-256$"),
+    (passwords, "f['weakness']('passwordpassword') is not None", "True"),
+])
+def test_image_modules_need_only_the_standard_library(module, expression, printed):
+    """The image's entrypoint runs them with the system Python, which has no site packages."""
     ran = subprocess.run([sys.executable, "-I", "-S", "-c",
-                          "import runpy, sys; print(runpy.run_path(sys.argv[1])['scram_verifier']('pw')[:14])",
-                          str(scram_module)], capture_output=True, text=True)
+                          f"import runpy, sys; f = runpy.run_path(sys.argv[1]); print({expression})",
+                          str(Path(module.__file__))], capture_output=True, text=True)
     assert ran.returncode == 0, ran.stderr
-    assert ran.stdout.strip() == "SCRAM-SHA-256$"
+    assert ran.stdout.strip() == printed
+
+
+WEAK = ["Sh0rt!", "passwordpassword", "123456789012", "abcabcabcabc", "aaaaaaaaaaaa", "Password1234",
+        "qwertyuiopas", "zyxwvutsrqpo", "9876543210987", "omero-omero-omero", "changeme2024", "password!!!!",
+        "Welcome12345", "12121212121212", "ABCDEFGHIJKLMN", "asdfghjkl;asdfghjkl;", "root1234root1234",
+        "1qaz2wsx3edc4rfv"]
+STRONG = ["kT8z_2mQv9LpXa", "S3cure-Omero-2026", "lab-omero-2026-x7", "correct horse battery", "Omero!2026!x",
+          "tr0ub4dor&3-lab", "vX7#pQ2m@Lr9sT4w"]
+
+
+@pytest.mark.parametrize("password", WEAK)
+def test_weak_passwords_are_named_weak(password):
+    reason = passwords.weakness(password)
+    assert reason and password not in reason
+
+
+@pytest.mark.parametrize("password", STRONG)
+def test_strong_passwords_pass(password):
+    assert passwords.weakness(password) is None
