@@ -39,6 +39,13 @@ def install(settings) -> None:
         else:
             files.line(name="Send dnf through the proxy", path="/etc/dnf/dnf.conf",
                        line="^proxy=.*", replace=f"proxy={settings.http_proxy}")
+        # curl (artifact downloads) reads it from here, never from its command line, which
+        # every account on the host sees. The URL's grammar admits no quote or backslash.
+        secret_file(name="Send curl through the proxy", content=f'proxy = "{settings.http_proxy}"\n',
+                    dest=settings.curl_proxy_config, user="root", group="root", mode="600")
+    else:
+        files.file(name="Remove curl's proxy configuration (no omero_http_proxy)",
+                   path=settings.curl_proxy_config, present=False)
     certificates = []
     for path in settings.extra_ca_certificates:
         certificates.append(f"{platform.ca_dir}/omero-extra-{PurePosixPath(path).stem}.crt")
@@ -105,7 +112,7 @@ def fetch(settings, artifact: Artifact, directory: str) -> str:
         files.download(
             name=f"Download {artifact.filename}", src=artifact.source, dest=dest,
             sha256sum=artifact.sha256, user="root", group="root", mode="644",
-            proxy=settings.http_proxy,
+            extra_curl_args={"--config": settings.curl_proxy_config} if settings.http_proxy else None,
         )
     else:
         # files.put compares checksums itself; the pinned sha256 was checked before planning.

@@ -781,6 +781,11 @@ class Settings:
         """The deploy's own records on the host: when each step last completed."""
         return STATE_DIR
 
+    @property
+    def curl_proxy_config(self) -> str:
+        """curl's proxy (it may carry credentials): root's only."""
+        return f"{self.state_dir}/curl-proxy.conf"
+
     def stamp(self, step: str) -> str:
         """The file whose mtime says when ``step`` (a restart, a reload) last completed."""
         return f"{self.state_dir}/{step}.done"
@@ -1389,6 +1394,10 @@ class _Checker:
                 _url(source, _ARTIFACT_URL_CHARS)
             except _Bad as bad:
                 self.fail(option, str(bad))
+            if urlsplit(source).username is not None:
+                # curl would carry them on its command line, which every account on the host sees.
+                self.fail(option, "carries credentials (user:password@); give a URL the host can fetch "
+                                  "without them, or a local path (the file is then uploaded)")
         elif not os.path.isfile(artifact.source):
             self.fail(option, f"{artifact.source} is neither an http(s) URL nor an existing file")
         # The file keeps its name on the host, where commands use it.

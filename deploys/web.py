@@ -44,7 +44,8 @@ def configure(settings, host_cpus: int) -> list[str]:
                     user="root", group=settings.web_user, mode="750")
     server_list = json.dumps([[address, 4064, "omero"] for address in settings.web_server_addresses])
     config_file = f"{config_dir}/01-omero-web.omero"
-    services.template(
+    # Any omero_web_config value may be a secret (a mail password): never shown by --diff.
+    services.secret_template(
         settings, "omero/web.omero.j2", config_file, user="root", group=settings.web_user, mode="640",
         server_list=server_list, bind_host=settings.web_bind_host, bind_port=settings.web_bind_port,
         workers=workers(settings, host_cpus), static_root=settings.web_static_root,

@@ -163,6 +163,31 @@ def test_unknown_host_names_refused(site, ca):
     assert direct.returncode != 0
 
 
+def _over_the_sites_tls(address: str, ca, request: bytes) -> bytes:
+    """``request`` sent over a TLS connection made (SNI, certificate) for the site's name."""
+    context = ssl.create_default_context(cafile=str(ca.path))
+    with socket.create_connection((address, 443), timeout=20) as raw:
+        with context.wrap_socket(raw, server_hostname=NAME) as tls:
+            tls.sendall(request)
+            answer = bytearray()
+            while chunk := tls.recv(1 << 16):
+                answer += chunk
+    return bytes(answer)
+
+
+def test_another_host_on_the_sites_tls_connection_gets_nothing(site, ca):
+    """The TLS connection is the site's, the request names another Host: the catch-all
+    server closes it (444) instead of showing nginx's own page and version."""
+    for host_header in ("other.test", "localhost", site.address):
+        answer = _over_the_sites_tls(site.address, ca, f"GET / HTTP/1.1\r\nHost: {host_header}\r\n"
+                                                       "Connection: close\r\n\r\n".encode())
+        assert answer == b"", (host_header, answer[:200])
+    # The site's own name on the same kind of connection is answered, without nginx's version.
+    answer = _over_the_sites_tls(site.address, ca, f"GET /nonexistent-page HTTP/1.1\r\nHost: {NAME}\r\n"
+                                                   "Connection: close\r\n\r\n".encode())
+    assert answer.startswith(b"HTTP/1.1 ") and b"nginx/" not in answer
+
+
 def test_testssl_finds_nothing_high_or_critical(site, ca):
     if not shutil.which("testssl"):
         pytest.skip("testssl (Debian's testssl.sh) is not installed; scripts/test installs it")

@@ -42,7 +42,11 @@ def test_given_certificate_served_with_modern_tls_only(deploy, given, os_name):
     assert "ssl_certificate /etc/nginx/omero-tls/site.crt;" in site
     assert 'add_header Strict-Transport-Security "max-age=63072000" always;' in site
     assert "return 301 https://$host$request_uri;" in site
-    assert site.count("server_tokens off;") == 2 and "client_max_body_size 200m;" in site
+    # nginx's version on no page, and every request for another name closed unanswered.
+    assert site.count("server_tokens off;") == site.count("server {") == 4
+    assert "client_max_body_size 200m;" in site
+    catch_all = [block for block in site.split("server {") if "default_server" in block]
+    assert len(catch_all) == 2 and all("return 444;" in block for block in catch_all)
     # Unknown names: refused before a certificate is shown where nginx can (1.19.4+).
     assert ("ssl_reject_handshake on;" in site) == (os_name != "ubuntu22.04")
     http2_on = os_name == "debian13"

@@ -53,17 +53,31 @@ def test_root_password_masked_in_what_pyinfra_shows(generated):
 def test_no_secret_in_diff_output(deploy, tmp_path, caplog):
     """--diff shows what files change; never the ones holding a password or proxy credentials."""
     password, proxy_secret = "db-password-for-diff-test", "proxy-secret-for-diff-test"
+    mail_password, ldap_password = "web-mail-password-for-diff-test", "ldap-password-for-diff-test"
     data = {"omero_db_password": password, "omero_secrets_dir": str(tmp_path),
-            "omero_http_proxy": f"http://lab:{proxy_secret}@proxy.lab:3128"}
+            "omero_http_proxy": f"http://lab:{proxy_secret}@proxy.lab:3128",
+            "omero_web_config": {"omero.web.email_host_password": mail_password},
+            "omero_server_config": {"omero.ldap.password": ldap_password},
+            # Downloaded with curl, through the proxy.
+            "omero_icepy_wheel": "https://wheels.lab/zeroc_ice-3.6.5-cp312-cp312-manylinux_2_28_x86_64.whl",
+            "omero_icepy_wheel_sha256": "0" * 64}
     with caplog.at_level("DEBUG"):
         runs = deploy({"aio": (ALL_ROLES, data)}, diff=True)
     shown = caplog.text
     assert "Will create" in shown  # the diff was on, for the files without secrets
-    assert password not in shown and proxy_secret not in shown
-    uploads = runs["aio"].uploads
+    for secret in (password, proxy_secret, mail_password, ldap_password):
+        assert secret not in shown
+    run = runs["aio"]
+    downloads = [c for c in run.raw_commands if "curl" in c and "zeroc_ice" in c]
+    assert downloads and all("--config /var/lib/omero-pyinfra/curl-proxy.conf" in c for c in downloads)
+    assert not [c for c in run.raw_commands if proxy_secret in c]
+    uploads = run.uploads
     assert password in uploads["/var/lib/omero-server/.pgpass"]
     assert proxy_secret in uploads["/opt/omero/web/venv3/pip.conf"]
     assert proxy_secret in uploads["/etc/apt/apt.conf.d/80omero-proxy"]
+    assert uploads["/var/lib/omero-pyinfra/curl-proxy.conf"] == f'proxy = "http://lab:{proxy_secret}@proxy.lab:3128"\n'
+    assert mail_password in uploads["/opt/omero/web/config/01-omero-web.omero"]
+    assert ldap_password in uploads["/opt/omero/server/config/00-omero-server.omero"]
 
 
 @pytest.mark.parametrize("option", ["omero_db_password", "omero_root_password"])
