@@ -74,7 +74,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("omero_db_port", 5432, "PostgreSQL port."),
     Option("omero_secrets_dir", "~/.local/share/omero-pyinfra/secrets",
            "Where generated passwords are kept (mode 0600) on the machine running pyinfra, one "
-           "file per secret, so every later run and every host of the inventory agree."),
+           "file per secret, so every later run and every host of the inventory agree. It and "
+           "every directory above it must be yours or root's and writable by no one else."),
     # -- OMERO.server (hosts in group omero_server) -----------------------------------------
     Option("omero_server_artifact", None,
            "URL or local path of the OMERO.server zip, e.g. `OMERO.server-5.6.16-ice36.zip` "
@@ -120,8 +121,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("omero_web_basedir", "/opt/omero/web",
            "Web base: `venv3`, `config`, and `OMERO.web` (its OMERODIR)."),
     Option("omero_web_user", "omero-web", "System user running OMERO.web."),
-    Option("omero_web_bind", "127.0.0.1:4080", "Where gunicorn listens (nginx proxies to it)."),
-    Option("omero_web_workers", None, "gunicorn workers. Unset: 2 * CPUs + 1 (OME's advice).",
+    Option("omero_web_bind", "127.0.0.1:4080",
+           "Where gunicorn listens (nginx proxies to it): a loopback address, since gunicorn trusts "
+           "the headers nginx sets."),
+    Option("omero_web_workers", None, "gunicorn workers, 1 to 64. Unset: 2 * CPUs + 1 (OME's advice).",
            example=5),
     Option("omero_web_server_host", "localhost",
            "OMERO.server address for a web host when the inventory has no omero_server host; "

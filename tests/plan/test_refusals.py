@@ -1,6 +1,9 @@
 """Bad inputs stop the deploy while it is planned, before any host is touched, with a
 message naming the option (or saying what is wrong with the inventory or host)."""
 
+import os
+import re
+
 import pytest
 
 from deploys.errors import OmeroDeployError, OmeroOptionError
@@ -51,6 +54,8 @@ PATH_OPTIONS = ("omero_wheel_dir", "omero_ice_home", "omero_server_basedir", "om
                 "omero_server_db_dump_dir", "omero_web_basedir", "omero_secrets_dir")
 ACCOUNT_OPTIONS = ("omero_server_user", "omero_web_user", "omero_group")
 PASSWORD_OPTIONS = ("omero_db_password", "omero_root_password", "omero_backup_password")
+HOST_DIR_OPTIONS = ("omero_wheel_dir", "omero_ice_home", "omero_server_basedir", "omero_data_dir",
+                    "omero_server_db_dump_dir", "omero_web_basedir", "omero_analysis_basedir", "omero_backup_local_dir")
 
 BAD_OPTIONS = [
     # -- choices and whole numbers (True is no number) -----------------------------------------
@@ -280,6 +285,74 @@ BAD_OPTIONS = [
     clash("omero_analysis_port", {"omero_analysis_port": 4078}, "uses ports 4078-4080, and 4080 is omero_web_bind's"),
     clash("omero_analysis_port", {"omero_analysis_port": 8442, "omero_nginx_listen": "8443"},
           "and 8443 is omero_nginx_listen's"),
+    # -- values that pass their grammar but are harmful where they are used ---------------------
+    # Directories handed to service accounts inside what the system or the deploy keeps.
+    *(bad(option, path, f"{path} is inside {tree}, which the system or its packages keeps")
+      for option in HOST_DIR_OPTIONS
+      for path, tree in (("/etc/systemd/system/omero", "/etc"), ("/usr/local/sbin/omero", "/usr"),
+                         ("/etc/sudoers.d/omero", "/etc"), ("/root/.ssh/omero", "/root"),
+                         ("/lib/systemd/system/omero", "/lib"), ("/tmp/omero", "/tmp"),
+                         ("/dev/shm/omero", "/dev"), ("/var/spool/cron/omero", "/var/spool"))),
+    *(bad("omero_data_dir", path, "is inside") for path in (
+        "/boot/omero", "/run/omero", "/var/tmp/omero", "/usr/lib/omero", "/var/lib/postgresql/omero",
+        "/var/lib/dpkg/omero", "/var/lib/systemd/omero", "/proc/omero", "/sys/omero", "/var/log/journal/omero",
+        "/var/lib/omero-pyinfra/data", "/opt/omero/downloads/data", "/var/lib/omero-jupyterhub/data",
+        "/var/cache/omero-backup/data", "/var/www/omero-acme/data", "/etc/omero-backup/data")),
+    # ... overlapping root's code and configuration, or each other.
+    bad("omero_data_dir", "/opt/omero/server", "holds omero_server_basedir (/opt/omero/server), root's"),
+    bad("omero_data_dir", "/opt/omero", "holds omero_server_basedir"),
+    bad("omero_data_dir", "/opt/omero/server/venv3/data", "overlaps omero_server_basedir's venv3"),
+    bad("omero_data_dir", "/opt/omero/server/config/OMERO", "overlaps omero_server_basedir's config"),
+    bad("omero_data_dir", "/opt/omero/server/OMERO.server-5.6.16-ice36/var",
+        "overlaps omero_server_basedir's OMERO.server-*"),
+    bad("omero_data_dir", "/opt/omero/web", "overlaps omero_web_basedir (/opt/omero/web)"),
+    bad("omero_data_dir", "/opt/omero/web/OMERO.web/var", "overlaps omero_web_basedir"),
+    bad("omero_data_dir", "/opt/ice-3.6.5/data", "overlaps omero_ice_home"),
+    bad("omero_data_dir", "/opt/omero/wheels", "overlaps omero_wheel_dir"),
+    bad("omero_data_dir", "/opt/omero/analysis/OMERO", "overlaps omero_analysis_basedir"),
+    bad("omero_server_db_dump_dir", "/opt/omero/server/venv3", "overlaps omero_server_basedir's venv3"),
+    bad("omero_server_db_dump_dir", "/OMERO/dumps", "overlaps omero_data_dir (/OMERO)"),
+    bad("omero_server_db_dump_dir", "/opt/omero/web/dumps", "overlaps omero_web_basedir"),
+    bad("omero_backup_local_dir", "/OMERO/backup", "overlaps omero_data_dir (/OMERO)"),
+    bad("omero_backup_local_dir", "/OMERO", "overlaps omero_data_dir"),
+    bad("omero_backup_local_dir", "/opt/omero/server/backups/restic", "overlaps omero_server_db_dump_dir"),
+    bad("omero_backup_local_dir", "/opt/omero/server/config", "overlaps omero_server_basedir's config"),
+    bad("omero_web_basedir", "/opt/omero/server/web", "overlaps omero_server_basedir (/opt/omero/server)"),
+    bad("omero_ice_home", "/opt/omero/server/ice", "overlaps omero_server_basedir"),
+    bad("omero_wheel_dir", "/opt/omero/web/wheels", "overlaps omero_web_basedir"),
+    bad("omero_analysis_basedir", "/opt/omero/web/analysis", "overlaps omero_web_basedir"),
+    clash("omero_web_basedir", {"omero_server_basedir": "/opt/omero"}, "overlaps omero_server_basedir (/opt/omero)"),
+    # ... one account or group for two roles.
+    bad("omero_backup_user", "omero-server", "is also omero_server_user"),
+    bad("omero_backup_user", "omero-web", "is also omero_web_user"),
+    bad("omero_backup_user", "omero", "is also omero_group"),
+    bad("omero_analysis_users_group", "omero", "is also omero_group (the group sharing the repository)"),
+    bad("omero_analysis_users_group", "omero-web", "is also omero_web_user"),
+    bad("omero_analysis_users_group", "omero-server", "is also omero_server_user"),
+    bad("omero_analysis_users_group", "omero-backup", "is also omero_backup_user"),
+    clash("omero_backup_user", {"omero_group": "omero-backup"}, "'omero-backup' is also omero_group"),
+    # ... pg_hba.conf's keywords where an address goes (pg_hba would admit every host).
+    *(bad("omero_address", word, "is a pg_hba.conf keyword") for word in ("all", "samenet", "samehost", "ALL")),
+    bad("omero_web_server_host", "samenet", "is a pg_hba.conf keyword"),
+    # ... gunicorn (which trusts nginx's headers) reachable from elsewhere.
+    *(bad("omero_web_bind", endpoint, "is not a loopback address") for endpoint in (
+        "0.0.0.0:4080", "[::]:4080", "10.0.0.5:4080", "192.168.1.10:8080", "[2001:db8::10]:4080",
+        "web-1.lab.example.org:4080", "omero.lab.example.org:4080", "8.8.8.8:4080")),
+    bad("omero_web_workers", 65, "must be a whole number from 1 to 64, not 65"),
+    bad("omero_web_workers", 100000, "must be a whole number from 1 to 64"),
+    # ... credentials in an artifact URL (curl's command line is every account's to see).
+    bad("omero_icepy_wheel", "https://alice:s3cret@wheels.lab/zeroc_ice-3.6.5-cp312-cp312-linux_x86_64.whl",
+        "carries credentials", omero_icepy_wheel_sha256="0" * 64),
+    bad("omero_server_artifact", "https://alice:s3cret@dl.lab/OMERO.server-5.6.16-ice36.zip",
+        "carries credentials", omero_server_sha256="0" * 64),
+    bad("omero_ice_artifact", "https://token@dl.lab/Ice-3.6.5-debian12.tar.gz", "carries credentials",
+        omero_ice_sha256="0" * 64),
+    # ... passwords a guesser tries first.
+    *(bad(option, password, "too weak", **({"omero_backup_local_dir": "/srv/omero-backup"}
+                                           if option == "omero_backup_password" else {}))
+      for option in PASSWORD_OPTIONS
+      for password in ("passwordpassword", "123456789012", "abcabcabcabc", "Password1234", "qwertyuiopas",
+                       "changeme2024")),
 ]
 
 
@@ -360,3 +433,93 @@ def test_proxy_password_refused_where_dnf_would_show_it(deploy, os_name, refused
         deploy({"aio": (ALL_ROLES, data)}, os_name=os_name, execute=False)
     assert "s3cret" not in str(caught.value)
     assert_refused_first(caught.value)
+
+
+ACCOUNTS = re.compile(r"^getent passwd ")
+DIRECTORIES = re.compile(r"readlink -m")
+
+
+def accounts(*lines):
+    return {ACCOUNTS: list(lines)}
+
+
+def directories(*lines):
+    return {DIRECTORIES: list(lines)}
+
+
+HOST_STATE = [
+    # An account someone logs in with, or one this deploy did not make.
+    pytest.param({"omero_server_user": "admin"}, accounts("admin:x:1000:1000::/home/admin:/bin/bash"),
+                 "omero_server_user", "'admin' is a login account (uid 1000)", id="the deploy's sudo user"),
+    pytest.param({"omero_web_user": "alice"}, accounts("alice:x:1001:1001:Alice:/home/alice:/bin/bash"),
+                 "omero_web_user", "'alice' is a login account (uid 1001)", id="a lab member as the web user"),
+    pytest.param({"omero_web_user": "www"}, accounts("www:x:120:120::/var/www:/usr/sbin/nologin"),
+                 "omero_web_user", "'www' is an existing account with the home /var/www",
+                 id="another service's account"),
+    pytest.param({"omero_server_user": "gitlab"}, accounts("gitlab:x:998:998::/var/opt/gitlab:/bin/sh"),
+                 "omero_server_user", "not one this deploy made (whose home is /var/lib/gitlab)", id="gitlab"),
+    pytest.param({"omero_group": "alice"}, accounts("alice:x:1001:1001:Alice:/home/alice:/bin/bash"),
+                 "omero_group", "'alice' is the private group of the login account 'alice'", id="a user's group"),
+    # A directory under parents someone else could swap, or a link into the system's trees.
+    pytest.param({"omero_data_dir": "/srv/omero/data"}, directories("path /srv/omero/data /etc/omero-data",
+                                                                    "dir 0 755 /etc", "dir 0 755 /"),
+                 "omero_data_dir", "/srv/omero/data leads to /etc/omero-data: /etc/omero-data is inside /etc",
+                 id="a link into /etc"),
+    pytest.param({"omero_data_dir": "/home/alice/OMERO"}, directories(
+        "path /home/alice/OMERO /home/alice/OMERO", "dir 1001 755 /home/alice", "dir 0 755 /home", "dir 0 755 /"),
+        "omero_data_dir", "/home/alice, above /home/alice/OMERO, belongs to uid 1001", id="in a user's home"),
+    pytest.param({"omero_server_db_dump_dir": "/scratch/dumps"}, directories(
+        "path /scratch/dumps /scratch/dumps", "dir 0 1777 /scratch", "dir 0 755 /"),
+        "omero_server_db_dump_dir", "/scratch, above /scratch/dumps, is writable by others (mode 1777)",
+        id="a world-writable scratch space"),
+    pytest.param({"omero_web_basedir": "/srv/web"}, directories(
+        "path /srv/web /srv/web", "dir 0 775 /srv", "dir 0 755 /"),
+        "omero_web_basedir", "/srv, above /srv/web, is writable by others (mode 775)", id="a group-writable parent"),
+]
+
+
+@pytest.mark.parametrize("data, responses, option, problem", HOST_STATE)
+def test_host_state_refused_before_anything_changes(deploy, data, responses, option, problem):
+    with pytest.raises(OmeroOptionError, match=f"option {option} \\(host @fake/aio\\): ") as caught:
+        deploy({"aio": (ALL_ROLES, data)}, responses=responses, execute=False)
+    assert problem in str(caught.value)
+    # Only facts were read: the OS, PID 1, the accounts and the directories.
+    commands = caught.value.runs["aio"].commands
+    assert all(c in (RELEASE, PID1) or ACCOUNTS.search(c) or DIRECTORIES.search(c) for c in commands), commands
+
+
+@pytest.mark.parametrize("data, responses", [
+    ({}, accounts("omero-server:x:998:998::/var/lib/omero-server:/usr/sbin/nologin",
+                  "omero-web:x:997:997::/var/lib/omero-web:/usr/sbin/nologin")),
+    ({"omero_data_dir": "/OMERO"}, directories("path /OMERO /mnt/big/OMERO", "dir 0 755 /mnt/big",
+                                               "dir 0 755 /mnt", "dir 0 755 /")),
+    ({"omero_data_dir": "/data/OMERO"}, directories("path /data/OMERO /data/OMERO", "dir 0 1755 /data",
+                                                    "dir 0 755 /")),
+], ids=["accounts an earlier deploy made", "the repository on another disk", "a sticky root-only parent"])
+def test_host_state_of_a_lab_passes(deploy, data, responses):
+    deploy({"aio": (ALL_ROLES, data)}, responses=responses, execute=False)
+
+
+def _made(path, mode, uid=None):
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(mode)
+    if uid is not None:
+        os.chown(path, uid, -1)
+    return path
+
+
+@pytest.mark.parametrize("where, problem", [
+    (lambda tmp: _made(tmp / "shared", 0o1777) / "secrets", "which everyone may write in"),
+    (lambda tmp: _made(tmp / "open", 0o777) / "secrets", "open is writable by others"),
+    (lambda tmp: _made(tmp / "secrets", 0o755), "is open to other accounts (mode 755)"),
+    (lambda tmp: _made(tmp / "theirs", 0o700, uid=4321) / "secrets", "theirs belongs to uid 4321"),
+], ids=["to be made in a sticky shared directory", "under a world-writable one", "readable by others",
+        "under another account's"])
+def test_secrets_dir_others_could_read_or_swap_refused(deploy, tmp_path, where, problem):
+    if os.getuid() != 0 and "uid 4321" in problem:
+        pytest.skip("giving a directory to another account needs root")
+    secrets_dir = where(tmp_path)
+    with pytest.raises(OmeroOptionError, match="option omero_secrets_dir ") as caught:
+        deploy({"aio": (ALL_ROLES, {"omero_secrets_dir": str(secrets_dir)})}, execute=False)
+    assert problem in str(caught.value)
+    assert not secrets_dir.exists() or not any(secrets_dir.iterdir())  # no secret written there

@@ -92,8 +92,9 @@ def test_server_refused_without_the_database_password(entrypoint):
 
 @pytest.mark.parametrize(("value", "refused"), [
     ("long-enough-password", None),
-    ("changeme", "well known or shorter"),
-    ("short", "well known or shorter"),
+    ("changeme", "is shorter than 12 characters: too weak"),
+    ("passwordpassword", "is one chunk repeated: too weak"),
+    ("Changeme2024", "is a well-known password"),
     ("tab\there-long-enough", "printable ASCII"),
 ])
 def test_given_root_password(entrypoint, monkeypatch, value, refused):
