@@ -104,6 +104,9 @@ def checked(result: subprocess.CompletedProcess, what: str) -> subprocess.Comple
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------
+SECRET_VARIABLES = ("OMERO_DB_PASSWORD", "OMERO_ROOT_PASSWORD")
+
+
 def given_password(variable: str = "OMERO_DB_PASSWORD") -> str | None:
     """The password handed to this start in ``variable``, else in the file ``variable``_FILE
     names, if any."""
@@ -429,7 +432,14 @@ def main() -> None:
     conf = runtime(http_port, web_port, db_port)
     os.environ["OMERO_USERDIR"] = f"{WEB}/home"  # OMERO's per-user files (the image's homes are read-only)
     say(f"starting supervisord (nginx on port {http_port})")
-    os.execv("/usr/bin/supervisord", ["supervisord", "-n", "-c", conf])
+    os.execve("/usr/bin/supervisord", ["supervisord", "-n", "-c", conf], service_environment(os.environ))
+
+
+def service_environment(environ) -> dict:
+    """What the services inherit: not the passwords nor the configuration handed to this start
+    (written where each belongs by now), which every process of a service's user could read."""
+    return {name: value for name, value in environ.items()
+            if name.removesuffix("_FILE") not in SECRET_VARIABLES and not name.startswith("CONFIG_")}
 
 
 if __name__ == "__main__":

@@ -211,6 +211,11 @@ def test_apptainer_style_user_read_only_root_and_env_ports(image, tmp_path):
                               "/opt/omero/web/venv3/bin/omero config get").stdout
         assert "omero.web.public.enabled=false" in loaded
         assert "omero.web.session_expire_at_browser_close=false" in loaded
+        # The services inherit neither the password's file nor the configuration variables.
+        services = started.exec("for p in $(pgrep -x 'supervisord|gunicorn|nginx|postgres'); do "
+                                "tr '\\0' '\\n' < /proc/$p/environ; echo; done").stdout
+        assert "PATH=" in services  # the environments were read
+        assert "OMERO_DB_PASSWORD" not in services and "CONFIG_omero" not in services
         # Nothing but the state changed: the root refused every write.
         assert started.exec("touch /opt/omero/probe", check=False).returncode != 0
         assert not (state / "secrets").exists(), "a password was generated although one was given"

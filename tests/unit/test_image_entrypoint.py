@@ -104,3 +104,12 @@ def test_given_root_password(entrypoint, monkeypatch, value, refused):
             entrypoint.given_password("OMERO_ROOT_PASSWORD")
     else:
         assert entrypoint.given_password("OMERO_ROOT_PASSWORD") == value
+
+
+def test_services_inherit_no_password_nor_configuration(entrypoint):
+    environ = {"PATH": "/usr/bin", "OMERO_HTTP_PORT": "8080", "OMERO_USERDIR": "/state/web/home",
+               "OMERO_DB_PASSWORD": "db-secret", "OMERO_DB_PASSWORD_FILE": "/run/secrets/db",
+               "OMERO_ROOT_PASSWORD": "root-secret", "OMERO_ROOT_PASSWORD_FILE": "/run/secrets/root",
+               "CONFIG_omero_web_email__host__password": "mail-secret"}
+    assert entrypoint.service_environment(environ) == {
+        "PATH": "/usr/bin", "OMERO_HTTP_PORT": "8080", "OMERO_USERDIR": "/state/web/home"}
