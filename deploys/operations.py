@@ -24,11 +24,13 @@ from facts.omero import (
     FirstFile,
     OmeroSchemaVersion,
     OmeroServerVersion,
+    PackageManagerActivity,
     PostgresDatabaseOwner,
     PostgresRoleVerifier,
     SupervisorPrograms,
     SystemdNeedsReload,
     TlsCertificate,
+    package_manager_running,
 )
 
 from . import scram
@@ -199,6 +201,22 @@ def wait_until(check: str, what: str, when: Callable[[], bool], timeout: int = 1
     yield (f"i=0; until {check}; do i=$((i+1)); if [ $i -gt {timeout * 2} ]; then "
            f"echo {shlex.quote(f'timed out after {timeout}s waiting for {what}')} >&2; exit 1; fi; "
            "sleep 0.5; done")
+
+
+@operation()
+def package_manager_idle(timeout: int = 900):
+    """The package manager free for this run: what a killed run left installing is waited for
+    (at most ``timeout`` seconds, saying what), then a dpkg cut off half-way is finished."""
+    activity = host.get_fact(PackageManagerActivity)
+    if not activity["running"] and not activity["interrupted"]:
+        host.noop("no package manager is running or cut off")
+        return
+    if activity["running"]:
+        names = ", ".join(f"{name} (pid {pid})" for pid, name in activity["running"])
+        yield (f"echo {shlex.quote(f'waiting for {names}, left running by an earlier run')} >&2; "
+               f"i=0; while {package_manager_running()}; do i=$((i+1)); if [ $i -gt {timeout} ]; then "
+               f"echo {shlex.quote(f'{names} still running after {timeout}s')} >&2; exit 1; fi; sleep 1; done")
+    yield "if [ -n \"$(ls -A /var/lib/dpkg/updates 2>/dev/null)\" ]; then dpkg --configure -a; fi"
 
 
 def _connection(db: dict) -> str:

@@ -6,7 +6,14 @@ from pathlib import PurePosixPath
 
 from pyinfra.operations import apt, dnf, files, pip
 
-from .operations import complete_directory, dnf_repo_enabled, icepy_wheel, refreshed, secret_file
+from .operations import (
+    complete_directory,
+    dnf_repo_enabled,
+    icepy_wheel,
+    package_manager_idle,
+    refreshed,
+    secret_file,
+)
 from .services import TEMPLATES, secret_template
 from .settings import Artifact
 
@@ -16,6 +23,7 @@ FILES = TEMPLATES.parent / "files"
 def install(settings) -> None:
     """Base packages, the lab's CA certificates and proxy, and the supervisor if used."""
     platform = settings.platform
+    package_manager_idle(name="Wait for a package manager an earlier run left running")
     files.directory(name="Create the deploy's state directory", path=settings.state_dir,
                     user="root", group="root", mode="700")
     if settings.service_manager == "supervisord" and platform.is_debian:

@@ -288,3 +288,38 @@ class DirectoryOwners(FactBase):
                 uid, mode, directory = rest.split(" ", 2)
                 facts["above"][directory] = (int(uid), int(mode, 8))
         return facts
+
+
+# What keeps the package database locked: a run killed mid-install leaves it going on the host.
+PACKAGE_MANAGERS = ("apt", "apt-get", "aptitude", "dpkg", "unattended-upgr", "dnf", "yum", "rpm", "packagekitd")
+
+
+def package_manager_running(listed: bool = False) -> str:
+    """A shell test: true while a package manager runs (with ``listed``, printing
+    ``/proc/<pid>/comm:<name>`` for each). From /proc: minimal hosts have no pgrep."""
+    names = "|".join(PACKAGE_MANAGERS)
+    return f"grep -{'H' if listed else 'q'}xE '{names}' /proc/[0-9]*/comm 2>/dev/null"
+
+
+class PackageManagerActivity(FactBase):
+    """Package managers running on the host, and whether dpkg was cut off half-way:
+    ``{"running": [(pid, name)], "interrupted": bool}``."""
+
+    @staticmethod
+    def default():
+        return {"running": [], "interrupted": False}
+
+    def command(self) -> str:
+        # dpkg keeps what it is doing in updates/ until it is done (apt then asks for --configure -a).
+        return (f"{package_manager_running(listed=True)}; "
+                "[ -n \"$(ls -A /var/lib/dpkg/updates 2>/dev/null)\" ] && echo interrupted || true")
+
+    def process(self, output) -> dict:
+        activity = self.default()
+        for line in output:
+            found = re.fullmatch(r"/proc/([0-9]+)/comm:(\S+)", line.strip())
+            if found:
+                activity["running"].append((int(found.group(1)), found.group(2)))
+            elif line.strip() == "interrupted":
+                activity["interrupted"] = True
+        return activity

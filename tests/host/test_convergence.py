@@ -1,10 +1,13 @@
-"""Runs that die half-way converge: a fresh systemd host's deploy is killed (SIGKILL) at
+"""Runs that die half-way converge: a fresh systemd host's deploy is killed (SIGKILL) while
+apt installs, and the next run waits for what it left running; then it is killed at
 five points, each run resuming where the last died, then run to the end; and a changed
 option is interrupted right after its file is written. The host must end where an
 uninterrupted deploy does: every service running the configuration on disk, the lab's CA
 in the bundle, the page served, and a dry run with nothing to change."""
 
 import pytest
+
+from facts.omero import package_manager_running
 
 from .checks import login_page
 from .testhosts import (
@@ -72,6 +75,20 @@ def running_configuration_is_current(host) -> None:
                 written = float(host.run(f"stat -c %.9Y {path}").stdout)
                 # btime is rounded down: a second's slack.
                 assert written < start + 1, f"{unit} (pid {pid}) started before {path} was written"
+
+
+def test_run_right_after_one_killed_during_a_package_install_finishes(host, tmp_path, secrets_dir):
+    """A deploy killed while apt installs leaves apt running on the host; a run started right
+    away waits for it (saying so) instead of failing on dpkg's lock, and finishes."""
+    inventory = write_inventory(tmp_path / "killed-install.py", {"omero_database": [host], "omero_web": [host]},
+                                {host.name: host_data(host, secrets_dir)})
+    interrupted_deploy(inventory, "Install base packages", during=4.0)
+    left = host.run(package_manager_running(listed=True), check=False).stdout
+    assert left.strip(), "the killed run left no package manager running: the case was not made"
+    result = deploy(inventory, host, verbosity=("-vvv",))
+    assert "left running by an earlier run" in result.stdout + result.stderr
+    assert not host.run(package_manager_running(listed=True), check=False).stdout.strip()
+    login_page(f"http://{host.address}")
 
 
 def test_killed_at_every_point_then_converges(host, tmp_path, secrets_dir):

@@ -1,6 +1,8 @@
 """Our facts, table-driven: the command each sends (quoting included) and the value it
 makes of what the host answers."""
 
+import os
+import subprocess
 from datetime import datetime, timezone
 
 import pytest
@@ -12,6 +14,10 @@ pytestmark = pytest.mark.unit
 SUPERVISORCTL = "supervisorctl -c '/etc/my supervisor/supervisord.conf'"
 
 COMMANDS = [
+    pytest.param(facts.Accounts, {"names": ("omero-web", "it's")}, "getent passwd omero-web 'it'\"'\"'s' || true",
+                 id="Accounts"),
+    pytest.param(facts.Accounts, {"names": ()}, "true", id="Accounts-none (getent would list everyone)"),
+    pytest.param(facts.DirectoryOwners, {"paths": ()}, "true", id="DirectoryOwners-none"),
     pytest.param(facts.InitSystem, {}, "cat /proc/1/comm 2>/dev/null || echo unknown", id="InitSystem"),
     pytest.param(facts.SupervisorPrograms, {"conf": "/etc/my supervisor/supervisord.conf"},
                  f"if {SUPERVISORCTL} pid >/dev/null 2>&1; then {SUPERVISORCTL} status || true; "
@@ -90,6 +96,22 @@ def test_absent_by_default(fact):
 
 
 PROCESS = [
+    # Accounts
+    (facts.Accounts, ["admin:x:1000:1000:,,,:/home/admin:/bin/bash",
+                      "omero-web:x:997:997::/var/lib/omero-web:/usr/sbin/nologin"],
+     {"admin": {"uid": 1000, "home": "/home/admin", "shell": "/bin/bash"},
+      "omero-web": {"uid": 997, "home": "/var/lib/omero-web", "shell": "/usr/sbin/nologin"}}),
+    (facts.Accounts, ["not a passwd line"], {}),
+    # DirectoryOwners
+    (facts.DirectoryOwners, ["path /OMERO /mnt/big/OMERO", "dir 0 755 /mnt/big", "dir 1000 1777 /mnt", "dir 0 755 /"],
+     {"resolved": {"/OMERO": "/mnt/big/OMERO"},
+      "above": {"/mnt/big": (0, 0o755), "/mnt": (1000, 0o1777), "/": (0, 0o755)}}),
+    # PackageManagerActivity
+    (facts.PackageManagerActivity, ["/proc/812/comm:apt-get", "/proc/815/comm:dpkg", "interrupted"],
+     {"running": [(812, "apt-get"), (815, "dpkg")], "interrupted": True}),
+    (facts.PackageManagerActivity, [], {"running": [], "interrupted": False}),
+    (facts.PackageManagerActivity, ["grep: /proc/9/comm: No such file or directory"],
+     {"running": [], "interrupted": False}),
     # InitSystem
     (facts.InitSystem, ["systemd\n"], "systemd"),
     (facts.InitSystem, ["  tini  "], "tini"),
@@ -213,3 +235,32 @@ def test_process(fact, output, value):
 ])
 def test_shell_path(path, quoted):
     assert facts.shell_path(path) == quoted
+
+
+@pytest.mark.parametrize(("comm", "running"), [
+    ("apt-get", True), ("dpkg", True), ("unattended-upgr", True), ("dnf", True),
+    ("bash", False), ("apt.systemd.dai", False), ("aptly", False),
+])
+def test_package_manager_running_reads_proc(tmp_path, comm, running):
+    """The shell test the fact and the wait share, run for real against a /proc of our own."""
+    for pid, name in ((1, "systemd"), (42, comm)):
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "comm").write_text(name + "\n")
+    test = facts.package_manager_running().replace("/proc/", f"{tmp_path}/")
+    assert (subprocess.run(["sh", "-c", test]).returncode == 0) == running
+    listed = subprocess.run(["sh", "-c", facts.package_manager_running(listed=True).replace("/proc/", f"{tmp_path}/")],
+                            capture_output=True, text=True).stdout.split()
+    assert listed == ([f"{tmp_path}/42/comm:{comm}"] if running else [])
+
+
+def test_directory_owners_read_for_real(tmp_path):
+    """The fact's command run here: a link followed to where it leads, every directory above
+    the target that exists listed with its owner and mode."""
+    (tmp_path / "disk").mkdir(mode=0o750)
+    (tmp_path / "link").symlink_to(tmp_path / "disk")
+    command = facts.DirectoryOwners().command(paths=(f"{tmp_path}/link/OMERO",))
+    output = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
+    found = facts.DirectoryOwners().process(output.splitlines())
+    assert found["resolved"] == {f"{tmp_path}/link/OMERO": f"{tmp_path}/disk/OMERO"}
+    assert found["above"][str(tmp_path / "disk")] == (os.getuid(), 0o750)
+    assert found["above"]["/"][0] == 0 and str(tmp_path / "link") not in found["above"]

@@ -620,3 +620,27 @@ def test_dump_before_upgrade_kept_in_the_backups(run_op, backup_program, kept):
     assert run.commands[0] == "systemctl stop omero-server.service"
     assert "pg_dump -w -Fc" in run.commands[1]
     assert run.commands[2:] == kept
+
+
+# -- package_manager_idle -------------------------------------------------------------------
+UNFINISHED_DPKG = "if [ -n \"$(ls -A /var/lib/dpkg/updates 2>/dev/null)\" ]; then dpkg --configure -a; fi"
+
+
+@pytest.mark.parametrize(("activity", "waits", "commands"), [
+    pytest.param({"running": [], "interrupted": False}, None, 0, id="idle"),
+    pytest.param({"running": [], "interrupted": True}, None, 1, id="dpkg cut off"),
+    pytest.param({"running": [(812, "apt-get"), (815, "dpkg")], "interrupted": False},
+                 "waiting for apt-get (pid 812), dpkg (pid 815), left running by an earlier run", 2,
+                 id="an install left running"),
+])
+def test_package_manager_idle(run_op, activity, waits, commands):
+    run = run_op(ops.package_manager_idle, {"PackageManagerActivity": activity}, timeout=30)
+    assert len(run.commands) == commands and len(run.noops) == (0 if commands else 1)
+    if commands:
+        assert run.commands[-1] == UNFINISHED_DPKG
+    if waits:
+        wait = run.commands[0]
+        assert wait.startswith(f"echo '{waits}' >&2; ")
+        assert "while grep -qxE 'apt|apt-get|aptitude|dpkg|" in wait and "/proc/[0-9]*/comm" in wait
+        assert ("if [ $i -gt 30 ]; then echo 'apt-get (pid 812), dpkg (pid 815) still running after 30s' >&2; "
+                "exit 1") in wait
