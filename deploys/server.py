@@ -208,9 +208,10 @@ def start(settings, restart_sources: list[str]) -> None:
         settings, "omero-server",
         # Paths are validated to hold no quotes or spaces (settings), so the glob can be
         # quoted simply in a line that both systemd and supervisord parse.
+        # The umask here too: supervisord gives its programs its own (022).
         command=(f"/bin/sh -c \"(umask 077 && {settings.server_omero} load --glob '{config_glob}' "
                  f"&& chmod 600 {settings.server_symlink}/etc/grid/config.xml) "
-                 f"&& exec {settings.server_omero} admin start --foreground\""),
+                 f"&& umask 0007 && exec {settings.server_omero} admin start --foreground\""),
         user=settings.server_user, environment=environment, directory=settings.server_symlink,
         unit_template="systemd/omero-server.service.j2",
         # etc/ holds etc/grid/.

@@ -184,6 +184,10 @@ class ChangedSince(FactBase):
 class HostAddresses(FactBase):
     """The host's addresses but loopback and link-local (``hostname -I``), normalised."""
 
+    @staticmethod
+    def default():
+        return []
+
     def command(self) -> str:
         return "hostname -I 2>/dev/null || true"
 
