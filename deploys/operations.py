@@ -430,6 +430,8 @@ def self_signed_certificate(certificate: str, key: str, names: list[str], renew_
     )
     # Renamed into place key first: a run cut short in between leaves a mismatch, which
     # the next run sees (key_matches) and repairs.
-    yield StringCommand("chmod", "644", QuoteString(new_certificate))
+    for path, mode in ((new_key, "600"), (new_certificate, "644")):
+        yield StringCommand("chown", "root:root", QuoteString(path))
+        yield StringCommand("chmod", mode, QuoteString(path))
     yield StringCommand("mv", "-f", QuoteString(new_key), QuoteString(key))
     yield StringCommand("mv", "-f", QuoteString(new_certificate), QuoteString(certificate))

@@ -8,15 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from ..certificates import CertificateAuthority
 from .conftest import ALL_ROLES
 
 pytestmark = pytest.mark.plan
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "permissions.md"
-# A host with every role but the backup host's, HTTPS, backups, DropBox and JupyterHub.
-EVERYTHING = {"omero_nginx_server_name": "omero.lab.example.org", "omero_nginx_tls": "self-signed",
-              "omero_backup_local_dir": "/srv/omero-backup", "omero_server_dropbox": True,
+NAME = "omero.lab.example.org"
+# A host with every role but the backup host's, HTTPS, backups, DropBox, JupyterHub, a proxy.
+EVERYTHING = {"omero_nginx_server_name": NAME, "omero_nginx_tls": "self-signed",
+              "omero_backup_local_dir": "/srv/omero-local-backup", "omero_server_dropbox": True,
               "omero_http_proxy": "http://proxy.lab:3128"}
 ROLES = (*ALL_ROLES, "omero_analysis")
 
@@ -47,23 +49,51 @@ def documented() -> dict[str, tuple[str, str, str]]:
 
 
 @pytest.fixture(scope="module")
-def everything(deploy, tmp_path_factory):
-    data = {**EVERYTHING, "omero_secrets_dir": str(tmp_path_factory.mktemp("permissions-secrets"))}
-    return deploy({"aio": (ROLES, data)}, os_name="debian12")["aio"]
+def scenarios(deploy, tmp_path_factory) -> dict:
+    """The plans whose paths together make the table: everything on one host (systemd, then
+    supervisord), a site's own certificate, an ACME client, a backup host."""
+    ca = CertificateAuthority(tmp_path_factory.mktemp("permissions-ca"))
+    chain, key, _ = ca.issue("site", [NAME])
+    lab_ca = tmp_path_factory.mktemp("permissions-lab-ca") / "lab-ca.crt"
+    lab_ca.write_bytes(ca.path.read_bytes())
+    everything = {**EVERYTHING, "omero_extra_ca_certificates": [str(lab_ca)]}
+    web = ("omero_web",)
+    return {
+        "everything": deploy({"aio": (ROLES, everything)}, os_name="debian12")["aio"],
+        "under supervisord": deploy({"aio": (ROLES, everything)}, os_name="debian12", pid1="bash")["aio"],
+        "a site's own certificate": deploy({"web": (web, {"omero_nginx_server_name": NAME,
+                                                          "omero_nginx_tls_certificate": str(chain),
+                                                          "omero_nginx_tls_key": str(key)})},
+                                           os_name="debian12")["web"],
+        "an ACME client": deploy({"web": (web, {"omero_nginx_server_name": NAME, "omero_nginx_tls": "acme"})},
+                                 os_name="debian12")["web"],
+        "a backup host": deploy({"db": (("omero_database",), {}), "store": (("omero_backup",), {})},
+                                os_name="debian12")["store"],
+    }
 
 
-def test_every_path_as_the_permission_model_says(everything):
-    planned, expected = manifest(everything), documented()
+@pytest.fixture(scope="module")
+def everything(scenarios):
+    return scenarios["everything"]
+
+
+def test_every_path_as_the_permission_model_says(scenarios):
+    expected, seen = documented(), set()
     assert len(expected) > 50  # the table was read
-    differences = {path: (planned.get(path), expected.get(path)) for path in {*planned, *expected}
-                   if planned.get(path) != expected.get(path)}
-    assert not differences, "path: (planned, docs/permissions.md)\n" + "\n".join(
-        f"{path}: {pair}" for path, pair in sorted(differences.items()))
+    differences = []
+    for scenario, run in scenarios.items():
+        for path, planned in manifest(run).items():
+            seen.add(path)
+            if expected.get(path) != planned:
+                differences.append(f"{scenario}: {path}: planned {planned}, docs/permissions.md {expected.get(path)}")
+    differences += [f"{path}: in docs/permissions.md, in no plan" for path in sorted(set(expected) - seen)]
+    assert not differences, "\n".join(differences)
 
 
-def test_nothing_writable_by_others(everything):
-    for path, (_, _, mode) in manifest(everything).items():
-        assert mode == "-" or not int(mode, 8) & 0o002, f"{path} is {mode}"
+def test_nothing_writable_by_others(scenarios):
+    for run in scenarios.values():
+        for path, (_, _, mode) in manifest(run).items():
+            assert mode == "-" or not int(mode, 8) & 0o002, f"{path} is {mode}"
 
 
 # Each unit's lines that confine it (systemd.exec(5)); the web faces the network.

@@ -573,13 +573,14 @@ def test_certificate_due(current, elsewhere, reason):
 def test_self_signed_certificate_made_beside_then_renamed(run_op):
     run = run_op(ops.self_signed_certificate, {"TlsCertificate": None}, "/etc/tls/site.crt", "/etc/tls/site.key",
                  ["omero.test", "10.0.0.5", "fd00::5"], 30, 397)
-    made, chmod, key, certificate = run.commands
+    made, *owned, key, certificate = run.commands
     assert made.startswith("(umask 077 && openssl req -x509 -newkey ec ")
     assert "-days 397 -subj /CN=omero.test -addext subjectAltName=DNS:omero.test,IP:10.0.0.5,IP:fd00::5 " in made
     assert "-keyout /etc/tls/site.key.new -out /etc/tls/site.crt.new" in made
-    assert (chmod, key, certificate) == ("chmod 644 /etc/tls/site.crt.new",
-                                         "mv -f /etc/tls/site.key.new /etc/tls/site.key",
-                                         "mv -f /etc/tls/site.crt.new /etc/tls/site.crt")
+    assert owned == ["chown root:root /etc/tls/site.key.new", "chmod 600 /etc/tls/site.key.new",
+                     "chown root:root /etc/tls/site.crt.new", "chmod 644 /etc/tls/site.crt.new"]
+    assert (key, certificate) == ("mv -f /etc/tls/site.key.new /etc/tls/site.key",
+                                  "mv -f /etc/tls/site.crt.new /etc/tls/site.crt")
 
 
 def test_self_signed_certificate_kept_while_valid(run_op):
