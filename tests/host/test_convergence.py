@@ -5,13 +5,19 @@ option is interrupted right after its file is written. The host must end where a
 uninterrupted deploy does: every service running the configuration on disk, the lab's CA
 in the bundle, the page served, and a dry run with nothing to change."""
 
+import re
+import subprocess
+
 import pytest
 
 from facts.omero import package_manager_running
 
 from .checks import login_page
 from .testhosts import (
+    CLEAN_ENV,
     EXTRA_CA_CERTIFICATES,
+    PYINFRA,
+    ROOT,
     SUBNET,
     SystemdHost,
     deploy,
@@ -79,14 +85,30 @@ def running_configuration_is_current(host) -> None:
 
 def test_run_right_after_one_killed_during_a_package_install_finishes(host, tmp_path, secrets_dir):
     """A deploy killed while apt installs leaves apt running on the host; a run started right
-    away waits for it (saying so) instead of failing on dpkg's lock, and finishes."""
+    away waits for it (saying so) instead of failing on dpkg's lock, and finishes. What the
+    killed run left is held (SIGSTOP) until the next run has seen it, so the case is made
+    however fast apt would have finished."""
     inventory = write_inventory(tmp_path / "killed-install.py", {"omero_database": [host], "omero_web": [host]},
                                 {host.name: host_data(host, secrets_dir)})
     interrupted_deploy(inventory, "Install base packages", during=4.0)
-    left = host.run(package_manager_running(listed=True), check=False).stdout
-    assert left.strip(), "the killed run left no package manager running: the case was not made"
-    result = deploy(inventory, host, verbosity=("-vvv",))
-    assert "left running by an earlier run" in result.stdout + result.stderr
+    left = re.findall(r"/proc/([0-9]+)/comm", host.run(package_manager_running(listed=True), check=False).stdout)
+    assert left, "the killed run left no package manager running: the case was not made"
+    host.run(f"kill -STOP {' '.join(left)}")
+    process = subprocess.Popen([PYINFRA, "-y", "-vvv", str(inventory), "deploy.py"], cwd=ROOT, env=CLEAN_ENV,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = []
+    try:
+        for line in process.stdout:
+            output.append(line)
+            if "Loaded fact facts.omero.PackageManagerActivity" in line:
+                break
+        host.run(f"kill -CONT {' '.join(left)}", check=False)
+        output.append(process.communicate(timeout=1800)[0])
+    finally:
+        process.kill()
+    shown = "".join(output)
+    assert process.returncode == 0, shown[-3000:]
+    assert "left running by an earlier run" in shown
     assert not host.run(package_manager_running(listed=True), check=False).stdout.strip()
     login_page(f"http://{host.address}")
 
