@@ -31,10 +31,15 @@ class Platform:
     def base_packages(self) -> list[str]:
         common = ["ca-certificates", "curl", "unzip", "tar", "bzip2"]
         if self.is_debian:
-            return common + ["python3-venv", "python3-dev", "g++", "make", "libssl-dev",
-                             "libbz2-dev", "procps"]
-        return common + [self.python, f"{self.python}-devel", "gcc-c++", "make",
-                         "openssl-devel", "bzip2-devel", "procps-ng"]
+            return common + ["python3-venv", "procps"]
+        return common + [self.python, "procps-ng"]
+
+    @property
+    def build_packages(self) -> list[str]:
+        """What building the IcePy wheel on the host takes (files/build-icepy-wheel.sh)."""
+        if self.is_debian:
+            return ["python3-dev", "g++", "make", "libssl-dev", "libbz2-dev"]
+        return [f"{self.python}-devel", "gcc-c++", "make", "openssl-devel", "bzip2-devel"]
 
     def java_package(self, version: int) -> str:
         if self.is_debian:

@@ -60,6 +60,8 @@ def install(settings) -> None:
         files.put(name=f"Trust the CA certificate {PurePosixPath(path).name}", src=path,
                   dest=certificates[-1], user="root", group="root", mode="644")
     packages = list(platform.base_packages)
+    if settings.builds_icepy:
+        packages += platform.build_packages
     if settings.service_manager == "supervisord":
         packages.append(platform.supervisor_package)
     if platform.is_debian:

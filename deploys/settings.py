@@ -768,6 +768,11 @@ class Settings:
             raise AttributeError(name) from None
 
     @property
+    def builds_icepy(self) -> bool:
+        """Whether the IcePy wheel is built on this host (no omero_icepy_wheel given)."""
+        return bool(self.roles & {SERVER, WEB}) and self.icepy_wheel is None
+
+    @property
     def java_version(self) -> int:
         return self.options["omero_java_version"] or self.platform.default_java
 

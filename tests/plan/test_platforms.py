@@ -1,5 +1,6 @@
 """An all-in-one host under systemd on each supported OS: the OS's packages and paths."""
 
+import hashlib
 import re
 
 import pytest
@@ -136,3 +137,21 @@ def test_rhel_repositories(allinone):
     else:
         assert crb not in run.commands
         assert not any(command.startswith("dnf ") for command in run.commands)
+
+
+@pytest.mark.parametrize("os_name, compiler", [("debian12", "g++"), ("ubuntu22.04", "g++"), ("rocky9", "gcc-c++")])
+@pytest.mark.parametrize("groups, wheel, builds", [
+    (ALL_ROLES, False, True),
+    (ALL_ROLES, True, False),
+    (("omero_web",), False, True),
+    (("omero_database",), False, False),
+], ids=["all-in-one", "all-in-one given the wheel", "web", "database"])
+def test_build_tools_only_where_icepy_is_built(deploy, tmp_path, os_name, compiler, groups, wheel, builds):
+    data = {}
+    if wheel:
+        path = tmp_path / "zeroc_ice-3.6.5-cp312-cp312-linux_x86_64.whl"
+        path.write_bytes(b"a wheel")
+        data = {"omero_icepy_wheel": str(path), "omero_icepy_wheel_sha256": hashlib.sha256(b"a wheel").hexdigest()}
+    run = deploy({"host": (groups, data)}, os_name=os_name)["host"]
+    packages = installed_packages(run)
+    assert "curl" in packages and (compiler in packages) == builds

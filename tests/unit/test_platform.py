@@ -22,8 +22,8 @@ DEBIAN12 = _distribution("debian", "12", 12, "Debian")
 DEBIAN13 = _distribution("debian", "13", 13, "Debian")
 ROCKY9 = _distribution("rocky", "9.4", 9, "Rocky Linux", NAME="Rocky Linux")
 
-DEBIAN_BASE = ["ca-certificates", "curl", "unzip", "tar", "bzip2", "python3-venv", "python3-dev", "g++",
-               "make", "libssl-dev", "libbz2-dev", "procps"]
+DEBIAN_BASE = ["ca-certificates", "curl", "unzip", "tar", "bzip2", "python3-venv", "procps"]
+DEBIAN_BUILD = ["python3-dev", "g++", "make", "libssl-dev", "libbz2-dev"]
 
 # (distribution, label, python, postgres, java, nginx user, java 17 package, ice runtime)
 DETECTED = [
@@ -63,6 +63,7 @@ def test_debian_family_layout():
     platform = detect(DEBIAN12)
     assert platform.is_debian
     assert platform.base_packages == DEBIAN_BASE
+    assert platform.build_packages == DEBIAN_BUILD
     assert platform.postgres_packages == ["postgresql-15", "postgresql-client"]
     assert platform.postgres_client_package == "postgresql-client"
     assert platform.postgres_data_dir == "/var/lib/postgresql/15/main"
@@ -81,9 +82,8 @@ def test_rhel_family_layout():
     platform = detect(ROCKY9)
     assert not platform.is_debian
     assert platform.family == "rhel"
-    assert platform.base_packages == ["ca-certificates", "curl", "unzip", "tar", "bzip2", "python3.12",
-                                      "python3.12-devel", "gcc-c++", "make", "openssl-devel", "bzip2-devel",
-                                      "procps-ng"]
+    assert platform.base_packages == ["ca-certificates", "curl", "unzip", "tar", "bzip2", "python3.12", "procps-ng"]
+    assert platform.build_packages == ["python3.12-devel", "gcc-c++", "make", "openssl-devel", "bzip2-devel"]
     assert platform.postgres_packages == ["postgresql-server", "postgresql"]
     assert platform.postgres_client_package == "postgresql"
     assert platform.postgres_data_dir == "/var/lib/pgsql/data"
