@@ -81,7 +81,8 @@ ROOT_TREE_OPTIONS = ("omero_server_basedir", "omero_web_basedir", "omero_ice_hom
                      "omero_analysis_basedir")
 SERVICE_DIR_OPTIONS = ("omero_data_dir", "omero_server_db_dump_dir", "omero_backup_local_dir")
 # What the deploy keeps in the server base: a service directory may go beside these, not in them.
-SERVER_BASE_ENTRIES = ("OMERO.server", "OMERO.server-*", "venv3", "config", "downloads")
+SERVER_BASE_ENTRIES = ("OMERO.server", "venv3", "config", "downloads")
+SERVER_VERSIONS = "OMERO.server-"  # each version unpacked beside the symlink
 _ACCOUNT = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 # Accounts and groups of the OS and of the services next to OMERO: sharing one would hand
 # OMERO's files to them (or theirs to OMERO). The platform's nginx user is added in load().
@@ -654,14 +655,12 @@ def _check_accounts(parsed: dict[str, Any], fail: Callable[[str, str], None]) ->
              "omero_group": "the group sharing the repository", "omero_backup_user": "the backup account",
              "omero_analysis_users_group": "the JupyterHub users' group"}
     seen: dict[str, str] = {}
-    # The web and server users' names are also their own groups' names.
-    for option in ("omero_server_user", "omero_web_user", "omero_group", "omero_backup_user",
-                   "omero_analysis_users_group"):
+    for option in roles:
         name = parsed[option]
-        if name in seen and {option, seen[name]} != {"omero_server_user", "omero_web_user"}:
+        if name in seen:
             fail(option, f"{name!r} is also {seen[name]} ({roles[seen[name]]}); each role needs an "
                          "account or group of its own")
-        seen.setdefault(name, option)
+        seen[name] = option
 
 
 def _check_directories(parsed: dict[str, Any], fail: Callable[[str, str], None]) -> None:
@@ -681,9 +680,11 @@ def _check_directories(parsed: dict[str, Any], fail: Callable[[str, str], None])
         if inside(base, path):
             fail(option, f"{path} holds omero_server_basedir ({base}), root's; a service account "
                          "writes here, so give it a directory of its own")
+        if path.startswith(f"{base}/{SERVER_VERSIONS}"):
+            fail(option, f"{path} is inside an unpacked OMERO.server ({base}/{SERVER_VERSIONS}*), root's; "
+                         "a service account writes here, so give it a directory of its own")
         for what, tree in kept:
-            if inside(path, tree.removesuffix("-*")) or inside(tree, path) or (
-                    tree.endswith("-*") and path.startswith(tree[:-1])):
+            if inside(path, tree) or inside(tree, path):
                 fail(option, f"{path} overlaps {what} ({tree}), root's; a service account writes "
                              "here, so give it a directory of its own")
         for other, other_path in services[:index]:

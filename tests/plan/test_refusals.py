@@ -304,7 +304,7 @@ BAD_OPTIONS = [
     bad("omero_data_dir", "/opt/omero/server/venv3/data", "overlaps omero_server_basedir's venv3"),
     bad("omero_data_dir", "/opt/omero/server/config/OMERO", "overlaps omero_server_basedir's config"),
     bad("omero_data_dir", "/opt/omero/server/OMERO.server-5.6.16-ice36/var",
-        "overlaps omero_server_basedir's OMERO.server-*"),
+        "is inside an unpacked OMERO.server (/opt/omero/server/OMERO.server-*)"),
     bad("omero_data_dir", "/opt/omero/web", "overlaps omero_web_basedir (/opt/omero/web)"),
     bad("omero_data_dir", "/opt/omero/web/OMERO.web/var", "overlaps omero_web_basedir"),
     bad("omero_data_dir", "/opt/ice-3.6.5/data", "overlaps omero_ice_home"),
