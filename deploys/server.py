@@ -129,7 +129,7 @@ def _app_scripts(settings) -> list[str]:
         # Shipped inside the app's package, installed in the server venv for it.
         shipped = f"{site_packages(settings.server_venv)}/{app.module}/scripts/{app.server_script}"
         refreshed(name=f"Install {app.package}'s server script",
-                  commands=[f"install -m 644 {shell_path(shipped)} {shlex.quote(script)}"],
+                  commands=[f"install -o root -g root -m 644 {shell_path(shipped)} {shlex.quote(script)}"],
                   sources=[site_packages(settings.server_venv), settings.server_symlink],
                   stamp=settings.stamp(f"{app.package}-server-script"))
         installed.append(script)

@@ -19,8 +19,9 @@ NAME = "omero.lab.example.org"
 # A host with every role but the backup host's, HTTPS, backups, DropBox, JupyterHub, a proxy.
 EVERYTHING = {"omero_nginx_server_name": NAME, "omero_nginx_tls": "self-signed",
               "omero_backup_local_dir": "/srv/omero-local-backup", "omero_server_dropbox": True,
-              "omero_http_proxy": "http://proxy.lab:3128"}
+              "omero_http_proxy": "http://proxy.lab:3128", "omero_web_apps": ["omero-figure"]}
 ROLES = (*ALL_ROLES, "omero_analysis")
+WHEEL_URL = "https://wheels.lab.example.org/zeroc_ice-3.6.5-cp311-cp311-linux_x86_64.whl"
 
 
 def manifest(run) -> dict[str, tuple[str, str, str]]:
@@ -29,9 +30,15 @@ def manifest(run) -> dict[str, tuple[str, str, str]]:
     owners: dict[str, str] = {}
     modes: dict[str, str] = {}
     for command in run.raw_commands:
-        for words in (part.split() for part in command.split(" && ")):
+        for words in (part.strip("()' ").split() for part in command.split(" && ")):
             if words[:1] == ["chmod"] and len(words) == 3:
                 modes[words[2]] = words[1]
+            elif words[:1] == ["install"] and "-d" not in words:
+                flags = dict(zip(words[1:-2:2], words[2:-2:2], strict=True))
+                if "-m" in flags:
+                    modes[words[-1]] = flags["-m"]
+                if "-o" in flags:
+                    owners[words[-1]] = f"{flags['-o']}:{flags.get('-g', '-')}"
             elif words[:1] == ["chown"] and len(words) == 3 and ":" in words[1]:
                 owners[words[2]] = words[1]
             elif words[:2] == ["mv", "-f"] and len(words) == 4:
@@ -51,19 +58,25 @@ def documented() -> dict[str, tuple[str, str, str]]:
 @pytest.fixture(scope="module")
 def scenarios(deploy, tmp_path_factory) -> dict:
     """The plans whose paths together make the table: everything on one host (systemd, then
-    supervisord), a site's own certificate, an ACME client, a backup host."""
+    supervisord), a site's own certificate (and a downloaded wheel), an ACME client, a backup host."""
     ca = CertificateAuthority(tmp_path_factory.mktemp("permissions-ca"))
     chain, key, _ = ca.issue("site", [NAME])
     lab_ca = tmp_path_factory.mktemp("permissions-lab-ca") / "lab-ca.crt"
     lab_ca.write_bytes(ca.path.read_bytes())
     everything = {**EVERYTHING, "omero_extra_ca_certificates": [str(lab_ca)]}
     web = ("omero_web",)
+    # Every step that redoes something when its sources changed (a config load, a
+    # certificate) is planned: their files are made then too.
+    changed = {re.compile(r" -newer "): ["changed"]}
     return {
-        "everything": deploy({"aio": (ROLES, everything)}, os_name="debian12")["aio"],
-        "under supervisord": deploy({"aio": (ROLES, everything)}, os_name="debian12", pid1="bash")["aio"],
+        "everything": deploy({"aio": (ROLES, everything)}, os_name="debian12", responses=changed)["aio"],
+        "under supervisord": deploy({"aio": (ROLES, everything)}, os_name="debian12", pid1="bash",
+                                    responses=changed)["aio"],
         "a site's own certificate": deploy({"web": (web, {"omero_nginx_server_name": NAME,
                                                           "omero_nginx_tls_certificate": str(chain),
-                                                          "omero_nginx_tls_key": str(key)})},
+                                                          "omero_nginx_tls_key": str(key),
+                                                          "omero_icepy_wheel": WHEEL_URL,
+                                                          "omero_icepy_wheel_sha256": "0" * 64})},
                                            os_name="debian12")["web"],
         "an ACME client": deploy({"web": (web, {"omero_nginx_server_name": NAME, "omero_nginx_tls": "acme"})},
                                  os_name="debian12")["web"],
@@ -101,7 +114,13 @@ CONFINED = ("ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "Privat
             "NoNewPrivileges=yes", "CapabilityBoundingSet=", "RestrictSUIDSGID=yes", "LockPersonality=yes",
             "ProtectKernelTunables=yes", "ProtectKernelModules=yes", "ProtectControlGroups=yes",
             "RestrictNamespaces=yes", "SystemCallFilter=@system-service")
+BACKUP_UNIT = ("ProtectSystem=strict", "ProtectHome=read-only", "PrivateTmp=yes", "PrivateDevices=yes",
+               "ProtectKernelTunables=yes", "ProtectKernelModules=yes", "ProtectControlGroups=yes",
+               "RestrictRealtime=yes", "LockPersonality=yes",
+               "ReadWritePaths=/var/lib/omero-backup /var/cache/omero-backup /srv/omero-local-backup")
 UNITS = {
+    "omero-backup.service": BACKUP_UNIT,
+    "omero-backup-check.service": BACKUP_UNIT,
     "omero-server.service": (*CONFINED, "UMask=0007", "User=omero-server"),
     "omero-web.service": (*CONFINED, "UMask=0027", "User=omero-web", "MemoryDenyWriteExecute=yes",
                           "ProtectProc=invisible"),
@@ -113,6 +132,30 @@ def test_units_confine_what_they_run(everything, unit):
     lines = everything.uploads[f"/etc/systemd/system/{unit}"].splitlines()
     for line in UNITS[unit]:
         assert line in lines, f"{unit} lacks {line}"
+
+
+# What a command writes under the umask it runs with: a secret, made closed from the start.
+UMASKS = [
+    ("/opt/omero/server/config/*.omero", "077"),  # config.xml: the database password
+    ("/opt/omero/web/config/*.omero", "077"),  # config.xml: omero_web_config's values
+    ("openssl genrsa -out /var/lib/omero-server/certs/server.key", "077"),  # Glacier2's key
+    ("-keyout /etc/nginx/omero-tls/site.key.new", "077"),  # the site's key
+    ("secrets.token_hex(32)", "077"),  # the hub's secrets
+    (" db script --file ", "077"),  # the schema script holds root's password hash
+    ("admin start --foreground", "0007"),  # config.xml rewritten by every start
+]
+
+
+@pytest.mark.parametrize("command, umask", UMASKS, ids=[marker for marker, _ in UMASKS])
+def test_secrets_made_closed_from_the_start(everything, command, umask):
+    texts = [*everything.raw_commands, *everything.uploads.values()]  # the server's unit runs the start
+    runs = [text for text in texts if command in text]
+    assert runs, f"no command does {command}"
+    for run in runs:
+        for line in run.splitlines():
+            if command in line:
+                umasks = re.findall(r"\bumask ([0-7]+) &&", line[:line.index(command)])
+                assert umasks and umasks[-1] == umask, line
 
 
 # Every response of the site, errors included: nginx's version on none, and the headers.
