@@ -218,7 +218,7 @@ def target(settings) -> None:
     files.file(name=f"Remove {base}/.ssh/authorized_keys", path=f"{base}/.ssh/authorized_keys", present=False)
     files.directory(name=f"Remove {base}/.ssh", path=f"{base}/.ssh", present=False)
     services.template(settings, "backup/sshd_config.j2", BACKUP_SSHD_DROP_IN, match_group=group,
-                                keys_dir=BACKUP_KEYS_DIR, repository=BACKUP_REPOSITORY)
+                      keys_dir=BACKUP_KEYS_DIR, repository=BACKUP_REPOSITORY)
     # An sshd_config that sshd refuses would keep sshd from starting: it is taken away again.
     # The effective settings of an account prove that sshd reads the drop-in at all.
     checks = [f"/usr/sbin/sshd -t || {{ rm -f {BACKUP_SSHD_DROP_IN}; exit 1; }}"]
