@@ -344,6 +344,10 @@ def test_repository_of_the_old_layout_is_moved_in_by_a_redeploy(site):
     assert store.run(f"ls -A {BASE}").stdout.split() == ["backup-aio", "neighbour"]
     backup_by_its_service(aio)
     assert repository_id(store) == identity and status(aio)["backup"]["state"] == "ok" and snapshots(aio)
+    # Everything in it is readable at the new URL: a drill from it restores and compares.
+    drill = aio.run("omero-restore --drill --repository remote", check=False)
+    assert drill.returncode == 0 and json.loads(drill.stdout[drill.stdout.index("{"):])["result"] == "passed", \
+        drill.stdout + drill.stderr
     assert sftp(aio, "ls /home").returncode != 0
     # The old account's key line is gone with its authorized_keys.
     old = sftp(aio, "pwd", options="-o User=omero-backup")
