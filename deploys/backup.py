@@ -5,14 +5,21 @@ on the ``omero_backup`` host over SFTP; run by a systemd timer or, under supervi
 """
 
 import json
+import shlex
 from io import StringIO
 
+from pyinfra import host
+from pyinfra.api import FactBase, QuoteString, StringCommand, operation
 from pyinfra.operations import apt, dnf, files, server
 
 from . import services
-from .operations import backup_repositories, secret_file
+from .operations import backup_repositories, refreshed, secret_file
 from .prerequisites import FILES
-from .settings import DATABASE, SERVER, SFTP_HOST_ALIAS, WEB, timer_lines
+from .settings import BACKUP_REPOSITORY, DATABASE, SERVER, SFTP_HOST_ALIAS, WEB, timer_lines
+
+# On the omero_backup host: each account's authorized key, and how sshd confines the accounts.
+BACKUP_KEYS_DIR = "/etc/ssh/omero-backup-keys"
+BACKUP_SSHD_DROP_IN = "/etc/ssh/sshd_config.d/omero-backup.conf"
 
 
 def _install(settings) -> None:
@@ -109,26 +116,117 @@ def schedule(settings, restart_sources: list[str]) -> None:
         services.timer(settings, service, timer_lines(when), description)
 
 
+class _BackupLayout(FactBase):
+    """What is left to do to move an OMERO host's repository into its chroot: ``old`` (the
+    repository is still ``<base>/<name>`` itself, restic's ``config`` in it) and/or
+    ``moving`` (set aside at ``<base>/.<name>.moving`` by a run that stopped)."""
+
+    default = list
+
+    def command(self, base: str, directory_name: str) -> str:
+        directory = shlex.quote(f"{base}/{directory_name}")
+        moving = shlex.quote(f"{base}/.{directory_name}.moving")
+        return (f"if [ -f {directory}/config ]; then echo old; fi; "
+                f"if [ -d {moving} ]; then echo moving; fi")
+
+    def process(self, output) -> list[str]:
+        return [line.strip() for line in output if line.strip()]
+
+
+class _DirectoryEntries(FactBase):
+    """The names in a directory (none when it is missing)."""
+
+    default = list
+
+    def command(self, path: str) -> str:
+        return f"ls -A1 {shlex.quote(path)} 2>/dev/null || true"
+
+    def process(self, output) -> list[str]:
+        return [line for line in output if line]
+
+
+@operation()
+def _repository_in_chroot(base: str, directory_name: str, account: str, group: str):
+    """The repository an OMERO host kept at ``<base>/<name>`` (before chroots) moved to
+    ``<base>/<name>/repository``, owned by ``account``: set aside, handed over, moved in.
+    Each step is decided from what is there, so a run killed in between is finished by the next."""
+    state = host.get_fact(_BackupLayout, base=base, directory_name=directory_name)
+    directory, moving = f"{base}/{directory_name}", f"{base}/.{directory_name}.moving"
+    if not state:
+        host.noop(f"{directory} holds no repository of the old layout")
+        return
+    if "old" in state:
+        yield StringCommand("mv", "-T", QuoteString(directory), QuoteString(moving))
+    yield StringCommand("chown", "-R", QuoteString(f"{account}:{group}"), QuoteString(moving))
+    yield StringCommand("mkdir", "-p", "-m", "755", QuoteString(directory))
+    yield StringCommand("mv", "-T", QuoteString(moving), QuoteString(f"{directory}{BACKUP_REPOSITORY}"))
+
+
+@operation()
+def _only_files(directory: str, keep: list[str]):
+    """``directory`` holds no file but ``keep`` (a host removed from the inventory loses its key)."""
+    stale = sorted(set(host.get_fact(_DirectoryEntries, path=directory)) - set(keep))
+    if not stale:
+        host.noop(f"{directory} holds only the current hosts' files")
+        return
+    for name in stale:
+        yield StringCommand("rm", "-rf", "--", QuoteString(f"{directory}/{name}"))
+
+
+def _sshd_reload(settings) -> str:
+    if settings.service_manager == "systemd":
+        unit = "ssh.service" if settings.platform.is_debian else "sshd.service"
+        # Not started yet (socket-activated on Ubuntu 24.04): it reads the file when it starts.
+        return f"systemctl try-reload-or-restart {unit}"
+    return "if [ -s /run/sshd.pid ]; then kill -HUP \"$(cat /run/sshd.pid)\"; fi"
+
+
 def target(settings) -> None:
-    """The omero_backup host: an SFTP-only account, a directory per OMERO host, each host's
-    key allowed into its own directory only at login (sftp-server -d; see docs/backup.md)."""
+    """The omero_backup host: per OMERO host an account, chrooted by sshd into a root-owned
+    directory holding only that host's repository, which it reaches over SFTP alone with
+    its own key (see docs/backup.md)."""
     platform = settings.platform
     if platform.is_debian:
         apt.packages(name="Install the SSH server (SFTP)", packages=platform.sftp_server_packages,
                      no_recommends=True)
     else:
         dnf.packages(name="Install the SSH server (SFTP)", packages=platform.sftp_server_packages)
-    user, base = settings.backup_user, settings.backup_remote_dir
-    server.group(name=f"Create the group {user}", group=user, system=True)
-    # A shell, since sshd runs the forced command through it; the key allows nothing else.
-    server.user(name=f"Create the user {user}", user=user, group=user, system=True, home=base, shell="/bin/sh",
-                ensure_home=False)
-    # Root-owned down to authorized_keys: over SFTP the account cannot change its own keys.
+    group, base = settings.backup_user, settings.backup_remote_dir
+    # sshd's drop-in confines every member of this group, whichever host it is for.
+    server.group(name=f"Create the group {group}", group=group, system=True)
     files.directory(name="Create the backup repositories' directory", path=base, user="root", group="root",
                     mode="755")
-    files.directory(name=f"Create {base}/.ssh", path=f"{base}/.ssh", user="root", group="root", mode="755")
-    services.template(settings, "backup/authorized_keys.j2", f"{base}/.ssh/authorized_keys",
-                      sftp_server=platform.sftp_server)
-    for name, _ in settings.backup_clients:
-        files.directory(name=f"Create the repository directory of {name}", path=f"{base}/{name}",
-                        user=user, group=user, mode="700")
+    for name, account, _ in settings.backup_clients:
+        chroot = f"{base}/{name}"
+        # No shell: sshd runs internal-sftp itself.
+        server.user(name=f"Create the user {account}", user=account, group=group, system=True, home=chroot,
+                    shell="/usr/sbin/nologin", ensure_home=False)
+        _repository_in_chroot(name=f"Move the repository of {name} into its chroot", base=base,
+                              directory_name=name, account=account, group=group)
+        # sshd chroots only into a directory that root owns and no one else can write.
+        files.directory(name=f"Create the chroot of {name}", path=chroot, user="root", group="root", mode="755")
+        files.directory(name=f"Create the repository directory of {name}", path=chroot + BACKUP_REPOSITORY,
+                        user=account, group=group, mode="700")
+    # Keys outside the chroots and root's: an account can neither read nor replace them.
+    files.directory(name=f"Create {BACKUP_KEYS_DIR}", path=BACKUP_KEYS_DIR, user="root", group="root", mode="755")
+    for name, account, key in settings.backup_clients:
+        files.put(name=f"Allow the key of {name}", src=StringIO(f"restrict {key}\n"),
+                  dest=f"{BACKUP_KEYS_DIR}/{account}", user="root", group="root", mode="644")
+    _only_files(name="Remove the keys of hosts no longer in the inventory", directory=BACKUP_KEYS_DIR,
+                keep=[account for _, account, _ in settings.backup_clients])
+    # Before chroots every host logged in as one account with these keys.
+    files.file(name=f"Remove {base}/.ssh/authorized_keys", path=f"{base}/.ssh/authorized_keys", present=False)
+    files.directory(name=f"Remove {base}/.ssh", path=f"{base}/.ssh", present=False)
+    services.template(settings, "backup/sshd_config.j2", BACKUP_SSHD_DROP_IN, match_group=group,
+                      keys_dir=BACKUP_KEYS_DIR, repository=BACKUP_REPOSITORY)
+    # An sshd_config that sshd refuses would keep sshd from starting: it is taken away again.
+    # The effective settings of an account prove that sshd reads the drop-in at all.
+    checks = [f"/usr/sbin/sshd -t || {{ rm -f {BACKUP_SSHD_DROP_IN}; exit 1; }}"]
+    if settings.backup_clients:
+        account = shlex.quote(settings.backup_clients[0][1])
+        checks.append(f"/usr/sbin/sshd -T -C user={account},host=localhost,addr=127.0.0.1 | grep -qx "
+                      f"'forcecommand internal-sftp -d {BACKUP_REPOSITORY}' || {{ echo 'sshd does not read "
+                      f"{BACKUP_SSHD_DROP_IN} (no Include of sshd_config.d in /etc/ssh/sshd_config)' >&2; exit 1; }}")
+    refreshed(name="Check the SSH server's configuration, then reload it",
+              commands=[*checks, _sshd_reload(settings)], sources=[BACKUP_SSHD_DROP_IN],
+              stamp=settings.stamp("sshd-reloaded"))

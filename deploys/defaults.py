@@ -209,10 +209,12 @@ OPTIONS: tuple[Option, ...] = (
            example="/srv/omero-backup"),
     Option("omero_backup_remote_dir", "/srv/omero-backup",
            "On the `omero_backup` host: where each OMERO host's repository is kept "
-           "(`<dir>/<inventory name>`), reached over SFTP."),
+           "(`<dir>/<inventory name>/repository`, the host's account shut in "
+           "`<dir>/<inventory name>` by sshd), reached over SFTP."),
     Option("omero_backup_user", "omero-backup",
-           "On the `omero_backup` host: the account OMERO hosts log in as (SFTP only, each "
-           "with a key of its own)."),
+           "On the `omero_backup` host: the group of the OMERO hosts' accounts and the "
+           "start of each one's name (`<user>-<inventory name>`; at most 16 characters). "
+           "Each account may only use SFTP, with its host's own key, in its own repository."),
     Option("omero_backup_password", None,
            "Password of the host's backup repositories. Unset: `$OMERO_BACKUP_PASSWORD`, else "
            "generated like `omero_db_password` (keep `omero_secrets_dir` safe: without it no "

@@ -758,9 +758,9 @@ class Settings:
     backup_repositories: tuple[tuple[str, str], ...] = ()  # (name, restic repository)
     backup_password: str | None = None
     backup_ssh_key: str | None = None  # private key (OpenSSH) for the omero_backup host
-    backup_remote: tuple[str, str] | None = None  # (address, user) of the omero_backup host
-    # On the omero_backup host: (repository directory name, public key) of each OMERO host.
-    backup_clients: tuple[tuple[str, str], ...] = ()
+    backup_remote: tuple[str, str] | None = None  # (address, account) on the omero_backup host
+    # On the omero_backup host: (repository directory name, account, public key) of each OMERO host.
+    backup_clients: tuple[tuple[str, str, str], ...] = ()
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -1238,6 +1238,51 @@ def check_host(config: Settings, host_name: str, backup_host: bool, accounts: di
 
 
 SFTP_HOST_ALIAS = "omero-backup-host"  # the omero_backup host in the backup's ssh_config
+# Inside each OMERO host's chroot on the omero_backup host: its restic repository.
+BACKUP_REPOSITORY = "/repository"
+# Room for "-", a part of the host's name, "-" and a hash in an account name of 32.
+_BACKUP_USER_MAX = 16
+
+
+def backup_account(user: str, repository: str) -> str:
+    """The omero_backup host's account for the OMERO host whose repository directory is
+    ``repository`` (secrets.file_name of its inventory name): ``<user>-<repository>``,
+    lower-cased, '.' as '-'; a name over 32 is cut and given a hash of the whole."""
+    slug = re.sub(r"[^a-z0-9_-]", "-", repository.lower())
+    name = f"{user}-{slug}"
+    if len(name) <= 32:
+        return name
+    digest = hashlib.sha256(repository.encode()).hexdigest()[:8]
+    return f"{name[:32 - 9].rstrip('-')}-{digest}"
+
+
+def _backup_remote_options(target) -> dict[str, Any]:
+    """The omero_backup host's own options that its clients need, checked as it checks them."""
+    remote = {}
+    for option in ("omero_backup_remote_dir", "omero_backup_user"):
+        try:
+            remote[option] = _GRAMMARS[option](target.data.get(option, DEFAULTS[option]))
+        except _Bad as bad:
+            raise OmeroOptionError(option, str(bad), target.name, EXAMPLES[option]) from None
+    if len(remote["omero_backup_user"]) > _BACKUP_USER_MAX:
+        raise OmeroOptionError("omero_backup_user", f"is longer than {_BACKUP_USER_MAX} characters: it begins "
+                               "the name of one account per OMERO host (at most 32)", target.name,
+                               EXAMPLES["omero_backup_user"])
+    return remote
+
+
+def _backup_accounts(inventory, user: str, target_name: str) -> dict[str, str]:
+    """{inventory name: account} of every OMERO host backed up to the omero_backup host."""
+    names = sorted({peer.name for group in (DATABASE, SERVER) for peer in inventory.get_group(group, [])})
+    accounts: dict[str, str] = {}
+    for name in names:
+        account = backup_account(user, secrets.file_name(name))
+        other = next((peer for peer, taken in accounts.items() if taken == account), None)
+        if other is not None:
+            raise OmeroDeployError(f"hosts {other} and {name} would share the account {account} on the "
+                                   f"backup host {target_name}: rename one of them in the inventory")
+        accounts[name] = account
+    return accounts
 
 
 def _backups(host, inventory, options: dict[str, Any], roles: frozenset[str], check) -> dict[str, Any]:
@@ -1252,10 +1297,11 @@ def _backups(host, inventory, options: dict[str, Any], roles: frozenset[str], ch
                                "a host cannot hold its own off-host backups")
     extra: dict[str, Any] = {}
     if BACKUP in host.groups:
-        clients = {peer.name: peer for group in (DATABASE, SERVER) for peer in inventory.get_group(group, [])}
+        accounts = _backup_accounts(inventory, _backup_remote_options(host)["omero_backup_user"], host.name)
         extra["backup_clients"] = tuple(
-            (secrets.file_name(name), secrets.public_ssh_key(_backup_ssh_key(peer), f"omero-backup {name}"))
-            for name, peer in sorted(clients.items()))
+            (secrets.file_name(name), account,
+             secrets.public_ssh_key(_backup_ssh_key(inventory.get_host(name)), f"omero-backup {name}"))
+            for name, account in accounts.items())
     if not backed_up or not (options["omero_backup_local_dir"] or backup_hosts):
         return extra
     repositories = []
@@ -1263,15 +1309,10 @@ def _backups(host, inventory, options: dict[str, Any], roles: frozenset[str], ch
         repositories.append(("local", options["omero_backup_local_dir"]))
     if backup_hosts:
         target = backup_hosts[0]
-        remote = {}
-        for option in ("omero_backup_remote_dir", "omero_backup_user"):
-            try:
-                remote[option] = _GRAMMARS[option](target.data.get(option, DEFAULTS[option]))
-            except _Bad as bad:
-                raise OmeroOptionError(option, str(bad), target.name, EXAMPLES[option]) from None
-        repositories.append(("remote", f"sftp:{SFTP_HOST_ALIAS}:{remote['omero_backup_remote_dir']}/"
-                                       f"{secrets.file_name(host.name)}"))
-        extra["backup_remote"] = (address_of(target), remote["omero_backup_user"])
+        user = _backup_remote_options(target)["omero_backup_user"]
+        # The account is chrooted into its own directory: the repository's path is the chroot's.
+        repositories.append(("remote", f"sftp:{SFTP_HOST_ALIAS}:{BACKUP_REPOSITORY}"))
+        extra["backup_remote"] = (address_of(target), _backup_accounts(inventory, user, target.name)[host.name])
         extra["backup_ssh_key"] = _backup_ssh_key(host)
     extra["backup_repositories"] = tuple(repositories)
     extra["backup_password"] = check.password("omero_backup_password", secrets.resolve(

@@ -2,18 +2,26 @@
 zip cannot be had here) backed up by its timer into a local repository and over SFTP onto
 a second host of the omero_backup group; data written, backed up by the timer's service,
 wiped, restored and compared byte for byte; a drill while writes continue; a failed run
-and a damaged repository reported; a second deploy that changes nothing."""
+and a damaged repository reported; the host's key shut in its own repository on the backup
+host; a repository of the layout before chroots moved in by a redeploy, also after a move
+killed half-way; a second deploy that changes nothing."""
 
 import json
+import re
 import shlex
+import subprocess
 import time
 
 import pytest
 
 from .checks import login_page, secret
-from .testhosts import ROOT, SUBNET, SystemdHost, deployed_together, hosts_with_changes, wait_for
+from .testhosts import ROOT, SUBNET, SystemdHost, deploy, deployed_together, hosts_with_changes, wait_for
 
 LOCAL_REPOSITORY = "/srv/omero-backup-local"
+# On the backup host: the aio's account, its chroot and its repository.
+BASE, ACCOUNT = "/srv/omero-backup", "omero-backup-backup-aio"
+CHROOT = f"{BASE}/backup-aio"
+REMOTE = f"{CHROOT}/repository"
 DATA_DIR = "/OMERO"
 # The test's rows: many, of several types, with large objects beside them.
 WRITE_DATA = """
@@ -119,12 +127,88 @@ def test_credentials_are_root_only_and_sftp_only(site, secrets_dir):
     private_key = secret(secrets_dir, "backup-ssh-key").splitlines()[1]
     for kept in (password, private_key, secret(secrets_dir, "db-omero")):
         assert kept not in log
-    # The key opens SFTP in its own repository and nothing else: no command runs.
-    sftp = aio.run("echo pwd | sftp -F /etc/omero-backup/ssh_config -b - omero-backup-host")
-    assert "Remote working directory: /srv/omero-backup/backup-aio" in sftp.stdout
-    shell = aio.run("ssh -F /etc/omero-backup/ssh_config omero-backup-host id </dev/null", check=False)
-    assert "uid=" not in shell.stdout + shell.stderr
-    assert store.run("stat -c '%U' /srv/omero-backup/backup-aio/config").stdout.strip() == "omero-backup"
+    # The key opens SFTP in its own repository, inside its own chroot.
+    assert "Remote working directory: /repository" in sftp(aio, "pwd").stdout
+    assert store.run(f"stat -c '%U' {REMOTE}/config").stdout.strip() == ACCOUNT
+    assert store.run(f"stat -c '%U %a' {CHROOT} {REMOTE}").stdout.split("\n")[:2] == ["root 755", f"{ACCOUNT} 700"]
+
+
+def sftp(host, *commands: str, options: str = "") -> subprocess.CompletedProcess:
+    """``commands`` as one sftp batch from ``host`` to the backup host with its backup key
+    (``options``: other ssh options); sftp stops at the first that fails."""
+    batch = "".join(f"{command}\n" for command in commands)
+    return host.run(f"printf %s {shlex.quote(batch)} | sftp -F /etc/omero-backup/ssh_config {options} -b - "
+                    "omero-backup-host", check=False)
+
+
+def neighbour(aio, store) -> str:
+    """Another OMERO host's account on the backup host, made as the deploy makes one, with a
+    key kept on ``aio`` (for the test's sake) and a file in its repository; its ssh options."""
+    aio.run("test -f /root/neighbour_key || ssh-keygen -q -t ed25519 -N '' -f /root/neighbour_key")
+    key = aio.run("cat /root/neighbour_key.pub").stdout.strip()
+    store.run(f"""set -e
+        id omero-backup-neighbour || useradd -r -M -d {BASE}/neighbour -s /usr/sbin/nologin -g omero-backup \
+            omero-backup-neighbour
+        mkdir -p -m 755 {BASE}/neighbour && mkdir -p -m 700 {BASE}/neighbour/repository
+        echo neighbour-secret > {BASE}/neighbour/repository/config
+        chown -R omero-backup-neighbour:omero-backup {BASE}/neighbour/repository
+        echo {shlex.quote(f"restrict {key}")} > /etc/ssh/omero-backup-keys/omero-backup-neighbour""")
+    return "-o User=omero-backup-neighbour -o IdentityFile=/root/neighbour_key"
+
+
+def test_backup_key_cannot_list_read_or_write_outside_its_repository(site):
+    aio, store = site
+    store.run("echo not-for-backups > /home/world-readable && chmod 644 /home/world-readable")
+    # Its chroot holds its repository alone; '..' from there is the chroot's root.
+    listing = sftp(aio, "ls -1a /", "cd ..", "pwd", "ls -1a")
+    assert listing.returncode == 0, listing.stderr
+    assert "Remote working directory: /\n" in listing.stdout
+    assert [line for line in listing.stdout.splitlines() if not line.startswith("sftp>")] == \
+        ["/.", "/..", "/repository", "Remote working directory: /", ".", "..", "repository"]
+    for outside in ("ls /home", "ls /srv", f"ls {BASE}", "get /etc/passwd /tmp/passwd",
+                    "get /home/world-readable /tmp/world-readable", "cd /etc", "get ../../../etc/shadow /tmp/s",
+                    "mkdir /planted", "put /etc/hostname /planted"):
+        refused = sftp(aio, outside)
+        assert refused.returncode != 0, (outside, refused.stdout)
+    assert aio.run("test -e /tmp/passwd || test -e /tmp/world-readable || test -e /tmp/s", check=False).returncode != 0
+    # A symlink inside it points into the chroot, not at the host's files.
+    assert sftp(aio, "symlink /etc/passwd link", "get link /tmp/via-link").returncode != 0
+    assert aio.run("test -e /tmp/via-link", check=False).returncode != 0
+    sftp(aio, "rm link")
+    assert store.run("test -e /planted", check=False).returncode != 0
+
+
+def test_backup_key_cannot_reach_another_hosts_repository(site):
+    aio, store = site
+    other = neighbour(aio, store)
+    for path in (f"{BASE}/neighbour/repository/config", "/../neighbour/repository/config",
+                 "../neighbour/repository/config"):
+        assert sftp(aio, f"get {path} /tmp/taken").returncode != 0
+    assert aio.run("test -e /tmp/taken", check=False).returncode != 0
+    # And the other way round: the neighbour's key sees its own repository, not this host's.
+    own = sftp(aio, "get /repository/config /tmp/neighbour-config", options=other)
+    assert own.returncode == 0, own.stderr
+    assert aio.run("cat /tmp/neighbour-config").stdout == "neighbour-secret\n"
+    assert sftp(aio, "ls /", options=other).stdout.split().count("/repository") == 1
+    assert sftp(aio, f"get {REMOTE}/config /tmp/taken", options=other).returncode != 0
+    # This host's key is not the neighbour's, nor is the neighbour's key this host's.
+    assert sftp(aio, "pwd", options="-o User=omero-backup-neighbour -o IdentitiesOnly=yes").returncode != 0
+
+
+def test_backup_key_gets_no_shell_tty_or_forwarding(site):
+    aio, _ = site
+    ssh = "timeout 30 ssh -F /etc/omero-backup/ssh_config"
+    for command in ("id", "sh -c id", "/bin/sh", "cat /etc/passwd"):
+        ran = aio.run(f"{ssh} omero-backup-host {shlex.quote(command)} </dev/null", check=False)
+        assert "uid=" not in ran.stdout and "root:" not in ran.stdout, (command, ran.stdout)
+    tty = aio.run(f"{ssh} -tt omero-backup-host id </dev/null", check=False)
+    assert "uid=" not in tty.stdout and "PTY allocation request failed" in tty.stdout + tty.stderr
+    # Forwarding: to a port on the backup host (its sshd), and from it back.
+    local = aio.run(f"{ssh} -W 127.0.0.1:22 omero-backup-host </dev/null", check=False)
+    assert "SSH-2.0" not in local.stdout and "administratively prohibited" in local.stderr, local.stderr
+    remote = aio.run(f"{ssh} -N -o ExitOnForwardFailure=yes -R 127.0.0.1:2222:127.0.0.1:22 omero-backup-host "
+                     "</dev/null", check=False)
+    assert remote.returncode == 255 and "remote port forwarding failed" in remote.stderr, remote.stderr
 
 
 def test_backup_wipe_restore_brings_back_every_row_and_file(site):
@@ -220,11 +304,79 @@ def test_unreachable_backup_host_fails_the_run_visibly(site):
     assert status(aio)["backup"]["state"] == "ok"
 
 
+def repository_id(store) -> str:
+    """The remote repository's identity: restic's config, written once by init (a new
+    repository made in its place would have another)."""
+    return store.run(f"sha256sum < $(ls -d {REMOTE}/config {CHROOT}/config {BASE}/.backup-aio.moving/config "
+                     "2>/dev/null)").stdout
+
+
+def snapshots(aio) -> list[str]:
+    listed = aio.run("omero-backup snapshots --repository remote").stdout
+    return re.findall(r"^([0-9a-f]{8}) ", listed, re.MULTILINE)
+
+
+def test_repository_of_the_old_layout_is_moved_in_by_a_redeploy(site):
+    aio, store = site
+    identity = repository_id(store)
+    # As the deploy left a backup host before chroots: one account for every host, its
+    # authorized_keys, the repository at <base>/<host>, the OMERO host's configuration to match.
+    key = store.run(f"cat /etc/ssh/omero-backup-keys/{ACCOUNT}").stdout.split(" ", 1)[1].strip()
+    store.run(f"""set -e
+        useradd -r -M -d {BASE} -s /bin/sh -g omero-backup omero-backup
+        mv -T {REMOTE} {BASE}/old && rmdir {CHROOT} && mv -T {BASE}/old {CHROOT}
+        chown -R omero-backup:omero-backup {CHROOT} && chmod 700 {CHROOT}
+        mkdir -m 755 {BASE}/.ssh
+        echo {shlex.quote(f'restrict,command="/usr/lib/openssh/sftp-server -d {CHROOT}" {key}')} \
+            > {BASE}/.ssh/authorized_keys
+        rm /etc/ssh/sshd_config.d/omero-backup.conf /etc/ssh/omero-backup-keys/{ACCOUNT}
+        userdel {ACCOUNT}
+        systemctl reload ssh.service""")
+    aio.run(f"sed -i 's|sftp:omero-backup-host:/repository|sftp:omero-backup-host:{CHROOT}|' "
+            "/etc/omero-backup/backup.json && sed -i 's|User .*|User omero-backup|' /etc/omero-backup/ssh_config")
+    # What the old layout let a key do: list the host's other directories.
+    assert "/home/world-readable" in sftp(aio, "ls /home").stdout
+    backup_by_its_service(aio)
+
+    deploy(aio.inventory, aio, store)
+    assert store.run(f"stat -c '%U %a' {CHROOT} {REMOTE}").stdout.split("\n")[:2] == ["root 755", f"{ACCOUNT} 700"]
+    assert store.run(f"find {REMOTE} ! -user {ACCOUNT} | wc -l").stdout.strip() == "0"
+    assert store.run(f"ls -A {BASE}").stdout.split() == ["backup-aio", "neighbour"]
+    backup_by_its_service(aio)
+    assert repository_id(store) == identity and status(aio)["backup"]["state"] == "ok" and snapshots(aio)
+    # Everything in it is readable at the new URL: a drill from it restores and compares.
+    drill = aio.run("omero-restore --drill --repository remote", check=False)
+    assert drill.returncode == 0 and json.loads(drill.stdout[drill.stdout.index("{"):])["result"] == "passed", \
+        drill.stdout + drill.stderr
+    assert sftp(aio, "ls /home").returncode != 0
+    # The old account's key line is gone with its authorized_keys.
+    old = sftp(aio, "pwd", options="-o User=omero-backup")
+    assert old.returncode != 0 and "Permission denied" in old.stderr
+
+
+def test_move_killed_half_way_is_finished_by_the_next_deploy_and_removed_hosts_lose_their_key(site):
+    aio, store = site
+    identity = repository_id(store)
+    # A host gone from the inventory whose account and key are still there.
+    other = neighbour(aio, store)
+    assert sftp(aio, "pwd", options=other).returncode == 0
+    # Set aside by a run that was killed there: neither the old place nor the chroot holds it.
+    store.run(f"mv -T {REMOTE} {BASE}/.backup-aio.moving && chown -R nobody {BASE}/.backup-aio.moving "
+              f"&& rmdir {CHROOT}")
+    assert backup_by_its_service(aio, check=False).returncode != 0
+    deploy(aio.inventory, aio, store)
+    backup_by_its_service(aio)
+    assert repository_id(store) == identity and status(aio)["backup"]["state"] == "ok" and snapshots(aio)
+    assert store.run(f"test -e {BASE}/.backup-aio.moving", check=False).returncode != 0
+    gone = sftp(aio, "pwd", options=other)
+    assert gone.returncode != 0 and "Permission denied" in gone.stderr
+
+
 def test_damaged_repository_is_reported_by_the_check(site):
     aio, store = site
     assert aio.run("systemctl start omero-backup-check.service", check=False).returncode == 0
     # Overwrite part of the largest pack file on the backup host, as a failing disk would.
-    store.run("f=$(find /srv/omero-backup/backup-aio/data -type f -printf '%s %p\\n' | sort -n | tail -1 | "
+    store.run(f"f=$(find {REMOTE}/data -type f -printf '%s %p\\n' | sort -n | tail -1 | "
               "cut -d' ' -f2) && head -c 4096 /dev/urandom | dd of=\"$f\" bs=4096 seek=10 conv=notrunc status=none")
     assert aio.run("systemctl start omero-backup-check.service", check=False).returncode != 0
     record = status(aio)["check"]

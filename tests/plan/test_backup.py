@@ -1,5 +1,5 @@
-"""Backups as planned: restic and omero-backup on the OMERO hosts, an SFTP-only account on the
-omero_backup host, timers or a supervisord program, secrets only in root's files, and the
+"""Backups as planned: restic and omero-backup on the OMERO hosts, a chrooted SFTP-only account per
+OMERO host on the omero_backup host, timers or a supervisord program, secrets only in root's files, and the
 dump taken before an upgrade kept in the repositories."""
 
 import json
@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from deploys.errors import OmeroDeployError
+from deploys.errors import OmeroDeployError, OmeroOptionError
 from deploys.secrets import public_ssh_key
 
 from .conftest import ALL_ROLES
@@ -19,6 +19,9 @@ LOCAL = {"omero_backup_local_dir": "/srv/omero-backup-local"}
 TIMER = "/etc/systemd/system/omero-backup.timer"
 CHECK_TIMER = "/etc/systemd/system/omero-backup-check.timer"
 SYMLINK = "readlink /opt/omero/server/OMERO.server"
+DROP_IN = "/etc/ssh/sshd_config.d/omero-backup.conf"
+# The drop-in is newer than sshd's last reload.
+SSHD_STALE = {re.compile(r"sshd-reloaded\.done"): [DROP_IN]}
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +29,7 @@ def site(deploy, tmp_path_factory):
     secrets = tmp_path_factory.mktemp("backup-secrets")
     data = {"omero_secrets_dir": str(secrets)}
     runs = deploy({"aio": (BACKED_UP, {**data, **LOCAL}),
-                   "store": (("omero_backup",), {**data, "omero_address": "10.0.0.9"})})
+                   "store": (("omero_backup",), {**data, "omero_address": "10.0.0.9"})}, responses=SSHD_STALE)
     return secrets, runs
 
 
@@ -51,18 +54,89 @@ def test_password_and_key_only_in_root_files(site):
     assert password not in aio.uploads["/etc/omero-backup/backup.json"]
 
 
-def test_backup_host_allows_each_key_sftp_into_its_own_directory_only(site):
+def test_backup_host_chroots_each_host_into_its_own_directory(site):
     secrets, runs = site
     store = runs["store"]
     public = public_ssh_key(kept(secrets, "aio-backup-ssh-key"), "omero-backup @fake/aio")
-    assert (f'restrict,command="/usr/lib/openssh/sftp-server -d /srv/omero-backup/fake_aio" {public}\n'
-            in store.uploads["/srv/omero-backup/.ssh/authorized_keys"])
-    assert "useradd -d /srv/omero-backup -s /bin/sh -g omero-backup -r -M omero-backup" in store.commands
-    # The account cannot replace its keys: everything down to authorized_keys is root's.
-    assert "chown root:root /srv/omero-backup" in store.commands
-    assert "chown omero-backup:omero-backup /srv/omero-backup" not in store.commands
-    assert "chown omero-backup:omero-backup /srv/omero-backup/fake_aio" in store.commands
+    # One account per OMERO host, in the group that sshd confines; its key outside its reach.
+    assert store.uploads["/etc/ssh/omero-backup-keys/omero-backup-fake_aio"] == f"restrict {public}\n"
+    assert ("useradd -d /srv/omero-backup/fake_aio -s /usr/sbin/nologin -g omero-backup -r -M "
+            "omero-backup-fake_aio") in store.commands
+    assert "groupadd -r omero-backup" in store.commands
+    # The chroot and everything above it root's and 755; only the repository is the account's.
+    for path in ("/srv/omero-backup", "/srv/omero-backup/fake_aio", "/etc/ssh/omero-backup-keys"):
+        assert f"chown root:root {path}" in store.commands and f"chmod 755 {path}" in store.commands
+    assert "chown omero-backup-fake_aio:omero-backup /srv/omero-backup/fake_aio/repository" in store.commands
+    assert "chmod 700 /srv/omero-backup/fake_aio/repository" in store.commands
     assert not [c for c in store.commands if "restic" in c]
+
+
+def test_sshd_drop_in_confines_the_group_and_is_checked_before_sshd_reloads(site):
+    _, runs = site
+    store = runs["store"]
+    drop_in = store.uploads[DROP_IN]
+    lines = [line.strip() for line in drop_in.splitlines() if line.strip() and not line.startswith("#")]
+    assert lines[0] == "Match Group omero-backup"
+    assert set(lines[1:]) == {
+        "AuthenticationMethods publickey", "AuthorizedKeysFile /etc/ssh/omero-backup-keys/%u",
+        "ChrootDirectory %h", "ForceCommand internal-sftp -d /repository", "AllowTcpForwarding no",
+        "AllowStreamLocalForwarding no", "AllowAgentForwarding no", "GatewayPorts no", "PermitTunnel no",
+        "PermitTTY no", "PermitUserRC no", "X11Forwarding no"}
+    commands = store.commands
+    check = next(i for i, c in enumerate(commands) if c.startswith("/usr/sbin/sshd -t ||"))
+    assert "rm -f /etc/ssh/sshd_config.d/omero-backup.conf" in commands[check]
+    assert "/usr/sbin/sshd -T -C user=omero-backup-fake_aio,host=localhost,addr=127.0.0.1 | grep -qx " \
+           "'forcecommand internal-sftp -d /repository'" in commands[check + 1]
+    assert commands[check + 2] == "systemctl try-reload-or-restart ssh.service"
+    assert commands.index("chmod 644 /etc/ssh/sshd_config.d/omero-backup.conf") < check
+    # The old layout's shared keys go.
+    assert store.ops.index("Remove /srv/omero-backup/.ssh/authorized_keys") < \
+        store.ops.index("Check the SSH server's configuration, then reload it")
+
+
+@pytest.mark.parametrize("os_name, reload", [
+    ("rocky9", "systemctl try-reload-or-restart sshd.service"),
+    ("debian12", 'if [ -s /run/sshd.pid ]; then kill -HUP "$(cat /run/sshd.pid)"; fi'),
+])
+def test_sshd_reload_per_platform(deploy, os_name, reload):
+    pid1 = "systemd" if os_name == "rocky9" else "bash"
+    runs = deploy({"aio": (BACKED_UP, {}), "store": (("omero_backup",), {})}, os_name=os_name, pid1=pid1,
+                  responses=SSHD_STALE)
+    assert reload in runs["store"].commands
+
+
+LAYOUT = re.compile(r"if \[ -f /srv/omero-backup/fake_aio/config \]")
+
+
+@pytest.mark.parametrize("found, commands", [
+    # A repository of the old layout: set aside, handed to the account, moved into the chroot.
+    (["old"], ["mv -T /srv/omero-backup/fake_aio /srv/omero-backup/.fake_aio.moving",
+               "chown -R omero-backup-fake_aio:omero-backup /srv/omero-backup/.fake_aio.moving",
+               "mkdir -p -m 755 /srv/omero-backup/fake_aio",
+               "mv -T /srv/omero-backup/.fake_aio.moving /srv/omero-backup/fake_aio/repository"]),
+    # A run killed after setting it aside: the next one finishes the move.
+    (["moving"], ["chown -R omero-backup-fake_aio:omero-backup /srv/omero-backup/.fake_aio.moving",
+                  "mkdir -p -m 755 /srv/omero-backup/fake_aio",
+                  "mv -T /srv/omero-backup/.fake_aio.moving /srv/omero-backup/fake_aio/repository"]),
+    ([], []),
+])
+def test_repository_of_the_old_layout_moves_into_the_chroot(deploy, found, commands):
+    runs = deploy({"aio": (BACKED_UP, {}), "store": (("omero_backup",), {})}, responses={LAYOUT: found})
+    moves = [c for c in runs["store"].commands if c.startswith(("mv -T", "chown -R", "mkdir -p -m"))]
+    assert moves == commands
+    if commands:
+        # Before the chroot's own directory operations, after the account exists.
+        ops = runs["store"].ops
+        assert ops.index("Create the user omero-backup-fake_aio") < \
+            ops.index("Move the repository of fake_aio into its chroot") < ops.index("Create the chroot of fake_aio")
+
+
+def test_keys_of_hosts_gone_from_the_inventory_are_removed(deploy):
+    listing = re.compile(r"^ls -A1 /etc/ssh/omero-backup-keys")
+    runs = deploy({"aio": (BACKED_UP, {}), "store": (("omero_backup",), {})},
+                  responses={listing: ["omero-backup-fake_aio", "omero-backup-old-host"]})
+    assert [c for c in runs["store"].commands if c.startswith("rm -rf")] == \
+        ["rm -rf -- /etc/ssh/omero-backup-keys/omero-backup-old-host"]
 
 
 def test_client_configuration(site):
@@ -71,7 +145,7 @@ def test_client_configuration(site):
     assert [c for c in aio.commands if "install --no-install-recommends restic openssh-client" in c]
     config = json.loads(aio.uploads["/etc/omero-backup/backup.json"])
     assert [(r["name"], r["url"]) for r in config["repositories"]] == [
-        ("local", "/srv/omero-backup-local"), ("remote", "sftp:omero-backup-host:/srv/omero-backup/fake_aio")]
+        ("local", "/srv/omero-backup-local"), ("remote", "sftp:omero-backup-host:/repository")]
     assert config["repositories"][1]["sftp_command"] == \
         "ssh -F /etc/omero-backup/ssh_config omero-backup-host -s sftp"
     assert config["database"] == {"name": "omero", "port": 5432, "bin_dir": "/usr/lib/postgresql/16/bin"}
@@ -80,7 +154,7 @@ def test_client_configuration(site):
     assert config["services"] == {"stop": [["systemctl", "stop", "omero-web.service"]],
                                   "start": [["systemctl", "start", "omero-web.service"]]}
     ssh_config = aio.uploads["/etc/omero-backup/ssh_config"]
-    assert "HostName 10.0.0.9\n" in ssh_config and "User omero-backup\n" in ssh_config
+    assert "HostName 10.0.0.9\n" in ssh_config and "User omero-backup-fake_aio\n" in ssh_config
     assert "/usr/local/sbin/omero-backup init" in aio.commands
     # The backup host is ready before the repository is created on it (pyinfra's order).
     assert aio.ops.index("Create the backup repositories") > 0
@@ -154,3 +228,22 @@ def test_two_backup_hosts_refused(deploy):
 def test_backup_host_cannot_back_up_itself(deploy):
     with pytest.raises(OmeroDeployError, match=re.escape("is in omero_backup and in omero_database")):
         deploy({"aio": (("omero_backup", *BACKED_UP), {})}, execute=False)
+
+
+def test_backup_user_too_long_to_name_accounts_refused(deploy):
+    with pytest.raises(OmeroOptionError, match=re.escape(
+            "option omero_backup_user (host @fake/store): is longer than 16 characters")):
+        deploy({"aio": (BACKED_UP, {}), "store": (("omero_backup",), {"omero_backup_user": "omero-backup-acct"})},
+               execute=False)
+
+
+def test_hosts_sharing_an_account_refused(deploy):
+    with pytest.raises(OmeroDeployError, match=re.escape(
+            "hosts @fake/db-1 and @fake/db.1 would share the account omero-backup-fake_db-1")):
+        deploy({"db-1": (("omero_database",), {}), "db.1": (("omero_server",), {}),
+                "store": (("omero_backup",), {})}, execute=False)
+
+
+def test_unchanged_drop_in_reloads_nothing(deploy):
+    runs = deploy({"aio": (BACKED_UP, {}), "store": (("omero_backup",), {})})
+    assert not [c for c in runs["store"].commands if "sshd -t" in c or "try-reload-or-restart" in c]
