@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from .audit import assert_clean
 from .checks import login_page, secret
 from .testhosts import ROOT, SUBNET, SystemdHost, deployed_together, hosts_with_changes, wait_for
 
@@ -246,3 +247,8 @@ def test_second_deploy_changes_nothing(site):
     aio, _ = site
     aio.run("systemctl start omero-backup.timer")  # paused by the first test
     assert hosts_with_changes(aio.inventory) == {}
+
+
+def test_permission_audit(site, secrets_dir):
+    for host in site:
+        assert_clean(host, secrets_dir)
