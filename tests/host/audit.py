@@ -140,7 +140,7 @@ def expected_from(settings, sshd: bool) -> Expected:
             listeners.append(Listener(settings.db_port, address))
     if site_settings.SERVER in roles:
         home = settings.server_home
-        secret |= {f"{home}/.pgpass", settings.server_certificate_password_file, settings.server_certs_dir,
+        secret |= {home, settings.server_certificate_password_file, settings.server_certs_dir,
                    settings.server_config_dir, f"{settings.server_dir}/etc/grid/config.xml",
                    settings.server_db_dump_dir, f"{settings.server_dir}/var"}
         expected.private_paths.add(settings.data_dir)
@@ -152,7 +152,8 @@ def expected_from(settings, sshd: bool) -> Expected:
         listeners.append(Listener(None, owner=settings.server_user))
     if site_settings.WEB in roles:
         omerodir = settings.web_omerodir
-        secret |= {f"{omerodir}/var/django_secret_key", f"{omerodir}/etc", settings.web_config_dir}
+        secret |= {f"{omerodir}/var/django_secret_key", f"{omerodir}/etc", settings.web_config_dir,
+                   settings.web_home}
         sources.add(f"{omerodir}/var/django_secret_key")
         trusted |= {settings.web_basedir}
         owned.add(omerodir)

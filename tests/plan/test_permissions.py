@@ -36,6 +36,8 @@ def supervisord_host(deploy):
     (f"{SERVER_DIR}/etc/grid", "omero-server", "omero-server", "700"),
     (f"{SERVER_DIR}/etc", "omero-server", "omero", "750"),
     (f"{SERVER_DIR}/var", "omero-server", "omero-server", "750"),
+    ("/var/lib/omero-server", "omero-server", "omero-server", "700"),
+    ("/var/lib/omero-web", "omero-web", "omero-web", "700"),
     ("/var/lib/omero-server/certs", "omero-server", "omero-server", "700"),
     ("/opt/omero/server/config", "root", "omero-server", "750"),
     ("/opt/omero/server/backups", "omero-server", "omero-server", "700"),
