@@ -300,8 +300,7 @@ def audit(run, expected: Expected) -> list[Finding]:
         secret = any(_under(path, tree) for tree in expected.secret_paths)
         if entry.kind == "l" or not (secret or any(_under(path, tree) for tree in expected.private_paths)):
             continue
-        read = stat.S_IROTH | (stat.S_IXOTH if entry.kind == "d" else 0)
-        if reachable(path, stat.S_IROTH) and entry.mode & read == read:
+        if reachable(path, stat.S_IROTH):  # a directory's listing, a file's content
             found.setdefault(path, finding(path, f"{'secret' if secret else 'private'}, readable by every account"))
         elif secret and entry.mode & stat.S_IRGRP and entry.gid in shared:
             found.setdefault(path, finding(path, f"secret, readable by the shared group {groups.get(entry.gid)}"))
@@ -333,9 +332,9 @@ def audit(run, expected: Expected) -> list[Finding]:
     # (c) listeners
     for line in sections["sockets"]:
         fields = line.split()
+        if fields[1] == "sl":
+            continue  # the table's heading
         table, local, state, uid = fields[0], fields[2], fields[4], fields[8]
-        if not local[0].isalnum() or local == "local_address":
-            continue
         tcp = table.startswith("tcp")
         if (tcp and state != "0A") or (not tcp and fields[3].split(":")[1] != "0000"):
             continue  # a connection, not a listener
