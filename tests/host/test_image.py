@@ -176,8 +176,10 @@ def test_first_start_restart_and_new_container_keep_the_state(image, volume):
                             secret_values={password, key.strip()},
                             listeners=[Listener(build.HTTP_PORT), Listener(build.WEB_PORT, "127.0.0.1"),
                                        Listener(5432, "127.0.0.1"), Listener(5432, "::1")])
-        expected.root_trusted |= {"/opt/omero", "/usr/local/sbin/omero-image"}
-        expected.service_owned.add("/opt/omero/web/OMERO.web")
+        # supervisord's and nginx's configuration are written to run/ at each start.
+        expected.root_trusted |= {"/opt/omero", f"{build.STATE}/run"}
+        expected.service_owned |= {"/opt/omero/web/OMERO.web", f"{build.STATE}/run/postgresql",
+                                   f"{build.STATE}/run/nginx"}
         assert audit(second.exec, expected) == []
     finally:
         podman("rm", "-f", "-t", "10", PREFIX + "image-root", check=False)
