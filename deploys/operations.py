@@ -326,6 +326,20 @@ def backup_repositories(program: str, names: list[str]):
 
 
 @operation()
+def closed_to_others(directory: str, keep: list[str]):
+    """Every entry directly in ``directory`` (but those named in ``keep``) without permissions
+    for other accounts: what an earlier umask left open is closed, and its subtree with it."""
+    listed = host.get_fact(Command, command=f"find {shlex.quote(directory)} -mindepth 1 -maxdepth 1 "
+                                            "! -type l -perm /o=rwx -printf '%f\\n' 2>/dev/null || true")
+    opened = [name for name in (listed or "").splitlines() if name and name not in keep]
+    if not opened:
+        host.noop(f"nothing in {directory} is open to other accounts")
+        return
+    for name in opened:
+        yield f"chmod o-rwx {shlex.quote(f'{directory}/{name}')}"
+
+
+@operation()
 def run_once(command: str, creates: str):
     """Run ``command`` unless ``creates`` exists (it is the command's proof of work)."""
     if host.get_fact(File, path=creates) or host.get_fact(Directory, path=creates):

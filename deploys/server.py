@@ -11,6 +11,7 @@ from facts.omero import shell_path
 from . import services
 from .operations import (
     changed,
+    closed_to_others,
     complete_directory,
     omero_schema,
     omero_schema_upgrade,
@@ -22,6 +23,10 @@ from .operations import (
 from .prerequisites import fetch, install_ice, install_java, omero_venv, site_packages
 from .users import as_user, omero_user
 from .webapps import APPS
+
+# Group-writable (in-place import: the shared group links files into what the server makes in
+# ManagedRepository), nothing for others.
+SERVER_UMASK = "0007"
 
 
 def _omero(settings) -> str:
@@ -82,34 +87,46 @@ def install(settings) -> list[str]:
     # The server writes below var/ (logs, the IceGrid registry) and, at every start, rewrites
     # files in etc/ and etc/grid/ (`omero admin rewrite`: *.cfg, ice.config, templates.xml,
     # config.xml through a temporary file and a lock beside it); nothing else is its own.
-    for writable in server_writable_dirs(settings):
+    # config.xml holds the database and certificate store passwords: etc/grid/ is the server
+    # user's alone, whatever mode a start gives the file. etc/ is open to the shared group
+    # (in-place import runs the server's CLI, which reads etc/); var/ to no one else.
+    for writable, group, mode in server_writable_dirs(settings):
         files.directory(name=f"Give the server its {writable.removeprefix(settings.server_dir + '/')} directory",
-                        path=writable, user=settings.server_user, group=settings.group, mode="755")
+                        path=writable, user=settings.server_user, group=group, mode=mode)
     files.link(name="Point OMERO.server at this version", path=settings.server_symlink,
                target=settings.server_dir, user="root", group="root")
     return [settings.server_symlink, site_packages(settings.server_venv), *_app_scripts(settings)]
 
 
-def server_writable_dirs(settings) -> tuple[str, ...]:
-    """The directories of the unpacked server that the server itself writes."""
-    return tuple(f"{settings.server_dir}/{sub}" for sub in ("var", "etc", "etc/grid"))
+def server_writable_dirs(settings) -> tuple[tuple[str, str, str], ...]:
+    """The directories of the unpacked server that the server itself writes: (path, group, mode)."""
+    return tuple((f"{settings.server_dir}/{sub}", group, mode) for sub, group, mode in (
+        ("var", settings.server_user, "750"), ("etc", settings.group, "750"),
+        ("etc/grid", settings.server_user, "700")))
 
 
 def data_directories(settings) -> None:
-    """The binary repository, and with omero_server_dropbox the directory users' folders go in
-    (the server user and the shared group exist)."""
+    """The binary repository, every group's raw files: closed to accounts outside the shared
+    group, but for DropBox's folders (the server user and the shared group exist)."""
+    # Others may pass through (to their DropBox folder) but not list; what the server makes
+    # in it (UMask 0007) gets the shared group and nothing for others.
     files.directory(name="Create the OMERO data directory", path=settings.data_dir,
-                    user=settings.server_user, group=settings.group, mode="755")
+                    user=settings.server_user, group=settings.group, mode="2751")
     # In-place import: the repository group-writable, new files inheriting the group.
     files.directory(name="Create the managed repository", path=f"{settings.data_dir}/ManagedRepository",
-                    user=settings.server_user, group=settings.group, mode="2775")
+                    user=settings.server_user, group=settings.group, mode="2770")
+    dropbox = [PurePosixPath(settings.dropbox_dir).name] if settings.server_dropbox else []
+    # Pixels/, Files/, ... made under an earlier deploy's umask (0002) are open to everyone.
+    closed_to_others(name="Close the data directory's contents to other accounts", directory=settings.data_dir,
+                     keep=dropbox)
     if settings.server_dropbox:
         # DropBox imports a file as the OMERO user its first folder is named after, so only
         # the sysadmin makes those folders (README). setgid: a folder made in it, and every
-        # file in that, gets the shared group, through which the server reads them.
+        # file in that, gets the shared group, through which the server reads them. Others
+        # pass through to their own folder, and do not see the others'.
         # Unset omero.fs.watchDir means <omero.data.dir>/DropBox (omero-dropbox's fsDropBox).
         files.directory(name="Create the DropBox directory", path=settings.dropbox_dir,
-                        user=settings.server_user, group=settings.group, mode="2755")
+                        user=settings.server_user, group=settings.group, mode="2751")
 
 
 def _app_scripts(settings) -> list[str]:
@@ -208,12 +225,11 @@ def start(settings, restart_sources: list[str]) -> None:
         settings, "omero-server",
         # Paths are validated to hold no quotes or spaces (settings), so the glob can be
         # quoted simply in a line that both systemd and supervisord parse.
-        # The umask here too: supervisord gives its programs its own (022).
         command=(f"/bin/sh -c \"(umask 077 && {settings.server_omero} load --glob '{config_glob}' "
                  f"&& chmod 600 {settings.server_symlink}/etc/grid/config.xml) "
-                 f"&& umask 0007 && exec {settings.server_omero} admin start --foreground\""),
+                 f"&& exec {settings.server_omero} admin start --foreground\""),
         user=settings.server_user, environment=environment, directory=settings.server_symlink,
-        unit_template="systemd/omero-server.service.j2",
+        unit_template="systemd/omero-server.service.j2", umask=SERVER_UMASK,
         # etc/ holds etc/grid/.
         writable=(f"{settings.server_dir}/var", f"{settings.server_dir}/etc", settings.data_dir,
                   settings.server_home),

@@ -44,21 +44,21 @@ def secret_template(settings, src: str, dest: str, *, user: str, group: str, mod
 
 def program(settings, service: str, *, command: str, user: str, environment: dict | None = None,
             directory: str = "/", unit_template: str | None = None, stopsignal: str = "TERM",
-            writable: tuple[str, ...] = ()):
+            writable: tuple[str, ...] = (), umask: str | None = None):
     """Install how ``service`` runs: a supervisord program, or (systemd) ``unit_template``
     when given (None: the distribution's own unit is used), sandboxed so that it writes
-    only to ``writable``."""
+    only to ``writable``; ``umask`` (octal, e.g. "0027") for what it creates."""
     if settings.service_manager == "supervisord":
         template(
             settings, "supervisord/program.conf.j2",
             settings.platform.supervisor_program_path(service),
             program=service, command=command, run_as=user, environment=environment or {},
-            directory=directory, priority=PRIORITY[service], stopsignal=stopsignal,
+            directory=directory, priority=PRIORITY[service], stopsignal=stopsignal, umask=umask,
         )
     elif unit_template:
         unit_file = _unit_file(service)
         template(settings, unit_template, unit_file, command=command, run_as=user,
-                 environment=environment or {}, directory=directory, writable=writable)
+                 environment=environment or {}, directory=directory, writable=writable, umask=umask)
         systemd_reloaded(name=f"Reload systemd's {service} unit", units=[f"{service}.service"],
                          files=[unit_file])
 

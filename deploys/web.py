@@ -79,7 +79,7 @@ def start(settings, host_cpus: int, restart_sources: list[str]) -> None:
                  f"--workers {workers(settings, host_cpus)} --threads 1 --timeout {settings.web_request_timeout} "
                  f"--max-requests 500 omeroweb.wsgi:application"),
         user=settings.web_user, environment={"OMERODIR": settings.web_omerodir},
-        directory=settings.web_omerodir, unit_template="systemd/omero-web.service.j2",
+        directory=settings.web_omerodir, unit_template="systemd/omero-web.service.j2", umask="0027",
         writable=(f"{settings.web_omerodir}/var", settings.web_home),
     )
     started = services.start(settings, "omero-web", restart_sources=restart_sources)

@@ -16,6 +16,7 @@ import pytest
 import requests
 import websocket
 
+from .audit import Listener, assert_clean
 from .testhosts import ROOT, SUBNET, SystemdHost, deployed, hosts_with_changes
 
 PATH = "/jupyter/"
@@ -219,3 +220,8 @@ def test_ezomero_connect_needs_an_omero_server():
 
 def test_second_run_changes_nothing(analysis):
     assert hosts_with_changes(analysis.inventory) == {}
+
+
+def test_permission_audit(analysis, secrets_dir):
+    # The member's single-user server, still running, listens on 127.0.0.1 (a port the hub picks).
+    assert_clean(analysis, secrets_dir, listeners=(Listener(None, "127.0.0.1", owner=MEMBER),))

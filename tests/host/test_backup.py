@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from .audit import assert_clean
 from .checks import login_page, secret
 from .testhosts import ROOT, SUBNET, SystemdHost, deploy, deployed_together, hosts_with_changes, wait_for
 
@@ -398,3 +399,8 @@ def test_second_deploy_changes_nothing(site):
     aio, _ = site
     aio.run("systemctl start omero-backup.timer")  # paused by the first test
     assert hosts_with_changes(aio.inventory) == {}
+
+
+def test_permission_audit(site, secrets_dir):
+    for host in site:
+        assert_clean(host, secrets_dir)

@@ -8,6 +8,7 @@ import signal
 
 import pytest
 
+from .audit import assert_clean
 from .checks import login_page
 from .testhosts import SUBNET, ContainerHost, deploy, host_data, hosts_with_changes, wait_for, write_inventory
 
@@ -64,3 +65,9 @@ def test_killed_web_master_comes_back(container):
 
     wait_for(new_master_running, "omero-web to come back", 60, interval=1)
     wait_for(lambda: login_page(f"http://{container.address}"), "the login page", 60, interval=1)
+
+
+def test_permission_audit(container, secrets_dir, password_env, monkeypatch):
+    # The database password came from the environment, as the deploy read it.
+    monkeypatch.setenv("OMERO_DB_PASSWORD", password_env["OMERO_DB_PASSWORD"])
+    assert_clean(container, secrets_dir, values=(password_env["OMERO_DB_PASSWORD"],))

@@ -36,7 +36,7 @@ def as_user(host, user: str, command: str, check: bool = True):
 
 
 def test_layout(host):
-    expected = {"/OMERO": 0o755, "/OMERO/ManagedRepository": 0o2775, DROPBOX: 0o2755}
+    expected = {"/OMERO": 0o2751, "/OMERO/ManagedRepository": 0o2770, DROPBOX: 0o2751}
     for path, mode in expected.items():
         found = host.testinfra.file(path)
         assert found.is_directory and (found.user, found.group, found.mode) == ("omero-server", "omero", mode), path

@@ -15,6 +15,7 @@ import pytest
 from deploys.defaults import DEFAULTS
 from omero_image import build
 
+from .audit import Expected, Listener, audit
 from .checks import login_page
 from .testhosts import (
     CACHE,
@@ -170,6 +171,16 @@ def test_first_start_restart_and_new_container_keep_the_state(image, volume):
         for user, program in (("postgres", "postgres -D"), ("omero-web", "gunicorn"), ("www-data", "nginx: worker")):
             assert any(line.split()[0] == user and program in line for line in processes), \
                 f"no {program} running as {user}"
+        # The permission audit (docs/security.md), with the image's own layout and ports.
+        expected = Expected(secret_paths={f"{build.STATE}/{sub}" for sub in ("secrets", "web", "postgresql")},
+                            secret_values={password, key.strip()},
+                            listeners=[Listener(build.HTTP_PORT), Listener(build.WEB_PORT, "127.0.0.1"),
+                                       Listener(5432, "127.0.0.1"), Listener(5432, "::1")])
+        # supervisord's and nginx's configuration are written to run/ at each start.
+        expected.root_trusted |= {"/opt/omero", f"{build.STATE}/run"}
+        expected.service_owned |= {"/opt/omero/web/OMERO.web", f"{build.STATE}/run/postgresql",
+                                   f"{build.STATE}/run/nginx"}
+        assert audit(second.exec, expected) == []
     finally:
         podman("rm", "-f", "-t", "10", PREFIX + "image-root", check=False)
 

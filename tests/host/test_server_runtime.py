@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from .audit import assert_clean
 from .testhosts import SUBNET, SystemdHost, deployed, hosts_with_changes, sha256_of
 
 SERVER_ZIP = os.environ.get("OMERO_SERVER_ZIP")
@@ -48,7 +49,7 @@ def test_server_running_and_diagnostics(server_host):
     assert server_host.testinfra.service("omero-server.service").is_running
     assert "OMERO.blitz" in as_server_user(server_host, f"{OMERO} admin diagnostics").stdout
     data_dir = server_host.testinfra.file("/OMERO/ManagedRepository")
-    assert (data_dir.user, data_dir.group, data_dir.mode) == ("omero-server", "omero", 0o2775)
+    assert (data_dir.user, data_dir.group, data_dir.mode) == ("omero-server", "omero", 0o2770)
 
 
 def test_root_login_and_fake_import(server_host, secrets_dir):
@@ -73,3 +74,8 @@ def test_glacier2_tls_with_the_deploys_certificate(server_host, secrets_dir):
     (password_file,) = secrets_dir.glob("*-omero-certificate")
     password = as_server_user(server_host, f"{OMERO} config get omero.glacier2.IceSSL.Password").stdout.strip()
     assert password == password_file.read_text().strip() != "secret"
+
+
+def test_permission_audit(server_host, secrets_dir):
+    """After the server's own starts (its rewrite of config.xml) too."""
+    assert_clean(server_host, secrets_dir)

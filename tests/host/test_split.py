@@ -5,6 +5,7 @@ over the test network."""
 import pytest
 import requests
 
+from .audit import assert_clean
 from .checks import login_page
 from .testhosts import SUBNET, SystemdHost, deployed_together, hosts_with_changes
 
@@ -55,3 +56,8 @@ def test_web_served_from_its_own_host(split):
 
 def test_second_run_changes_nothing(split):
     assert hosts_with_changes(split[0].inventory) == {}
+
+
+def test_permission_audit(split, secrets_dir):
+    for host in split:
+        assert_clean(host, secrets_dir)

@@ -11,6 +11,7 @@ import psycopg2
 import pytest
 import requests
 
+from .audit import assert_clean, audit, expected_for
 from .checks import login_page, secret, stylesheet
 from .testhosts import EXTRA_CA_CERTIFICATES, ROOT, SUBNET, SystemdHost, deployed, hosts_with_changes, pyinfra, wait_for
 
@@ -197,3 +198,27 @@ def test_broken_nginx_upstream_is_caught_and_repaired(host, url):
     assert host.read_bytes(site) == good
     login_page(url)
     assert hosts_with_changes(host.inventory) == {}
+
+
+def test_permission_audit_passes_and_finds_each_planted_fault(host, secrets_dir):
+    """The audit (docs/security.md) finds nothing on the deployed host, then exactly the three
+    faults planted: a 0644 file holding the database password, a unit a service account
+    owns, an undeclared listener."""
+    assert_clean(host, secrets_dir)
+    expected = expected_for(host, secrets_dir)
+    leaked, unit, port = "/opt/omero/web/leaked.conf", "/etc/systemd/system/omero-planted.service", 8765
+    password = secret(secrets_dir, "db-omero")
+    host.run(f"umask 022 && echo 'password = {password}' > {leaked}")
+    host.run(f"printf '[Service]\\nExecStart=/bin/true\\n' > {unit} && chown omero-web {unit}")
+    host.run(f"setsid -f runuser -u nobody -- sh -c 'echo $$ > /tmp/planted && exec python3 -m http.server "
+             f"{port} --bind 0.0.0.0' >/dev/null 2>&1")
+    try:
+        wait_for(lambda: host.testinfra.socket(f"tcp://0.0.0.0:{port}").is_listening, "the planted listener", 30)
+        findings = {finding.path: finding for finding in audit(host.run, expected)}
+        assert set(findings) == {leaked, unit, f"tcp 0.0.0.0:{port}"}, findings
+        assert findings[leaked].mode == 0o644 and "holds a secret value" in findings[leaked].why
+        assert findings[unit].owner == "omero-web" and "root runs or reads it" in findings[unit].why
+        assert findings[f"tcp 0.0.0.0:{port}"].owner == "nobody"
+    finally:
+        host.run(f"rm -f {leaked} {unit}; kill $(cat /tmp/planted) && rm /tmp/planted", check=False)
+    assert audit(host.run, expected) == []

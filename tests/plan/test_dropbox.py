@@ -15,7 +15,7 @@ PIP = "/opt/omero/server/venv3/bin/pip"
 FREEZE = re.compile(r"/opt/omero/server/venv3/bin/pip3? freeze --all")
 WITH_DROPBOX = ["omero-py==5.23.0", "omero-dropbox==5.7.0"]
 WITHOUT_DROPBOX = ["omero-py==5.23.0"]
-MAKE_DROPBOX = ["mkdir -p /OMERO/DropBox", "chmod 2755 /OMERO/DropBox", "chown omero-server:omero /OMERO/DropBox"]
+MAKE_DROPBOX = ["mkdir -p /OMERO/DropBox", "chmod 2751 /OMERO/DropBox", "chown omero-server:omero /OMERO/DropBox"]
 UNINSTALL = f"{PIP} uninstall --yes omero-dropbox"
 
 CASES = [
@@ -54,7 +54,7 @@ def test_directory_follows_the_data_dir_group_and_version(deploy):
             "omero_dropbox_version": "5.6.2"}
     run = deploy({"server": (SERVER, data)}, responses={FREEZE: WITHOUT_DROPBOX})["server"]
     assert pip_installs(run) == [f"{PIP} install omero-dropbox==5.6.2"]
-    for command in ("mkdir -p /srv/omero-data/DropBox", "chmod 2755 /srv/omero-data/DropBox",
+    for command in ("mkdir -p /srv/omero-data/DropBox", "chmod 2751 /srv/omero-data/DropBox",
                     "chown omero-server:imaging /srv/omero-data/DropBox"):
         assert command in run.commands
     # Made after the data directory it is in.

@@ -142,13 +142,12 @@ UMASKS = [
     ("-keyout /etc/nginx/omero-tls/site.key.new", "077"),  # the site's key
     ("secrets.token_hex(32)", "077"),  # the hub's secrets
     (" db script --file ", "077"),  # the schema script holds root's password hash
-    ("admin start --foreground", "0007"),  # config.xml rewritten by every start
 ]
 
 
 @pytest.mark.parametrize("command, umask", UMASKS, ids=[marker for marker, _ in UMASKS])
 def test_secrets_made_closed_from_the_start(everything, command, umask):
-    texts = [*everything.raw_commands, *everything.uploads.values()]  # the server's unit runs the start
+    texts = [*everything.raw_commands, *everything.uploads.values()]  # the server's unit loads its config
     runs = [text for text in texts if command in text]
     assert runs, f"no command does {command}"
     for run in runs:
@@ -172,13 +171,3 @@ def test_site_sends_its_security_headers(everything):
     for header in SITE_HEADERS:
         assert header in lines, header
     assert lines.count("server_tokens off;") == lines.count("server {")
-
-
-@pytest.mark.parametrize("pid1", ["systemd", "bash"])
-def test_server_rewrites_its_configuration_closed_to_others(deploy, tmp_path, pid1):
-    """omero-py's `admin start` rewrites etc/grid/config.xml (the database password) through a
-    file renamed into place, under the umask it starts with: the unit's, supervisord's."""
-    run = deploy({"aio": (ALL_ROLES, {"omero_secrets_dir": str(tmp_path)})}, pid1=pid1)["aio"]
-    program = next(text for path, text in run.uploads.items()
-                   if path.endswith(("omero-server.service", "omero-server.conf", "omero-server.ini")))
-    assert "&& umask 0007 && exec /opt/omero/server/venv3/bin/omero admin start --foreground" in program

@@ -91,8 +91,9 @@ def test_server_user_writes_only_what_omero_rewrites(allinone):
     is root's but for those directories and var/, and only they are writable under systemd."""
     [server_dir] = {c.split()[-2] for c in allinone.commands
                     if re.fullmatch(r"ln -s \S+ /opt/omero/server/OMERO\.server", c)}
-    for sub in ("var", "etc", "etc/grid"):
-        assert f"chown omero-server:omero {server_dir}/{sub}" in allinone.commands, sub
+    # etc/grid/ holds config.xml (passwords): the server user's alone; etc/ the shared group's too.
+    for sub, group in (("var", "omero-server"), ("etc", "omero"), ("etc/grid", "omero-server")):
+        assert f"chown omero-server:{group} {server_dir}/{sub}" in allinone.commands, sub
     assert f"chown -R root:root {server_dir}.partial" in " ".join(allinone.commands)
     unit = allinone.uploads["/etc/systemd/system/omero-server.service"]
     [writable] = re.findall(r"(?m)^ReadWritePaths=(.*)$", unit)
