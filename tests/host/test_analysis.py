@@ -276,7 +276,13 @@ def execute(session, user_url: str, trust, kernel: str, code: str, timeout: floa
 
 
 @pytest.fixture(scope="module")
-def lab(analysis, trust, accounts):
+def data_dir(analysis):
+    """/OMERO as an all-in-one host has it, world-listable (this host has no OMERO.server)."""
+    analysis.run("mkdir -p /OMERO/ManagedRepository && chmod 755 /OMERO /OMERO/ManagedRepository")
+
+
+@pytest.fixture(scope="module")
+def lab(analysis, trust, accounts, data_dir):
     """The member logged in, their server started by the hub (as the "Start My Server" button
     does) and a kernel of theirs: (session, their server's URL, the kernel's id)."""
     session, answer = log_in(trust, MEMBER, accounts[MEMBER])
@@ -312,11 +318,16 @@ def test_members_server_is_a_unit_of_its_own_with_the_limits(analysis, trust, la
     properties = dict(line.split("=", 1) for line in shown.splitlines())
     assert {key: properties[key] for key in ("ActiveState", "User", "MemoryMax", "TasksMax", "CPUQuotaPerSecUSec",
                                              "NoNewPrivileges", "PrivateTmp")} == {
-        "ActiveState": "active", "User": MEMBER, "MemoryMax": str(2 << 30), "TasksMax": "512",
+        # The spawner passes the member's uid (systemd-run --uid).
+        "ActiveState": "active", "User": analysis.run(f"id -u {MEMBER}").stdout.strip(),
+        "MemoryMax": str(2 << 30), "TasksMax": "512",
         "CPUQuotaPerSecUSec": "1s", "NoNewPrivileges": "yes", "PrivateTmp": "yes"}
-    for tree in ("/OMERO", "/opt/omero/web/config", "/var/lib/omero-jupyterhub"):
+    for tree in ("/OMERO", "/opt/omero/web/config", "/var/lib/omero-web", "/var/lib/omero-jupyterhub"):
         assert f"-{tree}" in properties["InaccessiblePaths"].split()
-    # Seen from the member's kernel: in that unit, OMERO's trees closed, a /tmp of its own.
+    # Seen from the member's kernel: in that unit, OMERO's trees closed (the two world-listable
+    # on the host too), a /tmp of its own.
+    world_listable = ("/OMERO", "/var/lib/omero-web")
+    assert analysis.run(f"runuser -u {MEMBER} -- ls {' '.join(world_listable)}", check=False).returncode == 0
     session, user_url, kernel = lab
     output = execute(session, user_url, trust, kernel, r"""
 import json, os, pathlib
@@ -328,11 +339,12 @@ def opens(path):
         return False
 pathlib.Path("/tmp/from-the-kernel").write_text("x")
 print("SEEN " + json.dumps({"cgroup": open("/proc/self/cgroup").read(),
-                            "closed": [path for path in ("/OMERO", "/opt/omero/web/config") if not opens(path)]}))
+                            "closed": [path for path in ("/OMERO", "/var/lib/omero-web", "/opt/omero/web/config")
+                                       if not opens(path)]}))
 """)
     seen = json.loads(output.split("SEEN ", 1)[1])
     assert f"/{UNIT}" in seen["cgroup"]
-    assert seen["closed"] == ["/OMERO", "/opt/omero/web/config"]
+    assert seen["closed"] == ["/OMERO", "/var/lib/omero-web", "/opt/omero/web/config"]
     assert analysis.run("test -e /tmp/from-the-kernel", check=False).returncode == 1
 
 
