@@ -938,9 +938,13 @@ class Settings:
     @property
     def site_origins(self) -> tuple[str, ...]:
         """The site as browsers reach it (CSRF's trusted origins), one per server name."""
+        return tuple(self.origin(name) for name in self.server_names)
+
+    def origin(self, name: str) -> str:
+        """``name`` as browsers reach nginx: scheme, name and a port other than the scheme's."""
         scheme, port = ("https", self.https_listen_port) if self.https else ("http", self.nginx_listen_port)
         suffix = "" if port == {"https": 443, "http": 80}[scheme] else f":{port}"
-        return tuple(f"{scheme}://{name}{suffix}" for name in self.server_names)
+        return f"{scheme}://{name}{suffix}"
 
     @property
     def web_allowed_hosts(self) -> tuple[str, ...]:
@@ -1009,9 +1013,7 @@ class Settings:
     @property
     def hub_public_url(self) -> str:
         """The hub as browsers reach it: / of its own name."""
-        scheme, port = ("https", self.https_listen_port) if self.https else ("http", self.nginx_listen_port)
-        suffix = "" if port == {"https": 443, "http": 80}[scheme] else f":{port}"
-        return f"{scheme}://{self.analysis_server_name}{suffix}/"
+        return f"{self.origin(self.analysis_server_name)}/"
 
     @property
     def certificate_names(self) -> tuple[str, ...]:
