@@ -352,7 +352,7 @@ print("SEEN " + json.dumps({"cgroup": open("/proc/self/cgroup").read(),
 def hidden(analysis, secrets_dir):
     """What no lab member may read, by name; and the planted canary, which both walks must find."""
     analysis.run(f"echo {CANARY} > {CANARY_PATH} && chmod 644 {CANARY_PATH}")
-    return {
+    wanted = {
         "OMERO.web's Django secret key": analysis.run(
             "cat /opt/omero/web/OMERO.web/var/django_secret_key").stdout.strip(),
         "the hub's cookie secret": analysis.run("cat /var/lib/omero-jupyterhub/cookie_secret").stdout.strip(),
@@ -361,6 +361,8 @@ def hidden(analysis, secrets_dir):
         "OMERO.web's mail password": MAIL_PASSWORD,
         "canary": CANARY,
     }
+    assert all(len(value) >= 16 for value in wanted.values())  # each found only where it is
+    return wanted
 
 
 def assert_walk_finds_no_secret(walk: dict) -> None:
