@@ -1,8 +1,10 @@
 """The analysis environment (omero_analysis hosts, also in omero_web): JupyterHub, whose
 users log in with their Unix accounts (PAM, members of omero_analysis_users_group) and
 get JupyterLab with kernels holding omero-py (our IcePy wheel), ezomero, numpy,
-scikit-image, tifffile and this repository's data tools; served by the OMERO.web site's
-nginx under omero_analysis_path (docs/analysis.md).
+scikit-image, tifffile and this repository's data tools; served by the OMERO.web host's
+nginx at / of a name of its own (omero_analysis_server_name), never on OMERO.web's origin:
+what a user's server serves must not run with a visitor's OMERO.web session
+(docs/analysis.md). Under systemd each user's server is a unit of its own, with limits.
 
 Two venvs, as The Littlest JupyterHub keeps them: the hub's own, and the users' (their
 single-user servers and kernels), so that what users install or break never touches the hub.
@@ -38,8 +40,11 @@ def install(settings) -> None:
                     user="root", group="root", mode="700")
     _proxy(settings)
     venv(settings, settings.hub_venv)
+    hub_packages = [f"jupyterhub=={settings.jupyterhub_version}"]
+    if settings.service_manager == "systemd":
+        hub_packages.append(f"jupyterhub-systemdspawner=={settings.systemdspawner_version}")
     pip.packages(name=f"Install JupyterHub {settings.jupyterhub_version} (the hub)",
-                 packages=[f"jupyterhub=={settings.jupyterhub_version}"], virtualenv=settings.hub_venv)
+                 packages=hub_packages, virtualenv=settings.hub_venv)
     omero_venv(settings, settings.user_venv, [
         f"jupyterhub=={settings.jupyterhub_version}", f"jupyterlab=={settings.jupyterlab_version}",
         "ipykernel", f"omero-py=={settings.py_version}", f"ezomero=={settings.ezomero_version}",
@@ -87,7 +92,7 @@ def _secret(settings, path: str, what: str) -> None:
 
 def hub_config_values(settings) -> dict[str, str]:
     """The values of jupyterhub_config.py, each as a Python literal (repr)."""
-    port, path = settings.analysis_port, settings.analysis_path
+    port = settings.analysis_port
     environment = {
         # What ezomero.connect() reads when not given them: only the user's name and password are asked.
         "OMERO_HOST": settings.analysis_omero_host, "OMERO_PORT": str(OMERO_PORT), "OMERO_SECURE": "True",
@@ -95,7 +100,8 @@ def hub_config_values(settings) -> dict[str, str]:
         "PATH": f"{settings.user_venv}/bin:/usr/local/bin:/usr/bin:/bin",
     }
     values = {
-        "bind_url": f"http://127.0.0.1:{port}{path}",
+        "bind_url": f"http://127.0.0.1:{port}/",
+        "public_url": settings.hub_public_url,
         "proxy_api_url": f"http://127.0.0.1:{port + 1}",
         "hub_bind_url": f"http://127.0.0.1:{port + 2}",
         "proxy_command": [settings.proxy_command],
@@ -106,7 +112,19 @@ def hub_config_values(settings) -> dict[str, str]:
         "allowed_groups": {settings.analysis_users_group},
         "singleuser": [f"{settings.user_venv}/bin/jupyterhub-singleuser"],
         "environment": environment,
+        # supervisord has no per-user units: servers are the hub's children, unlimited.
+        "spawner_class": "localprocess",
     }
+    if settings.service_manager == "systemd":
+        values.update(
+            spawner_class="systemdspawner.SystemdSpawner",
+            mem_limit=settings.analysis_memory_limit,
+            cpu_limit=float(settings.analysis_cpu_limit),
+            unit_properties={
+                "TasksMax": str(settings.analysis_tasks_limit),
+                "InaccessiblePaths": " ".join(f"-{path}" for path in settings.hub_inaccessible_paths),
+            },
+        )
     return {key: repr(value) for key, value in values.items()}
 
 
@@ -120,6 +138,12 @@ def configure(settings) -> list[str]:
             settings.proxy_auth_token]
 
 
+def site(settings) -> str:
+    """The hub's own nginx site (written with nginx's configuration); returns its path."""
+    services.template(settings, "nginx/omero-jupyterhub.conf.j2", settings.hub_site_path)
+    return settings.hub_site_path
+
+
 def start(settings, restart_sources: list[str]) -> None:
     # The hub starts the proxy itself (a child: stopped and restarted with it).
     services.program(
@@ -129,7 +153,7 @@ def start(settings, restart_sources: list[str]) -> None:
         unit_template="systemd/omero-jupyterhub.service.j2",
     )
     started = services.start(settings, "omero-jupyterhub", restart_sources=restart_sources)
-    health = f"http://127.0.0.1:{settings.analysis_port}{settings.analysis_path}hub/health"
+    health = f"http://127.0.0.1:{settings.analysis_port}/hub/health"
     wait_until(name="Wait until JupyterHub answers through its proxy",
                check=f"curl -gfs -o /dev/null {shlex.quote(health)}", what="JupyterHub",
                when=changed(started))

@@ -178,9 +178,13 @@ OPTIONS: tuple[Option, ...] = (
            "OMERO.figure's PDF export script and its packages go on omero_server hosts.",
            example=["omero-figure", "omero-iviewer"]),
     # -- the analysis environment (hosts in omero_analysis, also in omero_web; docs/analysis.md)
-    Option("omero_analysis_path", "/jupyter/",
-           "Where JupyterHub is served on the OMERO.web site (nginx location, the hub's "
-           "`base_url`): a path of its own, starting and ending with `/`."),
+    Option("omero_analysis_server_name", None,
+           "The name JupyterHub is served at, `/` of its own site (required on omero_analysis "
+           "hosts): a host name of its own, none of `omero_nginx_server_name`'s and not below "
+           "one of its `*.` names, so that what a user's server serves never runs with a "
+           "visitor's OMERO.web session. Same HTTPS settings and certificate as the OMERO.web "
+           "site: a given certificate must cover it, a self-signed one names it.",
+           example="jupyter.lab.example.org"),
     Option("omero_analysis_users_group", "jupyterhub-users",
            "The Unix group whose members may log in to JupyterHub (with their own account's "
            "password, through PAM). Created empty if missing: add the lab's users to it."),
@@ -197,11 +201,24 @@ OPTIONS: tuple[Option, ...] = (
            example="omero.lab.example.org"),
     Option("omero_jupyterhub_version", "6.1.1",
            "JupyterHub release, in the hub's venv and (`jupyterhub-singleuser`) the users'."),
+    Option("omero_systemdspawner_version", "1.0.2",
+           "jupyterhub-systemdspawner release in the hub's venv (under systemd: each user's "
+           "server in a unit of its own, with the limits below)."),
     Option("omero_jupyterlab_version", "4.6.6", "JupyterLab release in the users' venv."),
     Option("omero_ezomero_version", "3.2.3", "ezomero release in the users' venv."),
     Option("omero_analysis_proxy_version", "5.1.0",
            "configurable-http-proxy release (from npm). 5.0 and 5.1 need Node.js 18, 5.2 and "
            "later 20: refused where the host's Node.js is older (Ubuntu 22.04 packages 12)."),
+    Option("omero_analysis_memory_limit", "2G",
+           "Memory one user's server and kernels may use together (systemd `MemoryMax`; `512M`, "
+           "`4G`, 256M to 1024G); past it the kernel using most is killed, the server stays. "
+           "Not enforced under supervisord."),
+    Option("omero_analysis_cpu_limit", 1,
+           "CPUs one user's server and kernels may use together (systemd `CPUQuota`, 1 = one "
+           "core; 0.1 to 256). Not enforced under supervisord."),
+    Option("omero_analysis_tasks_limit", 512,
+           "Processes and threads one user's server may run (systemd `TasksMax`, 64 to 65536). "
+           "Not enforced under supervisord."),
     # -- backups (hosts in omero_database or omero_server; docs/backup.md) ----------------
     Option("omero_backup_local_dir", None,
            "A restic repository on the host itself (best on another disk). Backups run when "

@@ -6,7 +6,7 @@ from pyinfra.operations import apt, dnf, files
 
 from facts.omero import HostAddresses
 
-from . import services
+from . import analysis, services
 from .operations import changed, refreshed, secret_file, self_signed_certificate, wait_until
 
 SELF_SIGNED_DAYS = 397  # what browsers accept for a certificate's lifetime
@@ -34,7 +34,7 @@ def _tls(settings) -> list[str]:
         return [certificate, key]
     # For the server names and every address the host has (reached by address too).
     addresses = {*host.get_fact(HostAddresses), *([settings.address] if settings.address else [])}
-    names = [*settings.server_names, *sorted(addresses - set(settings.server_names))]
+    names = [*settings.certificate_names, *sorted(addresses - set(settings.certificate_names))]
     self_signed_certificate(
         name="Make the site's self-signed certificate when due",
         certificate=certificate, key=key, names=names, renew_days=settings.nginx_tls_renew_days,
@@ -63,6 +63,8 @@ def configure(settings) -> list[str]:
     written.append(platform.nginx_site_path)
     services.template(settings, "nginx/omero-web.conf.j2", written[-1],
                       static_root=settings.web_static_root)
+    if "omero_analysis" in settings.roles:
+        written.append(analysis.site(settings))
     # A bad site stops the deploy before nginx loads it, on this run and on every later
     # one until it is fixed (the reload stamp is only touched by a reload).
     refreshed(name="Check the nginx configuration", commands=["nginx -t -q"],

@@ -124,13 +124,15 @@ _CONFIG_KEY = re.compile(r"omero\.[A-Za-z0-9_.]+")
 _SCHEDULE = re.compile(r"(?:(Mon|Tue|Wed|Thu|Fri|Sat|Sun) )?([01][0-9]|2[0-3]):([0-5][0-9])"
                        r"|every ([1-9][0-9]{0,3})([mh])")
 _KEEP = ("daily", "weekly", "monthly")
-# A path on the site: segments of URL-safe characters, starting and ending with '/'.
-_SITE_PATH = re.compile(r"/(?:[A-Za-z0-9._~-]+/)+")
-# First segments OMERO.web, its apps and nginx's own locations serve: a path there would hide them.
-_WEB_PATHS = frozenset({
-    "static", "webclient", "webadmin", "webgateway", "webstart", "feedback", "api", "url", "index",
-    "figure", "iviewer", "parade", "mapr", "omero_figure", "omero_iviewer", "omero_parade", ".well-known",
-})
+# Options this deploy had and no longer has: what to do instead.
+_REMOVED = {
+    "omero_analysis_path": "was removed: JupyterHub is served at / of a name of its own now (its "
+                           "own origin, apart from OMERO.web's); remove it and set "
+                           "omero_analysis_server_name (docs/analysis.md)",
+}
+# A systemd size for a user's memory: mebibytes or gibibytes.
+_MEMORY = re.compile(r"([1-9][0-9]{0,6})([MmGg])")
+_MEMORY_MIB = (256, 1024 * 1024)  # JupyterLab needs about 200M to start; 1024G at most
 # configurable-http-proxy's Node.js requirement (its package.json `engines`), from the
 # release on: 4.x declares Node.js 10, 5.0 and 5.1 need 18, 5.2 and later 20.
 _PROXY_NODE = (((5, 2, 0), 20), ((5, 0, 0), 18), ((0, 0, 0), 10))
@@ -476,16 +478,38 @@ def _nginx_size(value: Any) -> str:
     return text.lower()
 
 
-def _site_path(value: Any) -> str:
+def _hub_name(value: Any) -> str:
+    """The hub's own site name: one host name (no wildcard, no address), lower-case."""
     text = _text(value)
-    if not _SITE_PATH.fullmatch(text) or any(part in (".", "..") for part in text.split("/")):
-        raise _Bad(f"{text!r} is not a path of its own on the site: '/', then segments of letters, "
-                   "digits and . _ ~ - each followed by '/', like /jupyter/")
-    first = text.split("/")[1]
-    if first in _WEB_PATHS:
-        raise _Bad(f"{text!r} is below /{first}/, which OMERO.web (or nginx) serves; use another, "
-                   "like /jupyter/")
-    return text
+    if not _is_host_name(text):
+        raise _Bad(f"{text!r} is not a host name (the hub's own: dot-separated labels of letters, "
+                   "digits and inner '-'; no address, no '*.' and no '_')")
+    return text.lower()
+
+
+def hub_name_clash(hub: str, web_names: Iterable[str]) -> str | None:
+    """The name among OMERO.web's server names that is ``hub`` or takes it in (nginx's
+    ``*.name`` matches names below it at any depth), or None."""
+    for name in web_names:
+        lowered = name.lower()
+        if lowered == hub or (lowered.startswith("*.") and hub.endswith(lowered[1:])):
+            return name
+    return None
+
+
+def _memory(value: Any) -> str:
+    text = _text(value)
+    match = _MEMORY.fullmatch(text)
+    low, high = _MEMORY_MIB
+    if match is None or not low <= int(match[1]) * (1024 if match[2] in "Gg" else 1) <= high:
+        raise _Bad(f"{text!r} is not a memory size from 256M to 1024G (a whole number, then M or G)")
+    return match[1] + match[2].upper()
+
+
+def _cpus(value: Any) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.1 <= value <= 256:
+        raise _Bad(f"must be a number of CPUs from 0.1 to 256, like 1 or 0.5, not {value!r}")
+    return value
 
 
 def proxy_node_major(version: str) -> int:
@@ -562,7 +586,7 @@ _GRAMMARS: dict[str, Callable[[Any], Any]] = {
     "omero_nginx_https_listen": lambda value: _endpoint(value, need_address=False),
     "omero_nginx_hsts": _one_of(True, False),
     "omero_web_apps": _web_apps,
-    "omero_analysis_path": _site_path,
+    "omero_analysis_server_name": _optional(_hub_name),
     "omero_analysis_users_group": _account,
     "omero_analysis_basedir": _path,
     # Three ports in a row (proxy, its API, the hub), unprivileged.
@@ -572,6 +596,10 @@ _GRAMMARS: dict[str, Callable[[Any], Any]] = {
     "omero_jupyterlab_version": _release,
     "omero_ezomero_version": _release,
     "omero_analysis_proxy_version": _release,
+    "omero_systemdspawner_version": _release,
+    "omero_analysis_memory_limit": _memory,
+    "omero_analysis_cpu_limit": _cpus,
+    "omero_analysis_tasks_limit": _bounded(64, 65536),
     "omero_backup_local_dir": _optional(_path),
     "omero_backup_remote_dir": _path,
     "omero_backup_user": _account,
@@ -910,9 +938,13 @@ class Settings:
     @property
     def site_origins(self) -> tuple[str, ...]:
         """The site as browsers reach it (CSRF's trusted origins), one per server name."""
+        return tuple(self.origin(name) for name in self.server_names)
+
+    def origin(self, name: str) -> str:
+        """``name`` as browsers reach nginx: scheme, name and a port other than the scheme's."""
         scheme, port = ("https", self.https_listen_port) if self.https else ("http", self.nginx_listen_port)
         suffix = "" if port == {"https": 443, "http": 80}[scheme] else f":{port}"
-        return tuple(f"{scheme}://{name}{suffix}" for name in self.server_names)
+        return f"{scheme}://{name}{suffix}"
 
     @property
     def web_allowed_hosts(self) -> tuple[str, ...]:
@@ -970,8 +1002,32 @@ class Settings:
 
     @property
     def proxy_url(self) -> str:
-        """Where nginx reaches the hub's proxy (the site's path is passed on as it is)."""
+        """Where nginx reaches the hub's proxy."""
         return f"http://127.0.0.1:{self.analysis_port}"
+
+    @property
+    def hub_site_path(self) -> str:
+        """The hub's nginx site, beside OMERO.web's."""
+        return f"{posixpath.dirname(self.platform.nginx_site_path)}/omero-jupyterhub.conf"
+
+    @property
+    def hub_public_url(self) -> str:
+        """The hub as browsers reach it: / of its own name."""
+        return f"{self.origin(self.analysis_server_name)}/"
+
+    @property
+    def certificate_names(self) -> tuple[str, ...]:
+        """The names the site's certificate is for: OMERO.web's, and the hub's on its hosts."""
+        hub = (self.analysis_server_name,) if "omero_analysis" in self.roles else ()
+        return (*self.server_names, *hub)
+
+    @property
+    def hub_inaccessible_paths(self) -> tuple[str, ...]:
+        """OMERO's trees no user's server needs: hidden from them (systemd InaccessiblePaths;
+        '-': a tree this host has not is skipped)."""
+        return (self.data_dir, self.server_config_dir, self.server_home, self.web_config_dir,
+                f"{self.web_omerodir}/etc", self.web_home, self.backup_config_dir, self.backup_state_dir,
+                self.hub_state_dir, self.tls_dir)
 
     @property
     def backs_up(self) -> bool:
@@ -1098,7 +1154,33 @@ def load(host, inventory, platform: Platform, pid1: str) -> Settings:
     )
 
     extra: dict[str, Any] = {}
-    tls_mode = check.tls_mode(options, server_names) if WEB in roles else "off"
+    site_names = server_names  # what the certificate must cover
+    if ANALYSIS in roles:
+        if WEB not in roles:
+            raise OmeroDeployError(
+                f"host {host.name} is in {ANALYSIS} but not in {WEB}: JupyterHub is served by the "
+                f"OMERO.web host's nginx (on a site of its own); put the host in {WEB} too")
+        hub = options["omero_analysis_server_name"]
+        if hub is None:
+            check.fail("omero_analysis_server_name",
+                       "is required on omero_analysis hosts: JupyterHub is served at / of a name of "
+                       "its own, apart from OMERO.web's (docs/analysis.md)")
+        clash = hub_name_clash(hub, server_names)
+        if clash is not None:
+            relation = "is" if clash.lower() == hub else "is below"
+            check.fail("omero_analysis_server_name",
+                       f"{hub} {relation} omero_nginx_server_name's {clash}: the hub needs a name (an "
+                       "origin) of its own, or what a user's server serves would run with a visitor's "
+                       "OMERO.web session")
+        site_names = (*server_names, hub)
+        version, node = options["omero_analysis_proxy_version"], platform.nodejs_major
+        if node < proxy_node_major(version):
+            check.fail("omero_analysis_proxy_version",
+                       f"configurable-http-proxy {version} needs Node.js {proxy_node_major(version)} or "
+                       f"later, and {platform.label} packages Node.js {node}; put the analysis "
+                       "environment on Ubuntu 24.04, Debian 12 or 13 or Rocky Linux 9")
+        extra["analysis_omero_host"] = options["omero_analysis_omero_host"] or web_servers[0]
+    tls_mode = check.tls_mode(options, site_names) if WEB in roles else "off"
     if roles & {SERVER, WEB}:
         extra["icepy_wheel"] = check.optional_artifact(
             options, "omero_icepy_wheel", "omero_icepy_wheel_sha256", _ICEPY_WHEEL,
@@ -1127,19 +1209,6 @@ def load(host, inventory, platform: Platform, pid1: str) -> Settings:
             f"{database_hosts[0].name}-db-{options['omero_db_user']}"))
 
     extra.update(_backups(host, inventory, options, roles, check))
-    if ANALYSIS in roles:
-        if WEB not in roles:
-            raise OmeroDeployError(
-                f"host {host.name} is in {ANALYSIS} but not in {WEB}: JupyterHub is served under "
-                f"{options['omero_analysis_path']} by the OMERO.web site's nginx; put the host in {WEB} too")
-        version, node = options["omero_analysis_proxy_version"], platform.nodejs_major
-        if node < proxy_node_major(version):
-            check.fail("omero_analysis_proxy_version",
-                       f"configurable-http-proxy {version} needs Node.js {proxy_node_major(version)} or "
-                       f"later, and {platform.label} packages Node.js {node}; put the analysis "
-                       "environment on Ubuntu 24.04, Debian 12 or 13 or Rocky Linux 9")
-        extra["analysis_omero_host"] = options["omero_analysis_omero_host"] or web_servers[0]
-
     manager = options["omero_service_manager"]
     if manager == "auto":
         manager = "systemd" if pid1 == "systemd" else "supervisord"
@@ -1344,6 +1413,8 @@ class _Checker:
     def known(self, keys: Iterable[str]) -> None:
         """A misspelt option would silently fall back to its default: refuse it instead."""
         for key in keys:
+            if key in _REMOVED:
+                raise OmeroOptionError(key, _REMOVED[key], self.host_name)
             if key.startswith("omero_") and key not in DEFAULTS:
                 close = difflib.get_close_matches(key, DEFAULTS, n=1)
                 raise OmeroOptionError(key, "is not an option of this deploy"
@@ -1420,7 +1491,8 @@ class _Checker:
             if not _covers(covered, name.lower()):
                 self.fail("omero_nginx_tls_certificate",
                           f"{certificate} is not for {name} (it names {', '.join(covered) or 'nothing'}); "
-                          "browsers would refuse it. Give a certificate for every server name",
+                          "browsers would refuse it. Give a certificate for every server name "
+                          "(omero_nginx_server_name's, and omero_analysis_server_name on its hosts)",
                           example=EXAMPLES["omero_nginx_tls_certificate"])
 
     def optional_artifact(self, options, option, sha_option, name_pattern, name_hint) -> Artifact | None:

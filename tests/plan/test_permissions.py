@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "permissions.md"
 NAME = "omero.lab.example.org"
 # A host with every role but the backup host's, HTTPS, backups, DropBox, JupyterHub, a proxy.
-EVERYTHING = {"omero_nginx_server_name": NAME, "omero_nginx_tls": "self-signed",
+EVERYTHING = {"omero_nginx_server_name": NAME, "omero_analysis_server_name": "jupyter.lab.example.org",
+              "omero_nginx_tls": "self-signed",
               "omero_backup_local_dir": "/srv/omero-local-backup", "omero_server_dropbox": True,
               "omero_http_proxy": "http://proxy.lab:3128", "omero_web_apps": ["omero-figure"]}
 ROLES = (*ALL_ROLES, "omero_analysis")
@@ -165,9 +166,9 @@ SITE_HEADERS = ('add_header Strict-Transport-Security "max-age=63072000" always;
                 "proxy_set_header X-Forwarded-Proto $scheme;")
 
 
-def test_site_sends_its_security_headers(everything):
-    site = everything.uploads["/etc/nginx/conf.d/omero-web.conf"]
-    lines = [line.strip() for line in site.splitlines()]
+@pytest.mark.parametrize("site", ["omero-web.conf", "omero-jupyterhub.conf"])
+def test_site_sends_its_security_headers(everything, site):
+    lines = [line.strip() for line in everything.uploads[f"/etc/nginx/conf.d/{site}"].splitlines()]
     for header in SITE_HEADERS:
         assert header in lines, header
     assert lines.count("server_tokens off;") == lines.count("server {")

@@ -1,6 +1,7 @@
 """The pieces of the analysis environment decided on the machine running pyinfra: the data
 tools' wheel (built here, byte for byte the same for the same sources, agreeing with
-pyproject.toml) and configurable-http-proxy's Node.js requirement."""
+pyproject.toml), configurable-http-proxy's Node.js requirement, whether the hub's name is
+one of OMERO.web's, and the per-user limits' grammars."""
 
 import base64
 import csv
@@ -14,7 +15,7 @@ import tomllib
 from packaging.requirements import Requirement
 
 from deploys import movein_wheel
-from deploys.settings import proxy_node_major
+from deploys.settings import _Bad, _cpus, _hub_name, _memory, hub_name_clash, proxy_node_major
 
 pytestmark = pytest.mark.unit
 
@@ -77,3 +78,61 @@ def test_requirements_are_pyprojects_data_tools_dependencies():
 ])
 def test_proxy_node_requirement(version, node):
     assert proxy_node_major(version) == node
+
+
+@pytest.mark.parametrize(("hub", "web_names", "clash"), [
+    ("jupyter.lab.org", ["omero.lab.org"], None),
+    ("jupyter.lab.org", ["jupyter.lab.org"], "jupyter.lab.org"),
+    ("jupyter.lab.org", ["omero.lab.org", "Jupyter.Lab.org"], "Jupyter.Lab.org"),
+    ("jupyter.lab.org", ["*.lab.org"], "*.lab.org"),
+    ("a.jupyter.lab.org", ["*.lab.org"], "*.lab.org"),  # nginx's wildcard: any depth below
+    ("jupyter.lab.org", ["*.LAB.ORG"], "*.LAB.ORG"),
+    ("lab.org", ["*.lab.org"], None),  # the wildcard's own base is not below it
+    ("jupyter.lab.org", ["*.jupyter.lab.org"], None),
+    ("jupyter.lab.org", ["*.ab.org"], None),  # a label boundary, not a suffix of letters
+    ("xlab.org", ["*.lab.org"], None),
+    ("jupyter.lab.org", ["10.0.0.5"], None),
+    ("jupyter.lab.org", [], None),  # '_' alone: names are the server names without it
+])
+def test_hub_name_clash(hub, web_names, clash):
+    assert hub_name_clash(hub, web_names) == clash
+
+
+@pytest.mark.parametrize(("value", "parsed"), [
+    ("jupyter.lab.example.org", "jupyter.lab.example.org"), ("Jupyter.LAB.org", "jupyter.lab.org"),
+    ("hub", "hub"), ("hub-1.lab", "hub-1.lab"),
+    ("*.lab.org", None), ("_", None), ("10.0.0.5", None), ("::1", None), ("hub.lab.org.", None),
+    ("hub lab", None), ("-hub.lab", None), ("hub_1.lab", None), ("", None), (None, None), (["hub"], None),
+])
+def test_hub_name_grammar(value, parsed):
+    if parsed is None:
+        with pytest.raises(_Bad):
+            _hub_name(value)
+    else:
+        assert _hub_name(value) == parsed
+
+
+@pytest.mark.parametrize(("value", "parsed"), [
+    ("2G", "2G"), ("2g", "2G"), ("256M", "256M"), ("512m", "512M"), ("1024G", "1024G"), ("1048576M", "1048576M"),
+    ("255M", None), ("1025G", None), ("0G", None), ("02G", None), ("2T", None), ("2GB", None), ("2", None),
+    ("2 G", None), ("1.5G", None), ("-1G", None), ("infinity", None), (2 << 30, None), (None, None),
+])
+def test_memory_grammar(value, parsed):
+    if parsed is None:
+        with pytest.raises(_Bad):
+            _memory(value)
+    else:
+        assert _memory(value) == parsed
+
+
+@pytest.mark.parametrize(("value", "good"), [
+    (1, True), (0.5, True), (0.1, True), (256, True), (2.5, True),
+    (0, False), (0.09, False), (256.5, False), (-1, False), (float("nan"), False), (float("inf"), False),
+    (True, False), ("1", False), (None, False),
+])
+def test_cpus_grammar(value, good):
+    if good:
+        assert _cpus(value) == value
+    else:
+        with pytest.raises(_Bad):
+            _cpus(value)
