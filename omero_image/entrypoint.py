@@ -276,7 +276,9 @@ def config_lines(parts: list[tuple[str, str]]) -> str:
 def last_line(result: subprocess.CompletedProcess) -> str:
     """What a failed command said last: the error, without the traceback above it."""
     lines = [line.strip() for line in (result.stdout + result.stderr).splitlines() if line.strip()]
-    return lines[-1] if lines else f"exit status {result.returncode}"
+    # The line naming the error, not e.g. the end of a usage message's list of commands.
+    errors = [line for line in lines if re.search(r"error|invalid|unknown|denied", line, re.IGNORECASE)]
+    return (errors or lines)[-1][:500] if lines else f"exit status {result.returncode}"
 
 
 def web_env(omerodir: str) -> list[str]:
