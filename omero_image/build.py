@@ -174,11 +174,20 @@ def _labels(podman, container: str, digest_: str) -> dict[str, str]:
         "omero-pyinfra.omero-py": versions["omero-py"],
         "omero-pyinfra.zeroc-ice": versions["zeroc-ice"],
         "omero-pyinfra.gunicorn": versions["gunicorn"],
-        "omero-pyinfra.postgresql": inside(f"{PLATFORM.postgres_bin_dir}/postgres --version").split()[-1],
+        "omero-pyinfra.postgresql": postgres_version(inside(f"{PLATFORM.postgres_bin_dir}/postgres --version")),
         "omero-pyinfra.nginx": inside("nginx -v 2>&1").rsplit("/", 1)[-1],
         "omero-pyinfra.python": inside(f"{python} -c 'import platform; print(platform.python_version())'"),
         "omero-pyinfra.omero-server": server_version or "none",
     }
+
+
+def postgres_version(output: str) -> str:
+    """The version in ``postgres --version``'s output: "postgres (PostgreSQL) 15.14 (Debian
+    15.14-0+deb12u1)" gives 15.14."""
+    found = re.search(r"\(PostgreSQL\) ([0-9][0-9.]*)\b", output)
+    if not found:
+        raise RuntimeError(f"no PostgreSQL version in {output!r}")
+    return found.group(1)
 
 
 def _secrets_made_at_build(podman, container: str, manifest: dict) -> list[bytes]:
@@ -246,8 +255,9 @@ def build(options: Options, env: dict | None = None, log=print) -> Built:
     apt_cache.mkdir(parents=True, exist_ok=True)
     (CACHE / "pip").mkdir(parents=True, exist_ok=True)
     podman("rm", "-f", container, check=False)
-    # Caches are mounted, so they never land in the image (commit leaves mounts out).
-    podman("run", "-d", "--name", container, "--init", "--label", "omero-image-build=1",
+    # Caches are mounted, so they never land in the image (commit leaves mounts out). No
+    # label: commit would keep it on the image.
+    podman("run", "-d", "--name", container, "--init",
            "-v", f"{apt_cache}:/var/cache/apt/archives", "-v", f"{CACHE / 'pip'}:/root/.cache/pip",
            base, "sleep", "infinity")
     manifest = _manifest(options.web_workers, options.with_server)
@@ -274,6 +284,7 @@ def build(options: Options, env: dict | None = None, log=print) -> Built:
             for name, source_path in (("entrypoint.py", HERE / "entrypoint.py"),
                                       ("omero_scram.py", ROOT / "deploys" / "scram.py"),
                                       ("omero_passwords.py", ROOT / "deploys" / "passwords.py"),
+                                      ("watch.py", HERE / "watch.py"),
                                       ("finish.sh", HERE / "finish.sh"),
                                       ("image.json", work_dir / "image.json")):
                 podman("cp", str(source_path), f"{container}:/tmp/{name}")

@@ -16,6 +16,8 @@ Run as root, each service runs as its own user; run as another user (Apptainer, 
 --user), everything runs as that user.
 """
 
+import errno
+import fcntl
 import json
 import os
 import pwd
@@ -23,8 +25,12 @@ import re
 import secrets
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import unicodedata
 
 LIB = os.path.dirname(os.path.realpath(__file__))
 sys.path.insert(0, LIB)
@@ -36,6 +42,8 @@ with open(os.path.join(LIB, "image.json"), encoding="utf-8") as _manifest:
 
 STATE = IMAGE["state"]
 RUN = f"{STATE}/run"  # made anew at every start
+LOCK = f"{STATE}/omero-image.lock"  # held by the container using the state, for its whole life
+HOME = f"{STATE}/home"  # the services' homes (OMERO.web's and OMERO.server's are in their trees)
 LOG = f"{STATE}/log"
 PGDATA = f"{STATE}/postgresql"
 WEB = f"{STATE}/web"
@@ -101,6 +109,55 @@ def checked(result: subprocess.CompletedProcess, what: str) -> subprocess.Comple
     if result.returncode != 0:
         raise Refused(f"{what} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
     return result
+
+
+# -- the state's lock ---------------------------------------------------------------------
+# What a file system without working locks answers (NFS without lockd, Lustre without -o flock).
+NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS)
+LOCK_MODES = ("required", "if-supported")
+
+
+def hold_state(mode: str) -> int | None:
+    """The state's lock, taken before anything on it changes and held until the container
+    ends (by this process, then by supervisord, which inherits it). Each container has its
+    own process ids, so PostgreSQL's postmaster.pid does not see a second one on the same
+    data files: this lock must. None when the file system has no locks and ``mode`` allows it."""
+    if mode not in LOCK_MODES:
+        raise Refused(f"OMERO_STATE_LOCK={mode!r} is not one of {', '.join(LOCK_MODES)}")
+    try:
+        descriptor = os.open(LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as error:
+        raise Refused(f"cannot open the state's lock {LOCK}: {error.strerror}") from None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        with open(descriptor, encoding="utf-8", errors="replace") as held:
+            holder = held.read().strip() or "unknown"
+        raise Refused(f"the state {STATE} is in use by another container ({holder}; it holds {LOCK}). "
+                      "Two on one state would run two PostgreSQL servers on the same data files and "
+                      "corrupt the database: stop the other one first, or give this one another state") from None
+    except OSError as error:
+        os.close(descriptor)
+        if error.errno not in NO_LOCKS:
+            raise Refused(f"cannot lock the state ({LOCK}): {error.strerror}") from None
+        unguarded = (f"the file system of {STATE} cannot lock {LOCK} ({error.strerror}), so nothing "
+                     "stops a second container (on this node or another) from starting on this state "
+                     "and corrupting the database")
+        if mode == "required":
+            raise Refused(f"{unguarded}. Put the state on a file system with locks (a local disk; NFS "
+                          "with lockd; Lustre mounted with -o flock), or set OMERO_STATE_LOCK=if-supported "
+                          "and never start a second container on it") from None
+        say(f"WARNING: {unguarded} (OMERO_STATE_LOCK=if-supported)")
+        return None
+    os.ftruncate(descriptor, 0)
+    os.write(descriptor, f"{holder_of_lock()}\n".encode())
+    return descriptor
+
+
+def holder_of_lock() -> str:
+    """Who holds the lock, for the message of a container refused: the host (podman's
+    container id, Apptainer's node), the process and since when."""
+    return f"host {socket.gethostname()}, pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------
@@ -180,23 +237,84 @@ def database() -> str | None:
 
 
 # -- OMERO.web ----------------------------------------------------------------------------
-def config_lines() -> str:
-    """The site's overrides: config/*.omero, then CONFIG_omero_* variables (``_`` -> ``.``,
-    ``__`` -> ``_``: CONFIG_omero_web_server__list sets omero.web.server_list)."""
+def config_variable(variable: str, value: str) -> str:
+    """The `omero load` line of one CONFIG_omero_* variable (``_`` -> ``.``, ``__`` -> ``_``:
+    CONFIG_omero_web_server__list sets omero.web.server_list); refuses what cannot be one."""
+    key = variable.removeprefix("CONFIG_").replace("__", "\0").replace("_", ".").replace("\0", "_")
+    if not re.fullmatch(r"omero(\.[A-Za-z0-9_]+)+", key):
+        raise Refused(f"{variable}: not a setting's name (CONFIG_omero_web_public__enabled sets "
+                      "omero.web.public_enabled)")
+    control = sorted({character for character in value if unicodedata.category(character) == "Cc"} - {"\t"})
+    if control:
+        raise Refused(f"{variable}: its value holds {', '.join(map(repr, control))}: a setting's value is one "
+                      "line (JSON lists and objects included)")
+    return f"config set -- {shlex.quote(key)} {shlex.quote(value)}\n"
+
+
+def site_config(environ=os.environ) -> list[tuple[str, str]]:
+    """The site's overrides, each with where it comes from: config/*.omero, then
+    CONFIG_omero_* variables (the later wins)."""
     parts = []
     if os.path.isdir(CONFIG):
         for name in sorted(os.listdir(CONFIG)):
             if name.endswith(".omero"):
-                with open(os.path.join(CONFIG, name), encoding="utf-8") as handle:
-                    parts.append(f"# {name}\n{handle.read()}\n")
-    for variable, value in sorted(os.environ.items()):
-        if variable.startswith("CONFIG_omero_"):
-            key = variable.removeprefix("CONFIG_").replace("__", "\0").replace("_", ".").replace("\0", "_")
-            parts.append(f"config set -- {shlex.quote(key)} {shlex.quote(value)}\n")
-    return "".join(parts)
+                path = os.path.join(CONFIG, name)
+                try:
+                    with open(path, encoding="utf-8") as handle:
+                        parts.append((path, handle.read() + "\n"))
+                except (OSError, UnicodeDecodeError) as error:
+                    raise Refused(f"{path}: cannot be read as UTF-8 text: {error}") from None
+    parts += [(variable, config_variable(variable, value)) for variable, value in sorted(environ.items())
+              if variable.startswith("CONFIG_omero")]
+    return parts
 
 
-def web() -> None:
+def config_lines(parts: list[tuple[str, str]]) -> str:
+    return "".join(f"# {source}\n{text}" for source, text in parts)
+
+
+def last_line(result: subprocess.CompletedProcess) -> str:
+    """What a failed command said last: the error, without the traceback above it."""
+    lines = [line.strip() for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    # The line naming the error, not e.g. the end of a usage message's list of commands.
+    errors = [line for line in lines if re.search(r"error|invalid|unknown|denied", line, re.IGNORECASE)]
+    return (errors or lines)[-1][:500] if lines else f"exit status {result.returncode}"
+
+
+def web_env(omerodir: str) -> list[str]:
+    home = f"{WEB}/home"
+    return ["env", f"HOME={home}", f"OMERODIR={omerodir}", f"OMERO_USERDIR={home}"]
+
+
+def refused_source(user: str, parts: list[tuple[str, str]]) -> str:
+    """Which override `omero load` refuses, each tried alone in a scratch OMERODIR."""
+    scratch = directory(f"{RUN}/config-check", user, 0o700)
+    directory(f"{scratch}/etc", user, 0o700)
+    directory(f"{scratch}/etc/grid", user, 0o700)
+    try:
+        for source, text in parts:
+            lines = write(f"{scratch}/site.omero", text, user, 0o600)
+            result = as_user(user, web_env(scratch) + [IMAGE["web_omero"], "load", lines])
+            if result.returncode != 0:
+                return f"{source} is not OMERO configuration `omero load` takes: {last_line(result)}"
+        return ""
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def setting_source(message: str, parts: list[tuple[str, str]]) -> str:
+    """The override that sets the key OMERO.web names in ``message``: the last one wins."""
+    keys = re.findall(r"omero(?:\.[A-Za-z0-9_]+)+", message)
+    for source, text in reversed(parts):
+        if any(re.search(rf"(?m)^\s*config\s+set\s+(--\s+)?'?{re.escape(key)}'?\s", text) for key in keys):
+            return source
+    return ""
+
+
+def web(parts: list[tuple[str, str]]) -> None:
+    """OMERO.web's configuration: the image's, then the site's, loaded and then read as
+    OMERO.web reads it at start (its settings and apps), so a value it refuses stops the
+    start here, named, instead of gunicorn failing over and over."""
     user = IMAGE["web_user"]
     directory(WEB, user, 0o750)
     for sub in ("log", "grid", "home"):
@@ -204,13 +322,23 @@ def web() -> None:
     key = f"{WEB}/django_secret_key"
     if not os.path.exists(key):
         write(key, secrets.token_urlsafe(48), user, 0o600)
-    overrides = write(f"{RUN}/omero-web-overrides.omero", config_lines(), user, 0o600)
+    overrides = write(f"{RUN}/omero-web-overrides.omero", config_lines(parts), user, 0o600)
     image_files = sorted(f"{IMAGE['web_config_dir']}/{name}" for name in os.listdir(IMAGE["web_config_dir"])
                          if name.endswith(".omero"))
     # config.xml (in grid/, on the volume) is made anew: the image's files hold the whole truth
     # (they start with `config drop default`), the site's overrides come last.
-    checked(as_user(user, ["env", f"OMERODIR={IMAGE['web_omerodir']}", f"OMERO_USERDIR={WEB}/home",
-                           IMAGE["web_omero"], "load", *image_files, overrides]), "loading OMERO.web's configuration")
+    loaded = as_user(user, web_env(IMAGE["web_omerodir"]) + [IMAGE["web_omero"], "load", *image_files, overrides])
+    if loaded.returncode != 0:
+        raise Refused(refused_source(user, parts)
+                      or f"loading OMERO.web's configuration failed: {last_line(loaded)}")
+    python = os.path.join(os.path.dirname(IMAGE["web_omero"]), "python")
+    read = as_user(user, web_env(IMAGE["web_omerodir"]) + [
+        "DJANGO_SETTINGS_MODULE=omeroweb.settings", python, "-c", "import django; django.setup()"],
+        cwd=IMAGE["web_omerodir"])
+    if read.returncode != 0:
+        reason = last_line(read)
+        source = setting_source(reason, parts)
+        raise Refused(f"OMERO.web refuses its configuration{f' ({source})' if source else ''}: {reason}")
 
 
 # -- OMERO.server (in an image built with it) -------------------------------------------
@@ -224,7 +352,7 @@ def server_env() -> list[str]:
     return ["env", f"HOME={home}", f"OMERODIR={IMAGE['server_omerodir']}", f"OMERO_USERDIR={home}/omero"]
 
 
-def server(db_port: int, db_password: str | None) -> None:
+def server(db_port: int, db_password: str | None, parts: list[tuple[str, str]]) -> None:
     """The server's trees on the volume, its certificate, its configuration for this start."""
     user = IMAGE["server_user"]
     if db_password is None:
@@ -271,7 +399,7 @@ def server(db_port: int, db_password: str | None) -> None:
     write(f"{SERVER_CONFIG}/00-image.omero",
           "config drop default\n" + "".join(f"config set -- {key} {shlex.quote(value)}\n"
                                             for key, value in settings.items()), user, 0o600)
-    write(f"{SERVER_CONFIG}/50-site.omero", config_lines(), user, 0o600)
+    write(f"{SERVER_CONFIG}/50-site.omero", config_lines(parts), user, 0o600)
 
 
 def schema(db_port: int) -> None:
@@ -352,6 +480,17 @@ serverurl=unix://{run}/supervisor.sock
 files = {run}/programs/*.conf
 """
 
+WATCH_CONF = """; Written by omero-image at start: stops the container when a program keeps failing.
+[eventlistener:omero-image-watch]
+command={python} {lib}/watch.py {run} {log}
+events=PROCESS_STATE_EXITED,PROCESS_STATE_FATAL
+priority=1
+autorestart=true
+environment=HOME="{home}"
+stdout_logfile=NONE
+stderr_logfile={log}/omero-image-watch.log
+"""
+
 
 def replaced(text: str, old: str, new: str, where: str) -> str:
     """``text`` with its one ``old`` made ``new``: the image's own files, or it refuses."""
@@ -381,6 +520,8 @@ def runtime(http_port: int, web_port: int, db_port: int) -> str:
     write(f"{RUN}/nginx.conf", NGINX_CONF.format(
         user=f"user {IMAGE['nginx_user']};\n" if AS_ROOT else "", run=RUN, log=LOG))
 
+    homes = {"postgresql": (f"{HOME}/postgresql", "postgres"), "nginx": (f"{HOME}/nginx", "root"),
+             "omero-web": (f"{WEB}/home", IMAGE["web_user"])}
     changes = {
         "postgresql": [(f"-c config_file={IMAGE['postgres_conf']}",
                         f"-c config_file={IMAGE['postgres_conf']} -c port={db_port} "
@@ -390,49 +531,104 @@ def runtime(http_port: int, web_port: int, db_port: int) -> str:
                         # listens on localhost only.
                         "-c ssl=off")],
         "omero-web": [(f"--bind {IMAGE['web_bind']} ", f"--bind 127.0.0.1:{web_port} "),
-                      (f"--workers {IMAGE['web_workers']} ", f"--workers {workers} ")],
+                      (f"--workers {IMAGE['web_workers']} ", f"--workers {workers} "),
+                      # OMERO's per-user files (the image's homes are read-only).
+                      ("environment=", f'environment=OMERO_USERDIR="{WEB}/home",')],
         "nginx": [("/usr/sbin/nginx -g", f"/usr/sbin/nginx -c {RUN}/nginx.conf -e stderr -g")],
     }
     if IMAGE["server"]:
         changes["omero-server"] = [
             (f"--glob '{IMAGE['server_config_dir']}/*.omero'", f"--glob '{SERVER_CONFIG}/*.omero'"),
-            # Its own per-user directory: the one set for OMERO.web below is the web user's.
+            # Its own per-user directory (its HOME, set by the deploy, is on the volume).
             ("environment=", f'environment=OMERO_USERDIR="{SERVER}/home/omero",'),
         ]
+    directory(HOME, "root", 0o755)
     for program, edits in changes.items():
         path = f"{IMAGE['supervisor_programs']}/{program}.conf"
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
-        for old, new in edits + [("stdout_logfile=/var/log/supervisor/", f"stdout_logfile={LOG}/")]:
+        # A program that fails to start gives up after 1 + 2 + 3 s, and the watch below
+        # stops the container.
+        for old, new in edits + [("stdout_logfile=/var/log/supervisor/", f"stdout_logfile={LOG}/"),
+                                 ("startretries=10", "startretries=3")]:
             text = replaced(text, old, new, path)
+        if program in homes:
+            home, user = homes[program]
+            text = with_home(text, directory(home, user, 0o700), path)
         if not AS_ROOT:  # one user runs everything: supervisord cannot switch users
             text = re.sub(r"(?m)^user=.*\n", "", text)
         write(f"{RUN}/programs/{program}.conf", text)
+    write(f"{RUN}/programs/omero-image-watch.conf", WATCH_CONF.format(
+        python=sys.executable, lib=LIB, run=RUN, log=LOG, home=directory(f"{HOME}/omero-image-watch", "root", 0o700)))
     return write(f"{RUN}/supervisord.conf", SUPERVISORD_CONF.format(
         run=RUN, log=LOG, user="user=root\n" if AS_ROOT else ""))
 
 
-def main() -> None:
+def with_home(text: str, home: str, where: str) -> str:
+    """A supervisord program's ``text`` with HOME set to ``home`` (supervisord leaves its
+    own, root's, to every program)."""
+    if re.search(r"(?m)^environment=(.*[,=])?HOME=", text):
+        raise Refused(f"{where} sets HOME already; the image is not what this entrypoint knows")
+    if re.search(r"(?m)^environment=", text):
+        return re.sub(r"(?m)^environment=", f'environment=HOME="{home}",', text, count=1)
+    return replaced(text, "\nuser=", f'\nenvironment=HOME="{home}"\nuser=', where)
+
+
+def supervise(conf: str, environment: dict, lock: int | None) -> int:
+    """supervisord run under this process (PID 1 in a container), which forwards it the
+    container's signals, reaps orphans, and exits non-zero when the watch stopped it: a
+    program that kept failing, named on the container's output. supervisord inherits the
+    state's lock, so the lock outlives this process as long as supervisord lives."""
+    if lock is not None:
+        os.set_inheritable(lock, True)
+    child = {}
+
+    def forward(signum, _frame):
+        if "pid" in child:
+            try:
+                os.kill(child["pid"], signum)
+            except ProcessLookupError:
+                pass
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(signum, forward)
+    # Python ignores SIGPIPE and SIGXFSZ; the services must not inherit that.
+    child["pid"] = os.posix_spawn("/usr/bin/supervisord", ["supervisord", "-n", "-c", conf], environment,
+                                  setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
+    while True:
+        pid, status = os.waitpid(-1, 0)
+        if pid == child["pid"]:
+            break
+    code = os.waitstatus_to_exitcode(status)
+    if os.path.exists(f"{RUN}/failed"):
+        with open(f"{RUN}/failed", encoding="utf-8", errors="replace") as failed:
+            say(failed.read().rstrip())
+        return 1
+    return code if code >= 0 else 128 - code
+
+
+def main() -> int:
     if not os.access(STATE, os.W_OK):
         raise Refused(f"{STATE} is not writable: mount a volume (or a directory of yours) there")
+    lock = hold_state(os.environ.get("OMERO_STATE_LOCK", "required"))  # before anything changes
     http_port = port("OMERO_HTTP_PORT", IMAGE["http_port"])
     web_port = port("OMERO_WEB_PORT", int(IMAGE["web_bind"].rsplit(":", 1)[1]))
     db_port = port("OMERO_DB_PORT", IMAGE["db_port"])
     if len({http_port, web_port, db_port}) < 3:
         raise Refused("OMERO_HTTP_PORT, OMERO_WEB_PORT and OMERO_DB_PORT must differ")
+    parts = site_config()
     shutil.rmtree(RUN, ignore_errors=True)  # sockets and pids of an earlier start
     directory(RUN, "root", 0o755)
     directory(LOG, "root", 0o755)
     os.makedirs(CONFIG, mode=0o755, exist_ok=True)  # yours: maybe a read-only mount, never chowned
+    web(parts)  # the configuration, checked before any service starts
     db_password = database()
-    web()
     if IMAGE["server"]:
-        server(db_port, db_password)
+        server(db_port, db_password, parts)
         schema(db_port)
     conf = runtime(http_port, web_port, db_port)
-    os.environ["OMERO_USERDIR"] = f"{WEB}/home"  # OMERO's per-user files (the image's homes are read-only)
     say(f"starting supervisord (nginx on port {http_port})")
-    os.execve("/usr/bin/supervisord", ["supervisord", "-n", "-c", conf], service_environment(os.environ))
+    return supervise(conf, service_environment(os.environ), lock)
 
 
 def service_environment(environ) -> dict:
@@ -444,7 +640,7 @@ def service_environment(environ) -> dict:
 
 if __name__ == "__main__":
     try:
-        main()
+        sys.exit(main())
     except Refused as refused:
         say(str(refused))
         sys.exit(1)

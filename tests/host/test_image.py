@@ -1,12 +1,16 @@
 """The OMERO image (scripts/build-image): built once per source digest, then run as a lab
 would run it: podman as root on a fresh volume, restarted, replaced by a new container on
 the same volume, and Apptainer-style (another uid, read-only root, a bind-mounted state
-directory, unprivileged ports from the environment). Every layer of the saved tarball is
-searched for the passwords these tests use."""
+directory, unprivileged ports from the environment). A second container on a state in
+use, a bad setting and a program that keeps failing each end the container at once,
+non-zero, saying why. Every layer of the saved tarball is searched for the passwords
+these tests use."""
 
 import json
 import os
+import re
 import secrets
+import subprocess
 import time
 from pathlib import Path
 
@@ -114,6 +118,21 @@ class Started:
         podman("rm", "-f", "-t", "10", self.name, check=False)
 
 
+def run_to_the_end(name: str, tag: str, state: str, *args: str, timeout: float = 120) -> tuple[int, str, float]:
+    """A container started in the foreground: its exit status, its output and how long it ran."""
+    name = PREFIX + "image-" + name
+    podman("rm", "-f", "-t", "0", name, check=False)
+    started = time.monotonic()
+    try:
+        ended = podman("run", "--name", name, "--label", f"{RUN_LABEL}={RUN_ID}", "-v", f"{state}:{build.STATE}",
+                       *args, tag, check=False, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{name} still runs after {timeout} s")
+    finally:
+        podman("rm", "-f", "-t", "0", name, check=False)
+    return ended.returncode, ended.stdout + ended.stderr, time.monotonic() - started
+
+
 @pytest.fixture
 def volume():
     name = f"{PREFIX}image-{RUN_ID}-{secrets.token_hex(3)}"
@@ -129,8 +148,11 @@ def test_labels_entrypoint_and_size(image):
     assert labels["omero-pyinfra.omero-web"] == DEFAULTS["omero_web_version"]
     assert labels["omero-pyinfra.omero-py"] == DEFAULTS["omero_py_version"]
     assert labels["omero-pyinfra.zeroc-ice"] == "3.6.5"
-    assert labels["omero-pyinfra.postgresql"].startswith("15.")
+    assert re.fullmatch(r"15\.[0-9]+", labels["omero-pyinfra.postgresql"])
     assert labels["omero-pyinfra.omero-server"] == "none"
+    # Ours and podman's own; none of the build container's.
+    assert {key for key in labels if not key.startswith(("omero-pyinfra.", "org.opencontainers.image."))} \
+        <= {"io.buildah.version"}, labels
     assert config["Entrypoint"] == ["/usr/local/sbin/omero-image"]
     assert build.STATE in config["Volumes"]
     size_mb = round(tarball.stat().st_size / 1e6)
@@ -233,6 +255,111 @@ def test_apptainer_style_user_read_only_root_and_env_ports(image, tmp_path):
         assert {path.stat().st_uid for path in state.rglob("*")} == {uid}
     finally:
         started.remove()
+
+
+def test_a_second_container_on_a_state_in_use_refuses(image, volume):
+    """Each container has its own process ids, so PostgreSQL's postmaster.pid cannot see a
+    second one on the same data files: the state's lock refuses it at once, and the first
+    goes on serving. Each service runs with its own HOME."""
+    tag, _, _ = image
+    first = Started("lock-first", tag, volume)
+    try:
+        first.serving()
+        holder = first.exec("hostname").stdout.strip()
+        status, output, seconds = run_to_the_end("lock-second", tag, volume)
+        figure("second container on a state in use, to its refusal (s)", round(seconds, 1))
+        assert status != 0 and seconds < 30, output
+        assert f"the state {build.STATE} is in use by another container (host {holder}, pid 1" in output, output
+        assert "Traceback" not in output
+        login_page(first.url)
+        programs = first.exec(f"supervisorctl -c {build.STATE}/run/supervisord.conf status").stdout
+        assert programs.count("RUNNING") == 4, programs  # its run/ (the socket) kept, all running
+
+        # Each program's own HOME, its user's alone (none of them root's). nginx writes its
+        # process title over its environment: its program's configuration says it instead.
+        homes = {"postgresql": (f"{build.STATE}/home/postgresql", "postgres"),
+                 "omero-web": (f"{build.STATE}/web/home", "omero-web"),
+                 "omero-image-watch": (f"{build.STATE}/home/omero-image-watch", "root")}
+        for program, (home, user) in homes.items():
+            pid = re.search(rf"(?m)^{program} +RUNNING +pid ([0-9]+)", programs).group(1)
+            environ = podman("exec", "-u", user, first.name, "cat", f"/proc/{pid}/environ").stdout.split("\0")
+            assert f"HOME={home}" in environ, (program, environ)
+            assert first.exec(f"stat -c '%U %a' {home}").stdout.split() == [user, "700"]
+        assert f'environment=HOME="{build.STATE}/home/nginx"' in first.exec(
+            f"cat {build.STATE}/run/programs/nginx.conf").stdout
+        # OMERO.web's start no longer fails to use root's home (gunicorn's control socket).
+        web_log = first.exec(f"cat {build.STATE}/log/omero-web.log").stdout
+        assert f"Control socket listening at {build.STATE}/web/home/.gunicorn" in web_log and "/root" not in web_log
+
+        first.remove()  # the lock goes with its container: a new one starts on the state
+        again = Started("lock-again", tag, volume)
+        again.serving()
+        again.remove()
+    finally:
+        first.remove()
+        podman("rm", "-f", "-t", "0", PREFIX + "image-lock-again", check=False)
+
+
+@pytest.mark.parametrize(("variable", "value", "says"), [
+    # Taken by `omero config`, refused by OMERO.web when it reads its settings.
+    ("CONFIG_omero_web_server__list", "omero.example.org:4064",
+     "OMERO.web refuses its configuration (CONFIG_omero_web_server__list): "),
+    ("CONFIG_omero_web_session__cookie__age", "soon",
+     "OMERO.web refuses its configuration (CONFIG_omero_web_session__cookie__age): ValueError: "),
+    ("CONFIG_omero_web_apps", '["omero_no_such_app"]',
+     "OMERO.web refuses its configuration: ModuleNotFoundError: No module named 'omero_no_such_app'"),
+    ("CONFIG_omero_web_login__view", "weblogin\nwebindex", "CONFIG_omero_web_login__view: its value holds '\\n'"),
+])
+def test_a_bad_config_variable_ends_the_container_naming_it(image, volume, variable, value, says):
+    tag, _, _ = image
+    status, output, seconds = run_to_the_end("bad-config", tag, volume, "-e", f"{variable}={value}")
+    figure(f"bad {variable}, to the container's end (s)", round(seconds, 1))
+    assert status != 0 and seconds < 30, output
+    assert says in output and "Traceback" not in output, output
+
+
+@pytest.mark.parametrize(("content", "says"), [
+    ("config set omero.web.public.enabled true\nconfig set omero.web.server_list '[[\"a\", 4064, \"a\"]'\n",
+     "OMERO.web refuses its configuration ({file}): "),
+    ("config set omero.web.login_view 'weblogin\n",
+     "{file} is not OMERO configuration `omero load` takes: ValueError: No closing quotation"),
+    ("conifg set omero.web.login_view weblogin\n", "{file} is not OMERO configuration `omero load` takes: "),
+])
+def test_a_bad_config_file_ends_the_container_naming_it(image, tmp_path, content, says):
+    tag, _, _ = image
+    state = tmp_path / "state"
+    (state / "config").mkdir(parents=True)
+    (state / "config" / "10-site.omero").write_text("config set omero.web.public.enabled false\n")
+    (state / "config" / "20-bad.omero").write_text(content)
+    status, output, seconds = run_to_the_end("bad-file", tag, str(state))
+    figure("bad config/*.omero file, to the container's end (s)", round(seconds, 1))
+    assert status != 0 and seconds < 30, output
+    assert says.format(file=f"{build.STATE}/config/20-bad.omero") in output and "Traceback" not in output, output
+
+
+def test_a_program_that_keeps_failing_ends_the_container(image, volume):
+    """As on an HPC node where Apptainer shares the node's network and someone else's
+    program holds PostgreSQL's port: a container in a network namespace whose port is
+    taken. supervisord gives up on PostgreSQL (FATAL) and the watch ends the container.
+    (gunicorn 27 with --reuse-port binds in its workers: its master stays up however often
+    they fail, so a taken OMERO.web port is not a program that exits.)"""
+    tag, _, _ = image
+    variable, port, says, logged = "OMERO_DB_PORT", 5432, "postgresql could not be started", "Address already in use"
+    holder = PREFIX + "image-port-holder"
+    podman("rm", "-f", "-t", "0", holder, check=False)
+    podman("run", "-d", "--name", holder, "--label", f"{RUN_LABEL}={RUN_ID}", "--entrypoint", "python3", tag,
+           "-m", "http.server", "--bind", "::", str(port))
+    try:
+        connect = f"import socket; socket.create_connection(('127.0.0.1', {port}))"
+        wait_for(lambda: podman("exec", holder, "python3", "-c", connect, check=False).returncode == 0,
+                 f"port {port} taken", 30)
+        status, output, seconds = run_to_the_end("failing", tag, volume, "--network", f"container:{holder}",
+                                                 "-e", f"{variable}={port}")
+        figure(f"{says.split()[0]} failing, to the container's end (s)", round(seconds, 1))
+        assert status != 0 and seconds < 90, output
+        assert f"{says}" in output and logged in output, output
+    finally:
+        podman("rm", "-f", "-t", "0", holder, check=False)
 
 
 def test_no_secret_in_any_layer(image):

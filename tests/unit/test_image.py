@@ -6,7 +6,7 @@ import tarfile
 
 import pytest
 
-from omero_image.build import layer_findings
+from omero_image.build import layer_findings, postgres_version
 
 pytestmark = pytest.mark.unit
 
@@ -54,3 +54,17 @@ def test_a_clean_image_has_no_findings(tmp_path):
                        {"var/lib/postgresql/15/main": "/var/lib/omero/postgresql",
                         "opt/omero/web/OMERO.web/var/django_secret_key": "/var/lib/omero/web/django_secret_key"})
     assert layer_findings(tarball, [b"s3cret-build-value"]) == []
+
+
+@pytest.mark.parametrize(("output", "version"), [
+    ("postgres (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)\n", "15.14"),
+    ("postgres (PostgreSQL) 17.6 (Debian 17.6-0+deb13u1)", "17.6"),
+    ("postgres (PostgreSQL) 16.0", "16.0"),
+])
+def test_the_postgresql_label_is_the_version_alone(output, version):
+    assert postgres_version(output) == version
+
+
+def test_no_postgresql_version_found_stops_the_build():
+    with pytest.raises(RuntimeError, match="no PostgreSQL version"):
+        postgres_version("command not found")
