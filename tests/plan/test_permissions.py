@@ -119,7 +119,11 @@ BACKUP_UNIT = ("ProtectSystem=strict", "ProtectHome=read-only", "PrivateTmp=yes"
                "ProtectKernelTunables=yes", "ProtectKernelModules=yes", "ProtectControlGroups=yes",
                "RestrictRealtime=yes", "LockPersonality=yes",
                "ReadWritePaths=/var/lib/omero-backup /var/cache/omero-backup /srv/omero-local-backup")
+# The hub runs as root (PAM, spawning users' servers): what confines it without breaking that.
+HUB_UNIT = ("ProtectSystem=full", "PrivateTmp=yes", "ProtectKernelTunables=yes", "ProtectKernelModules=yes",
+            "ProtectControlGroups=yes")
 UNITS = {
+    "omero-jupyterhub.service": HUB_UNIT,
     "omero-backup.service": BACKUP_UNIT,
     "omero-backup-check.service": BACKUP_UNIT,
     "omero-server.service": (*CONFINED, "UMask=0007", "User=omero-server"),
