@@ -16,7 +16,9 @@ import pytest
 import requests
 import websocket
 
-from .audit import Listener, assert_clean
+from deploys.defaults import DEFAULTS
+
+from .audit import KnownFindings, Listener, assert_clean
 from .testhosts import ROOT, SUBNET, SystemdHost, deployed, hosts_with_changes
 
 PATH = "/jupyter/"
@@ -222,6 +224,10 @@ def test_second_run_changes_nothing(analysis):
     assert hosts_with_changes(analysis.inventory) == {}
 
 
+@pytest.mark.xfail(strict=True, raises=KnownFindings, reason=(
+    "for the hub's branch (deploys/analysis.py): configurable-http-proxy's node_modules keep the "
+    "owners npm's tarballs record (uid 501, and uid 1000: the first lab account), and root's hub runs it"))
 def test_permission_audit(analysis, secrets_dir):
     # The member's single-user server, still running, listens on 127.0.0.1 (a port the hub picks).
-    assert_clean(analysis, secrets_dir, listeners=(Listener(None, "127.0.0.1", owner=MEMBER),))
+    assert_clean(analysis, secrets_dir, listeners=(Listener(None, "127.0.0.1", owner=MEMBER),),
+                 known=(f"/opt/omero/analysis/proxy-{DEFAULTS['omero_analysis_proxy_version']}/node_modules",))
