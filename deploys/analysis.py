@@ -16,7 +16,7 @@ from io import BytesIO
 from pyinfra.operations import apt, dnf, files, pip, server
 
 from . import movein_wheel, services
-from .operations import changed, complete_directory, refreshed, run_once, wait_until
+from .operations import changed, complete_directory, owned_by, refreshed, run_once, wait_until
 from .prerequisites import omero_venv, site_packages, venv
 
 OMERO_PORT = 4064
@@ -63,7 +63,11 @@ def _proxy(settings) -> None:
         target=settings.proxy_dir,
         fill=lambda scratch: ["npm", "install", "--prefix", scratch, "--userconfig", settings.npmrc,
                               f"configurable-http-proxy@{settings.analysis_proxy_version}"],
+        owner="root:root",
     )
+    # npm keeps the owners its tarballs record (a packager's uid, maybe a lab member's): root
+    # runs this code, so no one else may own any of it, on hosts installed before too.
+    owned_by(name="Keep configurable-http-proxy root's", tree=settings.proxy_dir, user="root", group="root")
 
 
 def _data_tools(settings) -> None:

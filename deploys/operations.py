@@ -340,6 +340,19 @@ def closed_to_others(directory: str, keep: list[str]):
 
 
 @operation()
+def owned_by(tree: str, user: str, group: str):
+    """Everything in ``tree`` owned by ``user``:``group`` (a package manager may keep the owners
+    its archives record: someone else's uid, on code root runs)."""
+    quoted = shlex.quote(tree)
+    stray = host.get_fact(Command, command=f"find {quoted} \\( ! -user {shlex.quote(user)} -o ! -group "
+                                           f"{shlex.quote(group)} \\) -print -quit 2>/dev/null || true")
+    if not stray:
+        host.noop(f"everything in {tree} is {user}:{group}'s")
+        return
+    yield f"chown -R {shlex.quote(f'{user}:{group}')} {quoted}"
+
+
+@operation()
 def run_once(command: str, creates: str):
     """Run ``command`` unless ``creates`` exists (it is the command's proof of work)."""
     if host.get_fact(File, path=creates) or host.get_fact(Directory, path=creates):

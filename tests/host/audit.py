@@ -360,13 +360,21 @@ def _declares(listener: Listener, protocol: str, address: str, port: int, owner:
     return ipaddress.ip_address(declared) == ipaddress.ip_address(address)
 
 
+class KnownFindings(AssertionError):
+    """Only findings already reported to the area's owner (a test marks them xfail, strict)."""
+
+
 def assert_clean(host, secrets_dir: Path, values: tuple[str, ...] = (),
-                 listeners: tuple[Listener, ...] = ()) -> None:
+                 listeners: tuple[Listener, ...] = (), known: tuple[str, ...] = ()) -> None:
     """The audit of a deployed test host: no finding, else every one listed. ``values``:
     secrets the harness gave otherwise than in ``secrets_dir``; ``listeners``: sockets the
-    test itself opened."""
+    test itself opened; ``known``: trees whose findings raise KnownFindings once nothing
+    else is found."""
     expected = expected_for(host, secrets_dir)
     expected.secret_values.update(values)
     expected.listeners.extend(listeners)
     findings = audit(host.run, expected)
-    assert not findings, "the permission audit found:\n" + "\n".join(map(str, findings))
+    unknown = [finding for finding in findings if not any(_under(finding.path, tree) for tree in known)]
+    assert not unknown, "the permission audit found:\n" + "\n".join(map(str, unknown))
+    if findings:
+        raise KnownFindings(f"{len(findings)} known findings, the first: {findings[0]}")

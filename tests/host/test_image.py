@@ -200,8 +200,9 @@ def test_first_start_restart_and_new_container_keep_the_state(image, volume):
                                        Listener(5432, "127.0.0.1"), Listener(5432, "::1")])
         # supervisord's and nginx's configuration are written to run/ at each start.
         expected.root_trusted |= {"/opt/omero", f"{build.STATE}/run"}
+        # The web's overrides are loaded by the web user, not root.
         expected.service_owned |= {"/opt/omero/web/OMERO.web", f"{build.STATE}/run/postgresql",
-                                   f"{build.STATE}/run/nginx"}
+                                   f"{build.STATE}/run/nginx", f"{build.STATE}/run/omero-web-overrides.omero"}
         assert audit(second.exec, expected) == []
     finally:
         podman("rm", "-f", "-t", "10", PREFIX + "image-root", check=False)

@@ -27,7 +27,8 @@ HUB_SITE = "/etc/nginx/conf.d/omero-jupyterhub.conf"
 UNIT = "/etc/systemd/system/omero-jupyterhub.service"
 NPM = ("rm -rf /opt/omero/analysis/proxy-5.1.0.partial && mkdir -p /opt/omero/analysis/proxy-5.1.0.partial && "
        "npm install --prefix /opt/omero/analysis/proxy-5.1.0.partial --userconfig /opt/omero/analysis/npmrc "
-       "configurable-http-proxy@5.1.0 && mv -T /opt/omero/analysis/proxy-5.1.0.partial /opt/omero/analysis/proxy-5.1.0")
+       "configurable-http-proxy@5.1.0 && chown -R root:root /opt/omero/analysis/proxy-5.1.0.partial && "
+       "mv -T /opt/omero/analysis/proxy-5.1.0.partial /opt/omero/analysis/proxy-5.1.0")
 ANALYSIS_OSES = tuple(os_name for os_name in SUPPORTED_OSES if os_name != "ubuntu22.04")
 WHEEL = "/opt/omero/wheels/omero_movein-0.1.0-py3-none-any.whl"
 # The host as a fresh one: the uploaded wheel newer than its last install (none); its addresses.

@@ -7,6 +7,8 @@ import pytest
 
 from tests.host.audit import Expected, Listener, _socket_address, audit
 
+pytestmark = pytest.mark.unit
+
 PASSWD = ["root:x:0:0::/root:/bin/sh", "omero-web:x:998:998::/var/lib/omero-web:/usr/sbin/nologin",
           "omero-server:x:997:997::/var/lib/omero-server:/usr/sbin/nologin", "amy:x:1000:1000::/home/amy:/bin/sh"]
 GROUP = ["root:x:0:", "omero-web:x:998:", "omero-server:x:997:", "omero:x:996:omero-server", "amy:x:1000:",

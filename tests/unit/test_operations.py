@@ -645,3 +645,15 @@ def test_package_manager_idle(run_op, activity, waits, commands):
         assert "while grep -qxE 'apt|apt-get|aptitude|dpkg|" in wait and "/proc/[0-9]*/comm" in wait
         assert ("if [ $i -gt 30 ]; then echo 'apt-get (pid 812), dpkg (pid 815) still running after 30s' >&2; "
                 "exit 1") in wait
+
+
+# -- owned_by -------------------------------------------------------------------------------
+@pytest.mark.parametrize(("stray", "commands"), [
+    pytest.param("/opt/omero/analysis/proxy-5.1.0/node_modules/bintrees/lib/rbtree.js",
+                 ["chown -R root:root '/opt/omero/analysis/proxy 5.1.0'"], id="a file npm left a packager's"),
+    pytest.param("", [], id="all root's"),
+    pytest.param(None, [], id="not there yet"),
+])
+def test_owned_by(run_op, stray, commands):
+    run = run_op(ops.owned_by, {"Command": stray}, "/opt/omero/analysis/proxy 5.1.0", "root", "root")
+    assert run.commands == commands and len(run.noops) == (0 if commands else 1)
