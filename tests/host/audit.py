@@ -360,21 +360,13 @@ def _declares(listener: Listener, protocol: str, address: str, port: int, owner:
     return ipaddress.ip_address(declared) == ipaddress.ip_address(address)
 
 
-class KnownFindings(AssertionError):
-    """Only findings already reported to the area's owner (a test marks them xfail, strict)."""
-
-
 def assert_clean(host, secrets_dir: Path, values: tuple[str, ...] = (),
-                 listeners: tuple[Listener, ...] = (), known: tuple[str, ...] = ()) -> None:
+                 listeners: tuple[Listener, ...] = ()) -> None:
     """The audit of a deployed test host: no finding, else every one listed. ``values``:
     secrets the harness gave otherwise than in ``secrets_dir``; ``listeners``: sockets the
-    test itself opened; ``known``: trees whose findings raise KnownFindings once nothing
-    else is found."""
+    test itself opened."""
     expected = expected_for(host, secrets_dir)
     expected.secret_values.update(values)
     expected.listeners.extend(listeners)
     findings = audit(host.run, expected)
-    unknown = [finding for finding in findings if not any(_under(finding.path, tree) for tree in known)]
-    assert not unknown, "the permission audit found:\n" + "\n".join(map(str, unknown))
-    if findings:
-        raise KnownFindings(f"{len(findings)} known findings, the first: {findings[0]}")
+    assert not findings, "the permission audit found:\n" + "\n".join(map(str, findings))
