@@ -32,7 +32,7 @@ from deploys.defaults import DEFAULTS
 from deploys.platform import detect
 from deploys.settings import Settings
 
-from .base import CACHE, digest, ensure_image, run
+from .base import CACHE, digest, ensure_image, locked, run
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
@@ -250,6 +250,11 @@ def build(options: Options, env: dict | None = None, log=print) -> Built:
     tag = options.tag or f"localhost/omero-pyinfra:{source}"
     base = ensure_image(f"localhost/omero-image-base-{BASE_SUITE}:{digest(BASE_PACKAGES)}", BASE_SUITE,
                         BASE_PACKAGES, "/bin/sh", env)
+    with locked("image-build"):  # one build at a time: they share apt's cache and its lock
+        return _build(options, env, log, started, podman, source, tag, base)
+
+
+def _build(options: Options, env: dict, log, started: float, podman, source: str, tag: str, base: str) -> Built:
     container = f"omero-image-build-{os.getpid()}"
     apt_cache = CACHE / "apt-archives" / BASE_SUITE / "image-build"
     apt_cache.mkdir(parents=True, exist_ok=True)

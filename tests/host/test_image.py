@@ -273,8 +273,12 @@ def test_a_second_container_on_a_state_in_use_refuses(image, volume):
         assert f"the state {build.STATE} is in use by another container (host {holder}, pid 1" in output, output
         assert "Traceback" not in output
         login_page(first.url)
-        programs = first.exec(f"supervisorctl -c {build.STATE}/run/supervisord.conf status").stdout
-        assert programs.count("RUNNING") == 4, programs  # its run/ (the socket) kept, all running
+        # Its run/ (supervisord's socket) kept, every program running (past startsecs).
+        def all_running():
+            out = first.exec(f"supervisorctl -c {build.STATE}/run/supervisord.conf status", check=False).stdout
+            return out if out.count("RUNNING") == 4 else None
+
+        programs = wait_for(all_running, "every program of the first container RUNNING", 30)
 
         # Each program's own HOME, its user's alone (none of them root's). nginx writes its
         # process title over its environment: its program's configuration says it instead.
