@@ -26,6 +26,7 @@ from omero_image.base import run
 from .audit import Listener, assert_clean
 from .testhosts import PODMAN_ENV, ROOT, SUBNET, SystemdHost, deployed, hosts_with_changes
 
+HOST_NAME, HOST_ADDRESS = "analysis", f"{SUBNET}.120"
 WEB_NAME, HUB_NAME = "omero.analysis.test", "jupyter.analysis.test"
 GROUP = "jupyterhub-users"
 MEMBER, OUTSIDER = "analyst", "outsider"
@@ -97,7 +98,7 @@ print("RESULT " + json.dumps(result))
 
 @pytest.fixture(scope="module")
 def analysis(tmp_path_factory, secrets_dir):
-    with deployed(SystemdHost("analysis", f"{SUBNET}.120"), ["omero_database", "omero_web", "omero_analysis"],
+    with deployed(SystemdHost(HOST_NAME, HOST_ADDRESS), ["omero_database", "omero_web", "omero_analysis"],
                   tmp_path_factory.mktemp("analysis"), secrets_dir, verbosity=("-vv", "--debug"),
                   omero_nginx_tls="self-signed", omero_nginx_server_name=WEB_NAME,
                   omero_analysis_server_name=HUB_NAME,
@@ -208,7 +209,7 @@ def test_hub_runs_under_systemd_with_secrets_of_its_own(analysis):
     service = analysis.testinfra.service("omero-jupyterhub")
     assert service.is_running and service.is_enabled
     # Made on the host, never shown: not even in the deploy's most verbose output.
-    log = (ROOT / "artifacts" / "deploy-analysis.log").read_text()
+    log = (ROOT / "artifacts" / f"deploy-{HOST_NAME}.log").read_text()
     assert "Starting operation: Make JupyterHub's cookie secret (on the host)" in log
     for secret in ("/var/lib/omero-jupyterhub/cookie_secret", "/var/lib/omero-jupyterhub/proxy_auth_token"):
         found = analysis.testinfra.file(secret)
@@ -358,7 +359,7 @@ def hidden(analysis, secrets_dir):
             "cat /opt/omero/web/OMERO.web/var/django_secret_key").stdout.strip(),
         "the hub's cookie secret": analysis.run("cat /var/lib/omero-jupyterhub/cookie_secret").stdout.strip(),
         "the proxy's auth token": analysis.run("cat /var/lib/omero-jupyterhub/proxy_auth_token").stdout.strip(),
-        "the database password": generated(str(secrets_dir), "analysis-db-omero"),
+        "the database password": generated(str(secrets_dir), f"{HOST_NAME}-db-omero"),
         "OMERO.web's mail password": MAIL_PASSWORD,
         "canary": CANARY,
     }
