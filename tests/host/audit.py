@@ -30,7 +30,7 @@ NOT_THE_HOSTS = ("/proc", "/sys", "/dev", "/var/cache/apt/archives", "/root/.cac
 ROOT_TRUSTED = ("/etc/systemd", "/usr/lib/systemd", "/etc/supervisor", "/usr/local/sbin", "/usr/local/bin",
                 "/etc/nginx", "/etc/sudoers", "/etc/sudoers.d", "/etc/crontab", "/etc/cron.d", "/etc/cron.daily",
                 "/etc/cron.hourly", "/etc/cron.weekly", "/etc/cron.monthly", "/etc/apt", "/etc/ld.so.conf",
-                "/etc/ld.so.conf.d", "/etc/pam.d", "/usr/sbin/policy-rc.d")
+                "/etc/ld.so.conf.d", "/etc/pam.d", "/etc/ssh", "/usr/sbin/policy-rc.d")
 MIN_SECRET = 16  # shorter lines of a secret file (its PEM armour, a blank line) are not secret values
 
 
@@ -207,6 +207,9 @@ class _Inventory:
 
     def get_group(self, name: str, default=None):
         return self.groups.get(name, default)
+
+    def get_host(self, name: str):
+        return next(peer for peers in self.groups.values() for peer in peers if peer.name == name)
 
 
 def _groups_of(namespace: dict, name: str) -> set:
