@@ -179,8 +179,11 @@ def expected_from(settings, sshd: bool) -> Expected:
         trusted |= {settings.backup_config_dir, settings.backup_program, settings.restore_program}
     if settings.backup_clients:
         base = settings.backup_remote_dir
-        secret |= {f"{base}/{name}" for name, _ in settings.backup_clients}
-        trusted.add(f"{base}/.ssh")
+        # Each OMERO host's account is chrooted (sshd wants the chroot root's) into its repository.
+        chroots = [f"{base}/{name}" for name, _, _ in settings.backup_clients]
+        trusted.update(chroots)
+        secret.update(f"{chroot}/repository" for chroot in chroots)
+        owned.update(f"{chroot}/repository" for chroot in chroots)
     return expected
 
 
