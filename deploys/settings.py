@@ -302,6 +302,11 @@ def inside(path: str, tree: str) -> bool:
     return path == tree or path.startswith(tree.rstrip("/") + "/")
 
 
+def _overlap(one: str, other: str) -> bool:
+    """Whether either directory is the other or below it."""
+    return inside(one, other) or inside(other, one)
+
+
 def system_tree_check(path: str) -> None:
     """_Bad when ``path`` is inside a tree the system or the deploy itself keeps."""
     for tree in (*_SYSTEM_TREES, *_DEPLOY_DIRS):
@@ -549,7 +554,7 @@ _GRAMMARS: dict[str, Callable[[Any], Any]] = {
     "omero_db_user": _pg_name,
     "omero_db_password": _optional(_text),
     "omero_db_port": _port,
-    "omero_secrets_dir": lambda value: _secrets_dir(value),
+    "omero_secrets_dir": _secrets_dir,
     "omero_server_artifact": _optional(_text),
     "omero_server_sha256": _optional(_text),
     "omero_ice_artifact": _optional(_text),
@@ -697,7 +702,7 @@ def _check_directories(parsed: dict[str, Any], fail: Callable[[str, str], None])
     roots = [(option, parsed[option]) for option in ROOT_TREE_OPTIONS]
     for index, (option, path) in enumerate(roots):
         for other, other_path in roots[:index]:
-            if inside(path, other_path) or inside(other_path, path):
+            if _overlap(path, other_path):
                 fail(option, f"{path} overlaps {other} ({other_path}); give each its own directory")
     base = parsed["omero_server_basedir"]
     kept = [(f"omero_server_basedir's {entry}", f"{base}/{entry}") for entry in SERVER_BASE_ENTRIES]
@@ -712,11 +717,11 @@ def _check_directories(parsed: dict[str, Any], fail: Callable[[str, str], None])
             fail(option, f"{path} is inside an unpacked OMERO.server ({base}/{SERVER_VERSIONS}*), root's; "
                          "a service account writes here, so give it a directory of its own")
         for what, tree in kept:
-            if inside(path, tree) or inside(tree, path):
+            if _overlap(path, tree):
                 fail(option, f"{path} overlaps {what} ({tree}), root's; a service account writes "
                              "here, so give it a directory of its own")
         for other, other_path in services[:index]:
-            if inside(path, other_path) or inside(other_path, path):
+            if _overlap(path, other_path):
                 fail(option, f"{path} overlaps {other} ({other_path}); each is written by another "
                              "account, so give each its own directory")
 
