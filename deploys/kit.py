@@ -56,6 +56,23 @@ def packages(settings, name: str, names: list[str], *, update: bool = False, epe
     return dnf.packages(name=name, packages=names)
 
 
+def package_manager_proxy(settings) -> None:
+    """Send the package manager through ``omero_http_proxy``."""
+    if settings.platform.is_debian:
+        # Proxy URLs may carry credentials: readable by root only.
+        secret_file(
+            name="Send apt through the proxy",
+            content=(f'Acquire::http::Proxy "{settings.http_proxy}";\n'
+                     f'Acquire::https::Proxy "{settings.http_proxy}";\n'),
+            dest="/etc/apt/apt.conf.d/80omero-proxy",
+            user="root", group="root", mode="600",
+        )
+    else:
+        # Refused with credentials in it (settings): dnf.conf is world-readable.
+        files.line(name="Send dnf through the proxy", path="/etc/dnf/dnf.conf",
+                   line="^proxy=.*", replace=f"proxy={settings.http_proxy}")
+
+
 def fetch(settings, artifact: Artifact, directory: str) -> str:
     """Put an artifact on the host (download or upload), sha256-checked; returns its path."""
     files.directory(name=f"Create {directory}", path=directory, user="root", group="root",

@@ -25,18 +25,7 @@ def install(settings) -> None:
             user="root", group="root", mode="755",
         )
     if settings.http_proxy:
-        # Proxy URLs may carry credentials: readable by root only.
-        if platform.is_debian:
-            secret_file(
-                name="Send apt through the proxy",
-                content=(f'Acquire::http::Proxy "{settings.http_proxy}";\n'
-                         f'Acquire::https::Proxy "{settings.http_proxy}";\n'),
-                dest="/etc/apt/apt.conf.d/80omero-proxy",
-                user="root", group="root", mode="600",
-            )
-        else:
-            files.line(name="Send dnf through the proxy", path="/etc/dnf/dnf.conf",
-                       line="^proxy=.*", replace=f"proxy={settings.http_proxy}")
+        kit.package_manager_proxy(settings)
         # curl (artifact downloads) reads it from here, never from its command line, which
         # every account on the host sees. The URL's grammar admits no quote or backslash.
         secret_file(name="Send curl through the proxy", content=f'proxy = "{settings.http_proxy}"\n',
