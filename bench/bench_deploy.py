@@ -5,7 +5,7 @@ omero_web), a second run that changes nothing, and a dry run.
     .venv/bin/python bench/bench_deploy.py [--rounds N]
 
 Uses the test harness's hosts and caches (host image, IcePy wheel, per-host apt cache).
-Prints a Markdown table for the README.
+Prints a Markdown table for docs/benchmarks.md.
 """
 
 import argparse
