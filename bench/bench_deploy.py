@@ -108,47 +108,9 @@ def main() -> None:
         raise SystemExit("no cached IcePy wheel: run scripts/test once first")
     DEBIAN12_SYSTEMD.ensure()
     remove_leftovers()
-    figures: dict[str, list[float]] = {"cold deploy": [], "bare install of the same software": [],
-                                       "second run (no change)": [], "dry run": []}
-    scaled: dict[int, list[float]] = {count: [] for count in scale}
     with tempfile.TemporaryDirectory() as directory:
         work = Path(directory)
-        # The hosts' apt archives are cached per host name: both warm, or both cold.
-        warm = all(any((CACHE / "apt-archives" / "bookworm" / name).glob("*.deb")) for name in ("bench", "bare"))
-        for round_ in range(args.rounds + (0 if warm else 1)):
-            deployed, bare = SystemdHost("bench", f"{SUBNET}.200"), SystemdHost("bare", f"{SUBNET}.201")
-            try:
-                deployed.create()
-                bare.create()
-                before = installed_debs(bare)
-                inventory = write_inventory(work / "bench.py", {"omero_database": [deployed], "omero_web": [deployed]},
-                                            {deployed.name: host_data(deployed, work / "secrets")})
-                times = {"cold deploy": clocked(pyinfra, inventory, profile=work / "cold.json"),
-                         "second run (no change)": clocked(pyinfra, inventory, profile=work / "noop.json"),
-                         "dry run": clocked(pyinfra, inventory, "--dry"),
-                         "bare install of the same software": clocked(bare_install, deployed, bare, before)}
-                if round_ or warm:
-                    for step, seconds in times.items():
-                        figures[step].append(seconds)
-            finally:
-                deployed.destroy()
-                bare.destroy()
-        hosts = [SystemdHost(f"scale{index}", f"{SUBNET}.{210 + index}") for index in range(scale[-1])]
-        try:
-            for host in hosts:
-                host.create()
-            data = {host.name: host_data(host, work / "secrets") for host in hosts}
-            everyone = write_inventory(work / "scale.py", {"omero_database": hosts, "omero_web": hosts}, data)
-            clocked(pyinfra, everyone)
-            for _ in range(max(args.rounds, 3)):
-                for count in scale:
-                    some = write_inventory(work / f"scale{count}.py",
-                                           {"omero_database": hosts[:count], "omero_web": hosts[:count]}, data)
-                    scaled[count].append(clocked(pyinfra, some))
-        finally:
-            for host in hosts:
-                host.destroy()
-        remove_leftovers()
+        figures = compare_with_bare_install(work, args.rounds)
         median = {step: statistics.median(values) for step, values in figures.items()}
         bare_seconds = median["bare install of the same software"]
         print(f"| step | median of {args.rounds} (s) | min (s) | max (s) | / bare install |")
@@ -156,11 +118,6 @@ def main() -> None:
         for step, values in figures.items():
             print(f"| {step} | {median[step]:.1f} | {min(values):.1f} | {max(values):.1f} "
                   f"| {median[step] / bare_seconds:.2f} |")
-        print(f"\n| hosts in one no-op run | median of {len(scaled[scale[0]])} (s) | / one host |")
-        print("|---|---|---|")
-        for count, values in scaled.items():
-            print(f"| {count} | {statistics.median(values):.1f} "
-                  f"| {statistics.median(values) / statistics.median(scaled[scale[0]]):.2f} |")
         for label, profile in (("cold deploy", "cold.json"), ("second run (no change)", "noop.json")):
             for kind in ("operation", "fact"):
                 print(f"\n{label}, the {args.top} slowest {kind}s (last round):\n")
@@ -168,6 +125,61 @@ def main() -> None:
                 print("|---|---|---|")
                 for name, runs, seconds in top(work / profile, kind, args.top):
                     print(f"| {name} | {runs} | {seconds:.2f} |")
+        scaled = no_op_runs(work, scale, max(args.rounds, 3))
+        print(f"\n| hosts in one no-op run | median of {len(scaled[scale[0]])} (s) | / one host |")
+        print("|---|---|---|")
+        for count, values in scaled.items():
+            print(f"| {count} | {statistics.median(values):.1f} "
+                  f"| {statistics.median(values) / statistics.median(scaled[scale[0]]):.2f} |")
+    remove_leftovers()
+
+
+def compare_with_bare_install(work: Path, rounds: int) -> dict[str, list[float]]:
+    figures: dict[str, list[float]] = {"cold deploy": [], "bare install of the same software": [],
+                                       "second run (no change)": [], "dry run": []}
+    # The hosts' apt archives are cached per host name: both warm, or both cold.
+    warm = all(any((CACHE / "apt-archives" / "bookworm" / name).glob("*.deb")) for name in ("bench", "bare"))
+    for round_ in range(rounds + (0 if warm else 1)):
+        deployed, bare = SystemdHost("bench", f"{SUBNET}.200"), SystemdHost("bare", f"{SUBNET}.201")
+        try:
+            deployed.create()
+            bare.create()
+            before = installed_debs(bare)
+            inventory = write_inventory(work / "bench.py", {"omero_database": [deployed], "omero_web": [deployed]},
+                                        {deployed.name: host_data(deployed, work / "secrets")})
+            times = {"cold deploy": clocked(pyinfra, inventory, profile=work / "cold.json"),
+                     "second run (no change)": clocked(pyinfra, inventory, profile=work / "noop.json"),
+                     "dry run": clocked(pyinfra, inventory, "--dry"),
+                     "bare install of the same software": clocked(bare_install, deployed, bare, before)}
+            if round_ or warm:
+                for step, seconds in times.items():
+                    figures[step].append(seconds)
+        finally:
+            deployed.destroy()
+            bare.destroy()
+    return figures
+
+
+def no_op_runs(work: Path, scale: list[int], rounds: int) -> dict[int, list[float]]:
+    """A site of one all-in-one host and web hosts (OMERO has one database host):
+    the no-op run of its first 1, 4, 10 hosts in one pyinfra run."""
+    hosts = [SystemdHost(f"scale{index}", f"{SUBNET}.{210 + index}") for index in range(scale[-1])]
+    data = {host.name: host_data(host, work / "secrets") for host in hosts}
+    scaled: dict[int, list[float]] = {count: [] for count in scale}
+    try:
+        for host in hosts:
+            host.create()
+        inventories = {count: write_inventory(work / f"scale{count}.py",
+                                              {"omero_database": hosts[:1], "omero_web": hosts[:count]}, data)
+                       for count in scale}
+        clocked(pyinfra, inventories[scale[-1]])
+        for _ in range(rounds):
+            for count in scale:
+                scaled[count].append(clocked(pyinfra, inventories[count]))
+    finally:
+        for host in hosts:
+            host.destroy()
+    return scaled
 
 
 if __name__ == "__main__":
