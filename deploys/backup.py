@@ -13,9 +13,10 @@ from pyinfra.api import FactBase, QuoteString, StringCommand, operation
 from pyinfra.operations import apt, dnf, files, server
 
 from . import services
+from .grammar import timer_lines
 from .operations import backup_repositories, refreshed, secret_file
 from .prerequisites import FILES
-from .settings import BACKUP_REPOSITORY, DATABASE, SERVER, SFTP_HOST_ALIAS, WEB, timer_lines
+from .topology import BACKUP_REPOSITORY, DATABASE, SERVER, SFTP_HOST_ALIAS, WEB
 
 # On the omero_backup host: each account's authorized key, and how sshd confines the accounts.
 BACKUP_KEYS_DIR = "/etc/ssh/omero-backup-keys"

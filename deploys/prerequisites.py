@@ -15,7 +15,7 @@ from .operations import (
     secret_file,
 )
 from .services import TEMPLATES, secret_template
-from .settings import Artifact
+from .values import Artifact
 
 FILES = TEMPLATES.parent / "files"
 
