@@ -144,16 +144,16 @@ def parse_address(value: Any) -> str:
     if text.startswith("["):
         raise Bad(f"{text!r}: write an IPv6 address without brackets here, like ::1")
     allowed(text, ALNUM + ".-:", "an address holds only letters, digits, '.', '-' "
-                                   "(and ':' in an IPv6 address)")
+                                 "(and ':' in an IPv6 address)")
     address = ip_literal(text)
     if address is not None:
         return address
     if text.lower() in _PG_HBA_ADDRESS_KEYWORDS:
         raise Bad(f"{text!r} is a pg_hba.conf keyword (it would admit more than one host to "
-                   "PostgreSQL); give the host's name or address")
+                  "PostgreSQL); give the host's name or address")
     if not is_host_name(text):
         raise Bad(f"{text!r} is neither an IP address nor a host name (RFC 1123: labels of "
-                   "letters, digits and inner '-', separated by dots)")
+                  "letters, digits and inner '-', separated by dots)")
     return text
 
 
@@ -165,7 +165,7 @@ def _endpoint(value: Any, need_address: bool) -> Endpoint:
         value = str(value)  # nginx's port-only form, given as a number
     text = parse_text(value)
     allowed(text, ALNUM + ".-:[]", f"an endpoint ({form}) holds only letters, digits, '.', "
-                                     "'-', ':' and brackets around an IPv6 address")
+                                   "'-', ':' and brackets around an IPv6 address")
     address: str | None
     if text.startswith("["):
         inside, bracketed, port = text[1:].partition("]:")
@@ -205,7 +205,7 @@ def parse_server_names(value: Any) -> str:
     """nginx ``server_name``: names separated by spaces; ``_`` and ``*.name`` allowed."""
     text = parse_text(value)
     allowed(text, ALNUM + ".-_* ", "server names hold only letters, digits, '.', '-', "
-                                     "a leading '*.' or '_', separated by spaces")
+                                   "a leading '*.' or '_', separated by spaces")
     names = text.split()
     if not names:
         raise Bad("is empty; '_' matches any name")
@@ -222,7 +222,7 @@ def parse_hub_name(value: Any) -> str:
     text = parse_text(value)
     if not is_host_name(text):
         raise Bad(f"{text!r} is not a host name (the hub's own: dot-separated labels of letters, "
-                   "digits and inner '-'; no address, no '*.' and no '_')")
+                  "digits and inner '-'; no address, no '*.' and no '_')")
     return text.lower()
 
 
@@ -242,8 +242,8 @@ def parse_url(value: Any, chars: str = _URL_CHARS) -> str:
     text = parse_text(value)
     shown = re.sub(r"//[^/@]*@", "//***@", text)  # no credentials in the message
     allowed(text, chars, "a URL here holds only letters, digits and "
-                          f"{' '.join(sorted(set(chars) - set(ALNUM)))}; "
-                          "percent-encode anything else (a password's too)")
+                         f"{' '.join(sorted(set(chars) - set(ALNUM)))}; "
+                         "percent-encode anything else (a password's too)")
     try:
         parts = urlsplit(text)
         host, _ = parts.hostname, parts.port
@@ -292,7 +292,7 @@ def parse_schedule(value: Any) -> str:
     text = parse_text(value)
     if not _SCHEDULE.fullmatch(text):
         raise Bad(f"{text!r} is not a schedule: HH:MM (daily), Mon HH:MM (weekly, days Mon..Sun), "
-                   "every <N>m or every <N>h")
+                  "every <N>m or every <N>h")
     return text
 
 
@@ -325,7 +325,7 @@ def _config_value(key: str, value: Any) -> None:
                    None)
         if bad is not None:
             raise Bad(f"the value of {key} holds the control character {bad!r} "
-                       "(line breaks, tabs and the like cannot be written)")
+                      "(line breaks, tabs and the like cannot be written)")
     elif isinstance(value, float) and not math.isfinite(value):
         raise Bad(f"the value of {key} holds {value}, which JSON has no form for")
     elif isinstance(value, (list, tuple)):
@@ -335,12 +335,12 @@ def _config_value(key: str, value: Any) -> None:
         for inner_key, item in value.items():
             if not isinstance(inner_key, str):
                 raise Bad(f"the value of {key} holds a mapping key {inner_key!r}; JSON keys "
-                           "are strings")
+                          "are strings")
             _config_value(key, inner_key)
             _config_value(key, item)
     elif not isinstance(value, (bool, int, float)):
         raise Bad(f"the value of {key} holds {value!r}, which is not a string, number, "
-                   "boolean, list or mapping (leave a key out to keep OMERO's default)")
+                  "boolean, list or mapping (leave a key out to keep OMERO's default)")
 
 
 @accepts('a mapping of keys `omero.[A-Za-z0-9_.]+` to strings, numbers, booleans, lists and mappings'
@@ -350,17 +350,17 @@ def parse_config(value: Any) -> dict[str, str]:
     """OMERO settings, each value as the text written for it (JSON unless a string)."""
     if not isinstance(value, dict):
         raise Bad("must be a mapping of OMERO setting names (omero.*) to values, "
-                   f"not a {type(value).__name__}")
+                  f"not a {type(value).__name__}")
     parsed = {}
     for key, item in value.items():
         if not isinstance(key, str) or not _CONFIG_KEY.fullmatch(key):
             raise Bad(f"{key!r} is not an OMERO setting name (omero. then letters, digits, "
-                       "'_' and '.')")
+                      "'_' and '.')")
         _config_value(key, item)
         written = item if isinstance(item, str) else json.dumps(item)
         if "'" in written:
             raise Bad(f"the value of {key} holds a single quote, which the config file's "
-                       "single-quoted `config set` lines cannot carry")
+                      "single-quoted `config set` lines cannot carry")
         parsed[key] = written
     return parsed
 

@@ -85,7 +85,7 @@ def parse_path(value: Any, home: bool = False) -> str:
         raise Bad("is the home directory itself; use a directory of its own below it")
     if not prefix and path in _SYSTEM_DIRS:
         raise Bad(f"{path} is a system directory; use a directory of its own below it, "
-                   f"like {path.rstrip('/')}/omero")
+                  f"like {path.rstrip('/')}/omero")
     if not home:  # a path on the host, where service accounts get it
         system_tree_check(path)
     return prefix + path
@@ -107,8 +107,8 @@ def system_tree_check(path: str) -> None:
         if inside(path, tree):
             owner = "this deploy" if tree in DEPLOY_DIRS else "the system or its packages"
             raise Bad(f"{path} is inside {tree}, which {owner} keeps; a service account given a "
-                       "directory there could change what root runs or reads. Use a directory of its "
-                       "own, like /srv/omero or /opt/omero")
+                      "directory there could change what root runs or reads. Use a directory of its "
+                      "own, like /srv/omero or /opt/omero")
 
 
 @accepts('a path on the machine running pyinfra: absolute or starting with `~/`, of `A-Z a-z 0-9 . _'
@@ -130,7 +130,7 @@ def parse_account(value: Any) -> str:
     text = parse_text(value)
     if not _ACCOUNT.fullmatch(text):
         raise Bad(f"{text!r} is not a valid user or group name (a-z, 0-9, '_' and '-', "
-                   "up to 32, not starting with a digit or '-')")
+                  "up to 32, not starting with a digit or '-')")
     if text in _SYSTEM_ACCOUNTS or text.startswith("systemd-"):
         raise Bad(f"{text!r} is a system account; OMERO needs one of its own")
     return text
@@ -143,10 +143,10 @@ def parse_pg_name(value: Any) -> str:
     text = parse_text(value)
     if not _PG_NAME.fullmatch(text):
         raise Bad(f"{text!r} is not a plain lower-case PostgreSQL name (a-z, 0-9 and '_', "
-                   "up to 63, not starting with a digit)")
+                  "up to 63, not starting with a digit)")
     if text in _PG_RESERVED or text.startswith("pg_"):
         raise Bad(f"{text!r} is reserved in PostgreSQL (a built-in role or database, a "
-                   "pg_hba.conf keyword or an SQL reserved word)")
+                  "pg_hba.conf keyword or an SQL reserved word)")
     return text
 
 
@@ -168,10 +168,10 @@ def parse_ca_files(value: Any) -> tuple[str, ...]:
             raise Bad(f"{path} holds no PEM certificate")
         stem = PurePosixPath(path).stem
         allowed(stem, PATH_CHARS.replace("/", ""),
-                 f"{path} is installed under its name, which may hold only letters, digits "
-                 "and . _ + @ -")
+                f"{path} is installed under its name, which may hold only letters, digits "
+                "and . _ + @ -")
         if stem in installed:
             raise Bad(f"{installed[stem]} and {path} would both be installed as "
-                       f"omero-extra-{stem}.crt; rename one")
+                      f"omero-extra-{stem}.crt; rename one")
         installed[stem] = path
     return tuple(value)
