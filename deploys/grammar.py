@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from .values import Endpoint
+from .values import Endpoint, ServerNames
 from .webapps import APPS, WebApp
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -201,7 +201,7 @@ def parse_listen(value: Any) -> Endpoint:
 
 
 @accepts("names separated by spaces: host names, `*.` and a host name, IPv4 literals, `_`")
-def parse_server_names(value: Any) -> str:
+def parse_server_names(value: Any) -> ServerNames:
     """nginx ``server_name``: names separated by spaces; ``_`` and ``*.name`` allowed."""
     text = parse_text(value)
     allowed(text, ALNUM + ".-_* ", "server names hold only letters, digits, '.', '-', "
@@ -213,7 +213,7 @@ def parse_server_names(value: Any) -> str:
         base = name.removeprefix("*.")
         if name != "_" and not is_host_name(base) and ip_literal(base, 4) is None:
             raise Bad(f"{name!r} is not a host name, *.host name, IPv4 address or '_'")
-    return " ".join(names)
+    return ServerNames(tuple(names))
 
 
 @accepts("one host name (labels of `A-Z a-z 0-9` and inner `-`; no address, no `*.`, no `_`)")

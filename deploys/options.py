@@ -37,7 +37,7 @@ from .grammar import (
     parse_web_apps,
 )
 from .names import parse_account, parse_ca_files, parse_path, parse_pg_name, parse_secrets_dir
-from .values import Endpoint
+from .values import Endpoint, ServerNames
 from .webapps import WebApp
 
 
@@ -219,7 +219,7 @@ class Options:
         example={"omero.web.ui.top_links": [["Data", "webindex", {"title": "Browse Data"}]]})
     nginx_listen: Endpoint = option(parse_listen, "80", "nginx `listen` for the OMERO.web site (`[address:]port`).",
         checks="not omero_web_bind's port")
-    nginx_server_name: str = option(parse_server_names, "_",
+    nginx_server_name: ServerNames = option(parse_server_names, "_",
         "The site's names (nginx `server_name`, space-separated; `*.domain` allowed). Given "
         "names, requests for any other Host are refused and OMERO.web accepts only these "
         "(`allowed_hosts`); `_` (alone or among them) answers any Host.",

@@ -36,9 +36,6 @@ class Settings(Options, Layout):
     db_client_addresses: tuple[str, ...]  # server hosts PostgreSQL must accept
     db_listen_addresses: str
     web_server_addresses: tuple[str, ...]  # OMERO.server hosts the web connects to
-    # omero_nginx_server_name: the names (without '_'), and whether any other Host is answered.
-    server_names: tuple[str, ...]
-    any_host: bool
     tls_mode: TlsMode
     # OMERO.server address kernels connect to (omero_analysis hosts).
     analysis_omero_host: str | None = None
@@ -58,6 +55,16 @@ class Settings(Options, Layout):
     backup_remote: tuple[str, str] | None = None  # (address, account) on the omero_backup host
     # On the omero_backup host: (repository directory name, account, public key) of each OMERO host.
     backup_clients: tuple[tuple[str, str, str], ...] = ()
+
+    @property
+    def server_names(self) -> tuple[str, ...]:
+        """omero_nginx_server_name's names, without '_'."""
+        return self.nginx_server_name.names
+
+    @property
+    def any_host(self) -> bool:
+        """Whether the site answers any Host (omero_nginx_server_name has '_')."""
+        return self.nginx_server_name.any_host
 
     @property
     def builds_icepy(self) -> bool:
@@ -143,8 +150,7 @@ def load(host, inventory, platform: Platform, pid1: str) -> Settings:
     check.known(host.data.dict())
     options = parse_options({name: host.data.get(name, default) for name, default in DEFAULTS.items()},
                             platform, host.name)
-    names = options.nginx_server_name.split()
-    server_names = tuple(name for name in names if name != "_")
+    server_names = options.nginx_server_name.names
     roles = frozenset(group for group in ROLES if group in host.groups)
     peers = topology.peers(host, inventory, options)
 
@@ -225,8 +231,6 @@ def load(host, inventory, platform: Platform, pid1: str) -> Settings:
         db_client_addresses=peers.db_client_addresses,
         db_listen_addresses=peers.db_listen_addresses,
         web_server_addresses=peers.web_server_addresses,
-        server_names=server_names,
-        any_host="_" in names,
         tls_mode=tls_mode,
         **extra,
     )

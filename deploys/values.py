@@ -39,6 +39,26 @@ class Endpoint:
             self.address == other.address or self.address in every or other.address in every)
 
 
+@dataclass(frozen=True)
+class ServerNames:
+    """nginx's ``server_name``: the names as given, ``_`` among them answering any Host."""
+
+    given: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return " ".join(self.given)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The site's own names (without ``_``)."""
+        return tuple(name for name in self.given if name != "_")
+
+    @property
+    def any_host(self) -> bool:
+        """Whether a request for any other Host is answered too."""
+        return "_" in self.given
+
+
 class TlsMode(enum.Enum):
     """How the site gets its certificate, decided once from omero_nginx_tls and the files given."""
 

@@ -230,7 +230,8 @@ def test_values_parsed_once():
     assert config.web_static_root == "/srv/omero/web/OMERO.web/var/static"
     assert config.web_home == "/var/lib/omeroweb"
     assert config.secrets_dir == "~/omero/secrets"
-    assert config.nginx_server_name == "a.lab *.lab"
+    assert str(config.nginx_server_name) == "a.lab *.lab"
+    assert (config.server_names, config.any_host) == (("a.lab", "*.lab"), False)
     # OMERO settings as the text written: JSON unless a string.
     assert config.web_config == {"omero.web.ui.top_links": json.dumps(TOP_LINKS),
                                  "omero.web.debug": "true"}

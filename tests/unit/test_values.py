@@ -2,7 +2,7 @@
 
 import pytest
 
-from deploys.values import Endpoint, TlsMode
+from deploys.values import Endpoint, ServerNames, TlsMode
 
 pytestmark = pytest.mark.unit
 
@@ -43,3 +43,13 @@ def test_tls_mode_chosen_once(option, certificate, mode):
     assert chosen is mode
     assert chosen.https is (mode is not TlsMode.OFF)
     assert chosen.made_on_host is (mode in (TlsMode.SELF_SIGNED, TlsMode.ACME))
+
+
+@pytest.mark.parametrize("given, text, names, any_host", [
+    (("_",), "_", (), True),
+    (("omero.lab", "_"), "omero.lab _", ("omero.lab",), True),
+    (("a.lab", "*.lab"), "a.lab *.lab", ("a.lab", "*.lab"), False),
+])
+def test_server_names(given, text, names, any_host):
+    server_names = ServerNames(given)
+    assert (str(server_names), server_names.names, server_names.any_host) == (text, names, any_host)
