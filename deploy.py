@@ -10,7 +10,8 @@ Every option is validated for every host before anything changes.
 from pyinfra import host, inventory
 from pyinfra.facts.server import LinuxDistribution
 
-from deploys import analysis, backup, database, nginx, platform, prerequisites, server, settings, web
+from deploys import analysis, backup, checks, database, nginx, platform, prerequisites, server, settings, web
+from deploys.topology import ANALYSIS, BACKUP, DATABASE, SERVER, WEB
 from facts.omero import Accounts, DirectoryOwners, InitSystem
 
 config = settings.load(
@@ -19,11 +20,11 @@ config = settings.load(
     platform.detect(host.get_fact(LinuxDistribution)),
     pid1=host.get_fact(InitSystem),
 )
-backup_host = settings.BACKUP in host.groups
-settings.check_host(
+backup_host = BACKUP in host.groups
+checks.check_host(
     config, host.name, backup_host,
-    accounts=host.get_fact(Accounts, names=tuple(settings.host_accounts(config, backup_host).values())),
-    directories=host.get_fact(DirectoryOwners, paths=tuple(settings.host_directories(config, backup_host).values())),
+    accounts=host.get_fact(Accounts, names=tuple(checks.host_accounts(config, backup_host).values())),
+    directories=host.get_fact(DirectoryOwners, paths=tuple(checks.host_directories(config, backup_host).values())),
 )
 
 prerequisites.install(config)
@@ -33,15 +34,15 @@ if backup_host:
 # Start order across the inventory: PostgreSQL ready, then OMERO.server accepting
 # connections, then OMERO.web, then JupyterHub, then nginx (pyinfra runs operations in
 # this order): nginx serves what runs behind it.
-if settings.DATABASE in config.roles:
+if DATABASE in config.roles:
     database.deploy(config)
 # Backups are configured before the server: an upgrade keeps its dump in the repositories.
 backup_sources = backup.configure(config) if config.backs_up else []
-if settings.SERVER in config.roles:
+if SERVER in config.roles:
     server.deploy(config)
-if settings.WEB in config.roles:
+if WEB in config.roles:
     web.deploy(config)
-    if settings.ANALYSIS in config.roles:
+    if ANALYSIS in config.roles:
         analysis.deploy(config)
     nginx.deploy(config)
 if config.backs_up:

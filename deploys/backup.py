@@ -13,8 +13,9 @@ from pyinfra.api import FactBase, QuoteString, StringCommand, operation
 from pyinfra.operations import files, server
 
 from . import kit, services
+from .grammar import timer_lines
 from .operations import backup_repositories, refreshed, secret_file
-from .settings import BACKUP_REPOSITORY, DATABASE, SERVER, SFTP_HOST_ALIAS, WEB, timer_lines
+from .topology import BACKUP_REPOSITORY, DATABASE, SERVER, SFTP_HOST_ALIAS, WEB
 
 # On the omero_backup host: each account's authorized key, and how sshd confines the accounts.
 BACKUP_KEYS_DIR = "/etc/ssh/omero-backup-keys"

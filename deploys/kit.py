@@ -7,7 +7,7 @@ from pyinfra.api.util import get_template
 from pyinfra.operations import apt, dnf, files
 
 from .operations import dnf_repo_enabled, secret_file
-from .settings import Artifact
+from .values import Artifact
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 FILES = TEMPLATES.parent / "files"

@@ -8,12 +8,13 @@ from facts.omero import HostAddresses
 
 from . import analysis, kit, services
 from .operations import changed, refreshed, secret_file, self_signed_certificate, wait_until
+from .values import TlsMode
 
 SELF_SIGNED_DAYS = 397  # what browsers accept for a certificate's lifetime
 
 
 def install(settings) -> None:
-    packages = ["nginx"] + (["openssl"] if settings.tls_mode in ("self-signed", "acme") else [])
+    packages = ["nginx"] + (["openssl"] if settings.tls_mode.made_on_host else [])
     kit.packages(settings, "Install nginx", packages)
 
 
@@ -22,7 +23,7 @@ def _tls(settings) -> list[str]:
     files.directory(name="Create nginx's TLS directory", path=settings.tls_dir, user="root",
                     group="root", mode="700")
     certificate, key = settings.tls_certificate_path, settings.tls_key_path
-    if settings.tls_mode == "given":
+    if settings.tls_mode is TlsMode.GIVEN:
         files.put(name="Install the site's certificate chain", src=settings.nginx_tls_certificate,
                   dest=certificate, user="root", group="root", mode="644")
         with open(settings.nginx_tls_key, encoding="ascii") as handle:
@@ -35,11 +36,11 @@ def _tls(settings) -> list[str]:
     self_signed_certificate(
         name="Make the site's self-signed certificate when due",
         certificate=certificate, key=key, names=names, renew_days=settings.nginx_tls_renew_days,
-        days=SELF_SIGNED_DAYS, renewed_elsewhere=settings.tls_mode == "acme",
+        days=SELF_SIGNED_DAYS, renewed_elsewhere=settings.tls_mode is TlsMode.ACME,
     )
-    if settings.tls_mode == "acme":
+    if settings.tls_mode is TlsMode.ACME:
         kit.template(settings, "nginx/omero-tls-renewed.sh.j2", settings.tls_renewed_hook,
-                          mode="755", reload=services.action_command(settings, "reload", "nginx"))
+                     mode="755", reload=services.action_command(settings, "reload", "nginx"))
     return [certificate, key]
 
 

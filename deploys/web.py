@@ -48,7 +48,7 @@ def configure(settings, host_cpus: int) -> list[str]:
     # Any omero_web_config value may be a secret (a mail password): never shown by --diff.
     kit.secret_template(
         settings, "omero/web.omero.j2", config_file, user="root", group=settings.web_user, mode="640",
-        server_list=server_list, bind_host=settings.web_bind_host, bind_port=settings.web_bind_port,
+        server_list=server_list, bind_host=settings.web_bind.address, bind_port=settings.web_bind.port,
         workers=workers(settings, host_cpus), static_root=settings.web_static_root,
     )
     omero = f"OMERODIR={shlex.quote(settings.web_omerodir)} {shlex.quote(settings.web_omero)}"

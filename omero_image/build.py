@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from deploys.defaults import DEFAULTS
+from deploys.layout import home_of
+from deploys.options import DEFAULTS
 from deploys.platform import detect
-from deploys.settings import Settings
 
 from .base import CACHE, digest, ensure_image, locked, run
 
@@ -122,7 +122,7 @@ def _manifest(workers: int, with_server: bool) -> dict:
         "server_omerodir": f"{server_basedir}/OMERO.server",
         "server_omero": f"{server_basedir}/venv3/bin/omero",
         "server_config_dir": f"{server_basedir}/config",
-        "server_home": Settings.home_of(DEFAULTS["omero_server_user"]),
+        "server_home": home_of(DEFAULTS["omero_server_user"]),
         "server_data_dir": DEFAULTS["omero_data_dir"],
         "server_etc": f"{LIB}/server-etc",  # the server's etc/, copied to the volume at each start
     } if with_server else {}

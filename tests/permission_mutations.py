@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# Where permissions are set (defaults.py and settings.py only describe them).
-SOURCES = [*sorted(path for path in (ROOT / "deploys").glob("*.py") if path.name not in ("defaults.py", "settings.py")),
+# Where permissions are set (options.py and settings.py only describe them).
+SOURCES = [*sorted(path for path in (ROOT / "deploys").glob("*.py") if path.name not in ("options.py", "settings.py")),
            *sorted((ROOT / "templates").rglob("*.j2"))]
 # Tests in the order they run against a mutant: the cheapest that may kill it first.
 STAGES = (["tests/plan/test_permissions.py", "tests/unit"], ["tests/plan", "tests/unit"])

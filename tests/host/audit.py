@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from deploys import settings as site_settings
+from deploys import topology
 from deploys.platform import detect
 
 from .testhosts import SystemdHost
@@ -102,7 +103,7 @@ def expected_for(host, secrets_dir: Path) -> Expected:
     its options read through the deploy's own settings."""
     namespace = runpy.run_path(str(host.inventory))
     name, data, groups = None, None, set()
-    for group in (*site_settings.ROLES, site_settings.BACKUP):
+    for group in (*topology.ROLES, topology.BACKUP):
         for entry_name, entry_data in namespace.get(group, []):
             if entry_data.get("omero_address") == host.address:
                 name, data = entry_name, entry_data
@@ -110,7 +111,7 @@ def expected_for(host, secrets_dir: Path) -> Expected:
     assert data is not None, f"{host.name} is not in {host.inventory}"
     peers = {group: [_Peer(peer_name, peer_data, _groups_of(namespace, peer_name))
                      for peer_name, peer_data in namespace.get(group, [])]
-             for group in (*site_settings.ROLES, site_settings.BACKUP)}
+             for group in (*topology.ROLES, topology.BACKUP)}
     platform = detect({"major": 12, "release_meta": {"ID": "debian", "VERSION_ID": "12"}})
     booted = isinstance(host, SystemdHost)
     settings = site_settings.load(_Peer(name, data, groups), _Inventory(peers), platform,
@@ -132,13 +133,13 @@ def expected_from(settings, sshd: bool) -> Expected:
         listeners.append(Listener(22))
     if settings.http_proxy:
         secret.add("/etc/apt/apt.conf.d/80omero-proxy")
-    if roles & {site_settings.SERVER, site_settings.WEB}:
+    if roles & {topology.SERVER, topology.WEB}:
         trusted |= {settings.wheel_dir, settings.download_dir}
-    if site_settings.DATABASE in roles:
+    if topology.DATABASE in roles:
         secret.add(settings.platform.postgres_data_dir)
         for address in ("127.0.0.1", "::1", *([settings.address] if "," in settings.db_listen_addresses else [])):
             listeners.append(Listener(settings.db_port, address))
-    if site_settings.SERVER in roles:
+    if topology.SERVER in roles:
         home = settings.server_home
         secret |= {home, settings.server_certificate_password_file, settings.server_certs_dir,
                    settings.server_config_dir, f"{settings.server_dir}/etc/grid/config.xml",
@@ -150,20 +151,20 @@ def expected_from(settings, sshd: bool) -> Expected:
         # Glacier2 (4063, 4064 with TLS) and the registry; Ice's other adapters take any port.
         listeners += [Listener(port) for port in (4061, 4063, 4064)]
         listeners.append(Listener(None, owner=settings.server_user))
-    if site_settings.WEB in roles:
+    if topology.WEB in roles:
         omerodir = settings.web_omerodir
         secret |= {f"{omerodir}/var/django_secret_key", f"{omerodir}/etc", settings.web_config_dir,
                    settings.web_home}
         sources.add(f"{omerodir}/var/django_secret_key")
         trusted |= {settings.web_basedir}
         owned.add(omerodir)
-        listeners.append(Listener(settings.web_bind_port, settings.web_bind_host))
-        listeners.append(Listener(settings.nginx_listen_port, settings.nginx_listen_host))
+        listeners.append(Listener(settings.web_bind.port, settings.web_bind.address))
+        listeners.append(Listener(settings.nginx_listen.port, settings.nginx_listen.address))
         if settings.https:
-            listeners.append(Listener(settings.https_listen_port, settings.https_listen_host))
+            listeners.append(Listener(settings.nginx_https_listen.port, settings.nginx_https_listen.address))
             secret.add(settings.tls_key_path)
             sources.add(settings.tls_key_path)
-    if site_settings.ANALYSIS in roles:
+    if topology.ANALYSIS in roles:
         secret |= {settings.hub_state_dir, settings.npmrc}
         sources |= {settings.hub_cookie_secret, settings.proxy_auth_token}
         trusted |= {settings.analysis_basedir, settings.hub_state_dir}
@@ -173,7 +174,7 @@ def expected_from(settings, sshd: bool) -> Expected:
         secret |= {settings.backup_config_dir, settings.backup_cache_dir}
         if settings.backup_local_dir:
             secret.add(settings.backup_local_dir)
-        if site_settings.DATABASE in roles:
+        if topology.DATABASE in roles:
             secret.add(settings.backup_dump_dir)
         sources |= {settings.backup_password_file, settings.backup_ssh_key_file}
         trusted |= {settings.backup_config_dir, settings.backup_program, settings.restore_program}
@@ -216,7 +217,7 @@ class _Inventory:
 
 
 def _groups_of(namespace: dict, name: str) -> set:
-    return {group for group in (*site_settings.ROLES, site_settings.BACKUP)
+    return {group for group in (*topology.ROLES, topology.BACKUP)
             if any(entry_name == name for entry_name, _ in namespace.get(group, []))}
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from deploys.defaults import DEFAULTS
+from deploys.options import DEFAULTS
 from omero_image import build
 
 from .audit import Expected, Listener, audit

@@ -7,6 +7,7 @@ fresh machine. deploy.py is loaded the way the pyinfra CLI loads a deploy file, 
 every command; uploads are captured here, as the fake connector drops them.
 """
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,9 +98,25 @@ def fake_responses(os_name: str, pid1: str, cpus: int = 2) -> dict:
     }
 
 
-def run_deploy(hosts: dict[str, tuple[tuple[str, ...], dict]], *, os_name: str = "ubuntu24.04",
-               pid1: str = "systemd", execute: bool = True,
-               responses: dict | None = None, diff: bool = False) -> dict[str, HostRun]:
+def run_deploy(hosts: dict[str, tuple[tuple[str, ...], dict]], **kwargs) -> dict[str, HostRun]:
+    """_plan, recorded (tests/plan/record.py) when ``$OMERO_PLAN_RECORD`` names a directory."""
+    directory = os.environ.get("OMERO_PLAN_RECORD")
+    if not directory:
+        return _plan(hosts, **kwargs)
+    from . import record
+
+    try:
+        runs = _plan(hosts, **kwargs)
+    except Exception as error:
+        record.save(directory, record.current_test(), hosts, getattr(error, "runs", None), error, kwargs)
+        raise
+    record.save(directory, record.current_test(), hosts, runs, None, kwargs)
+    return runs
+
+
+def _plan(hosts: dict[str, tuple[tuple[str, ...], dict]], *, os_name: str = "ubuntu24.04",
+          pid1: str = "systemd", execute: bool = True,
+          responses: dict | None = None, diff: bool = False) -> dict[str, HostRun]:
     """Plan (and unless ``execute`` is false, run) deploy.py for ``{name: (groups, data)}``.
 
     ``responses`` answer commands before the defaults do (the host as it is found);

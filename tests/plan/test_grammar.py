@@ -10,10 +10,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from deploys import settings
-from deploys.defaults import DEFAULTS, OPTIONS
+from deploys import checks, settings, topology
 from deploys.errors import OmeroDeployError, OmeroOptionError
+from deploys.options import DEFAULTS, OPTIONS
 from deploys.platform import Platform, detect
+from deploys.values import Endpoint
 
 from .conftest import ALL_ROLES
 from .test_refusals import CERTIFICATE, PRIVATE_KEY, LocalFile
@@ -122,7 +123,7 @@ def made(value, directory):
 @pytest.mark.parametrize("data", GOOD_OPTIONS)
 def test_good_value_accepted(tmp_path, data):
     data = {key: made(value, tmp_path) for key, value in data.items()}
-    settings.parse_options({**DEFAULTS, **data}, UBUNTU, "aio")
+    checks.parse_options({**DEFAULTS, **data}, UBUNTU, "aio")
 
 
 # Good values together, planned and run on a fake host (a plan takes a second: a few only).
@@ -162,17 +163,13 @@ def test_good_values_planned(deploy, tmp_path, name):
     assert any(re.search(WRITTEN[name], text) for text in uploads)
 
 
-def test_every_option_has_a_grammar():
-    assert set(settings._GRAMMARS) == set(DEFAULTS)
-
-
 def test_defaults_and_examples_pass(tmp_path):
     ca = LocalFile("proxy-ca.crt", CERTIFICATE).make(tmp_path)
-    settings.parse_options(dict(DEFAULTS), UBUNTU, "aio")
+    checks.parse_options(dict(DEFAULTS), UBUNTU, "aio")
     for option in OPTIONS:
         # The example CA certificate stands for a file at the site: one of the same name here.
         example = [ca] if option.name == "omero_extra_ca_certificates" else option.good_value
-        settings.parse_options({**DEFAULTS, option.name: example}, UBUNTU, "aio")
+        checks.parse_options({**DEFAULTS, option.name: example}, UBUNTU, "aio")
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "inventories").glob("*.py")), ids=lambda p: p.stem)
@@ -185,8 +182,8 @@ def test_example_inventory_passes(path, tmp_path):
                 options["omero_extra_ca_certificates"] = [
                     LocalFile(Path(ca).name, CERTIFICATE).make(tmp_path)
                     for ca in options["omero_extra_ca_certificates"]]
-            settings.parse_options({**DEFAULTS, **options}, UBUNTU, name)
-            assert settings.address_of(SimpleNamespace(name=name, data=data))
+            checks.parse_options({**DEFAULTS, **options}, UBUNTU, name)
+            assert topology.address_of(SimpleNamespace(name=name, data=data))
 
 
 class _Data(dict):
@@ -213,10 +210,8 @@ def test_paths_named_once_on_the_settings():
         "/opt/omero/web/config", "/opt/omero/web/OMERO.web", "/opt/omero/web/OMERO.web/var/static",
         "/var/lib/omero-web")
     assert config.download_dir == "/opt/omero/downloads"
-    assert (config.web_bind_host, config.web_bind_port, config.web_url) == (
-        "127.0.0.1", 4080, "http://127.0.0.1:4080")
-    assert (config.nginx_listen_host, config.nginx_listen_port, config.nginx_url) == (
-        None, 80, "http://127.0.0.1:80")
+    assert (config.web_bind, config.web_url) == (Endpoint("127.0.0.1", 4080), "http://127.0.0.1:4080")
+    assert (config.nginx_listen, config.nginx_url) == (Endpoint(None, 80), "http://127.0.0.1:80")
 
 
 def test_values_parsed_once():
@@ -227,15 +222,16 @@ def test_values_parsed_once():
         "omero_web_config": {"omero.web.ui.top_links": TOP_LINKS, "omero.web.debug": True},
         "omero_server_config": {"omero.ldap.config": False, "omero.mail.from": "o@lab"},
     })
-    assert (config.web_bind_host, config.web_bind_port) == ("::1", 4080)
-    assert config.web_bind == "[::1]:4080"
+    assert config.web_bind == Endpoint("::1", 4080)
+    assert str(config.web_bind) == "[::1]:4080"
     assert config.web_url == "http://[::1]:4080"
-    assert (config.nginx_listen, config.nginx_listen_host, config.nginx_listen_port) == ("8080", None, 8080)
+    assert (config.nginx_listen, str(config.nginx_listen)) == (Endpoint(None, 8080), "8080")
     assert config.web_basedir == "/srv/omero/web"
     assert config.web_static_root == "/srv/omero/web/OMERO.web/var/static"
     assert config.web_home == "/var/lib/omeroweb"
     assert config.secrets_dir == "~/omero/secrets"
-    assert config.nginx_server_name == "a.lab *.lab"
+    assert str(config.nginx_server_name) == "a.lab *.lab"
+    assert (config.server_names, config.any_host) == (("a.lab", "*.lab"), False)
     # OMERO settings as the text written: JSON unless a string.
     assert config.web_config == {"omero.web.ui.top_links": json.dumps(TOP_LINKS),
                                  "omero.web.debug": "true"}
@@ -252,7 +248,7 @@ def test_nginx_reached_from_its_host(listen, url):
 def test_the_platforms_nginx_user_is_refused():
     apache_like = Platform("Example 1", "rhel", "python3", 16, 17, "httpd", (1, 20), 22)
     with pytest.raises(OmeroOptionError, match="option omero_web_user .*'httpd' is nginx's user on Example 1"):
-        settings.parse_options({**DEFAULTS, "omero_web_user": "httpd"}, apache_like, "web")
+        checks.parse_options({**DEFAULTS, "omero_web_user": "httpd"}, apache_like, "web")
 
 
 def test_peer_address_is_checked(deploy):
@@ -263,9 +259,9 @@ def test_peer_address_is_checked(deploy):
 
 def test_ssh_host_name_must_be_an_address():
     with pytest.raises(OmeroDeployError, match="host omero lab: its name is not an address .*set its omero_address"):
-        settings.address_of(SimpleNamespace(name="omero lab", data={}))
-    assert settings.address_of(SimpleNamespace(name="db.lab.example.org", data={})) == "db.lab.example.org"
-    assert settings.address_of(SimpleNamespace(name="db", data={"omero_address": "2001:DB8::1"})) == "2001:db8::1"
+        topology.address_of(SimpleNamespace(name="omero lab", data={}))
+    assert topology.address_of(SimpleNamespace(name="db.lab.example.org", data={})) == "db.lab.example.org"
+    assert topology.address_of(SimpleNamespace(name="db", data={"omero_address": "2001:DB8::1"})) == "2001:db8::1"
 
 
 @pytest.mark.parametrize("url", ["http://alice:s3cr3t@proxy.lab:99999",
@@ -273,7 +269,7 @@ def test_ssh_host_name_must_be_an_address():
                                  "ftp://alice:s3cr3t@proxy.lab:3128"])
 def test_proxy_credentials_never_in_a_message(url):
     with pytest.raises(OmeroOptionError) as caught:
-        settings.parse_options({**DEFAULTS, "omero_http_proxy": url}, UBUNTU, "aio")
+        checks.parse_options({**DEFAULTS, "omero_http_proxy": url}, UBUNTU, "aio")
     assert "s3cr3t" not in str(caught.value)
 
 
@@ -320,7 +316,7 @@ def test_the_table_says_what_the_deploy_says(deploy, tmp_path, monkeypatch, opti
     ([], "omero.lab.org", False),
 ])
 def test_certificate_covers(certificate_names, name, covered):
-    assert settings._covers(certificate_names, name) == covered
+    assert checks.covers(certificate_names, name) == covered
 
 
 def _web_settings(**data):

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from deploys.defaults import DEFAULTS
-from deploys.settings import ROLES
+from deploys.options import DEFAULTS
+from deploys.topology import ROLES
 
 pytestmark = pytest.mark.plan
 

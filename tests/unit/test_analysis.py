@@ -15,7 +15,7 @@ import tomllib
 from packaging.requirements import Requirement
 
 from deploys import movein_wheel
-from deploys.settings import _Bad, _cpus, _hub_name, _memory, hub_name_clash, proxy_node_major
+from deploys.grammar import Bad, hub_name_clash, parse_cpus, parse_hub_name, parse_memory, proxy_node_major
 
 pytestmark = pytest.mark.unit
 
@@ -106,10 +106,10 @@ def test_hub_name_clash(hub, web_names, clash):
 ])
 def test_hub_name_grammar(value, parsed):
     if parsed is None:
-        with pytest.raises(_Bad):
-            _hub_name(value)
+        with pytest.raises(Bad):
+            parse_hub_name(value)
     else:
-        assert _hub_name(value) == parsed
+        assert parse_hub_name(value) == parsed
 
 
 @pytest.mark.parametrize(("value", "parsed"), [
@@ -119,10 +119,10 @@ def test_hub_name_grammar(value, parsed):
 ])
 def test_memory_grammar(value, parsed):
     if parsed is None:
-        with pytest.raises(_Bad):
-            _memory(value)
+        with pytest.raises(Bad):
+            parse_memory(value)
     else:
-        assert _memory(value) == parsed
+        assert parse_memory(value) == parsed
 
 
 @pytest.mark.parametrize(("value", "good"), [
@@ -132,7 +132,7 @@ def test_memory_grammar(value, parsed):
 ])
 def test_cpus_grammar(value, good):
     if good:
-        assert _cpus(value) == value
+        assert parse_cpus(value) == value
     else:
-        with pytest.raises(_Bad):
-            _cpus(value)
+        with pytest.raises(Bad):
+            parse_cpus(value)

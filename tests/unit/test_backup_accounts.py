@@ -6,7 +6,7 @@ import re
 import pytest
 
 from deploys import secrets
-from deploys.settings import backup_account
+from deploys.topology import backup_account
 
 pytestmark = pytest.mark.unit
 

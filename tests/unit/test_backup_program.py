@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deploys.settings import timer_lines
+from deploys.grammar import timer_lines
 
 pytestmark = pytest.mark.unit
 
