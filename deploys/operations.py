@@ -33,7 +33,7 @@ from facts.omero import (
     package_manager_running,
 )
 
-from . import scram
+from . import scram, server_steps
 
 
 @operation()
@@ -241,13 +241,11 @@ def omero_schema(omero: str, omerodir: str, db: dict, script_dir: str, root_pass
     if version is not None:
         host.noop(f"the database already holds OMERO schema {version}")
         return
-    script = f"{script_dir}/omero-schema.sql"
+    script = f"{script_dir}/{server_steps.SCHEMA_SCRIPT}"
     env = f"OMERODIR={shlex.quote(omerodir)}"
     psql = f"psql -XAw -v ON_ERROR_STOP=1 {_connection(db)}"
-    yield StringCommand(
-        "umask 077 &&", env, QuoteString(omero), "db", "script", "--file", QuoteString(script), "--password",
-        QuoteString(HiddenValue(root_password)),
-    )
+    *words, password = server_steps.schema_script(omero, script, root_password)
+    yield StringCommand("umask 077 &&", env, *map(QuoteString, words), QuoteString(HiddenValue(password)))
     yield f"{psql} -f {shlex.quote(script)} && rm -f {shlex.quote(script)}"
 
 

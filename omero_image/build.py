@@ -289,6 +289,7 @@ def _build(options: Options, env: dict, log, started: float, podman, source: str
             for name, source_path in (("entrypoint.py", HERE / "entrypoint.py"),
                                       ("omero_scram.py", ROOT / "deploys" / "scram.py"),
                                       ("omero_passwords.py", ROOT / "deploys" / "passwords.py"),
+                                      ("omero_server_steps.py", ROOT / "deploys" / "server_steps.py"),
                                       ("watch.py", HERE / "watch.py"),
                                       ("finish.sh", HERE / "finish.sh"),
                                       ("image.json", work_dir / "image.json")):

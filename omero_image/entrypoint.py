@@ -23,7 +23,6 @@ import os
 import pwd
 import re
 import secrets
-import shlex
 import shutil
 import signal
 import socket
@@ -34,8 +33,16 @@ import unicodedata
 
 LIB = os.path.dirname(os.path.realpath(__file__))
 sys.path.insert(0, LIB)
-from omero_passwords import weakness as weakness_of  # noqa: E402 - shipped beside this script
+from omero_passwords import refusal  # noqa: E402 - shipped beside this script
 from omero_scram import scram_verifier  # noqa: E402 - shipped beside this script
+from omero_server_steps import (  # noqa: E402 - shipped beside this script
+    SCHEMA_SCRIPT,
+    STORE,
+    certificate_command,
+    config_line,
+    schema_script,
+    server_config,
+)
 
 with open(os.path.join(LIB, "image.json"), encoding="utf-8") as _manifest:
     IMAGE = json.load(_manifest)
@@ -171,11 +178,9 @@ def given_password(variable: str = "OMERO_DB_PASSWORD") -> str | None:
     if not password and os.environ.get(f"{variable}_FILE"):
         with open(os.environ[f"{variable}_FILE"], encoding="utf-8") as handle:
             password = handle.read().strip()
-    weakness = password and weakness_of(password)
-    if weakness:
-        raise Refused(f"the password of {variable} {weakness}: too weak")
-    if password and (not password.isascii() or not password.isprintable()):
-        raise Refused(f"the password of {variable} must be printable ASCII")
+    refused = password and refusal(password)
+    if refused:
+        raise Refused(f"the password of {variable} {refused}")
     return password or None
 
 
@@ -248,7 +253,7 @@ def config_variable(variable: str, value: str) -> str:
     if control:
         raise Refused(f"{variable}: its value holds {', '.join(map(repr, control))}: a setting's value is one "
                       "line (JSON lists and objects included)")
-    return f"config set -- {shlex.quote(key)} {shlex.quote(value)}\n"
+    return config_line(key, value)
 
 
 def site_config(environ=os.environ) -> list[tuple[str, str]]:
@@ -376,29 +381,14 @@ def server(db_port: int, db_password: str | None, parts: list[tuple[str, str]]) 
         write(password_file, secrets.token_urlsafe(24) + "\n", user, 0o600)
     with open(password_file, encoding="utf-8") as handle:
         store_password = handle.read().strip()
-    if not os.path.exists(f"{certs}/server.p12"):
-        # As the deploy makes it (deploys/server.py): self-signed, its store's password in a file.
-        key, pem = f"{certs}/server.key", f"{certs}/server.pem"
-        checked(as_user(user, ["sh", "-c", 'umask 077 && openssl genrsa -out "$1" 2048 && '
-                               'openssl req -new -x509 -subj /O=OMERO.server/CN=OMERO.server -days 3650 '
-                               '-key "$1" -out "$2" && openssl pkcs12 -export -out "$3.partial" -inkey "$1" '
-                               '-in "$2" -name server -keypbe aes-256-cbc -certpbe aes-256-cbc -macalg SHA256 '
-                               '-passout "file:$4" && mv "$3.partial" "$3"',
-                               "-", key, pem, f"{certs}/server.p12", password_file]),
+    if not os.path.exists(f"{certs}/{STORE}"):
+        checked(as_user(user, ["sh", "-c", certificate_command(certs, password_file)]),
                 "making the server's TLS certificate")
 
     directory(SERVER_CONFIG, user, 0o700)
-    settings = {
-        "omero.db.host": "127.0.0.1", "omero.db.port": str(db_port), "omero.db.name": IMAGE["db_name"],
-        "omero.db.user": IMAGE["db_user"], "omero.db.pass": db_password, "omero.data.dir": DATA,
-        "omero.glacier2.IceSSL.DefaultDir": certs, "omero.glacier2.IceSSL.CertFile": "server.p12",
-        "omero.glacier2.IceSSL.CAs": "server.pem", "omero.glacier2.IceSSL.Password": store_password,
-        "omero.glacier2.IceSSL.Ciphers": "HIGH:!DHE", "omero.glacier2.IceSSL.Protocols": "TLS1_2,TLS1_3",
-        "omero.glacier2.IceSSL.ProtocolVersionMax": "TLS1_3",
-    }
-    write(f"{SERVER_CONFIG}/00-image.omero",
-          "config drop default\n" + "".join(f"config set -- {key} {shlex.quote(value)}\n"
-                                            for key, value in settings.items()), user, 0o600)
+    db = {"host": "127.0.0.1", "port": db_port, "name": IMAGE["db_name"], "user": IMAGE["db_user"],
+          "password": db_password}
+    write(f"{SERVER_CONFIG}/00-image.omero", server_config(db, DATA, certs, store_password), user, 0o600)
     write(f"{SERVER_CONFIG}/50-site.omero", config_lines(parts), user, 0o600)
 
 
@@ -422,12 +412,12 @@ def schema(db_port: int) -> None:
             return
         # One kept from a first start stopped before the schema was made is used again.
         root_password = given_password("OMERO_ROOT_PASSWORD") or kept("root-password") or generated("root-password")
-        script = f"{SERVER}/home/omero-schema.sql"
+        script = f"{SERVER}/home/{SCHEMA_SCRIPT}"
         say("first start: creating the OMERO schema")
         # omero db script takes the root password on its command line (see README).
         checked(as_user(IMAGE["server_user"], server_env() + [
-            "sh", "-c", 'umask 077 && exec "$@"', "-", IMAGE["server_omero"], "db", "script",
-            "--file", script, "--password", root_password]), "omero db script")
+            "sh", "-c", 'umask 077 && exec "$@"', "-", *schema_script(IMAGE["server_omero"], script, root_password)]),
+            "omero db script")
         try:
             # The script is the server user's alone; psql reads it from standard input.
             with open(script, encoding="utf-8") as sql:

@@ -19,7 +19,7 @@ done
 
 install -d -m 755 "$lib" "$state"
 install -m 755 /tmp/entrypoint.py /tmp/watch.py "$lib/"
-install -m 644 /tmp/omero_scram.py /tmp/omero_passwords.py /tmp/image.json "$lib/"
+install -m 644 /tmp/omero_scram.py /tmp/omero_passwords.py /tmp/omero_server_steps.py /tmp/image.json "$lib/"
 ln -sfn "$lib/entrypoint.py" /usr/local/sbin/omero-image
 setting() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$lib/image.json" "$1"; }
 

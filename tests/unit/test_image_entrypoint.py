@@ -32,6 +32,7 @@ def entrypoint(tmp_path):
     shutil.copy(ROOT / "omero_image" / "entrypoint.py", lib)
     shutil.copy(ROOT / "deploys" / "scram.py", lib / "omero_scram.py")
     shutil.copy(ROOT / "deploys" / "passwords.py", lib / "omero_passwords.py")
+    shutil.copy(ROOT / "deploys" / "server_steps.py", lib / "omero_server_steps.py")
     (lib / "image.json").write_text(json.dumps({
         "state": str(state), "server": True, "server_user": "root", "server_etc": str(server_etc),
         "db_name": "omero", "db_user": "omero",
