@@ -35,6 +35,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("omero_service_manager", "auto",
            "`systemd`, `supervisord`, or `auto`: systemd when it is PID 1, otherwise "
            "supervisord (containers, chroots)."),
+    Option("omero_image_build", False,
+           "`true` only where `scripts/build-image` deploys: the supervisord programs and the nginx site "
+           "read the ports, users and paths that a container of the image sets at each start "
+           "(supervisord's environment, files nginx includes) instead of holding them "
+           "(docs/apptainer.md)."),
     # -- reaching package indexes from a lab network ----------------------------------------
     Option("omero_extra_ca_certificates", [],
            "Local paths of PEM CA certificates to trust on the host (a TLS-inspecting proxy's "

@@ -130,16 +130,19 @@ def refreshed(commands: list[str], sources: list[str], stamp: str, touch: bool =
 
 
 @operation()
-def supervised(program: str, conf: str, restart_sources: list[str], stamp: str):
+def supervised(program: str, conf: str, restart_sources: list[str], stamp: str,
+               environment: dict[str, str] | None = None):
     """``program`` known to a running supervisord and RUNNING, started after the last change
     to any of ``restart_sources`` (``stamp`` records when the deploy last started it);
-    supervisord started if needed."""
+    supervisord started if needed, with ``environment`` added to its own (what its programs
+    read as ``%(ENV_X)s``)."""
     ctl = f"supervisorctl -c {shlex.quote(conf)}"
     name = shlex.quote(program)
     programs = host.get_fact(SupervisorPrograms, conf=conf)
     if programs is None:
         # supervisord starts every autostart program itself, in priority order.
-        yield f"supervisord -c {shlex.quote(conf)}"
+        given = "".join(f" {shlex.quote(f'{variable}={value}')}" for variable, value in (environment or {}).items())
+        yield f"{'env' + given + ' ' if given else ''}supervisord -c {shlex.quote(conf)}"
         yield (f"for i in $(seq 100); do {ctl} pid >/dev/null 2>&1 && break; sleep 0.1; done; "
                f"{ctl} pid >/dev/null")
     elif program not in programs:

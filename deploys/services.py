@@ -11,6 +11,7 @@ from pathlib import Path
 from pyinfra.api.util import get_template
 from pyinfra.operations import files
 
+from . import container
 from .operations import secret_file, supervised, systemd_reloaded, systemd_running
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -52,7 +53,8 @@ def program(settings, service: str, *, command: str, user: str, environment: dic
         template(
             settings, "supervisord/program.conf.j2",
             settings.platform.supervisor_program_path(service),
-            program=service, command=command, run_as=user, environment=environment or {},
+            program=service, command=command, environment=environment or {},
+            run_as=container.expansion(container.run_as(service)) if settings.image_build else user,
             directory=directory, priority=PRIORITY[service], stopsignal=stopsignal, umask=umask,
         )
     elif unit_template:
@@ -88,6 +90,22 @@ def timer(settings, service: str, schedule: list[str], description: str):
                            restart_sources=[timer_file], stamp=settings.stamp(f"{service}-timer-started"))
 
 
+def program_users(settings) -> dict[str, str]:
+    """Whom each program of the image runs as under root."""
+    return {"postgresql": "postgres", "nginx": "root", "omero-web": settings.web_user,
+            "omero-server": settings.server_user}
+
+
+def image_environment(settings) -> dict[str, str]:
+    """supervisord's environment in an image build: what the programs read (``container``),
+    as the deploy's options give it; a container's start gives its own."""
+    return {container.DB_PORT: str(settings.db_port), container.WEB_PORT: str(settings.web_bind_port),
+            # scripts/build-image sets omero_web_workers.
+            container.WEB_WORKERS: str(settings.web_workers or 1),
+            container.PG_SOCKETS: "/var/run/postgresql", container.NGINX_CONF: "/etc/nginx/nginx.conf",
+            **{container.run_as(program): user for program, user in program_users(settings).items()}}
+
+
 def start(settings, service: str, restart_sources=()):
     """Make ``service`` run (and start at boot), restarted when any of ``restart_sources``
     (paths, globs: its configuration, its code) changed since the deploy last started it.
@@ -99,7 +117,8 @@ def start(settings, service: str, restart_sources=()):
         program_file = settings.platform.supervisor_program_path(service)
         return supervised(name=f"Run {service} under supervisord", program=service,
                           conf=settings.platform.supervisor_conf,
-                          restart_sources=[program_file, *restart_sources], stamp=stamp)
+                          restart_sources=[program_file, *restart_sources], stamp=stamp,
+                          environment=image_environment(settings) if settings.image_build else None)
     return systemd_running(name=f"Run and enable {service}", service=service,
                            restart_sources=[_unit_file(service), *restart_sources],
                            stamp=stamp)

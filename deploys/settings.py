@@ -542,6 +542,7 @@ def _web_apps(value: Any) -> tuple[WebApp, ...]:
 _GRAMMARS: dict[str, Callable[[Any], Any]] = {
     "omero_address": _optional(_address),
     "omero_service_manager": _one_of("auto", "systemd", "supervisord"),
+    "omero_image_build": _one_of(True, False),
     "omero_extra_ca_certificates": _ca_files,
     "omero_http_proxy": _optional(_url),
     "omero_pip_index_url": _optional(_url),

@@ -30,7 +30,9 @@ from pathlib import Path, PurePosixPath
 
 from pyinfra.api import Inventory
 
+from deploys.container import STATE
 from deploys.platform import detect
+from deploys.services import program_users
 from deploys.settings import Settings
 from deploys.settings import load as load_settings
 
@@ -44,7 +46,6 @@ SOURCES = ("deploy.py", "deploys", "facts", "files", "templates", "omero_image")
 BASE_SUITE, BASE_PACKAGES = "bookworm", ["ca-certificates"]
 PLATFORM = detect({"release_meta": {"ID": "debian", "VERSION_ID": "12"}, "major": 12})
 LIB = "/usr/local/lib/omero-image"  # the entrypoint, its manifest and helpers, in the image
-STATE = "/var/lib/omero"
 HTTP_PORT, WEB_PORT = 8080, 4080  # unprivileged: the image runs as any user
 # Only to build: the IcePy wheel is compiled before the image is made.
 BUILD_PACKAGES = ["g++", "make", "python3-dev", "libssl-dev", "libbz2-dev"]
@@ -105,6 +106,7 @@ def _inventory_data(options: Options, secrets_dir: Path) -> dict:
         "omero_nginx_listen": str(HTTP_PORT),
         "omero_web_bind": f"127.0.0.1:{WEB_PORT}",
         "omero_web_workers": options.web_workers,
+        "omero_image_build": True,
         "omero_secrets_dir": str(secrets_dir),
         "omero_extra_ca_certificates": options.extra_ca_certificates,
     }
@@ -154,15 +156,19 @@ def _manifest(settings: Settings, with_server: bool) -> dict:
         "db_user": settings.db_user,
         "db_port": settings.db_port,
         "web_user": settings.web_user,
+        "web_home": settings.web_home,
         "web_omerodir": settings.web_omerodir,
         "web_omero": settings.web_omero,
         "web_config_dir": settings.web_config_dir,
-        "web_bind": settings.web_bind,
+        "web_bind_host": settings.web_bind.rsplit(":", 1)[0],
+        "web_port": settings.web_bind_port,
         "web_workers": settings.web_workers,
         "nginx_user": platform.nginx_user,
         "nginx_site": platform.nginx_site_path,
         "http_port": settings.nginx_listen_port,
         "supervisor_programs": str(PurePosixPath(platform.supervisor_program_path("omero-web")).parent),
+        "run_as": {program: user for program, user in program_users(settings).items()
+                   if with_server or program != "omero-server"},
     }
 
 
@@ -307,6 +313,7 @@ def _build(options: Options, env: dict, log, started: float, podman, source: str
                                       ("omero_scram.py", ROOT / "deploys" / "scram.py"),
                                       ("omero_passwords.py", ROOT / "deploys" / "passwords.py"),
                                       ("omero_server_steps.py", ROOT / "deploys" / "server_steps.py"),
+                                      ("omero_container.py", ROOT / "deploys" / "container.py"),
                                       ("watch.py", HERE / "watch.py"),
                                       ("finish.sh", HERE / "finish.sh"),
                                       ("image.json", work_dir / "image.json")):

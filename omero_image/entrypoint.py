@@ -8,9 +8,10 @@ generated into secrets/db-password) and its database, and OMERO.web's secret key
 image with OMERO.server also the binary repository (data/), the server's TLS certificate
 and the OMERO schema, whose root password comes from $OMERO_ROOT_PASSWORD(_FILE) or is
 generated into secrets/root-password. Every start then writes the runtime configuration
-(supervisord, nginx, OMERO.web's and OMERO.server's) from the image's files, the *.omero
-files in config/ and CONFIG_omero_* variables, with the ports the environment asks for,
-and hands over to supervisord.
+(OMERO.web's and OMERO.server's from the image's files, the *.omero files in config/ and
+CONFIG_omero_* variables; supervisord's and nginx's around the deploy's programs and site,
+which read the ports, users and paths of this start: omero_container) and hands over to
+supervisord.
 
 Run as root, each service runs as its own user; run as another user (Apptainer, podman
 --user), everything runs as that user.
@@ -33,6 +34,7 @@ import unicodedata
 
 LIB = os.path.dirname(os.path.realpath(__file__))
 sys.path.insert(0, LIB)
+import omero_container as container  # noqa: E402 - shipped beside this script
 from omero_passwords import refusal  # noqa: E402 - shipped beside this script
 from omero_scram import scram_verifier  # noqa: E402 - shipped beside this script
 from omero_server_steps import (  # noqa: E402 - shipped beside this script
@@ -47,10 +49,10 @@ from omero_server_steps import (  # noqa: E402 - shipped beside this script
 with open(os.path.join(LIB, "image.json"), encoding="utf-8") as _manifest:
     IMAGE = json.load(_manifest)
 
-STATE = IMAGE["state"]
+STATE = IMAGE["state"]  # omero_container.STATE, or a test's
 RUN = f"{STATE}/run"  # made anew at every start
 LOCK = f"{STATE}/omero-image.lock"  # held by the container using the state, for its whole life
-HOME = f"{STATE}/home"  # the services' homes (OMERO.web's and OMERO.server's are in their trees)
+HOME = f"{STATE}/home"  # the watch's home (the services' are the image's, pointing at the state)
 LOG = f"{STATE}/log"
 PGDATA = f"{STATE}/postgresql"
 WEB = f"{STATE}/web"
@@ -445,7 +447,7 @@ http {{
     fastcgi_temp_path {run}/nginx/fastcgi;
     uwsgi_temp_path {run}/nginx/uwsgi;
     scgi_temp_path {run}/nginx/scgi;
-    include {run}/nginx-site.conf;
+    include {site};
 }}
 """
 
@@ -467,7 +469,7 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 serverurl=unix://{run}/supervisor.sock
 
 [include]
-files = {run}/programs/*.conf
+files = {programs}/*.conf {watch}
 """
 
 WATCH_CONF = """; Written by omero-image at start: stops the container when a program keeps failing.
@@ -482,86 +484,34 @@ stderr_logfile={log}/omero-image-watch.log
 """
 
 
-def replaced(text: str, old: str, new: str, where: str) -> str:
-    """``text`` with its one ``old`` made ``new``: the image's own files, or it refuses."""
-    if text.count(old) != 1:
-        raise Refused(f"{where} does not hold {old!r} once; the image is not what this entrypoint knows")
-    return text.replace(old, new)
-
-
-def runtime(http_port: int, web_port: int, db_port: int) -> str:
-    """supervisord's and nginx's configuration for this start; returns supervisord's."""
+def runtime(http_port: int, web_port: int, db_port: int) -> tuple[str, dict[str, str]]:
+    """nginx's and supervisord's configuration for this start, around the image's site and
+    programs (which read what differs from one container to the next: omero_container);
+    returns supervisord's and what its programs read from its environment."""
     http_address = os.environ.get("OMERO_HTTP_ADDRESS", "")
     if http_address and not re.fullmatch(r"[0-9]{1,3}(\.[0-9]{1,3}){3}", http_address):
         raise Refused(f"OMERO_HTTP_ADDRESS={http_address!r} is not an IPv4 address")
-    workers = os.environ.get("OMERO_WEB_WORKERS", str(IMAGE["web_workers"]))
+    workers = os.environ.get(container.WEB_WORKERS, str(IMAGE["web_workers"]))
     if not re.fullmatch(r"[1-9][0-9]{0,2}", workers):
-        raise Refused(f"OMERO_WEB_WORKERS={workers!r} is not a number of workers")
-    directory(f"{RUN}/postgresql", "postgres", 0o2775)
+        raise Refused(f"{container.WEB_WORKERS}={workers!r} is not a number of workers")
+    sockets = directory(f"{RUN}/postgresql", IMAGE["run_as"]["postgresql"], 0o2775)
     directory(f"{RUN}/nginx", IMAGE["nginx_user"], 0o700)
-    directory(f"{RUN}/programs", "root", 0o755)
-    site = IMAGE["nginx_site"]
-    with open(site, encoding="utf-8") as handle:
-        text = handle.read()
     listen = f"{http_address}:{http_port}" if http_address else str(http_port)
-    text = replaced(text, f"listen {IMAGE['http_port']} ", f"listen {listen} ", site)
-    text = replaced(text, f"server {IMAGE['web_bind']} ", f"server 127.0.0.1:{web_port} ", site)
-    write(f"{RUN}/nginx-site.conf", text)
-    write(f"{RUN}/nginx.conf", NGINX_CONF.format(
-        user=f"user {IMAGE['nginx_user']};\n" if AS_ROOT else "", run=RUN, log=LOG))
-
-    homes = {"postgresql": (f"{HOME}/postgresql", "postgres"), "nginx": (f"{HOME}/nginx", "root"),
-             "omero-web": (f"{WEB}/home", IMAGE["web_user"])}
-    changes = {
-        "postgresql": [(f"-c config_file={IMAGE['postgres_conf']}",
-                        f"-c config_file={IMAGE['postgres_conf']} -c port={db_port} "
-                        f"-c unix_socket_directories={RUN}/postgresql "
-                        f"-c external_pid_file={RUN}/postgresql/postmaster.pid "
-                        # Debian's ssl = on names the snakeoil key, not shipped; PostgreSQL
-                        # listens on localhost only.
-                        "-c ssl=off")],
-        "omero-web": [(f"--bind {IMAGE['web_bind']} ", f"--bind 127.0.0.1:{web_port} "),
-                      (f"--workers {IMAGE['web_workers']} ", f"--workers {workers} "),
-                      # OMERO's per-user files (the image's homes are read-only).
-                      ("environment=", f'environment=OMERO_USERDIR="{WEB}/home",')],
-        "nginx": [("/usr/sbin/nginx -g", f"/usr/sbin/nginx -c {RUN}/nginx.conf -e stderr -g")],
-    }
-    if IMAGE["server"]:
-        changes["omero-server"] = [
-            (f"--glob '{IMAGE['server_config_dir']}/*.omero'", f"--glob '{SERVER_CONFIG}/*.omero'"),
-            # Its own per-user directory (its HOME, set by the deploy, is on the volume).
-            ("environment=", f'environment=OMERO_USERDIR="{SERVER}/home/omero",'),
-        ]
+    for name, content in container.nginx_includes(listen, f"{IMAGE['web_bind_host']}:{web_port}").items():
+        write(f"{RUN}/{name}", content)
+    nginx_conf = write(f"{RUN}/nginx.conf", NGINX_CONF.format(
+        user=f"user {IMAGE['nginx_user']};\n" if AS_ROOT else "", run=RUN, log=LOG, site=IMAGE["nginx_site"]))
     directory(HOME, "root", 0o755)
-    for program, edits in changes.items():
-        path = f"{IMAGE['supervisor_programs']}/{program}.conf"
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-        # A program that fails to start gives up after 1 + 2 + 3 s, and the watch below
-        # stops the container.
-        for old, new in edits + [("stdout_logfile=/var/log/supervisor/", f"stdout_logfile={LOG}/"),
-                                 ("startretries=10", "startretries=3")]:
-            text = replaced(text, old, new, path)
-        if program in homes:
-            home, user = homes[program]
-            text = with_home(text, directory(home, user, 0o700), path)
-        if not AS_ROOT:  # one user runs everything: supervisord cannot switch users
-            text = re.sub(r"(?m)^user=.*\n", "", text)
-        write(f"{RUN}/programs/{program}.conf", text)
-    write(f"{RUN}/programs/omero-image-watch.conf", WATCH_CONF.format(
+    watch = write(f"{RUN}/omero-image-watch.conf", WATCH_CONF.format(
         python=sys.executable, lib=LIB, run=RUN, log=LOG, home=directory(f"{HOME}/omero-image-watch", "root", 0o700)))
-    return write(f"{RUN}/supervisord.conf", SUPERVISORD_CONF.format(
-        run=RUN, log=LOG, user="user=root\n" if AS_ROOT else ""))
-
-
-def with_home(text: str, home: str, where: str) -> str:
-    """A supervisord program's ``text`` with HOME set to ``home`` (supervisord leaves its
-    own, root's, to every program)."""
-    if re.search(r"(?m)^environment=(.*[,=])?HOME=", text):
-        raise Refused(f"{where} sets HOME already; the image is not what this entrypoint knows")
-    if re.search(r"(?m)^environment=", text):
-        return re.sub(r"(?m)^environment=", f'environment=HOME="{home}",', text, count=1)
-    return replaced(text, "\nuser=", f'\nenvironment=HOME="{home}"\nuser=', where)
+    environment = {container.DB_PORT: str(db_port), container.WEB_PORT: str(web_port), container.WEB_WORKERS: workers,
+                   container.PG_SOCKETS: sockets, container.NGINX_CONF: nginx_conf,
+                   # One user runs everything unless root does: supervisord cannot switch users then.
+                   **{container.run_as(program): user if AS_ROOT else str(os.geteuid())
+                      for program, user in IMAGE["run_as"].items()}}
+    conf = write(f"{RUN}/supervisord.conf", SUPERVISORD_CONF.format(
+        run=RUN, log=LOG, user="user=root\n" if AS_ROOT else "", programs=IMAGE["supervisor_programs"], watch=watch))
+    return conf, environment
 
 
 def supervise(conf: str, environment: dict, lock: int | None) -> int:
@@ -602,8 +552,8 @@ def main() -> int:
         raise Refused(f"{STATE} is not writable: mount a volume (or a directory of yours) there")
     lock = hold_state(os.environ.get("OMERO_STATE_LOCK", "required"))  # before anything changes
     http_port = port("OMERO_HTTP_PORT", IMAGE["http_port"])
-    web_port = port("OMERO_WEB_PORT", int(IMAGE["web_bind"].rsplit(":", 1)[1]))
-    db_port = port("OMERO_DB_PORT", IMAGE["db_port"])
+    web_port = port(container.WEB_PORT, IMAGE["web_port"])
+    db_port = port(container.DB_PORT, IMAGE["db_port"])
     if len({http_port, web_port, db_port}) < 3:
         raise Refused("OMERO_HTTP_PORT, OMERO_WEB_PORT and OMERO_DB_PORT must differ")
     parts = site_config()
@@ -616,9 +566,9 @@ def main() -> int:
     if IMAGE["server"]:
         server(db_port, db_password, parts)
         schema(db_port)
-    conf = runtime(http_port, web_port, db_port)
+    conf, environment = runtime(http_port, web_port, db_port)
     say(f"starting supervisord (nginx on port {http_port})")
-    return supervise(conf, service_environment(os.environ), lock)
+    return supervise(conf, {**service_environment(os.environ), **environment}, lock)
 
 
 def service_environment(environ) -> dict:

@@ -78,8 +78,9 @@ def test_the_manifest_names_the_paths_the_deploy_names():
     settings = image_settings({"omero_web_basedir": "/srv/web", "omero_server_basedir": "/srv/server",
                                "omero_server_user": "omeroserver", "omero_web_bind": "127.0.0.1:4999"})
     manifest = _manifest(settings, with_server=True)
-    assert (manifest["web_omero"], manifest["web_omerodir"], manifest["web_config_dir"], manifest["web_bind"]) == (
-        "/srv/web/venv3/bin/omero", "/srv/web/OMERO.web", "/srv/web/config", "127.0.0.1:4999")
+    assert (manifest["web_omero"], manifest["web_omerodir"], manifest["web_config_dir"], manifest["web_port"]) == (
+        "/srv/web/venv3/bin/omero", "/srv/web/OMERO.web", "/srv/web/config", 4999)
+    assert manifest["run_as"]["omero-server"] == "omeroserver"
     assert (manifest["server_omero"], manifest["server_omerodir"], manifest["server_home"]) == (
         "/srv/server/venv3/bin/omero", "/srv/server/OMERO.server", "/var/lib/omeroserver")
     assert "srv/server/config/00-omero-server.omero" in forbidden_paths(settings)
