@@ -25,6 +25,12 @@ def run_as(program: str) -> str:
     return "OMERO_RUN_AS_" + program.upper().replace("-", "_")
 
 
+def home(program: str) -> str:
+    """The variable naming ``program``'s HOME, which supervisord does not set (it passes on
+    its own, root's)."""
+    return "OMERO_HOME_" + program.upper().replace("-", "_")
+
+
 def expansion(variable: str) -> str:
     """``variable`` as a supervisord program reads it from supervisord's environment."""
     return f"%(ENV_{variable})s"

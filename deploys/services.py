@@ -50,6 +50,8 @@ def program(settings, service: str, *, command: str, user: str, environment: dic
     when given (None: the distribution's own unit is used), sandboxed so that it writes
     only to ``writable``; ``umask`` (octal, e.g. "0027") for what it creates."""
     if settings.service_manager == "supervisord":
+        if settings.image_build:
+            environment = {"HOME": container.expansion(container.home(service)), **(environment or {})}
         template(
             settings, "supervisord/program.conf.j2",
             settings.platform.supervisor_program_path(service),
@@ -96,6 +98,12 @@ def program_users(settings) -> dict[str, str]:
             "omero-server": settings.server_user}
 
 
+def program_homes(settings) -> dict[str, str]:
+    """Each program's HOME in an image build: its user's (Debian's, the image's)."""
+    return {"postgresql": "/var/lib/postgresql", "nginx": "/root", "omero-web": settings.web_home,
+            "omero-server": settings.server_home}
+
+
 def image_environment(settings) -> dict[str, str]:
     """supervisord's environment in an image build: what the programs read (``container``),
     as the deploy's options give it; a container's start gives its own."""
@@ -103,7 +111,8 @@ def image_environment(settings) -> dict[str, str]:
             # scripts/build-image sets omero_web_workers.
             container.WEB_WORKERS: str(settings.web_workers or 1),
             container.PG_SOCKETS: "/var/run/postgresql", container.NGINX_CONF: "/etc/nginx/nginx.conf",
-            **{container.run_as(program): user for program, user in program_users(settings).items()}}
+            **{container.run_as(program): user for program, user in program_users(settings).items()},
+            **{container.home(program): home for program, home in program_homes(settings).items()}}
 
 
 def start(settings, service: str, restart_sources=()):

@@ -71,10 +71,9 @@ def workers(settings, host_cpus: int) -> int:
 def start(settings, host_cpus: int, restart_sources: list[str]) -> None:
     bind, count, environment = settings.web_bind, workers(settings, host_cpus), {"OMERODIR": settings.web_omerodir}
     if settings.image_build:
-        # A container's port and workers; HOME, which supervisord does not set, is the web
-        # user's (on the state volume in the image).
+        # A container's port and workers.
         bind = f"{settings.web_bind.rsplit(':', 1)[0]}:{container.expansion(container.WEB_PORT)}"
-        count, environment["HOME"] = container.expansion(container.WEB_WORKERS), settings.web_home
+        count = container.expansion(container.WEB_WORKERS)
     services.program(
         settings, "omero-web",
         # gunicorn in the foreground, as `omero web start` would run it but without a

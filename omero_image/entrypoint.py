@@ -504,11 +504,14 @@ def runtime(http_port: int, web_port: int, db_port: int) -> tuple[str, dict[str,
     directory(HOME, "root", 0o755)
     watch = write(f"{RUN}/omero-image-watch.conf", WATCH_CONF.format(
         python=sys.executable, lib=LIB, run=RUN, log=LOG, home=directory(f"{HOME}/omero-image-watch", "root", 0o700)))
+    homes = {"postgresql": f"{HOME}/postgresql", "nginx": f"{HOME}/nginx", "omero-web": f"{WEB}/home",
+             "omero-server": f"{SERVER}/home"}
     environment = {container.DB_PORT: str(db_port), container.WEB_PORT: str(web_port), container.WEB_WORKERS: workers,
-                   container.PG_SOCKETS: sockets, container.NGINX_CONF: nginx_conf,
-                   # One user runs everything unless root does: supervisord cannot switch users then.
-                   **{container.run_as(program): user if AS_ROOT else str(os.geteuid())
-                      for program, user in IMAGE["run_as"].items()}}
+                   container.PG_SOCKETS: sockets, container.NGINX_CONF: nginx_conf}
+    for program, user in IMAGE["run_as"].items():
+        # One user runs everything unless root does: supervisord cannot switch users then.
+        environment[container.run_as(program)] = user if AS_ROOT else str(os.geteuid())
+        environment[container.home(program)] = directory(homes[program], user, 0o700)
     conf = write(f"{RUN}/supervisord.conf", SUPERVISORD_CONF.format(
         run=RUN, log=LOG, user="user=root\n" if AS_ROOT else "", programs=IMAGE["supervisor_programs"], watch=watch))
     return conf, environment

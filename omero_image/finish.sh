@@ -35,10 +35,10 @@ install -d -m 755 "$omerodir/etc"
 ln -s "$state/web/log" "$omerodir/var/log"
 ln -s "$state/web/django_secret_key" "$omerodir/var/django_secret_key"
 ln -s "$state/web/grid" "$omerodir/etc/grid"
-# The services' logs and the web user's home (supervisord's programs name them).
-rm -rf /var/log/supervisor "$(setting web_home)"
+find "$(setting web_home)" -mindepth 1 -delete
+# The services' logs (supervisord's programs name them).
+rm -rf /var/log/supervisor
 ln -s "$state/log" /var/log/supervisor
-ln -s "$state/web/home" "$(setting web_home)"
 if [ "$(setting server)" = True ]; then
     # The server writes var/ and rewrites etc/ at every start: both on the volume, etc/ copied
     # there from the image's at each start. Its home (keys, password files), the binary

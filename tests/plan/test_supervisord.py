@@ -75,7 +75,9 @@ def test_an_image_build_renders_what_a_container_sets(deploy):
     programs = {service: run.uploads[f"/etc/supervisor/conf.d/{service}.conf"] for service in SERVICES}
     assert "--bind 127.0.0.1:%(ENV_OMERO_WEB_PORT)s --reuse-port --workers %(ENV_OMERO_WEB_WORKERS)s " \
         in programs["omero-web"]
-    assert 'environment=OMERODIR="/opt/omero/web/OMERO.web",HOME="/var/lib/omero-web"\n' in programs["omero-web"]
+    assert 'environment=HOME="%(ENV_OMERO_HOME_OMERO_WEB)s",OMERODIR="/opt/omero/web/OMERO.web"\n' \
+        in programs["omero-web"]
+    assert 'environment=HOME="/var/lib/omero-server",' in programs["omero-server"]  # the deploy's own
     assert "-c port=%(ENV_OMERO_DB_PORT)s -c unix_socket_directories=%(ENV_OMERO_PG_SOCKETS)s " \
         in programs["postgresql"]
     assert "/usr/sbin/nginx -c %(ENV_OMERO_NGINX_CONF)s -e stderr -g 'daemon off;'" in programs["nginx"]
@@ -90,7 +92,9 @@ def test_an_image_build_renders_what_a_container_sets(deploy):
     started = [command for command in run.commands if "supervisord -c" in command]
     assert started and all(command.startswith("env OMERO_DB_PORT=5432 OMERO_WEB_PORT=4080 OMERO_WEB_WORKERS=3 ")
                            for command in started)
-    assert " OMERO_RUN_AS_OMERO_SERVER=omero-server supervisord -c /etc/supervisor/supervisord.conf" in started[0]
+    assert " OMERO_RUN_AS_OMERO_SERVER=omero-server " in started[0]
+    assert " OMERO_HOME_OMERO_WEB=/var/lib/omero-web " in started[0]
+    assert started[0].endswith(" supervisord -c /etc/supervisor/supervisord.conf")
 
 
 def test_a_host_renders_its_values(container):

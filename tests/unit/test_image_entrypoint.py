@@ -253,7 +253,10 @@ def test_the_start_writes_what_the_image_reads(entrypoint, monkeypatch):
         "OMERO_DB_PORT": "5433", "OMERO_WEB_PORT": "4181", "OMERO_WEB_WORKERS": "5",
         "OMERO_PG_SOCKETS": f"{run}/postgresql", "OMERO_NGINX_CONF": f"{run}/nginx.conf",
         "OMERO_RUN_AS_POSTGRESQL": "root", "OMERO_RUN_AS_NGINX": "root", "OMERO_RUN_AS_OMERO_WEB": "root",
-        "OMERO_RUN_AS_OMERO_SERVER": "root"}
+        "OMERO_RUN_AS_OMERO_SERVER": "root", "OMERO_HOME_POSTGRESQL": f"{entrypoint.HOME}/postgresql",
+        "OMERO_HOME_NGINX": f"{entrypoint.HOME}/nginx", "OMERO_HOME_OMERO_WEB": f"{entrypoint.WEB}/home",
+        "OMERO_HOME_OMERO_SERVER": f"{entrypoint.SERVER}/home"}
+    assert Path(entrypoint.WEB, "home").stat().st_mode & 0o777 == 0o700
     # The deploy's programs, built for the image, read those variables and no others.
     settings = image_settings({"omero_image_build": True})
     assert set(services.image_environment(settings)) == set(environment)
