@@ -39,7 +39,7 @@ OPTIONS: tuple[Option, ...] = (
            "`true` only where `scripts/build-image` deploys: the supervisord programs and the nginx site "
            "read the ports, users and paths that a container of the image sets at each start "
            "(supervisord's environment, files nginx includes) instead of holding them "
-           "(docs/apptainer.md)."),
+           "(the README's \"Container image\")."),
     # -- reaching package indexes from a lab network ----------------------------------------
     Option("omero_extra_ca_certificates", [],
            "Local paths of PEM CA certificates to trust on the host (a TLS-inspecting proxy's "
