@@ -164,12 +164,9 @@ class Checker:
 
     def password(self, option: str, value: str) -> str:
         # Never the value in a message: it is a secret.
-        weakness = passwords.weakness(value)
-        if weakness:
-            self.fail(option, f"{weakness}: too weak (use 12 characters or more that no guesser "
-                              "tries first, or leave it unset to have one generated)")
-        if not value.isascii() or not value.isprintable() or "'" in value:
-            self.fail(option, "must be printable ASCII, without a single quote")
+        refused = passwords.refusal(value, single_quote=False)
+        if refused:
+            self.fail(option, refused)
         return value
 
     def tls_mode(self, options: Options, names: tuple[str, ...]) -> TlsMode:

@@ -3,7 +3,7 @@ the OMERO.server hosts need it, with the OMERO role and a UTF8 database it owns.
 
 from pyinfra.operations import files
 
-from . import kit, services
+from . import container, kit, services
 from .operations import changed, postgres_database, postgres_role, run_once, wait_until
 
 AS_POSTGRES = {"_su_user": "postgres"}
@@ -50,12 +50,15 @@ def start(settings, config_files: list[str]) -> None:
     platform = settings.platform
     files.directory(name="Create PostgreSQL's socket directory", path="/var/run/postgresql",
                     user="postgres", group="postgres", mode="2775")
-    services.program(
-        settings, "postgresql",
-        command=(f"{platform.postgres_bin_dir}/postgres -D {platform.postgres_data_dir} "
-                 f"-c config_file={platform.postgres_conf_dir}/postgresql.conf"),
-        user="postgres", stopsignal="INT",
-    )
+    command = (f"{platform.postgres_bin_dir}/postgres -D {platform.postgres_data_dir} "
+               f"-c config_file={platform.postgres_conf_dir}/postgresql.conf")
+    if settings.image_build:
+        # A container's port and socket directory. Debian's ssl = on names the snakeoil key,
+        # which the image does not ship; PostgreSQL listens on localhost only there.
+        sockets = container.expansion(container.PG_SOCKETS)
+        command += (f" -c port={container.expansion(container.DB_PORT)} -c unix_socket_directories={sockets} "
+                    f"-c external_pid_file={sockets}/postmaster.pid -c ssl=off")
+    services.program(settings, "postgresql", command=command, user="postgres", stopsignal="INT")
     if settings.service_manager == "systemd":
         services.drop_in(settings, platform.postgres_unit, "omero-restart",
                          "systemd/postgresql-restart.conf.j2")

@@ -1,12 +1,14 @@
 """nginx in front of OMERO.web: our site (HTTPS when a certificate is given or made), the
 static files served here, the distribution's default site off."""
 
+from io import StringIO
+
 from pyinfra import host
 from pyinfra.operations import files
 
 from facts.omero import HostAddresses
 
-from . import analysis, kit, services
+from . import analysis, container, kit, services
 from .operations import changed, refreshed, secret_file, self_signed_certificate, wait_until
 from .values import TlsMode
 
@@ -58,9 +60,18 @@ def configure(settings) -> list[str]:
         written += _tls(settings)
         files.directory(name="Create the ACME challenge directory", path=settings.acme_webroot,
                         user="root", group="root", mode="755")
+    if settings.image_build:
+        # What a container's start writes again (omero_image/entrypoint.py), here as the
+        # build's options give it.
+        files.directory(name="Create the container's runtime directory", path=container.RUN,
+                        user="root", group="root", mode="755")
+        for include, content in container.nginx_includes(str(settings.nginx_listen), str(settings.web_bind)).items():
+            written.append(f"{container.RUN}/{include}")
+            files.put(name=f"Write {written[-1]}", src=StringIO(content), dest=written[-1],
+                      user="root", group="root", mode="644")
     written.append(platform.nginx_site_path)
     kit.template(settings, "nginx/omero-web.conf.j2", written[-1],
-                      static_root=settings.web_static_root)
+                 static_root=settings.web_static_root, container=container)
     if "omero_analysis" in settings.roles:
         written.append(analysis.site(settings))
     # A bad site stops the deploy before nginx loads it, on this run and on every later
@@ -71,7 +82,9 @@ def configure(settings) -> list[str]:
 
 
 def start(settings, config_files: list[str]) -> None:
-    services.program(settings, "nginx", command="/usr/sbin/nginx -g 'daemon off;'",
+    # A container's own nginx.conf; errors on stderr before it is read (the image is read-only).
+    conf = f"-c {container.expansion(container.NGINX_CONF)} -e stderr " if settings.image_build else ""
+    services.program(settings, "nginx", command=f"/usr/sbin/nginx {conf}-g 'daemon off;'",
                      user="root", stopsignal="QUIT")
     if settings.service_manager == "systemd" and "omero_web" in settings.roles:
         services.drop_in(settings, "nginx.service", "omero-web", "systemd/nginx-after-omero-web.conf.j2")

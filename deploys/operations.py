@@ -33,7 +33,7 @@ from facts.omero import (
     package_manager_running,
 )
 
-from . import scram, service_commands
+from . import scram, server_steps, service_commands
 
 
 @operation()
@@ -130,10 +130,12 @@ def refreshed(commands: list[str], sources: list[str], stamp: str, touch: bool =
 
 
 @operation()
-def supervised(program: str, conf: str, restart_sources: list[str], stamp: str):
+def supervised(program: str, conf: str, restart_sources: list[str], stamp: str,
+               environment: dict[str, str] | None = None):
     """``program`` known to a running supervisord and RUNNING, started after the last change
     to any of ``restart_sources`` (``stamp`` records when the deploy last started it);
-    supervisord started if needed."""
+    supervisord started if needed, with ``environment`` added to its own (what its programs
+    read as ``%(ENV_X)s``)."""
     ctl = f"supervisorctl -c {shlex.quote(conf)}"
 
     def supervisorctl(action: str) -> str:
@@ -142,7 +144,8 @@ def supervised(program: str, conf: str, restart_sources: list[str], stamp: str):
     programs = host.get_fact(SupervisorPrograms, conf=conf)
     if programs is None:
         # supervisord starts every autostart program itself, in priority order.
-        yield f"supervisord -c {shlex.quote(conf)}"
+        given = "".join(f" {shlex.quote(f'{variable}={value}')}" for variable, value in (environment or {}).items())
+        yield f"{'env' + given + ' ' if given else ''}supervisord -c {shlex.quote(conf)}"
         yield (f"for i in $(seq 100); do {ctl} pid >/dev/null 2>&1 && break; sleep 0.1; done; "
                f"{ctl} pid >/dev/null")
     elif program not in programs:
@@ -245,13 +248,11 @@ def omero_schema(omero: str, omerodir: str, db: dict, script_dir: str, root_pass
     if version is not None:
         host.noop(f"the database already holds OMERO schema {version}")
         return
-    script = f"{script_dir}/omero-schema.sql"
+    script = f"{script_dir}/{server_steps.SCHEMA_SCRIPT}"
     env = f"OMERODIR={shlex.quote(omerodir)}"
     psql = f"psql -XAw -v ON_ERROR_STOP=1 {_connection(db)}"
-    yield StringCommand(
-        "umask 077 &&", env, QuoteString(omero), "db", "script", "--file", QuoteString(script), "--password",
-        QuoteString(HiddenValue(root_password)),
-    )
+    *words, password = server_steps.schema_script(omero, script, root_password)
+    yield StringCommand("umask 077 &&", env, *map(QuoteString, words), QuoteString(HiddenValue(password)))
     yield f"{psql} -f {shlex.quote(script)} && rm -f {shlex.quote(script)}"
 
 

@@ -91,6 +91,12 @@ class Options:
         "supervisord (containers, chroots).",
         name="omero_service_manager",
         checks="`systemd` only where systemd is PID 1")
+    image_build: bool = option(one_of(True, False), False,
+        "`true` only where `scripts/build-image` deploys: the supervisord programs and the nginx site "
+        "read the ports, users and paths that a container of the image sets at each start "
+        "(supervisord's environment, files nginx includes) instead of holding them "
+        "(the README's \"Container image\").",
+        checks="only with supervisord, without analysis or backups")
     # -- reaching package indexes from a lab network ----------------------------------------
     extra_ca_certificates: tuple[str, ...] = option(parse_ca_files, [],
         "Local paths of PEM CA certificates to trust on the host (a TLS-inspecting proxy's "

@@ -1,4 +1,4 @@
-"""Which passwords are too weak to deploy: the standard library only, so that the container
+"""Which passwords are too weak or unfit to deploy: the standard library only, so that the container
 image's entrypoint (which ships this file as ``omero_passwords``) judges a password as the
 deploy does.
 
@@ -55,4 +55,16 @@ def weakness(password: str) -> str | None:
         start = folded.find(word)
         if start != -1 and _trivial(folded[:start]) and _trivial(folded[start + len(word):]):
             return "is a well-known password, alone or with a run or repetition around it"
+    return None
+
+
+def refusal(password: str, *, single_quote: bool = True) -> str | None:
+    """Why ``password`` cannot be used, or None: too weak, or not printable ASCII (nor,
+    unless ``single_quote``, holding one). Never quotes the password."""
+    weak = weakness(password)
+    if weak:
+        return (f"{weak}: too weak (use 12 characters or more that no guesser tries first, or leave it "
+                "unset to have one generated)")
+    if not password.isascii() or not password.isprintable() or (not single_quote and "'" in password):
+        return "must be printable ASCII" + ("" if single_quote else ", without a single quote")
     return None

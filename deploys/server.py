@@ -8,7 +8,7 @@ from pyinfra.operations import files, pip
 
 from facts.omero import shell_path
 
-from . import kit, services
+from . import kit, server_steps, services
 from .operations import (
     changed,
     closed_to_others,
@@ -167,8 +167,8 @@ def configure(settings) -> list[str]:
                     user="root", group=user, mode="750")
     config_file = f"{config_dir}/00-omero-server.omero"
     # It holds the database password.
-    kit.secret_template(settings, "omero/server.omero.j2", config_file, user="root", group=user,
-                             mode="640")
+    secret_file(name=f"Write {config_file}", dest=config_file, content=_config(settings, db),
+                user="root", group=user, mode="640")
     refreshed(name="Load the OMERO.server configuration",
               commands=[_load_config(settings)],
               sources=[config_file, settings.server_symlink],
@@ -180,32 +180,31 @@ def configure(settings) -> list[str]:
                  omero=settings.server_omero, omerodir=settings.server_symlink,
                  db=db, script_dir=settings.server_home, root_password=settings.root_password,
                  **as_user(user))
-    return [config_file, f"{settings.server_certs_dir}/server.p12"]
+    return [config_file, f"{settings.server_certs_dir}/{server_steps.STORE}"]
+
+
+def _config(settings, db: dict) -> str:
+    return ("# Managed by omero-pyinfra; loaded by `omero load` before every start: these files are the whole "
+            "configuration.\n" + server_steps.server_config(
+                {**db, "password": settings.db_password}, settings.data_dir, settings.server_certs_dir,
+                settings.certificate_password, tuple(settings.server_config.items())))
 
 
 def certificates(settings) -> None:
-    """Glacier2's TLS certificate (self-signed: OMERO's clients do not verify it; it lets TLS
-    run without anonymous ciphers), as omero-certificates makes it, but its store's password
-    is the site's own (omero-certificates' is "secret") and reaches openssl in a file, never
-    on a command line. Made again when the password changes or the store is missing."""
+    """Glacier2's TLS certificate (server_steps), its store's password the site's own
+    (omero-certificates' is "secret"). Made again when the password changes or the store
+    is missing."""
     user, certs = settings.server_user, settings.server_certs_dir
     password_file = settings.server_certificate_password_file
     secret_file(name="Give the server its certificate store's password", content=settings.certificate_password + "\n",
                 dest=password_file, user=user, group=user, mode="600")
     files.directory(name="Create the server's certificate directory", path=certs,
                     user=user, group=user, mode="700")
-    key, pem, store = (shlex.quote(f"{certs}/{name}") for name in ("server.key", "server.pem", "server.p12"))
-    partial = shlex.quote(f"{certs}/server.p12.partial")
     refreshed(
         name="Create the server's TLS certificate and its PKCS#12 store",
-        commands=[f"umask 077 && ([ -s {key} ] || openssl genrsa -out {key} 2048) && "
-                  f"openssl req -new -x509 -subj /O=OMERO.server/CN=OMERO.server -days 3650 "
-                  f"-key {key} -out {pem} && "
-                  f"openssl pkcs12 -export -out {partial} -inkey {key} -in {pem} -name server "
-                  "-keypbe aes-256-cbc -certpbe aes-256-cbc -macalg SHA256 "
-                  f"-passout file:{shlex.quote(password_file)} && mv {partial} {store}"],
+        commands=[server_steps.certificate_command(certs, password_file)],
         # The store is the stamp: missing, or older than its password, it is made.
-        sources=[password_file], stamp=f"{certs}/server.p12", touch=False, user=user,
+        sources=[password_file], stamp=f"{certs}/{server_steps.STORE}", touch=False, user=user,
     )
 
 

@@ -5,7 +5,7 @@ supervisord program, starts it, and restarts it when something it depends on cha
 disk since the deploy last started it (so a run cut short is finished by the next).
 """
 
-from . import service_commands
+from . import container, service_commands
 from .kit import template
 from .operations import supervised, systemd_reloaded, systemd_running
 
@@ -21,10 +21,13 @@ def program(settings, service: str, *, command: str, user: str, environment: dic
     when given (None: the distribution's own unit is used), sandboxed so that it writes
     only to ``writable``; ``umask`` (octal, e.g. "0027") for what it creates."""
     if settings.service_manager == "supervisord":
+        if settings.image_build:
+            environment = {"HOME": container.expansion(container.home(service)), **(environment or {})}
         template(
             settings, "supervisord/program.conf.j2",
             settings.platform.supervisor_program_path(service),
-            program=service, command=command, run_as=user, environment=environment or {},
+            program=service, command=command, environment=environment or {},
+            run_as=container.expansion(container.run_as(service)) if settings.image_build else user,
             directory=directory, priority=PRIORITY[service], stopsignal=stopsignal, umask=umask,
         )
     elif unit_template:
@@ -60,6 +63,29 @@ def timer(settings, service: str, schedule: list[str], description: str):
                            restart_sources=[timer_file], stamp=settings.stamp(f"{service}-timer-started"))
 
 
+def program_users(settings) -> dict[str, str]:
+    """Whom each program of the image runs as under root."""
+    return {"postgresql": "postgres", "nginx": "root", "omero-web": settings.web_user,
+            "omero-server": settings.server_user}
+
+
+def program_homes(settings) -> dict[str, str]:
+    """Each program's HOME in an image build: its user's (Debian's, the image's)."""
+    return {"postgresql": "/var/lib/postgresql", "nginx": "/root", "omero-web": settings.web_home,
+            "omero-server": settings.server_home}
+
+
+def image_environment(settings) -> dict[str, str]:
+    """supervisord's environment in an image build: what the programs read (``container``),
+    as the deploy's options give it; a container's start gives its own."""
+    return {container.DB_PORT: str(settings.db_port), container.WEB_PORT: str(settings.web_bind.port),
+            # scripts/build-image sets omero_web_workers.
+            container.WEB_WORKERS: str(settings.web_workers or 1),
+            container.PG_SOCKETS: "/var/run/postgresql", container.NGINX_CONF: "/etc/nginx/nginx.conf",
+            **{container.run_as(program): user for program, user in program_users(settings).items()},
+            **{container.home(program): home for program, home in program_homes(settings).items()}}
+
+
 def start(settings, service: str, restart_sources=()):
     """Make ``service`` run (and start at boot), restarted when any of ``restart_sources``
     (paths, globs: its configuration, its code) changed since the deploy last started it.
@@ -71,7 +97,8 @@ def start(settings, service: str, restart_sources=()):
         program_file = settings.platform.supervisor_program_path(service)
         return supervised(name=f"Run {service} under supervisord", program=service,
                           conf=settings.platform.supervisor_conf,
-                          restart_sources=[program_file, *restart_sources], stamp=stamp)
+                          restart_sources=[program_file, *restart_sources], stamp=stamp,
+                          environment=image_environment(settings) if settings.image_build else None)
     return systemd_running(name=f"Run and enable {service}", service=service,
                            restart_sources=[_unit_file(service), *restart_sources],
                            stamp=stamp)

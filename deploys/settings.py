@@ -220,6 +220,9 @@ def load(host, inventory, platform: Platform, pid1: str) -> Settings:
     elif manager == "systemd" and pid1 != "systemd":
         check.fail("omero_service_manager", f"systemd is not PID 1 here (PID 1 is {pid1!r})",
                    example="auto")
+    if options.image_build and (manager != "supervisord" or ANALYSIS in roles or extra.get("backup_repositories")):
+        check.fail("omero_image_build", "is for scripts/build-image's container only: supervisord, the groups "
+                                        f"{DATABASE}, {WEB} and {SERVER}, no backups", example=False)
 
     return Settings(
         **vars(options),

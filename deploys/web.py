@@ -7,7 +7,7 @@ from pyinfra import host
 from pyinfra.facts.hardware import Cpus
 from pyinfra.operations import files, pip
 
-from . import kit, services
+from . import container, kit, services
 from .operations import changed, refreshed, wait_until
 from .prerequisites import omero_venv, site_packages
 from .users import omero_user
@@ -70,16 +70,21 @@ def workers(settings, host_cpus: int) -> int:
 
 
 def start(settings, host_cpus: int, restart_sources: list[str]) -> None:
+    bind, count, environment = settings.web_bind, workers(settings, host_cpus), {"OMERODIR": settings.web_omerodir}
+    if settings.image_build:
+        # A container's port and workers.
+        bind = f"{str(settings.web_bind).rsplit(':', 1)[0]}:{container.expansion(container.WEB_PORT)}"
+        count = container.expansion(container.WEB_WORKERS)
     services.program(
         settings, "omero-web",
         # gunicorn in the foreground, as `omero web start` would run it but without a
         # daemon or a django.pid to go stale (a classic container restart failure).
         # --reuse-port: a master restarted after a crash binds while its orphaned workers
         # still hold the port (they exit once they see their parent gone).
-        command=(f"{settings.web_gunicorn} --bind {settings.web_bind} --reuse-port "
-                 f"--workers {workers(settings, host_cpus)} --threads 1 --timeout {settings.web_request_timeout} "
+        command=(f"{settings.web_gunicorn} --bind {bind} --reuse-port "
+                 f"--workers {count} --threads 1 --timeout {settings.web_request_timeout} "
                  f"--max-requests 500 omeroweb.wsgi:application"),
-        user=settings.web_user, environment={"OMERODIR": settings.web_omerodir},
+        user=settings.web_user, environment=environment,
         directory=settings.web_omerodir, unit_template="systemd/omero-web.service.j2", umask="0027",
         writable=(f"{settings.web_omerodir}/var", settings.web_home),
     )

@@ -7,6 +7,8 @@ from datetime import datetime, timezone
 
 from pyinfra.api import FactBase
 
+from deploys import server_steps
+
 _DOWN = "__DOWN__"
 
 
@@ -114,15 +116,12 @@ class OmeroSchemaVersion(_NoneWhenAbsent):
         return "psql"
 
     def command(self, host: str, port: int, database: str, user: str) -> str:
-        query = ("SELECT 'schema:' || currentversion || '__' || currentpatch FROM dbpatch "
-                 "ORDER BY id DESC LIMIT 1")
+        query = server_steps.SCHEMA_QUERY
         return (f"psql -XAtw -h {shlex.quote(host)} -p {port} -U {shlex.quote(user)} "
                 f"-d {shlex.quote(database)} -c {shlex.quote(query)} 2>&1 || true")
 
     def process(self, output):
-        text = "\n".join(output)
-        match = re.search(r"^schema:(\S+)$", text, re.M)
-        return match.group(1) if match else None
+        return server_steps.schema_version("\n".join(output))
 
 
 class FirstFile(_NoneWhenAbsent):

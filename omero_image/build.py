@@ -26,11 +26,15 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from deploys.layout import home_of
-from deploys.options import DEFAULTS
+from pyinfra.api import Inventory
+
+from deploys.container import STATE
 from deploys.platform import detect
+from deploys.services import program_users
+from deploys.settings import Settings
+from deploys.settings import load as load_settings
 
 from .base import CACHE, digest, ensure_image, locked, run
 
@@ -42,7 +46,6 @@ SOURCES = ("deploy.py", "deploys", "facts", "files", "templates", "omero_image")
 BASE_SUITE, BASE_PACKAGES = "bookworm", ["ca-certificates"]
 PLATFORM = detect({"release_meta": {"ID": "debian", "VERSION_ID": "12"}, "major": 12})
 LIB = "/usr/local/lib/omero-image"  # the entrypoint, its manifest and helpers, in the image
-STATE = "/var/lib/omero"
 HTTP_PORT, WEB_PORT = 8080, 4080  # unprivileged: the image runs as any user
 # Only to build: the IcePy wheel is compiled before the image is made.
 BUILD_PACKAGES = ["g++", "make", "python3-dev", "libssl-dev", "libbz2-dev"]
@@ -97,11 +100,13 @@ class Built:
     secrets: list[bytes]  # the build's throwaway secrets, as searched for in the layers
 
 
-def _inventory(container: str, options: Options, secrets_dir: Path) -> str:
+def _inventory_data(options: Options, secrets_dir: Path) -> dict:
+    """The build container's options, as its inventory gives them to the deploy."""
     data = {
         "omero_nginx_listen": str(HTTP_PORT),
         "omero_web_bind": f"127.0.0.1:{WEB_PORT}",
         "omero_web_workers": options.web_workers,
+        "omero_image_build": True,
         "omero_secrets_dir": str(secrets_dir),
         "omero_extra_ca_certificates": options.extra_ca_certificates,
     }
@@ -109,54 +114,71 @@ def _inventory(container: str, options: Options, secrets_dir: Path) -> str:
                 "server_sha256", "ice_artifact", "ice_sha256"):
         if getattr(options, key):
             data[f"omero_{key}"] = getattr(options, key)
+    return data
+
+
+def _inventory(container: str, options: Options, data: dict) -> str:
     host = repr((f"@podman/{container}", data))
     groups = ["omero_database", "omero_web"] + (["omero_server"] if options.with_server else [])
     return '"""The image build\'s container."""\n' + "".join(f"{group} = [{host}]\n" for group in groups)
 
 
-def _manifest(workers: int, with_server: bool) -> dict:
+def image_settings(data: dict) -> Settings:
+    """The deploy's settings of the build container, loaded as deploy.py loads them, so the
+    image's paths are named where the deploy names them. Loaded as an omero_web host alone:
+    the paths do not depend on the roles, and that role needs no password nor artifact."""
+    name = "@podman/omero-image-build"
+    inventory = Inventory(([(name, data)], {}), omero_web=([name], {}))
+    return load_settings(inventory.get_host(name), inventory, PLATFORM, pid1="supervisord")
+
+
+def _manifest(settings: Settings, with_server: bool) -> dict:
     """What the entrypoint needs to know of the image: paths, users, build-time settings."""
-    web_basedir, server_basedir = DEFAULTS["omero_web_basedir"], DEFAULTS["omero_server_basedir"]
     server = {
-        "server_user": DEFAULTS["omero_server_user"],
-        "server_omerodir": f"{server_basedir}/OMERO.server",
-        "server_omero": f"{server_basedir}/venv3/bin/omero",
-        "server_config_dir": f"{server_basedir}/config",
-        "server_home": home_of(DEFAULTS["omero_server_user"]),
-        "server_data_dir": DEFAULTS["omero_data_dir"],
+        "server_user": settings.server_user,
+        "server_omerodir": settings.server_symlink,
+        "server_omero": settings.server_omero,
+        "server_config_dir": settings.server_config_dir,
+        "server_home": settings.server_home,
+        "server_data_dir": settings.data_dir,
         "server_etc": f"{LIB}/server-etc",  # the server's etc/, copied to the volume at each start
     } if with_server else {}
+    platform = settings.platform
     return {
         "server": with_server,
         **server,
         "state": STATE,
-        "postgres_version": PLATFORM.postgres_version,
-        "postgres_bin_dir": PLATFORM.postgres_bin_dir,
-        "postgres_data_dir": PLATFORM.postgres_data_dir,
-        "postgres_conf": f"{PLATFORM.postgres_conf_dir}/postgresql.conf",
-        "db_name": DEFAULTS["omero_db_name"],
-        "db_user": DEFAULTS["omero_db_user"],
-        "db_port": DEFAULTS["omero_db_port"],
-        "web_user": DEFAULTS["omero_web_user"],
-        "web_omerodir": f"{web_basedir}/OMERO.web",
-        "web_omero": f"{web_basedir}/venv3/bin/omero",
-        "web_config_dir": f"{web_basedir}/config",
-        "web_bind": f"127.0.0.1:{WEB_PORT}",
-        "web_workers": workers,
-        "nginx_user": PLATFORM.nginx_user,
-        "nginx_site": PLATFORM.nginx_site_path,
-        "http_port": HTTP_PORT,
-        "supervisor_programs": "/etc/supervisor/conf.d",
+        "postgres_version": platform.postgres_version,
+        "postgres_bin_dir": platform.postgres_bin_dir,
+        "postgres_data_dir": platform.postgres_data_dir,
+        "postgres_conf": f"{platform.postgres_conf_dir}/postgresql.conf",
+        "db_name": settings.db_name,
+        "db_user": settings.db_user,
+        "db_port": settings.db_port,
+        "web_user": settings.web_user,
+        "web_home": settings.web_home,
+        "web_omerodir": settings.web_omerodir,
+        "web_omero": settings.web_omero,
+        "web_config_dir": settings.web_config_dir,
+        "web_bind_host": str(settings.web_bind).rsplit(":", 1)[0],
+        "web_port": settings.web_bind.port,
+        "web_workers": settings.web_workers,
+        "nginx_user": platform.nginx_user,
+        "nginx_site": platform.nginx_site_path,
+        "http_port": settings.nginx_listen.port,
+        "supervisor_programs": str(PurePosixPath(platform.supervisor_program_path("omero-web")).parent),
+        "run_as": {program: user for program, user in program_users(settings).items()
+                   if with_server or program != "omero-server"},
     }
 
 
-def _labels(podman, container: str, digest_: str) -> dict[str, str]:
+def _labels(podman, container: str, digest_: str, settings: Settings) -> dict[str, str]:
     """The versions inside, read from the container."""
     def inside(command: str) -> str:
         return podman("exec", container, "sh", "-c", command).stdout.strip()
 
-    python = DEFAULTS["omero_web_basedir"] + "/venv3/bin/python"
-    server_link = inside(f"readlink {DEFAULTS['omero_server_basedir']}/OMERO.server || true")
+    python, postgres = f"{settings.web_venv}/bin/python", f"{settings.platform.postgres_bin_dir}/postgres"
+    server_link = inside(f"readlink {settings.server_symlink} || true")
     server_version = "".join(re.findall(r"OMERO\.server-(.+)-ice36$", server_link))
     versions = json.loads(inside(
         f"{python} -c 'import json, importlib.metadata as m; print(json.dumps("
@@ -174,7 +196,7 @@ def _labels(podman, container: str, digest_: str) -> dict[str, str]:
         "omero-pyinfra.omero-py": versions["omero-py"],
         "omero-pyinfra.zeroc-ice": versions["zeroc-ice"],
         "omero-pyinfra.gunicorn": versions["gunicorn"],
-        "omero-pyinfra.postgresql": postgres_version(inside(f"{PLATFORM.postgres_bin_dir}/postgres --version")),
+        "omero-pyinfra.postgresql": postgres_version(inside(f"{postgres} --version")),
         "omero-pyinfra.nginx": inside("nginx -v 2>&1").rsplit("/", 1)[-1],
         "omero-pyinfra.python": inside(f"{python} -c 'import platform; print(platform.python_version())'"),
         "omero-pyinfra.omero-server": server_version or "none",
@@ -204,17 +226,17 @@ def _secrets_made_at_build(podman, container: str, manifest: dict) -> list[bytes
     return found
 
 
-# Made by a first start, never shipped: a cluster, a secret key, a private key.
-FORBIDDEN_PATHS = (f"{PLATFORM.postgres_data_dir[1:]}/PG_VERSION",
-                   f"{DEFAULTS['omero_web_basedir'][1:]}/OMERO.web/var/django_secret_key",
-                   "etc/ssl/private/ssl-cert-snakeoil.key", "var/lib/omero-pyinfra/",
-                   # With the server: its keys, its password files, the build's repository.
-                   f"var/lib/{DEFAULTS['omero_server_user']}/",
-                   f"{DEFAULTS['omero_server_basedir'][1:]}/config/00-omero-server.omero",
-                   f"{DEFAULTS['omero_data_dir'][1:]}/")
+def forbidden_paths(settings: Settings) -> tuple[str, ...]:
+    """What a first start makes, never shipped: a cluster, a secret key, a private key."""
+    return (f"{settings.platform.postgres_data_dir[1:]}/PG_VERSION",
+            f"{settings.web_omerodir[1:]}/var/django_secret_key",
+            "etc/ssl/private/ssl-cert-snakeoil.key", f"{settings.state_dir[1:]}/",
+            # With the server: its keys, its password files, the build's repository.
+            f"{settings.server_home[1:]}/", f"{settings.server_config_dir[1:]}/00-omero-server.omero",
+            f"{settings.data_dir[1:]}/")
 
 
-def layer_findings(tarball: Path, needles: list[bytes]) -> list[str]:
+def layer_findings(tarball: Path, needles: list[bytes], forbidden: tuple[str, ...]) -> list[str]:
     """Where, in any layer of a docker-archive, any of ``needles`` or a forbidden path is."""
     findings = []
     with tarfile.open(tarball) as archive:
@@ -225,7 +247,7 @@ def layer_findings(tarball: Path, needles: list[bytes]) -> list[str]:
                     path = member.name.removeprefix("./")
                     # A symlink is the image pointing at the volume, where a start makes the file.
                     if not member.issym() and any(path == bad.rstrip("/") or path.startswith(bad)
-                                                  for bad in FORBIDDEN_PATHS):
+                                                  for bad in forbidden):
                         findings.append(f"{layer_name}: {path}")
                     if not member.isfile():
                         continue
@@ -265,13 +287,14 @@ def _build(options: Options, env: dict, log, started: float, podman, source: str
     podman("run", "-d", "--name", container, "--init",
            "-v", f"{apt_cache}:/var/cache/apt/archives", "-v", f"{CACHE / 'pip'}:/root/.cache/pip",
            base, "sleep", "infinity")
-    manifest = _manifest(options.web_workers, options.with_server)
     try:
         with tempfile.TemporaryDirectory(prefix="omero-image-") as work:
             work_dir = Path(work)
-            secrets_dir = work_dir / "secrets"
+            data = _inventory_data(options, work_dir / "secrets")
+            settings = image_settings(data)
+            manifest = _manifest(settings, options.with_server)
             inventory = work_dir / "image.py"
-            inventory.write_text(_inventory(container, options, secrets_dir))
+            inventory.write_text(_inventory(container, options, data))
             log(f"deploying into {container} (a cold build takes about 5 minutes)")
             # The build's own, thrown away with its cluster and repository.
             password, root_password = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
@@ -282,13 +305,15 @@ def _build(options: Options, env: dict, log, started: float, podman, source: str
                 raise RuntimeError("the deploy into the build container failed:\n"
                                    + (deployed.stdout + deployed.stderr)[-4000:])
             needles = [password.encode(), root_password.encode(),
-                       *(kept.read_bytes().strip() for kept in secrets_dir.glob("*") if kept.is_file()),
+                       *(kept.read_bytes().strip() for kept in (work_dir / "secrets").glob("*") if kept.is_file()),
                        *_secrets_made_at_build(podman, container, manifest)]
-            labels = _labels(podman, container, source)
+            labels = _labels(podman, container, source, settings)
             (work_dir / "image.json").write_text(json.dumps(manifest, indent=1) + "\n")
             for name, source_path in (("entrypoint.py", HERE / "entrypoint.py"),
                                       ("omero_scram.py", ROOT / "deploys" / "scram.py"),
                                       ("omero_passwords.py", ROOT / "deploys" / "passwords.py"),
+                                      ("omero_server_steps.py", ROOT / "deploys" / "server_steps.py"),
+                                      ("omero_container.py", ROOT / "deploys" / "container.py"),
                                       ("watch.py", HERE / "watch.py"),
                                       ("finish.sh", HERE / "finish.sh"),
                                       ("image.json", work_dir / "image.json")):
@@ -306,7 +331,7 @@ def _build(options: Options, env: dict, log, started: float, podman, source: str
             partial = options.output.with_name(options.output.name + ".partial")
             partial.unlink(missing_ok=True)
             podman("save", "--format", "docker-archive", "-o", str(partial), tag)
-            findings = layer_findings(partial, needles)
+            findings = layer_findings(partial, needles, forbidden_paths(settings))
             if findings:
                 partial.unlink()
                 raise RuntimeError("the image holds what it must not:\n" + "\n".join(findings[:20]))

@@ -8,9 +8,10 @@ generated into secrets/db-password) and its database, and OMERO.web's secret key
 image with OMERO.server also the binary repository (data/), the server's TLS certificate
 and the OMERO schema, whose root password comes from $OMERO_ROOT_PASSWORD(_FILE) or is
 generated into secrets/root-password. Every start then writes the runtime configuration
-(supervisord, nginx, OMERO.web's and OMERO.server's) from the image's files, the *.omero
-files in config/ and CONFIG_omero_* variables, with the ports the environment asks for,
-and hands over to supervisord.
+(OMERO.web's and OMERO.server's from the image's files, the *.omero files in config/ and
+CONFIG_omero_* variables; supervisord's and nginx's around the deploy's programs and site,
+which read the ports, users and paths of this start: omero_container) and hands over to
+supervisord.
 
 Run as root, each service runs as its own user; run as another user (Apptainer, podman
 --user), everything runs as that user.
@@ -23,7 +24,6 @@ import os
 import pwd
 import re
 import secrets
-import shlex
 import shutil
 import signal
 import socket
@@ -34,16 +34,25 @@ import unicodedata
 
 LIB = os.path.dirname(os.path.realpath(__file__))
 sys.path.insert(0, LIB)
-from omero_passwords import weakness as weakness_of  # noqa: E402 - shipped beside this script
+import omero_container as container  # noqa: E402 - shipped beside this script
+from omero_passwords import refusal  # noqa: E402 - shipped beside this script
 from omero_scram import scram_verifier  # noqa: E402 - shipped beside this script
+from omero_server_steps import (  # noqa: E402 - shipped beside this script
+    SCHEMA_SCRIPT,
+    STORE,
+    certificate_command,
+    config_line,
+    schema_script,
+    server_config,
+)
 
 with open(os.path.join(LIB, "image.json"), encoding="utf-8") as _manifest:
     IMAGE = json.load(_manifest)
 
-STATE = IMAGE["state"]
+STATE = IMAGE["state"]  # omero_container.STATE, or a test's
 RUN = f"{STATE}/run"  # made anew at every start
 LOCK = f"{STATE}/omero-image.lock"  # held by the container using the state, for its whole life
-HOME = f"{STATE}/home"  # the services' homes (OMERO.web's and OMERO.server's are in their trees)
+HOME = f"{STATE}/home"  # the watch's home (the services' are the image's, pointing at the state)
 LOG = f"{STATE}/log"
 PGDATA = f"{STATE}/postgresql"
 WEB = f"{STATE}/web"
@@ -171,11 +180,9 @@ def given_password(variable: str = "OMERO_DB_PASSWORD") -> str | None:
     if not password and os.environ.get(f"{variable}_FILE"):
         with open(os.environ[f"{variable}_FILE"], encoding="utf-8") as handle:
             password = handle.read().strip()
-    weakness = password and weakness_of(password)
-    if weakness:
-        raise Refused(f"the password of {variable} {weakness}: too weak")
-    if password and (not password.isascii() or not password.isprintable()):
-        raise Refused(f"the password of {variable} must be printable ASCII")
+    refused = password and refusal(password)
+    if refused:
+        raise Refused(f"the password of {variable} {refused}")
     return password or None
 
 
@@ -248,7 +255,7 @@ def config_variable(variable: str, value: str) -> str:
     if control:
         raise Refused(f"{variable}: its value holds {', '.join(map(repr, control))}: a setting's value is one "
                       "line (JSON lists and objects included)")
-    return f"config set -- {shlex.quote(key)} {shlex.quote(value)}\n"
+    return config_line(key, value)
 
 
 def site_config(environ=os.environ) -> list[tuple[str, str]]:
@@ -376,29 +383,14 @@ def server(db_port: int, db_password: str | None, parts: list[tuple[str, str]]) 
         write(password_file, secrets.token_urlsafe(24) + "\n", user, 0o600)
     with open(password_file, encoding="utf-8") as handle:
         store_password = handle.read().strip()
-    if not os.path.exists(f"{certs}/server.p12"):
-        # As the deploy makes it (deploys/server.py): self-signed, its store's password in a file.
-        key, pem = f"{certs}/server.key", f"{certs}/server.pem"
-        checked(as_user(user, ["sh", "-c", 'umask 077 && openssl genrsa -out "$1" 2048 && '
-                               'openssl req -new -x509 -subj /O=OMERO.server/CN=OMERO.server -days 3650 '
-                               '-key "$1" -out "$2" && openssl pkcs12 -export -out "$3.partial" -inkey "$1" '
-                               '-in "$2" -name server -keypbe aes-256-cbc -certpbe aes-256-cbc -macalg SHA256 '
-                               '-passout "file:$4" && mv "$3.partial" "$3"',
-                               "-", key, pem, f"{certs}/server.p12", password_file]),
+    if not os.path.exists(f"{certs}/{STORE}"):
+        checked(as_user(user, ["sh", "-c", certificate_command(certs, password_file)]),
                 "making the server's TLS certificate")
 
     directory(SERVER_CONFIG, user, 0o700)
-    settings = {
-        "omero.db.host": "127.0.0.1", "omero.db.port": str(db_port), "omero.db.name": IMAGE["db_name"],
-        "omero.db.user": IMAGE["db_user"], "omero.db.pass": db_password, "omero.data.dir": DATA,
-        "omero.glacier2.IceSSL.DefaultDir": certs, "omero.glacier2.IceSSL.CertFile": "server.p12",
-        "omero.glacier2.IceSSL.CAs": "server.pem", "omero.glacier2.IceSSL.Password": store_password,
-        "omero.glacier2.IceSSL.Ciphers": "HIGH:!DHE", "omero.glacier2.IceSSL.Protocols": "TLS1_2,TLS1_3",
-        "omero.glacier2.IceSSL.ProtocolVersionMax": "TLS1_3",
-    }
-    write(f"{SERVER_CONFIG}/00-image.omero",
-          "config drop default\n" + "".join(f"config set -- {key} {shlex.quote(value)}\n"
-                                            for key, value in settings.items()), user, 0o600)
+    db = {"host": "127.0.0.1", "port": db_port, "name": IMAGE["db_name"], "user": IMAGE["db_user"],
+          "password": db_password}
+    write(f"{SERVER_CONFIG}/00-image.omero", server_config(db, DATA, certs, store_password), user, 0o600)
     write(f"{SERVER_CONFIG}/50-site.omero", config_lines(parts), user, 0o600)
 
 
@@ -422,12 +414,12 @@ def schema(db_port: int) -> None:
             return
         # One kept from a first start stopped before the schema was made is used again.
         root_password = given_password("OMERO_ROOT_PASSWORD") or kept("root-password") or generated("root-password")
-        script = f"{SERVER}/home/omero-schema.sql"
+        script = f"{SERVER}/home/{SCHEMA_SCRIPT}"
         say("first start: creating the OMERO schema")
         # omero db script takes the root password on its command line (see README).
         checked(as_user(IMAGE["server_user"], server_env() + [
-            "sh", "-c", 'umask 077 && exec "$@"', "-", IMAGE["server_omero"], "db", "script",
-            "--file", script, "--password", root_password]), "omero db script")
+            "sh", "-c", 'umask 077 && exec "$@"', "-", *schema_script(IMAGE["server_omero"], script, root_password)]),
+            "omero db script")
         try:
             # The script is the server user's alone; psql reads it from standard input.
             with open(script, encoding="utf-8") as sql:
@@ -455,7 +447,7 @@ http {{
     fastcgi_temp_path {run}/nginx/fastcgi;
     uwsgi_temp_path {run}/nginx/uwsgi;
     scgi_temp_path {run}/nginx/scgi;
-    include {run}/nginx-site.conf;
+    include {site};
 }}
 """
 
@@ -477,7 +469,7 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 serverurl=unix://{run}/supervisor.sock
 
 [include]
-files = {run}/programs/*.conf
+files = {programs}/*.conf {watch}
 """
 
 WATCH_CONF = """; Written by omero-image at start: stops the container when a program keeps failing.
@@ -492,86 +484,37 @@ stderr_logfile={log}/omero-image-watch.log
 """
 
 
-def replaced(text: str, old: str, new: str, where: str) -> str:
-    """``text`` with its one ``old`` made ``new``: the image's own files, or it refuses."""
-    if text.count(old) != 1:
-        raise Refused(f"{where} does not hold {old!r} once; the image is not what this entrypoint knows")
-    return text.replace(old, new)
-
-
-def runtime(http_port: int, web_port: int, db_port: int) -> str:
-    """supervisord's and nginx's configuration for this start; returns supervisord's."""
+def runtime(http_port: int, web_port: int, db_port: int) -> tuple[str, dict[str, str]]:
+    """nginx's and supervisord's configuration for this start, around the image's site and
+    programs (which read what differs from one container to the next: omero_container);
+    returns supervisord's and what its programs read from its environment."""
     http_address = os.environ.get("OMERO_HTTP_ADDRESS", "")
     if http_address and not re.fullmatch(r"[0-9]{1,3}(\.[0-9]{1,3}){3}", http_address):
         raise Refused(f"OMERO_HTTP_ADDRESS={http_address!r} is not an IPv4 address")
-    workers = os.environ.get("OMERO_WEB_WORKERS", str(IMAGE["web_workers"]))
+    workers = os.environ.get(container.WEB_WORKERS, str(IMAGE["web_workers"]))
     if not re.fullmatch(r"[1-9][0-9]{0,2}", workers):
-        raise Refused(f"OMERO_WEB_WORKERS={workers!r} is not a number of workers")
-    directory(f"{RUN}/postgresql", "postgres", 0o2775)
+        raise Refused(f"{container.WEB_WORKERS}={workers!r} is not a number of workers")
+    sockets = directory(f"{RUN}/postgresql", IMAGE["run_as"]["postgresql"], 0o2775)
     directory(f"{RUN}/nginx", IMAGE["nginx_user"], 0o700)
-    directory(f"{RUN}/programs", "root", 0o755)
-    site = IMAGE["nginx_site"]
-    with open(site, encoding="utf-8") as handle:
-        text = handle.read()
     listen = f"{http_address}:{http_port}" if http_address else str(http_port)
-    text = replaced(text, f"listen {IMAGE['http_port']} ", f"listen {listen} ", site)
-    text = replaced(text, f"server {IMAGE['web_bind']} ", f"server 127.0.0.1:{web_port} ", site)
-    write(f"{RUN}/nginx-site.conf", text)
-    write(f"{RUN}/nginx.conf", NGINX_CONF.format(
-        user=f"user {IMAGE['nginx_user']};\n" if AS_ROOT else "", run=RUN, log=LOG))
-
-    homes = {"postgresql": (f"{HOME}/postgresql", "postgres"), "nginx": (f"{HOME}/nginx", "root"),
-             "omero-web": (f"{WEB}/home", IMAGE["web_user"])}
-    changes = {
-        "postgresql": [(f"-c config_file={IMAGE['postgres_conf']}",
-                        f"-c config_file={IMAGE['postgres_conf']} -c port={db_port} "
-                        f"-c unix_socket_directories={RUN}/postgresql "
-                        f"-c external_pid_file={RUN}/postgresql/postmaster.pid "
-                        # Debian's ssl = on names the snakeoil key, not shipped; PostgreSQL
-                        # listens on localhost only.
-                        "-c ssl=off")],
-        "omero-web": [(f"--bind {IMAGE['web_bind']} ", f"--bind 127.0.0.1:{web_port} "),
-                      (f"--workers {IMAGE['web_workers']} ", f"--workers {workers} "),
-                      # OMERO's per-user files (the image's homes are read-only).
-                      ("environment=", f'environment=OMERO_USERDIR="{WEB}/home",')],
-        "nginx": [("/usr/sbin/nginx -g", f"/usr/sbin/nginx -c {RUN}/nginx.conf -e stderr -g")],
-    }
-    if IMAGE["server"]:
-        changes["omero-server"] = [
-            (f"--glob '{IMAGE['server_config_dir']}/*.omero'", f"--glob '{SERVER_CONFIG}/*.omero'"),
-            # Its own per-user directory (its HOME, set by the deploy, is on the volume).
-            ("environment=", f'environment=OMERO_USERDIR="{SERVER}/home/omero",'),
-        ]
+    for name, content in container.nginx_includes(listen, f"{IMAGE['web_bind_host']}:{web_port}").items():
+        write(f"{RUN}/{name}", content)
+    nginx_conf = write(f"{RUN}/nginx.conf", NGINX_CONF.format(
+        user=f"user {IMAGE['nginx_user']};\n" if AS_ROOT else "", run=RUN, log=LOG, site=IMAGE["nginx_site"]))
     directory(HOME, "root", 0o755)
-    for program, edits in changes.items():
-        path = f"{IMAGE['supervisor_programs']}/{program}.conf"
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-        # A program that fails to start gives up after 1 + 2 + 3 s, and the watch below
-        # stops the container.
-        for old, new in edits + [("stdout_logfile=/var/log/supervisor/", f"stdout_logfile={LOG}/"),
-                                 ("startretries=10", "startretries=3")]:
-            text = replaced(text, old, new, path)
-        if program in homes:
-            home, user = homes[program]
-            text = with_home(text, directory(home, user, 0o700), path)
-        if not AS_ROOT:  # one user runs everything: supervisord cannot switch users
-            text = re.sub(r"(?m)^user=.*\n", "", text)
-        write(f"{RUN}/programs/{program}.conf", text)
-    write(f"{RUN}/programs/omero-image-watch.conf", WATCH_CONF.format(
+    watch = write(f"{RUN}/omero-image-watch.conf", WATCH_CONF.format(
         python=sys.executable, lib=LIB, run=RUN, log=LOG, home=directory(f"{HOME}/omero-image-watch", "root", 0o700)))
-    return write(f"{RUN}/supervisord.conf", SUPERVISORD_CONF.format(
-        run=RUN, log=LOG, user="user=root\n" if AS_ROOT else ""))
-
-
-def with_home(text: str, home: str, where: str) -> str:
-    """A supervisord program's ``text`` with HOME set to ``home`` (supervisord leaves its
-    own, root's, to every program)."""
-    if re.search(r"(?m)^environment=(.*[,=])?HOME=", text):
-        raise Refused(f"{where} sets HOME already; the image is not what this entrypoint knows")
-    if re.search(r"(?m)^environment=", text):
-        return re.sub(r"(?m)^environment=", f'environment=HOME="{home}",', text, count=1)
-    return replaced(text, "\nuser=", f'\nenvironment=HOME="{home}"\nuser=', where)
+    homes = {"postgresql": f"{HOME}/postgresql", "nginx": f"{HOME}/nginx", "omero-web": f"{WEB}/home",
+             "omero-server": f"{SERVER}/home"}
+    environment = {container.DB_PORT: str(db_port), container.WEB_PORT: str(web_port), container.WEB_WORKERS: workers,
+                   container.PG_SOCKETS: sockets, container.NGINX_CONF: nginx_conf}
+    for program, user in IMAGE["run_as"].items():
+        # One user runs everything unless root does: supervisord cannot switch users then.
+        environment[container.run_as(program)] = user if AS_ROOT else str(os.geteuid())
+        environment[container.home(program)] = directory(homes[program], user, 0o700)
+    conf = write(f"{RUN}/supervisord.conf", SUPERVISORD_CONF.format(
+        run=RUN, log=LOG, user="user=root\n" if AS_ROOT else "", programs=IMAGE["supervisor_programs"], watch=watch))
+    return conf, environment
 
 
 def supervise(conf: str, environment: dict, lock: int | None) -> int:
@@ -612,8 +555,8 @@ def main() -> int:
         raise Refused(f"{STATE} is not writable: mount a volume (or a directory of yours) there")
     lock = hold_state(os.environ.get("OMERO_STATE_LOCK", "required"))  # before anything changes
     http_port = port("OMERO_HTTP_PORT", IMAGE["http_port"])
-    web_port = port("OMERO_WEB_PORT", int(IMAGE["web_bind"].rsplit(":", 1)[1]))
-    db_port = port("OMERO_DB_PORT", IMAGE["db_port"])
+    web_port = port(container.WEB_PORT, IMAGE["web_port"])
+    db_port = port(container.DB_PORT, IMAGE["db_port"])
     if len({http_port, web_port, db_port}) < 3:
         raise Refused("OMERO_HTTP_PORT, OMERO_WEB_PORT and OMERO_DB_PORT must differ")
     parts = site_config()
@@ -626,9 +569,9 @@ def main() -> int:
     if IMAGE["server"]:
         server(db_port, db_password, parts)
         schema(db_port)
-    conf = runtime(http_port, web_port, db_port)
+    conf, environment = runtime(http_port, web_port, db_port)
     say(f"starting supervisord (nginx on port {http_port})")
-    return supervise(conf, service_environment(os.environ), lock)
+    return supervise(conf, {**service_environment(os.environ), **environment}, lock)
 
 
 def service_environment(environ) -> dict:

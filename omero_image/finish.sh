@@ -18,8 +18,10 @@ while pgrep -x supervisord >/dev/null; do
 done
 
 install -d -m 755 "$lib" "$state"
+find "$state" -mindepth 1 -delete  # what the build's services read (omero_image_build)
 install -m 755 /tmp/entrypoint.py /tmp/watch.py "$lib/"
-install -m 644 /tmp/omero_scram.py /tmp/omero_passwords.py /tmp/image.json "$lib/"
+install -m 644 /tmp/omero_scram.py /tmp/omero_passwords.py /tmp/omero_server_steps.py /tmp/omero_container.py \
+    /tmp/image.json "$lib/"
 ln -sfn "$lib/entrypoint.py" /usr/local/sbin/omero-image
 setting() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$lib/image.json" "$1"; }
 
@@ -33,7 +35,10 @@ install -d -m 755 "$omerodir/etc"
 ln -s "$state/web/log" "$omerodir/var/log"
 ln -s "$state/web/django_secret_key" "$omerodir/var/django_secret_key"
 ln -s "$state/web/grid" "$omerodir/etc/grid"
-find "/var/lib/$(setting web_user)" -mindepth 1 -delete
+find "$(setting web_home)" -mindepth 1 -delete
+# The services' logs (supervisord's programs name them).
+rm -rf /var/log/supervisor
+ln -s "$state/log" /var/log/supervisor
 if [ "$(setting server)" = True ]; then
     # The server writes var/ and rewrites etc/ at every start: both on the volume, etc/ copied
     # there from the image's at each start. Its home (keys, password files), the binary
@@ -43,7 +48,8 @@ if [ "$(setting server)" = True ]; then
     ln -s "$state/server/var" "$server/var"
     mv "$server/etc" "$(setting server_etc)"
     ln -s "$state/server/etc" "$server/etc"
-    find "$(setting server_config_dir)" -mindepth 1 -delete
+    rm -rf "$(setting server_config_dir)"
+    ln -s "$state/run/server-config" "$(setting server_config_dir)"
     for moved in "$(setting server_home):$state/server/home" "$(setting server_data_dir):$state/data"; do
         rm -rf "${moved%%:*}"
         ln -s "${moved#*:}" "${moved%%:*}"

@@ -290,8 +290,12 @@ def test_a_second_container_on_a_state_in_use_refuses(image, volume):
             environ = podman("exec", "-u", user, first.name, "cat", f"/proc/{pid}/environ").stdout.split("\0")
             assert f"HOME={home}" in environ, (program, environ)
             assert first.exec(f"stat -c '%U %a' {home}").stdout.split() == [user, "700"]
-        assert f'environment=HOME="{build.STATE}/home/nginx"' in first.exec(
-            f"cat {build.STATE}/run/programs/nginx.conf").stdout
+        # The image's program reads it from supervisord's environment, where the start put it.
+        assert 'environment=HOME="%(ENV_OMERO_HOME_NGINX)s"\n' in first.exec(
+            "cat /etc/supervisor/conf.d/nginx.conf").stdout
+        supervisord = first.exec("tr '\\0' '\\n' < /proc/$(pgrep -xo supervisord)/environ").stdout.split()
+        assert f"OMERO_HOME_NGINX={build.STATE}/home/nginx" in supervisord, supervisord
+        assert first.exec(f"stat -c '%U %a' {build.STATE}/home/nginx").stdout.split() == ["root", "700"]
         # OMERO.web's start no longer fails to use root's home (gunicorn's control socket).
         web_log = first.exec(f"cat {build.STATE}/log/omero-web.log").stdout
         assert f"Control socket listening at {build.STATE}/web/home/.gunicorn" in web_log and "/root" not in web_log
@@ -373,7 +377,8 @@ def test_no_secret_in_any_layer(image):
     _, tarball, build_secrets = image
     assert build_secrets, "the build recorded none of its secrets"
     assert len(SEEN_PASSWORDS) == 2, "run with the tests above: they collect the passwords"
-    assert build.layer_findings(tarball, build_secrets + [p.encode() for p in SEEN_PASSWORDS]) == []
+    forbidden = build.forbidden_paths(build.image_settings({}))
+    assert build.layer_findings(tarball, build_secrets + [p.encode() for p in SEEN_PASSWORDS], forbidden) == []
 
 
 SERVER_ZIP, ICE_TARBALL = os.environ.get("OMERO_SERVER_ZIP"), os.environ.get("OMERO_ICE_TARBALL")
@@ -413,7 +418,7 @@ def test_image_with_omero_server(tmp_path, volume):
         db_password = started.exec(f"cat {build.STATE}/secrets/db-password").stdout.strip()
         store_password = started.exec(f"cat {build.STATE}/server/home/.certificate-password").stdout.strip()
         needles = built.secrets + [p.encode() for p in (root_password, db_password, store_password)]
-        assert build.layer_findings(built.tarball, needles) == []
+        assert build.layer_findings(built.tarball, needles, build.forbidden_paths(build.image_settings({}))) == []
     finally:
         started.remove()
         podman("rmi", "-f", built.tag, check=False)

@@ -65,7 +65,7 @@ def test_no_setting_is_written_for_it(deploy):
     # OMERO watches <omero.data.dir>/DropBox when omero.fs.watchDir is unset.
     run = deploy({"server": (SERVER, {"omero_server_dropbox": True})})["server"]
     config = run.uploads["/opt/omero/server/config/00-omero-server.omero"]
-    assert "omero.fs." not in config and "config set omero.data.dir /OMERO" in config
+    assert "omero.fs." not in config and "config set -- omero.data.dir /OMERO" in config
 
 
 @pytest.mark.parametrize("enabled, found", [(False, WITH_DROPBOX), (True, WITHOUT_DROPBOX)],

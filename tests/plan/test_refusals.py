@@ -60,6 +60,8 @@ HOST_DIR_OPTIONS = ("omero_wheel_dir", "omero_ice_home", "omero_server_basedir",
 BAD_OPTIONS = [
     # -- choices and whole numbers (True is no number) -----------------------------------------
     bad("omero_service_manager", "upstart", "must be auto, systemd or supervisord"),
+    bad("omero_image_build", "yes", "must be True or False"),
+    bad("omero_image_build", True, "is for scripts/build-image's container only"),  # a systemd host
     bad("omero_java_version", 8, "must be 11, 17 or 21, not 8"),
     bad("omero_java_version", True, "must be 11, 17 or 21, not True"),
     bad("omero_java_version", 17.0, "must be 11, 17 or 21, not 17.0"),

@@ -1,6 +1,7 @@
 """Passwords: generated and kept on the machine running pyinfra, never on a command line."""
 
 import re
+import shlex
 import stat
 
 import pytest
@@ -39,7 +40,8 @@ def test_db_password_never_sent_in_a_command(generated):
     # ...and the server host, deployed separately, the same password, in its files only.
     app = runs["app"]
     assert app.uploads["/var/lib/omero-server/.pgpass"] == f"10.0.0.11:5432:omero:omero:{password}\n"
-    assert f"config set omero.db.pass '{password}'\n" in app.uploads["/opt/omero/server/config/00-omero-server.omero"]
+    config = app.uploads["/opt/omero/server/config/00-omero-server.omero"]
+    assert f"config set -- omero.db.pass {shlex.quote(password)}\n" in config
 
 
 def test_root_password_masked_in_what_pyinfra_shows(generated):
@@ -97,8 +99,8 @@ def test_certificate_store_password_generated_and_given_to_openssl_in_a_file(dep
     assert not [c for c in run.commands + run.raw_commands if password in c]
     assert run.uploads["/var/lib/omero-server/.certificate-password"] == password + "\n"
     config = run.uploads["/opt/omero/server/config/00-omero-server.omero"]
-    assert f"config set omero.glacier2.IceSSL.Password '{password}'\n" in config
-    assert "config set omero.glacier2.IceSSL.DefaultDir /var/lib/omero-server/certs\n" in config
+    assert f"config set -- omero.glacier2.IceSSL.Password {shlex.quote(password)}\n" in config
+    assert "config set -- omero.glacier2.IceSSL.DefaultDir /var/lib/omero-server/certs\n" in config
     [store] = [c for c in run.raw_commands if "openssl pkcs12 -export" in c]
     assert "-passout file:/var/lib/omero-server/.certificate-password" in store
     assert "runuser -u omero-server" in store

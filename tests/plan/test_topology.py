@@ -55,7 +55,7 @@ def test_database_listens_for_the_server_host(split):
 
 def test_server_reaches_the_database_host(split):
     server = split["server"]
-    assert f"config set omero.db.host {DB}\n" in server.uploads["/opt/omero/server/config/00-omero-server.omero"]
+    assert f"config set -- omero.db.host {DB}\n" in server.uploads["/opt/omero/server/config/00-omero-server.omero"]
     assert server.uploads["/var/lib/omero-server/.pgpass"].startswith(f"{DB}:5432:omero:omero:")
     # No local PostgreSQL server to start or wait for.
     assert "Requires=" not in server.uploads["/etc/systemd/system/omero-server.service"]
@@ -71,7 +71,7 @@ def test_web_uses_the_server_host(split):
 def test_allinone_uses_localhost(allinone):
     assert server_list(allinone) == [["localhost", 4064, "omero"]]
     config = allinone.uploads["/opt/omero/server/config/00-omero-server.omero"]
-    assert "config set omero.db.host localhost\n" in config
+    assert "config set -- omero.db.host localhost\n" in config
     assert "listen_addresses = 'localhost'\n" in allinone.uploads[f"{PG_CONF}/conf.d/omero.conf"]
     hba = allinone.uploads[f"{PG_CONF}/pg_hba.conf"]
     assert not [line for line in hba.splitlines()

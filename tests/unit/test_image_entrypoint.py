@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from deploys import services
+from omero_image.build import image_settings
+
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.unit
@@ -32,9 +35,14 @@ def entrypoint(tmp_path):
     shutil.copy(ROOT / "omero_image" / "entrypoint.py", lib)
     shutil.copy(ROOT / "deploys" / "scram.py", lib / "omero_scram.py")
     shutil.copy(ROOT / "deploys" / "passwords.py", lib / "omero_passwords.py")
+    shutil.copy(ROOT / "deploys" / "server_steps.py", lib / "omero_server_steps.py")
+    shutil.copy(ROOT / "deploys" / "container.py", lib / "omero_container.py")
     (lib / "image.json").write_text(json.dumps({
         "state": str(state), "server": True, "server_user": "root", "server_etc": str(server_etc),
-        "db_name": "omero", "db_user": "omero",
+        "db_name": "omero", "db_user": "omero", "web_workers": 3, "web_bind_host": "127.0.0.1",
+        "nginx_user": "root", "nginx_site": "/etc/nginx/conf.d/omero-web.conf",
+        "supervisor_programs": "/etc/supervisor/conf.d",
+        "run_as": {program: "root" for program in ("postgresql", "nginx", "omero-web", "omero-server")},
     }))
     spec = importlib.util.spec_from_file_location("omero_image_entrypoint", lib / "entrypoint.py")
     module = importlib.util.module_from_spec(spec)
@@ -230,23 +238,36 @@ def test_the_source_of_a_refused_setting(entrypoint, message, source):
     assert entrypoint.setting_source(message, parts) == source
 
 
-# -- the services' homes ------------------------------------------------------------------
-PROGRAM = "[program:x]\ncommand=/bin/x\nuser=x\n{environment}priority=1\n"
+# -- what the image's programs and site read at start ------------------------------------
+def test_the_start_writes_what_the_image_reads(entrypoint, monkeypatch):
+    monkeypatch.setenv("OMERO_HTTP_ADDRESS", "127.0.0.2")
+    monkeypatch.setenv("OMERO_WEB_WORKERS", "5")
+    conf, environment = entrypoint.runtime(8181, 4181, 5433)
+    run = Path(entrypoint.RUN)
+    assert (run / "nginx-listen-default.conf").read_text() == "listen 127.0.0.2:8181 default_server;\n"
+    assert (run / "nginx-listen.conf").read_text() == "listen 127.0.0.2:8181;\n"
+    assert (run / "nginx-upstream.conf").read_text() == "server 127.0.0.1:4181 fail_timeout=0;\n"
+    assert "    include /etc/nginx/conf.d/omero-web.conf;\n" in (run / "nginx.conf").read_text()
+    assert f"files = /etc/supervisor/conf.d/*.conf {run}/omero-image-watch.conf\n" in Path(conf).read_text()
+    assert environment == {
+        "OMERO_DB_PORT": "5433", "OMERO_WEB_PORT": "4181", "OMERO_WEB_WORKERS": "5",
+        "OMERO_PG_SOCKETS": f"{run}/postgresql", "OMERO_NGINX_CONF": f"{run}/nginx.conf",
+        "OMERO_RUN_AS_POSTGRESQL": "root", "OMERO_RUN_AS_NGINX": "root", "OMERO_RUN_AS_OMERO_WEB": "root",
+        "OMERO_RUN_AS_OMERO_SERVER": "root", "OMERO_HOME_POSTGRESQL": f"{entrypoint.HOME}/postgresql",
+        "OMERO_HOME_NGINX": f"{entrypoint.HOME}/nginx", "OMERO_HOME_OMERO_WEB": f"{entrypoint.WEB}/home",
+        "OMERO_HOME_OMERO_SERVER": f"{entrypoint.SERVER}/home"}
+    assert Path(entrypoint.WEB, "home").stat().st_mode & 0o777 == 0o700
+    # The deploy's programs, built for the image, read those variables and no others.
+    settings = image_settings({"omero_image_build": True})
+    assert set(services.image_environment(settings)) == set(environment)
 
 
-@pytest.mark.parametrize(("environment", "expected"), [
-    ("", 'environment=HOME="/state/home/x"\nuser=x\n'),
-    ('environment=OMERODIR="/opt/x"\n', 'environment=HOME="/state/home/x",OMERODIR="/opt/x"\n'),
-])
-def test_each_program_gets_its_home(entrypoint, environment, expected):
-    text = entrypoint.with_home(PROGRAM.format(environment=environment), "/state/home/x", "x.conf")
-    assert expected in text
-    assert text.count("environment=") == 1 and text.count("HOME=") == 1
-
-
-def test_a_program_with_a_home_already_is_refused(entrypoint):
-    with pytest.raises(entrypoint.Refused, match="x.conf sets HOME already"):
-        entrypoint.with_home(PROGRAM.format(environment='environment=A="1",HOME="/h"\n'), "/state/home/x", "x.conf")
+@pytest.mark.parametrize(("variable", "value"), [("OMERO_WEB_WORKERS", "0"), ("OMERO_HTTP_ADDRESS", "::1")])
+def test_a_bad_runtime_variable_is_refused(entrypoint, monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(entrypoint.Refused, match=variable):
+        entrypoint.runtime(8181, 4181, 5433)
+    assert not list(Path(entrypoint.RUN).iterdir())
 
 
 # -- the watch: a program that keeps failing stops the container -------------------------
