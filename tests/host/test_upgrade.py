@@ -48,9 +48,9 @@ BLOCKS = {(WEB_SECTION, YOUR_MACHINE), (MOVE_SECTION, OLD_HOST), (MOVE_SECTION, 
 WEB_VENV = "/opt/omero/web/venv3"
 OMERODIR = "/opt/omero/web/OMERO.web"
 STATIC = f"{OMERODIR}/var/static"
-OLD_RELEASES = {"omero-web": "5.29.2", "omero-py": "5.22.1", "omero-figure": "7.3.1", "omero-parade": "0.2.3"}
+OLD_RELEASES = {"omero-web": "5.29.2", "omero-py": "5.22.1", "omero-figure": "7.3.1", "omero-iviewer": "0.18.0"}
 PINNED = {"omero-web": DEFAULTS["omero_web_version"], "omero-py": DEFAULTS["omero_py_version"],
-          "omero-figure": APPS["omero-figure"].version, "omero-parade": APPS["omero-parade"].version}
+          "omero-figure": APPS["omero-figure"].version, "omero-iviewer": APPS["omero-iviewer"].version}
 SITE_CONFIG = {"omero_web_config": {"omero.web.page_size": 123}}
 
 
@@ -121,7 +121,7 @@ def static_differences(host) -> str:
     package's: empty when nginx's copy is the installed release's."""
     site = host.run(f"echo {WEB_VENV}/lib/python3*/site-packages").stdout.strip()
     return host.run(f"diff -rq {site}/omero_figure/static/omero_figure {STATIC}/omero_figure; "
-                    f"diff -rq {site}/omero_parade/static/omero_parade {STATIC}/omero_parade; "
+                    f"diff -rq {site}/omero_iviewer/static/omero_iviewer {STATIC}/omero_iviewer; "
                     f"diff -rq {site}/omeroweb/webclient/static/webclient {STATIC}/webclient"
                     " | grep -v '^Only in /opt/omero/web/OMERO.web'", check=False).stdout
 
@@ -148,7 +148,7 @@ FIGURE_JS = "/static/omero_figure/index.html"
 @pytest.fixture(scope="module")
 def web(tmp_path_factory, secrets_dir):
     old = {"omero_web_version": OLD_RELEASES["omero-web"], "omero_py_version": OLD_RELEASES["omero-py"],
-           "omero_web_apps": [f"{app}=={OLD_RELEASES[app]}" for app in ("omero-figure", "omero-parade")]}
+           "omero_web_apps": [f"{app}=={OLD_RELEASES[app]}" for app in ("omero-figure", "omero-iviewer")]}
     with deployed(SystemdHost("upgrade-web", f"{SUBNET}.90"), ["omero_web"], tmp_path_factory.mktemp("web"),
                   secrets_dir, **old, **SITE_CONFIG) as host:
         yield host
@@ -161,7 +161,7 @@ def upgraded(web, secrets_dir):
     assert static_differences(web) == ""
     before = web_state(web)
     write_inventory(web.inventory, {"omero_web": [web]}, {
-        web.name: host_data(web, secrets_dir, omero_web_apps=["omero-figure", "omero-parade"], **SITE_CONFIG)})
+        web.name: host_data(web, secrets_dir, omero_web_apps=["omero-figure", "omero-iviewer"], **SITE_CONFIG)})
     started = time.monotonic()
     on_your_machine(web.inventory, WEB_SECTION)
     record(web_upgrade_seconds=round(time.monotonic() - started, 1))
