@@ -57,8 +57,8 @@ def configure(settings, host_cpus: int) -> list[str]:
     refreshed(name="Load the OMERO.web configuration",
               commands=[f"(umask 077 && {omero} load --glob {shlex.quote(config_dir + '/*.omero')})"],
               sources=[config_file, code], stamp=loaded, user=settings.web_user)
-    # Collected afresh: collectstatic keeps a copy newer than the package's file (pip keeps
-    # the wheel's dates), so after an upgrade nginx would go on serving the old release's.
+    # Collected afresh: collectstatic only adds and overwrites, so after an upgrade the older
+    # release's files (hashed bundle names) would stay served beside the new ones.
     static_root = shlex.quote(settings.web_static_root)
     refreshed(name="Collect OMERO.web's static files (nginx serves them)",
               commands=[f"test ! -d {static_root} || find {static_root} -mindepth 1 -delete",
