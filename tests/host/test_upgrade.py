@@ -83,6 +83,8 @@ def on_your_machine(inventory: Path, section: str) -> subprocess.CompletedProces
     """The block run in the deploy's directory, as a sysadmin would, with ``inventory`` as
     the site's inventory.py."""
     link = ROOT / "inventory.py"
+    # Only a link an earlier (killed) run left is replaced, never a sysadmin's own inventory.
+    assert link.is_symlink() or not link.exists(), f"{link} exists: move it away to run this test"
     link.unlink(missing_ok=True)
     link.symlink_to(inventory)
     try:
