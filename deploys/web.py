@@ -58,8 +58,12 @@ def configure(settings, host_cpus: int) -> list[str]:
     refreshed(name="Load the OMERO.web configuration",
               commands=[f"(umask 077 && {omero} load --glob {shlex.quote(config_dir + '/*.omero')})"],
               sources=[config_file, code], stamp=loaded, user=settings.web_user)
+    # Collected afresh: collectstatic only adds and overwrites, so after an upgrade the older
+    # release's files (hashed bundle names) would stay served beside the new ones.
+    static_root = shlex.quote(settings.web_static_root)
     refreshed(name="Collect OMERO.web's static files (nginx serves them)",
-              commands=[f"{omero} web syncmedia >/dev/null"],
+              commands=[f"test ! -d {static_root} || find {static_root} -mindepth 1 -delete",
+                        f"{omero} web syncmedia >/dev/null"],
               sources=[loaded, code], stamp=settings.stamp("omero-web-static-collected"),
               user=settings.web_user)
     return [config_file, code]

@@ -8,7 +8,7 @@ from .testhosts import KEEP, PODMAN_ENV, WORK, remove_leftovers, wait_for
 
 KINDS = {"test_systemd": "systemd", "test_https": "systemd", "test_split": "systemd", "test_debian13": "systemd",
          "test_convergence": "systemd", "test_server_runtime": "systemd", "test_backup": "systemd",
-         "test_analysis": "systemd", "test_dropbox": "systemd",
+         "test_analysis": "systemd", "test_dropbox": "systemd", "test_upgrade": "systemd",
          "test_container": "container", "test_refusals": "container", "test_java": "container",
          "test_image": "container", "test_vm": "vm"}
 
