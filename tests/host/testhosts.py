@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -528,6 +529,19 @@ class VirtualMachine(TestHost):
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+def prepare() -> None:
+    """Every test image and the VM disk made ahead, images and disk side by side (mostly
+    downloads): scripts/test runs this beside the IcePy build on a cold cache. Each is made
+    under its lock, so a test that needs one meanwhile waits for it; cached, each is a check."""
+    def images():
+        for image in (DEBIAN12_SYSTEMD, DEBIAN12_PLAIN, DEBIAN13_SYSTEMD):
+            image.ensure()
+
+    with ThreadPoolExecutor(2) as pool:
+        for made in [pool.submit(images), pool.submit(vm_disk)]:
+            made.result()
+
+
 def interrupted_deploy(inventory: Path, operation: str, *, during: float | None = None) -> str:
     """Run the deploy and kill it (SIGKILL, as a dropped connection or a dead laptop would)
     once ``operation`` has completed, or ``during`` seconds after it started. Returns the
@@ -555,3 +569,7 @@ def interrupted_deploy(inventory: Path, operation: str, *, during: float | None 
         process.wait()
     assert reached and (during is None or time.monotonic() - started >= during)
     return "".join(output)
+
+
+if __name__ == "__main__":
+    prepare()
