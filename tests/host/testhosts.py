@@ -34,6 +34,7 @@ from pathlib import Path
 import testinfra
 
 from omero_image.base import CACHE, WORK, debootstrap, digest, ensure_image, locked, run
+from omero_image.build import BASE_PACKAGES, BASE_SUITE
 
 ROOT = Path(__file__).resolve().parents[2]
 PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
@@ -223,6 +224,22 @@ class TestHost:
         raise NotImplementedError
 
 
+def _seeded(archives: Path) -> Path:
+    """A host's apt archive directory, given (hard links) every .deb the other hosts of its
+    suite downloaded: on a cold cache a package is downloaded once, not once per host. apt
+    moves a .deb in only once it is whole and checks it before use; it ignores other versions."""
+    archives.mkdir(parents=True, exist_ok=True)
+    have = {deb.name for deb in archives.glob("*.deb")}
+    for deb in archives.parent.glob("*/*.deb"):
+        if deb.name not in have:
+            have.add(deb.name)
+            try:
+                (archives / deb.name).hardlink_to(deb)
+            except (FileExistsError, FileNotFoundError):  # another run's host, at the same moment
+                pass
+    return archives
+
+
 @dataclass
 class PodmanHost(TestHost):
     image: Image = DEBIAN12_PLAIN
@@ -245,7 +262,8 @@ class PodmanHost(TestHost):
     def _cache_mounts(self) -> list[str]:
         mounts = []
         # apt locks its archive directory, so each host has its own; pip's and npm's are shared.
-        for source, target in ((CACHE / "apt-archives" / self.image.suite / self.name, "/var/cache/apt/archives"),
+        archives = _seeded(CACHE / "apt-archives" / self.image.suite / self.name)
+        for source, target in ((archives, "/var/cache/apt/archives"),
                                (CACHE / "pip", "/root/.cache/pip"), (CACHE / "npm", "/root/.npm")):
             source.mkdir(parents=True, exist_ok=True)
             mounts += ["-v", f"{source}:{target}"]
@@ -536,6 +554,9 @@ def prepare() -> None:
     def images():
         for image in (DEBIAN12_SYSTEMD, DEBIAN12_PLAIN, DEBIAN13_SYSTEMD):
             image.ensure()
+        # The container image's base root, as omero_image.build makes it (test_image.py).
+        ensure_image(f"localhost/omero-image-base-{BASE_SUITE}:{digest(BASE_PACKAGES)}", BASE_SUITE, BASE_PACKAGES,
+                     "/bin/sh", PODMAN_ENV)
 
     with ThreadPoolExecutor(2) as pool:
         for made in [pool.submit(images), pool.submit(vm_disk)]:
