@@ -11,9 +11,10 @@ KINDS = {"test_systemd": "systemd", "test_https": "systemd", "test_split": "syst
          "test_analysis": "systemd", "test_dropbox": "systemd",
          "test_container": "container", "test_refusals": "container", "test_java": "container",
          "test_image": "container", "test_vm": "vm"}
-# Run by scripts/test in a second pytest beside the rest: the longest modules that share
-# nothing with the others (the VM under emulation; Debian 13, its own image and IcePy wheel).
-BESIDE = {"test_vm", "test_debian13"}
+# Run by scripts/test in a second pytest beside the rest, so that the two take about as long,
+# warm and cold: long modules that make what no other module uses (the VM under emulation;
+# Debian 13, its own image and IcePy wheel; the container image, 8 minutes to build cold).
+BESIDE = {"test_vm", "test_debian13", "test_image"}
 
 
 def pytest_collection_modifyitems(items):
