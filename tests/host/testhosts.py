@@ -164,9 +164,38 @@ def remove_leftovers() -> None:
         podman("network", "rm", NETWORK, check=False)  # refused while in use
 
 
+def _icepy_wheels(python_tag: str) -> list[Path]:
+    return sorted((CACHE / "wheels").glob(f"zeroc_ice-3.6.5-{python_tag}-*.whl"))
+
+
 def cached_icepy_wheel(python_tag: str = "cp311") -> Path | None:
-    wheels = sorted((CACHE / "wheels").glob(f"zeroc_ice-3.6.5-{python_tag}-*.whl"))
+    with locked(f"wheel-{python_tag}"):  # while prepare() builds it, wait for it
+        wheels = _icepy_wheels(python_tag)
     return wheels[0] if wheels else None
+
+
+def build_icepy_wheel(image: "Image", python_tag: str, wheels: Path = CACHE / "wheels") -> None:
+    """The IcePy wheel for ``image``'s Python, unless ``wheels`` has it: built by the deploy's
+    script in a throwaway container of that image, then moved into ``wheels`` whole."""
+    with locked(f"wheel-{python_tag}"):
+        if list(wheels.glob(f"zeroc_ice-3.6.5-{python_tag}-*.whl")):
+            return
+        out = wheels / f".build-{python_tag}"
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        archives = _seeded(CACHE / "apt-archives" / image.suite / "icepy-build")
+        # The lab's CAs, as the deploy installs them: pip reaches its index through them.
+        script = ("apt-get update -qq && apt-get install -qq -y --no-install-recommends ca-certificates python3-dev "
+                  "python3-venv g++ make libssl-dev libbz2-dev >/dev/null && update-ca-certificates >/dev/null "
+                  "&& python3 -m venv /tmp/venv && sh /build/build-icepy-wheel.sh /tmp/venv/bin/python /out")
+        podman("run", "--rm", "--name", f"{PREFIX}icepy-{python_tag}", "--label", f"{RUN_LABEL}={RUN_ID}",
+               "-e", "PIP_CERT=/etc/ssl/certs/ca-certificates.crt",
+               "-v", "/usr/local/share/ca-certificates:/usr/local/share/ca-certificates:ro",
+               "-v", f"{ROOT / 'files'}:/build:ro", "-v", f"{out}:/out", "-v", f"{archives}:/var/cache/apt/archives",
+               image.ensure(), "sh", "-c", script)
+        for wheel in out.glob("zeroc_ice-3.6.5-*.whl"):
+            wheel.rename(wheels / wheel.name)
+        shutil.rmtree(out)
 
 
 def sha256_of(path: Path) -> str:
@@ -548,18 +577,20 @@ class VirtualMachine(TestHost):
 
 
 def prepare() -> None:
-    """Every test image and the VM disk made ahead, images and disk side by side (mostly
-    downloads): scripts/test runs this beside the IcePy build on a cold cache. Each is made
-    under its lock, so a test that needs one meanwhile waits for it; cached, each is a check."""
-    def images():
-        for image in (DEBIAN12_SYSTEMD, DEBIAN12_PLAIN, DEBIAN13_SYSTEMD):
+    """Every test image, the VM disk and Debian 13's IcePy wheel made ahead, side by side
+    (downloads, mostly, and one compiler): scripts/test runs this beside the cp311 IcePy
+    build on a cold cache. Each is made under its lock, so a test that needs one meanwhile
+    waits for it; cached, each is a check."""
+    def debian12():
+        for image in (DEBIAN12_SYSTEMD, DEBIAN12_PLAIN):
             image.ensure()
         # The container image's base root, as omero_image.build makes it (test_image.py).
         ensure_image(f"localhost/omero-image-base-{BASE_SUITE}:{digest(BASE_PACKAGES)}", BASE_SUITE, BASE_PACKAGES,
                      "/bin/sh", PODMAN_ENV)
 
-    with ThreadPoolExecutor(2) as pool:
-        for made in [pool.submit(images), pool.submit(vm_disk)]:
+    with ThreadPoolExecutor(3) as pool:
+        for made in [pool.submit(debian12), pool.submit(vm_disk),
+                     pool.submit(build_icepy_wheel, DEBIAN13_SYSTEMD, "cp313")]:
             made.result()
 
 
