@@ -164,8 +164,8 @@ def remove_leftovers() -> None:
         podman("network", "rm", NETWORK, check=False)  # refused while in use
 
 
-def _icepy_wheels(python_tag: str) -> list[Path]:
-    return sorted((CACHE / "wheels").glob(f"zeroc_ice-3.6.5-{python_tag}-*.whl"))
+def _icepy_wheels(python_tag: str, wheels: Path = CACHE / "wheels") -> list[Path]:
+    return sorted(wheels.glob(f"zeroc_ice-3.6.5-{python_tag}-*.whl"))
 
 
 def cached_icepy_wheel(python_tag: str = "cp311") -> Path | None:
@@ -178,7 +178,7 @@ def build_icepy_wheel(image: "Image", python_tag: str, wheels: Path = CACHE / "w
     """The IcePy wheel for ``image``'s Python, unless ``wheels`` has it: built by the deploy's
     script in a throwaway container of that image, then moved into ``wheels`` whole."""
     with locked(f"wheel-{python_tag}"):
-        if list(wheels.glob(f"zeroc_ice-3.6.5-{python_tag}-*.whl")):
+        if _icepy_wheels(python_tag, wheels):
             return
         out = wheels / f".build-{python_tag}"
         shutil.rmtree(out, ignore_errors=True)
@@ -188,12 +188,13 @@ def build_icepy_wheel(image: "Image", python_tag: str, wheels: Path = CACHE / "w
         script = ("apt-get update -qq && apt-get install -qq -y --no-install-recommends ca-certificates python3-dev "
                   "python3-venv g++ make libssl-dev libbz2-dev >/dev/null && update-ca-certificates >/dev/null "
                   "&& python3 -m venv /tmp/venv && sh /build/build-icepy-wheel.sh /tmp/venv/bin/python /out")
-        podman("run", "--rm", "--name", f"{PREFIX}icepy-{python_tag}", "--label", f"{RUN_LABEL}={RUN_ID}",
+        # --replace: what a killed build left (no other runs now: the lock is ours).
+        podman("run", "--rm", "--replace", "--name", f"{PREFIX}icepy-{python_tag}", "--label", f"{RUN_LABEL}={RUN_ID}",
                "-e", "PIP_CERT=/etc/ssl/certs/ca-certificates.crt",
                "-v", "/usr/local/share/ca-certificates:/usr/local/share/ca-certificates:ro",
                "-v", f"{ROOT / 'files'}:/build:ro", "-v", f"{out}:/out", "-v", f"{archives}:/var/cache/apt/archives",
                image.ensure(), "sh", "-c", script)
-        for wheel in out.glob("zeroc_ice-3.6.5-*.whl"):
+        for wheel in _icepy_wheels(python_tag, out):
             wheel.rename(wheels / wheel.name)
         shutil.rmtree(out)
 
