@@ -11,15 +11,22 @@ KINDS = {"test_systemd": "systemd", "test_https": "systemd", "test_split": "syst
          "test_analysis": "systemd", "test_dropbox": "systemd", "test_upgrade": "systemd",
          "test_container": "container", "test_refusals": "container", "test_java": "container",
          "test_image": "container", "test_vm": "vm"}
+# Run by scripts/test in a second pytest beside the rest, so that the two take about as long,
+# warm and cold: long modules that make what no other module uses (the VM under emulation;
+# Debian 13, its own image and IcePy wheel; the container image, 8 minutes to build cold).
+BESIDE = {"test_vm", "test_debian13", "test_image"}
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
         if "/tests/host/" in str(item.fspath):
             item.add_marker(pytest.mark.host)
-            kind = KINDS.get(item.module.__name__.rsplit(".", 1)[-1])
+            module = item.module.__name__.rsplit(".", 1)[-1]
+            kind = KINDS.get(module)
             if kind:
                 item.add_marker(getattr(pytest.mark, kind))
+            if module in BESIDE:
+                item.add_marker(pytest.mark.beside)
 
 
 @pytest.fixture(scope="session", autouse=True)

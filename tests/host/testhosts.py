@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from pathlib import Path
 import testinfra
 
 from omero_image.base import CACHE, WORK, debootstrap, digest, ensure_image, locked, run
+from omero_image.build import BASE_PACKAGES, BASE_SUITE
 
 ROOT = Path(__file__).resolve().parents[2]
 PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
@@ -162,9 +164,39 @@ def remove_leftovers() -> None:
         podman("network", "rm", NETWORK, check=False)  # refused while in use
 
 
+def _icepy_wheels(python_tag: str, wheels: Path = CACHE / "wheels") -> list[Path]:
+    return sorted(wheels.glob(f"zeroc_ice-3.6.5-{python_tag}-*.whl"))
+
+
 def cached_icepy_wheel(python_tag: str = "cp311") -> Path | None:
-    wheels = sorted((CACHE / "wheels").glob(f"zeroc_ice-3.6.5-{python_tag}-*.whl"))
+    with locked(f"wheel-{python_tag}"):  # while prepare() builds it, wait for it
+        wheels = _icepy_wheels(python_tag)
     return wheels[0] if wheels else None
+
+
+def build_icepy_wheel(image: "Image", python_tag: str, wheels: Path = CACHE / "wheels") -> None:
+    """The IcePy wheel for ``image``'s Python, unless ``wheels`` has it: built by the deploy's
+    script in a throwaway container of that image, then moved into ``wheels`` whole."""
+    with locked(f"wheel-{python_tag}"):
+        if _icepy_wheels(python_tag, wheels):
+            return
+        out = wheels / f".build-{python_tag}"
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        archives = _seeded(CACHE / "apt-archives" / image.suite / "icepy-build")
+        # The lab's CAs, as the deploy installs them: pip reaches its index through them.
+        script = ("apt-get update -qq && apt-get install -qq -y --no-install-recommends ca-certificates python3-dev "
+                  "python3-venv g++ make libssl-dev libbz2-dev >/dev/null && update-ca-certificates >/dev/null "
+                  "&& python3 -m venv /tmp/venv && sh /build/build-icepy-wheel.sh /tmp/venv/bin/python /out")
+        # --replace: what a killed build left (no other runs now: the lock is ours).
+        podman("run", "--rm", "--replace", "--name", f"{PREFIX}icepy-{python_tag}", "--label", f"{RUN_LABEL}={RUN_ID}",
+               "-e", "PIP_CERT=/etc/ssl/certs/ca-certificates.crt",
+               "-v", "/usr/local/share/ca-certificates:/usr/local/share/ca-certificates:ro",
+               "-v", f"{ROOT / 'files'}:/build:ro", "-v", f"{out}:/out", "-v", f"{archives}:/var/cache/apt/archives",
+               image.ensure(), "sh", "-c", script)
+        for wheel in _icepy_wheels(python_tag, out):
+            wheel.rename(wheels / wheel.name)
+        shutil.rmtree(out)
 
 
 def sha256_of(path: Path) -> str:
@@ -222,6 +254,22 @@ class TestHost:
         raise NotImplementedError
 
 
+def _seeded(archives: Path) -> Path:
+    """A host's apt archive directory, given (hard links) every .deb the other hosts of its
+    suite downloaded: on a cold cache a package is downloaded once, not once per host. apt
+    moves a .deb in only once it is whole and checks it before use; it ignores other versions."""
+    archives.mkdir(parents=True, exist_ok=True)
+    have = {deb.name for deb in archives.glob("*.deb")}
+    for deb in archives.parent.glob("*/*.deb"):
+        if deb.name not in have:
+            have.add(deb.name)
+            try:
+                (archives / deb.name).hardlink_to(deb)
+            except (FileExistsError, FileNotFoundError):  # another run's host, at the same moment
+                pass
+    return archives
+
+
 @dataclass
 class PodmanHost(TestHost):
     image: Image = DEBIAN12_PLAIN
@@ -244,7 +292,8 @@ class PodmanHost(TestHost):
     def _cache_mounts(self) -> list[str]:
         mounts = []
         # apt locks its archive directory, so each host has its own; pip's and npm's are shared.
-        for source, target in ((CACHE / "apt-archives" / self.image.suite / self.name, "/var/cache/apt/archives"),
+        archives = _seeded(CACHE / "apt-archives" / self.image.suite / self.name)
+        for source, target in ((archives, "/var/cache/apt/archives"),
                                (CACHE / "pip", "/root/.cache/pip"), (CACHE / "npm", "/root/.npm")):
             source.mkdir(parents=True, exist_ok=True)
             mounts += ["-v", f"{source}:{target}"]
@@ -528,6 +577,24 @@ class VirtualMachine(TestHost):
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+def prepare() -> None:
+    """Every test image, the VM disk and Debian 13's IcePy wheel made ahead, side by side
+    (downloads, mostly, and one compiler): scripts/test runs this beside the cp311 IcePy
+    build on a cold cache. Each is made under its lock, so a test that needs one meanwhile
+    waits for it; cached, each is a check."""
+    def debian12():
+        for image in (DEBIAN12_SYSTEMD, DEBIAN12_PLAIN):
+            image.ensure()
+        # The container image's base root, as omero_image.build makes it (test_image.py).
+        ensure_image(f"localhost/omero-image-base-{BASE_SUITE}:{digest(BASE_PACKAGES)}", BASE_SUITE, BASE_PACKAGES,
+                     "/bin/sh", PODMAN_ENV)
+
+    with ThreadPoolExecutor(3) as pool:
+        for made in [pool.submit(debian12), pool.submit(vm_disk),
+                     pool.submit(build_icepy_wheel, DEBIAN13_SYSTEMD, "cp313")]:
+            made.result()
+
+
 def interrupted_deploy(inventory: Path, operation: str, *, during: float | None = None) -> str:
     """Run the deploy and kill it (SIGKILL, as a dropped connection or a dead laptop would)
     once ``operation`` has completed, or ``during`` seconds after it started. Returns the
@@ -555,3 +622,7 @@ def interrupted_deploy(inventory: Path, operation: str, *, during: float | None 
         process.wait()
     assert reached and (during is None or time.monotonic() - started >= during)
     return "".join(output)
+
+
+if __name__ == "__main__":
+    prepare()
