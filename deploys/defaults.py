@@ -248,6 +248,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("omero_backup_keep", {"daily": 7, "weekly": 5, "monthly": 12},
            "How many daily, weekly and monthly backups to keep (`restic forget --keep-*`); "
            "snapshots taken before an upgrade are kept until removed by hand."),
+    Option("omero_backup_link_targets", True,
+           "Back up what symlinks in `omero_data_dir` point to outside it (in-place imports), "
+           "where root can read it; what is not backed up is named in `omero-backup status` and "
+           "the log.",
+           example=False),
 )
 
 DEFAULTS: dict[str, Any] = {option.name: option.default for option in OPTIONS}

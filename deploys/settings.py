@@ -613,6 +613,7 @@ _GRAMMARS: dict[str, Callable[[Any], Any]] = {
     "omero_backup_check_schedule": _schedule,
     "omero_backup_check_read_data": _percent,
     "omero_backup_keep": _keep,
+    "omero_backup_link_targets": _one_of(True, False),
 }
 
 
