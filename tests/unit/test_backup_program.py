@@ -131,15 +131,16 @@ def test_links_pointing_outside_the_data_directory(tmp_path, link, target, outsi
 
 
 @pytest.mark.parametrize("enabled, readable, chosen, why", [
-    (True, True, ["{tmp}/imports"], ["target missing"]),
-    (True, False, [], ["target missing", "not readable", "not readable"]),
-    (False, True, [], ["target missing", "omero_backup_link_targets is off", "omero_backup_link_targets is off"]),
+    (True, True, ["{tmp}/imports"], ["target missing", "holds the data directory"]),
+    (True, False, [], ["target missing", "not readable", "not readable", "holds the data directory"]),
+    (False, True, [], ["target missing", "omero_backup_link_targets is off", "omero_backup_link_targets is off",
+                       "holds the data directory"]),
 ])
 def test_link_targets_backed_up_or_named(tmp_path, enabled, readable, chosen, why):
     make_tree(tmp_path, {"imports/a.tif": "pixels"})
     links = [("/OMERO/dangling", str(tmp_path / "gone")), ("/OMERO/a", str(tmp_path / "imports" / "a.tif")),
-             ("/OMERO/dir", str(tmp_path / "imports"))]
-    targets, missed = PROGRAM.link_targets(links, enabled, readable=lambda path: readable)
+             ("/OMERO/dir", str(tmp_path / "imports")), ("/OMERO/root", "/")]
+    targets, missed = PROGRAM.link_targets(links, enabled, "/OMERO", readable=lambda path: readable)
     # A target inside another chosen one is backed up with it.
     assert targets == [path.format(tmp=tmp_path) for path in chosen]
     assert [entry[2] for entry in missed] == why
