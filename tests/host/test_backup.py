@@ -368,16 +368,28 @@ def test_restore_that_fails_after_the_swap_puts_the_site_back(site):
 
 
 def start_restore_and_stop_it_while_staging(aio, unit: str, signal: str) -> None:
-    """``omero-restore --force`` as a transient unit, sent ``signal`` (to every process of it
-    for KILL, to the program alone otherwise) once it restores the dump beside the live database."""
-    aio.run(f"systemd-run --unit={unit} --collect omero-restore --force")
-    wait_for(lambda: '"new": "omero_restoring"' in aio.run("cat /var/lib/omero-backup/restore-journal.json",
-                                                            check=False).stdout, "the restore to stage", 120,
-             interval=0.2)
-    who = "all" if signal == "KILL" else "main"
-    aio.run(f"systemctl kill --signal={signal} --kill-who={who} {unit}.service")
-    wait_for(lambda: aio.run(f"systemctl is-active {unit}.service", check=False).stdout.strip()
-             not in ("active", "activating", "deactivating"), "the restore to end", 120)
+    """``omero-restore --force`` as a transient unit, held while it stages (the files restored
+    beside the live ones, the saved roles being applied) by a transaction holding the omero
+    role's row, then sent ``signal`` (to every process of it for KILL, to the program alone
+    otherwise); the hold released once it has ended."""
+    aio.run("systemd-run --unit=role-held --collect --setenv=PGAPPNAME=role-held runuser -u postgres -- "
+            "psql -X -c 'BEGIN; ALTER ROLE omero CONNECTION LIMIT -1; SELECT pg_sleep(600)'")
+    try:
+        wait_for(lambda: sql(aio, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'role-held' "
+                                  "AND query LIKE '%pg_sleep%'", "postgres").strip() == "1", "the hold", 60)
+        aio.run(f"systemd-run --unit={unit} --collect omero-restore --force")
+        wait_for(lambda: sql(aio, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'omero-restore' "
+                                  "AND wait_event_type = 'Lock'", "postgres").strip() == "1",
+                 "the restore to wait while staging", 180)
+        assert aio.run(f"test -d {DATA_DIR}/.omero-restore/new{DATA_DIR}", check=False).returncode == 0
+        who = "all" if signal == "KILL" else "main"
+        aio.run(f"systemctl kill --signal={signal} --kill-who={who} {unit}.service")
+        wait_for(lambda: aio.run(f"systemctl is-active {unit}.service", check=False).stdout.strip()
+                 not in ("active", "activating", "deactivating"), "the restore to end", 120)
+    finally:
+        aio.run("systemctl stop role-held.service", check=False)
+        sql(aio, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'role-held'",
+            "postgres")
 
 
 def test_restore_stopped_or_killed_half_way_never_leaves_the_site_down(site):
