@@ -36,11 +36,11 @@ if backup_host:
 if settings.DATABASE in config.roles:
     database.deploy(config)
 # Backups are configured before the server: an upgrade keeps its dump in the repositories.
-backup_sources = backup.configure(config, host.name) if config.backs_up else []
+backup_sources = backup.configure(config) if config.backs_up else []
 if settings.SERVER in config.roles:
     server.deploy(config)
 if settings.WEB in config.roles:
-    web.deploy(config, host)
+    web.deploy(config)
     if settings.ANALYSIS in config.roles:
         analysis.deploy(config)
     nginx.deploy(config)

@@ -13,9 +13,9 @@ single-user servers and kernels), so that what users install or break never touc
 import shlex
 from io import BytesIO
 
-from pyinfra.operations import apt, dnf, files, pip, server
+from pyinfra.operations import files, pip, server
 
-from . import movein_wheel, services
+from . import kit, movein_wheel, services
 from .operations import changed, complete_directory, owned_by, refreshed, run_once, wait_until
 from .prerequisites import omero_venv, site_packages, venv
 
@@ -24,13 +24,8 @@ OMERO_PORT = 4064
 
 def install(settings) -> None:
     platform = settings.platform
-    if platform.is_debian:
-        apt.packages(name="Install Node.js and npm (configurable-http-proxy)",
-                     packages=platform.nodejs_packages, no_recommends=True)
-    else:
-        dnf.module(name=f"Enable Node.js {platform.nodejs_major}", module="nodejs",
-                   stream=platform.nodejs_module_stream)
-        dnf.packages(name="Install Node.js and npm (configurable-http-proxy)", packages=platform.nodejs_packages)
+    kit.packages(settings, "Install Node.js and npm (configurable-http-proxy)", platform.nodejs_packages,
+                 dnf_module=(f"Node.js {platform.nodejs_major}", "nodejs", platform.nodejs_module_stream))
     # Empty: the lab's administrators add the users who may log in.
     server.group(name=f"Create the group {settings.analysis_users_group} (who may use JupyterHub)",
                  group=settings.analysis_users_group)
@@ -56,7 +51,7 @@ def install(settings) -> None:
 def _proxy(settings) -> None:
     """configurable-http-proxy from npm, in a directory of its release."""
     # npm's configuration may hold proxy credentials: root's only.
-    services.secret_template(settings, "analysis/npmrc.j2", settings.npmrc, user="root", group="root",
+    kit.secret_template(settings, "analysis/npmrc.j2", settings.npmrc, user="root", group="root",
                              mode="600")
     complete_directory(
         name=f"Install configurable-http-proxy {settings.analysis_proxy_version} (npm)",
@@ -136,7 +131,7 @@ def configure(settings) -> list[str]:
     """Write the hub's configuration and secrets; returns what a restart applies."""
     _secret(settings, settings.hub_cookie_secret, "JupyterHub's cookie secret")
     _secret(settings, settings.proxy_auth_token, "the proxy's auth token")
-    services.template(settings, "analysis/jupyterhub_config.py.j2", settings.hub_config,
+    kit.template(settings, "analysis/jupyterhub_config.py.j2", settings.hub_config,
                       py=hub_config_values(settings))
     return [settings.hub_config, site_packages(settings.hub_venv), settings.hub_cookie_secret,
             settings.proxy_auth_token]
@@ -144,7 +139,7 @@ def configure(settings) -> list[str]:
 
 def site(settings) -> str:
     """The hub's own nginx site (written with nginx's configuration); returns its path."""
-    services.template(settings, "nginx/omero-jupyterhub.conf.j2", settings.hub_site_path)
+    kit.template(settings, "nginx/omero-jupyterhub.conf.j2", settings.hub_site_path)
     return settings.hub_site_path
 
 

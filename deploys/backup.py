@@ -10,11 +10,10 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import FactBase, QuoteString, StringCommand, operation
-from pyinfra.operations import apt, dnf, files, server
+from pyinfra.operations import files, server
 
-from . import services
+from . import kit, services
 from .operations import backup_repositories, refreshed, secret_file
-from .prerequisites import FILES
 from .settings import BACKUP_REPOSITORY, DATABASE, SERVER, SFTP_HOST_ALIAS, WEB, timer_lines
 
 # On the omero_backup host: each account's authorized key, and how sshd confines the accounts.
@@ -24,12 +23,8 @@ BACKUP_SSHD_DROP_IN = "/etc/ssh/sshd_config.d/omero-backup.conf"
 
 def _install(settings) -> None:
     packages = ["restic", "openssh-client" if settings.platform.is_debian else "openssh-clients"]
-    if settings.platform.is_debian:
-        apt.packages(name="Install restic", packages=packages, no_recommends=True)
-    else:
-        dnf.packages(name="Enable EPEL (restic)", packages=["epel-release"])
-        dnf.packages(name="Install restic", packages=packages)
-    files.put(name="Install omero-backup", src=str(FILES / "omero-backup"), dest=settings.backup_program,
+    kit.packages(settings, "Install restic", packages, epel="restic")
+    files.put(name="Install omero-backup", src=str(kit.FILES / "omero-backup"), dest=settings.backup_program,
               user="root", group="root", mode="755")
     # One program: as omero-restore it restores.
     files.link(name="Install omero-restore", path=settings.restore_program, target=settings.backup_program,
@@ -39,19 +34,15 @@ def _install(settings) -> None:
 def _service_commands(settings) -> dict[str, list[list[str]]]:
     """How a restore stops and starts what uses the database and the files on this host."""
     names = [name for role, name in ((SERVER, "omero-server"), (WEB, "omero-web")) if role in settings.roles]
-    if settings.service_manager == "supervisord":
-        ctl = ["supervisorctl", "-c", settings.platform.supervisor_conf]
-        return {"stop": [[*ctl, "stop", name] for name in reversed(names)],
-                "start": [[*ctl, "start", name] for name in names]}
-    return {"stop": [["systemctl", "stop", f"{name}.service"] for name in reversed(names)],
-            "start": [["systemctl", "start", f"{name}.service"] for name in names]}
+    return {"stop": services.action_argvs(settings, "stop", names[::-1]),
+            "start": services.action_argvs(settings, "start", names)}
 
 
-def _config(settings, host_name: str) -> str:
+def _config(settings) -> str:
     sftp = f"ssh -F {settings.backup_ssh_config} {SFTP_HOST_ALIAS} -s sftp"
     database = DATABASE in settings.roles
     config = {
-        "host": host_name,
+        "host": host.name,
         "repositories": [{"name": name, "url": url, "sftp_command": sftp if url.startswith("sftp:") else None}
                          for name, url in settings.backup_repositories],
         "password_file": settings.backup_password_file,
@@ -73,7 +64,7 @@ def _config(settings, host_name: str) -> str:
     return json.dumps(config, indent=2, sort_keys=True) + "\n"
 
 
-def configure(settings, host_name: str) -> list[str]:
+def configure(settings) -> list[str]:
     """The program, its configuration and credentials, the repositories; returns the files
     a scheduler restart applies."""
     _install(settings)
@@ -92,8 +83,8 @@ def configure(settings, host_name: str) -> list[str]:
     if settings.backup_remote:
         secret_file(name="Give backups their SSH key for the backup host", content=settings.backup_ssh_key,
                     dest=settings.backup_ssh_key_file, user="root", group="root", mode="600")
-        services.template(settings, "backup/ssh_config.j2", settings.backup_ssh_config, alias=SFTP_HOST_ALIAS)
-    files.put(name=f"Write {settings.backup_config_file}", src=StringIO(_config(settings, host_name)),
+        kit.template(settings, "backup/ssh_config.j2", settings.backup_ssh_config, alias=SFTP_HOST_ALIAS)
+    files.put(name=f"Write {settings.backup_config_file}", src=StringIO(_config(settings)),
               dest=settings.backup_config_file, user="root", group="root", mode="600")
     backup_repositories(name="Create the backup repositories", program=settings.backup_program,
                         names=[name for name, _ in settings.backup_repositories])
@@ -112,7 +103,7 @@ def schedule(settings, restart_sources: list[str]) -> None:
     for service, job, description, when in (
             ("omero-backup", "run", "OMERO backup", settings.backup_schedule),
             ("omero-backup-check", "check", "OMERO backup repository check", settings.backup_check_schedule)):
-        services.template(settings, "backup/omero-backup.service.j2", f"/etc/systemd/system/{service}.service",
+        kit.template(settings, "backup/omero-backup.service.j2", f"/etc/systemd/system/{service}.service",
                           service=service, job=job, description=description, writable=writable)
         services.timer(settings, service, timer_lines(when), description)
 
@@ -187,11 +178,7 @@ def target(settings) -> None:
     directory holding only that host's repository, which it reaches over SFTP alone with
     its own key (see docs/backup.md)."""
     platform = settings.platform
-    if platform.is_debian:
-        apt.packages(name="Install the SSH server (SFTP)", packages=platform.sftp_server_packages,
-                     no_recommends=True)
-    else:
-        dnf.packages(name="Install the SSH server (SFTP)", packages=platform.sftp_server_packages)
+    kit.packages(settings, "Install the SSH server (SFTP)", platform.sftp_server_packages)
     group, base = settings.backup_user, settings.backup_remote_dir
     # sshd's drop-in confines every member of this group, whichever host it is for.
     server.group(name=f"Create the group {group}", group=group, system=True)
@@ -218,7 +205,7 @@ def target(settings) -> None:
     # Before chroots every host logged in as one account with these keys.
     files.file(name=f"Remove {base}/.ssh/authorized_keys", path=f"{base}/.ssh/authorized_keys", present=False)
     files.directory(name=f"Remove {base}/.ssh", path=f"{base}/.ssh", present=False)
-    services.template(settings, "backup/sshd_config.j2", BACKUP_SSHD_DROP_IN, match_group=group,
+    kit.template(settings, "backup/sshd_config.j2", BACKUP_SSHD_DROP_IN, match_group=group,
                       keys_dir=BACKUP_KEYS_DIR, repository=BACKUP_REPOSITORY)
     # An sshd_config that sshd refuses would keep sshd from starting: it is taken away again.
     # The effective settings of an account prove that sshd reads the drop-in at all.

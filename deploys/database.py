@@ -1,9 +1,9 @@
 """PostgreSQL for OMERO: the distribution's server, scram-sha-256 only, listening only where
 the OMERO.server hosts need it, with the OMERO role and a UTF8 database it owns."""
 
-from pyinfra.operations import apt, dnf, files
+from pyinfra.operations import files
 
-from . import services
+from . import kit, services
 from .operations import changed, postgres_database, postgres_role, run_once, wait_until
 
 AS_POSTGRES = {"_su_user": "postgres"}
@@ -11,14 +11,11 @@ AS_POSTGRES = {"_su_user": "postgres"}
 
 def install(settings) -> None:
     platform = settings.platform
-    if platform.is_debian:
-        # The package creates the cluster (UTF8 with a UTF8 locale; C.UTF-8 without one).
-        apt.packages(name="Install PostgreSQL", packages=platform.postgres_packages,
-                     no_recommends=True)
-    else:
-        dnf.module(name=f"Enable PostgreSQL {platform.postgres_version}", module="postgresql",
-                   stream=str(platform.postgres_version))
-        dnf.packages(name="Install PostgreSQL", packages=platform.postgres_packages)
+    # Debian's package creates the cluster (UTF8 with a UTF8 locale; C.UTF-8 without one).
+    kit.packages(settings, "Install PostgreSQL", platform.postgres_packages,
+                 dnf_module=(f"PostgreSQL {platform.postgres_version}", "postgresql",
+                             str(platform.postgres_version)))
+    if not platform.is_debian:
         run_once(name="Initialise the PostgreSQL cluster (UTF8)",
                  command="PGSETUP_INITDB_OPTIONS='--encoding=UTF8 --locale=C.UTF-8' "
                          "postgresql-setup --initdb",
@@ -38,10 +35,10 @@ def configure(settings) -> list[str]:
                    line="^include_dir = 'conf.d'", replace="include_dir = 'conf.d'")
         written.append(postgresql_conf)
     written.append(f"{conf_d}/omero.conf")
-    services.template(settings, "postgresql/omero.conf.j2", written[-1],
+    kit.template(settings, "postgresql/omero.conf.j2", written[-1],
                       user="postgres", group="postgres", mode="644")
     written.append(f"{platform.postgres_conf_dir}/pg_hba.conf")
-    services.template(
+    kit.template(
         settings, "postgresql/pg_hba.conf.j2", written[-1], user="postgres", group="postgres",
         mode="640",
         clients=[_cidr(address) for address in settings.db_client_addresses if address != "localhost"],

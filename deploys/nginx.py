@@ -2,11 +2,11 @@
 static files served here, the distribution's default site off."""
 
 from pyinfra import host
-from pyinfra.operations import apt, dnf, files
+from pyinfra.operations import files
 
 from facts.omero import HostAddresses
 
-from . import analysis, services
+from . import analysis, kit, services
 from .operations import changed, refreshed, secret_file, self_signed_certificate, wait_until
 
 SELF_SIGNED_DAYS = 397  # what browsers accept for a certificate's lifetime
@@ -14,10 +14,7 @@ SELF_SIGNED_DAYS = 397  # what browsers accept for a certificate's lifetime
 
 def install(settings) -> None:
     packages = ["nginx"] + (["openssl"] if settings.tls_mode in ("self-signed", "acme") else [])
-    if settings.platform.is_debian:
-        apt.packages(name="Install nginx", packages=packages, no_recommends=True)
-    else:
-        dnf.packages(name="Install nginx", packages=packages)
+    kit.packages(settings, "Install nginx", packages)
 
 
 def _tls(settings) -> list[str]:
@@ -41,8 +38,8 @@ def _tls(settings) -> list[str]:
         days=SELF_SIGNED_DAYS, renewed_elsewhere=settings.tls_mode == "acme",
     )
     if settings.tls_mode == "acme":
-        services.template(settings, "nginx/omero-tls-renewed.sh.j2", settings.tls_renewed_hook,
-                          mode="755", reload=services.reload_command(settings, "nginx"))
+        kit.template(settings, "nginx/omero-tls-renewed.sh.j2", settings.tls_renewed_hook,
+                          mode="755", reload=services.action_command(settings, "reload", "nginx"))
     return [certificate, key]
 
 
@@ -55,13 +52,13 @@ def configure(settings) -> list[str]:
     if not platform.is_debian:
         # RHEL's nginx.conf carries the default server itself.
         written.append("/etc/nginx/nginx.conf")
-        services.template(settings, "nginx/nginx.conf.j2", written[-1])
+        kit.template(settings, "nginx/nginx.conf.j2", written[-1])
     if settings.https:
         written += _tls(settings)
         files.directory(name="Create the ACME challenge directory", path=settings.acme_webroot,
                         user="root", group="root", mode="755")
     written.append(platform.nginx_site_path)
-    services.template(settings, "nginx/omero-web.conf.j2", written[-1],
+    kit.template(settings, "nginx/omero-web.conf.j2", written[-1],
                       static_root=settings.web_static_root)
     if "omero_analysis" in settings.roles:
         written.append(analysis.site(settings))
@@ -81,7 +78,7 @@ def start(settings, config_files: list[str]) -> None:
     # A reload: new workers take the new configuration or certificate while the old ones
     # finish the requests they are serving (a restart would cut them off).
     reloaded = refreshed(name="Reload nginx for its new configuration",
-                         commands=[services.reload_command(settings, "nginx")],
+                         commands=[services.action_command(settings, "reload", "nginx")],
                          sources=config_files, stamp=settings.stamp("nginx-reloaded"))
     wait_until(name="Wait until nginx serves OMERO.web",
                check=settings.nginx_check("/webclient/login/"),

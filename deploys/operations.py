@@ -33,7 +33,7 @@ from facts.omero import (
     package_manager_running,
 )
 
-from . import scram
+from . import scram, service_commands
 
 
 @operation()
@@ -135,7 +135,10 @@ def supervised(program: str, conf: str, restart_sources: list[str], stamp: str):
     to any of ``restart_sources`` (``stamp`` records when the deploy last started it);
     supervisord started if needed."""
     ctl = f"supervisorctl -c {shlex.quote(conf)}"
-    name = shlex.quote(program)
+
+    def supervisorctl(action: str) -> str:
+        return service_commands.shell("supervisord", action, program, conf)
+
     programs = host.get_fact(SupervisorPrograms, conf=conf)
     if programs is None:
         # supervisord starts every autostart program itself, in priority order.
@@ -146,17 +149,18 @@ def supervised(program: str, conf: str, restart_sources: list[str], stamp: str):
         yield f"{ctl} update"
     elif host.get_fact(ChangedSince, paths=tuple(restart_sources), reference=stamp):
         # update restarts the program if its own section changed; restart covers the rest.
-        yield f"{ctl} update && {ctl} restart {name}"
+        yield f"{ctl} update && {supervisorctl('restart')}"
     elif programs[program] in ("STARTING", "BACKOFF"):
         pass  # supervisord is starting it already: wait below
     elif programs[program] != "RUNNING":
-        yield f"{ctl} start {name}"
+        yield supervisorctl("start")
     else:
         host.noop(f"{program} is running under supervisord")
         return
     # Done when supervisord calls it RUNNING (up for its startsecs), not merely spawned.
-    yield (f"for i in $(seq 60); do {ctl} status {name} | grep -q RUNNING && break; sleep 1; done; "
-           f"{ctl} status {name} | grep -q RUNNING || {{ {ctl} status {name}; exit 1; }}")
+    status = supervisorctl("status")
+    yield (f"for i in $(seq 60); do {status} | grep -q RUNNING && break; sleep 1; done; "
+           f"{status} | grep -q RUNNING || {{ {status}; exit 1; }}")
     yield _touch(stamp)
 
 
@@ -168,11 +172,11 @@ def systemd_running(service: str, restart_sources: list[str], stamp: str, kind: 
     unit = f"{service}.{kind}"
     enabled = host.get_fact(SystemdEnabled).get(unit)
     if not enabled:
-        yield f"systemctl enable {unit}"
+        yield service_commands.shell("systemd", "enable", unit)
     if not host.get_fact(SystemdStatus).get(unit):
-        yield f"systemctl start {unit}"
+        yield service_commands.shell("systemd", "start", unit)
     elif host.get_fact(ChangedSince, paths=tuple(restart_sources), reference=stamp):
-        yield f"systemctl restart {unit}"
+        yield service_commands.shell("systemd", "restart", unit)
     else:
         if enabled:
             host.noop(f"{unit} is enabled and running what is on disk")

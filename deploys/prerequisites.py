@@ -4,20 +4,10 @@ import shlex
 from io import StringIO
 from pathlib import PurePosixPath
 
-from pyinfra.operations import apt, dnf, files, pip
+from pyinfra.operations import files, pip
 
-from .operations import (
-    complete_directory,
-    dnf_repo_enabled,
-    icepy_wheel,
-    package_manager_idle,
-    refreshed,
-    secret_file,
-)
-from .services import TEMPLATES, secret_template
-from .settings import Artifact
-
-FILES = TEMPLATES.parent / "files"
+from . import kit
+from .operations import complete_directory, icepy_wheel, package_manager_idle, refreshed, secret_file
 
 
 def install(settings) -> None:
@@ -30,23 +20,12 @@ def install(settings) -> None:
         # Debian's package scripts start daemons; under supervisord only it may start them.
         files.put(
             name="Keep package scripts from starting services (supervisord runs them)",
-            src=str(FILES / "policy-rc.d"),
+            src=str(kit.FILES / "policy-rc.d"),
             dest="/usr/sbin/policy-rc.d",
             user="root", group="root", mode="755",
         )
     if settings.http_proxy:
-        # Proxy URLs may carry credentials: readable by root only.
-        if platform.is_debian:
-            secret_file(
-                name="Send apt through the proxy",
-                content=(f'Acquire::http::Proxy "{settings.http_proxy}";\n'
-                         f'Acquire::https::Proxy "{settings.http_proxy}";\n'),
-                dest="/etc/apt/apt.conf.d/80omero-proxy",
-                user="root", group="root", mode="600",
-            )
-        else:
-            files.line(name="Send dnf through the proxy", path="/etc/dnf/dnf.conf",
-                       line="^proxy=.*", replace=f"proxy={settings.http_proxy}")
+        kit.package_manager_proxy(settings)
         # curl (artifact downloads) reads it from here, never from its command line, which
         # every account on the host sees. The URL's grammar admits no quote or backslash.
         secret_file(name="Send curl through the proxy", content=f'proxy = "{settings.http_proxy}"\n',
@@ -64,13 +43,8 @@ def install(settings) -> None:
         packages += platform.build_packages
     if settings.service_manager == "supervisord":
         packages.append(platform.supervisor_package)
-    if platform.is_debian:
-        apt.packages(name="Install base packages", packages=packages, update=True,
-                     cache_time=3600, no_recommends=True)
-    else:
-        if settings.service_manager == "supervisord":
-            dnf.packages(name="Enable EPEL (supervisor)", packages=["epel-release"])
-        dnf.packages(name="Install base packages", packages=packages)
+    kit.packages(settings, "Install base packages", packages, update=True,
+                 epel="supervisor" if settings.service_manager == "supervisord" else None)
     if certificates:
         refreshed(name="Rebuild the system CA bundle", commands=[platform.ca_update_command],
                   sources=certificates, stamp=settings.stamp("ca-bundle-rebuilt"))
@@ -80,24 +54,16 @@ def install(settings) -> None:
 
 
 def install_java(settings) -> None:
-    package = settings.platform.java_package(settings.java_version)
-    if settings.platform.is_debian:
-        apt.packages(name=f"Install Java {settings.java_version}", packages=[package],
-                     no_recommends=True)
-    else:
-        dnf.packages(name=f"Install Java {settings.java_version}", packages=[package])
+    kit.packages(settings, f"Install Java {settings.java_version}",
+                 [settings.platform.java_package(settings.java_version)])
 
 
 def install_ice(settings) -> None:
     """Ice 3.6.5's C++ services (icegridnode & co.) from the site's tarball."""
     platform = settings.platform
-    if platform.is_debian:
-        apt.packages(name="Install Ice's runtime libraries", packages=platform.ice_runtime_packages,
-                     no_recommends=True)
-    else:
-        dnf_repo_enabled(name="Enable CodeReady Builder (libdb-cxx for Ice)", repo="crb")
-        dnf.packages(name="Install Ice's runtime libraries", packages=platform.ice_runtime_packages)
-    tarball = fetch(settings, settings.ice_artifact, settings.download_dir)
+    kit.packages(settings, "Install Ice's runtime libraries", platform.ice_runtime_packages,
+                 crb="libdb-cxx for Ice")
+    tarball = kit.fetch(settings, settings.ice_artifact, settings.download_dir)
     complete_directory(
         name="Unpack Ice 3.6.5", target=settings.ice_home,
         fill=lambda scratch: ["tar", "-xzf", tarball, "-C", scratch, "--strip-components=1",
@@ -113,24 +79,6 @@ def install_ice(settings) -> None:
               stamp=settings.stamp("ldconfig"))
 
 
-def fetch(settings, artifact: Artifact, directory: str) -> str:
-    """Put an artifact on the host (download or upload), sha256-checked; returns its path."""
-    files.directory(name=f"Create {directory}", path=directory, user="root", group="root",
-                    mode="755")
-    dest = f"{directory}/{artifact.filename}"
-    if artifact.is_url:
-        files.download(
-            name=f"Download {artifact.filename}", src=artifact.source, dest=dest,
-            sha256sum=artifact.sha256, user="root", group="root", mode="644",
-            extra_curl_args={"--config": settings.curl_proxy_config} if settings.http_proxy else None,
-        )
-    else:
-        # files.put compares checksums itself; the pinned sha256 was checked before planning.
-        files.put(name=f"Upload {artifact.filename}", src=artifact.source, dest=dest,
-                  user="root", group="root", mode="644")
-    return dest
-
-
 def site_packages(venv: str) -> str:
     """The venv's site-packages (a glob: the Python version is the host's); it changes
     whenever pip adds, upgrades or removes a package."""
@@ -141,7 +89,7 @@ def venv(settings, path: str) -> None:
     """A root-owned venv whose pip reaches the lab's index (CA, proxy)."""
     pip.venv(name=f"Create the venv {path}", path=path, python=settings.platform.python)
     # pip.conf may hold proxy credentials; pip runs as root only.
-    secret_template(settings, "pip/pip.conf.j2", f"{path}/pip.conf", user="root", group="root",
+    kit.secret_template(settings, "pip/pip.conf.j2", f"{path}/pip.conf", user="root", group="root",
                     mode="600")
 
 
@@ -152,10 +100,10 @@ def omero_venv(settings, path: str, packages: list[str]) -> None:
     files.directory(name="Create the wheel cache", path=wheel_dir, user="root", group="root",
                     mode="755")
     if settings.icepy_wheel:
-        fetch(settings, settings.icepy_wheel, wheel_dir)
+        kit.fetch(settings, settings.icepy_wheel, wheel_dir)
     else:
         build_script = f"{wheel_dir}/build-icepy-wheel.sh"
-        files.put(name="Install the IcePy wheel build script", src=str(FILES / "build-icepy-wheel.sh"),
+        files.put(name="Install the IcePy wheel build script", src=str(kit.FILES / "build-icepy-wheel.sh"),
                   dest=build_script, user="root", group="root", mode="755")
         icepy_wheel(name="Build the IcePy 3.6.5 wheel (once; about 7 minutes)",
                     python=f"{path}/bin/python", wheel_dir=wheel_dir, build_script=build_script)

@@ -4,11 +4,11 @@ symlink, configured from files, schema created once, upgraded in place on a vers
 import shlex
 from pathlib import PurePosixPath
 
-from pyinfra.operations import apt, dnf, files, pip
+from pyinfra.operations import files, pip
 
 from facts.omero import shell_path
 
-from . import services
+from . import kit, services
 from .operations import (
     changed,
     closed_to_others,
@@ -20,7 +20,7 @@ from .operations import (
     stop_and_dump_before_upgrade,
     wait_until,
 )
-from .prerequisites import fetch, install_ice, install_java, omero_venv, site_packages
+from .prerequisites import install_ice, install_java, omero_venv, site_packages
 from .users import as_user, omero_user
 from .webapps import APPS
 
@@ -44,10 +44,7 @@ def install(settings) -> list[str]:
     install_ice(settings)
     # psql applies the schema; openssl makes Glacier2's certificate.
     packages = [settings.platform.postgres_client_package, "openssl"]
-    if settings.platform.is_debian:
-        apt.packages(name="Install the PostgreSQL client and openssl", packages=packages, no_recommends=True)
-    else:
-        dnf.packages(name="Install the PostgreSQL client and openssl", packages=packages)
+    kit.packages(settings, "Install the PostgreSQL client and openssl", packages)
     omero_user(settings, settings.server_user, shared_group=True)
     files.directory(name="Create the OMERO.server base directory", path=settings.server_basedir,
                     user="root", group="root", mode="755")
@@ -73,11 +70,11 @@ def install(settings) -> list[str]:
     stop_and_dump_before_upgrade(
         name="Before an upgrade: stop OMERO.server and dump the database",
         symlink=settings.server_symlink, version=settings.server_version,
-        stop=services.stop_command(settings, "omero-server"), user=settings.server_user,
+        stop=services.action_command(settings, "stop", "omero-server"), user=settings.server_user,
         dump_dir=settings.server_db_dump_dir, db=_db(settings),
         backup_program=settings.backup_program if settings.backs_up else None,
     )
-    zip_path = fetch(settings, settings.server_artifact, settings.server_download_dir)
+    zip_path = kit.fetch(settings, settings.server_artifact, settings.server_download_dir)
     # The zip holds one directory, named as ours; root's whatever owners the zip records.
     complete_directory(
         name=f"Unpack OMERO.server {settings.server_version}", target=settings.server_dir,
@@ -170,7 +167,7 @@ def configure(settings) -> list[str]:
                     user="root", group=user, mode="750")
     config_file = f"{config_dir}/00-omero-server.omero"
     # It holds the database password.
-    services.secret_template(settings, "omero/server.omero.j2", config_file, user="root", group=user,
+    kit.secret_template(settings, "omero/server.omero.j2", config_file, user="root", group=user,
                              mode="640")
     refreshed(name="Load the OMERO.server configuration",
               commands=[_load_config(settings)],

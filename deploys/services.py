@@ -5,41 +5,13 @@ supervisord program, starts it, and restarts it when something it depends on cha
 disk since the deploy last started it (so a run cut short is finished by the next).
 """
 
-import shlex
-from pathlib import Path
-
-from pyinfra.api.util import get_template
-from pyinfra.operations import files
-
-from .operations import secret_file, supervised, systemd_reloaded, systemd_running
-
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+from . import service_commands
+from .kit import template
+from .operations import supervised, systemd_reloaded, systemd_running
 
 # supervisord starts programs in this order when the container boots.
 PRIORITY = {"postgresql": 100, "omero-server": 200, "omero-web": 300, "omero-jupyterhub": 350, "nginx": 400,
             "omero-backup-schedule": 500}
-
-
-def template(settings, src: str, dest: str, *, user="root", group="root", mode="644", **context):
-    """files.template with our template directory and ownership spelled out."""
-    return files.template(
-        name=f"Write {dest}",
-        src=str(TEMPLATES / src),
-        dest=dest,
-        user=user,
-        group=group,
-        mode=mode,
-        settings=settings,
-        **context,
-    )
-
-
-def secret_template(settings, src: str, dest: str, *, user: str, group: str, mode: str, **context):
-    """A template whose result holds a secret: written with ``secret_file`` (never shown)."""
-    # Rendered as files.template renders (pyinfra's own loader), only not uploaded by it.
-    content = get_template(str(TEMPLATES / src)).render(settings=settings, **context)
-    return secret_file(name=f"Write {dest}", dest=dest, content=content, user=user, group=group,
-                       mode=mode)
 
 
 def program(settings, service: str, *, command: str, user: str, environment: dict | None = None,
@@ -105,14 +77,13 @@ def start(settings, service: str, restart_sources=()):
                            stamp=stamp)
 
 
-def stop_command(settings, service: str) -> str:
-    if settings.service_manager == "supervisord":
-        return f"supervisorctl -c {shlex.quote(settings.platform.supervisor_conf)} stop {service}"
-    return f"systemctl stop {service}.service"
+def action_command(settings, action: str, service: str) -> str:
+    """The shell command for ``action`` on ``service`` under this host's service manager
+    (reload: nginx's graceful one)."""
+    return service_commands.shell(settings.service_manager, action, service, settings.platform.supervisor_conf)
 
 
-def reload_command(settings, service: str) -> str:
-    """Tell a running ``service`` to reload its configuration (SIGHUP: nginx's graceful reload)."""
-    if settings.service_manager == "supervisord":
-        return f"supervisorctl -c {shlex.quote(settings.platform.supervisor_conf)} signal HUP {service}"
-    return f"systemctl reload {service}.service"
+def action_argvs(settings, action: str, names: list[str]) -> list[list[str]]:
+    """``action`` on each service of ``names``, as argument lists (the backup tool's configuration)."""
+    return [service_commands.argv(settings.service_manager, action, service, settings.platform.supervisor_conf)
+            for service in names]

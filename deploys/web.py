@@ -3,10 +3,11 @@
 import json
 import shlex
 
+from pyinfra import host
 from pyinfra.facts.hardware import Cpus
 from pyinfra.operations import files, pip
 
-from . import services
+from . import kit, services
 from .operations import changed, refreshed, wait_until
 from .prerequisites import omero_venv, site_packages
 from .users import omero_user
@@ -45,7 +46,7 @@ def configure(settings, host_cpus: int) -> list[str]:
     server_list = json.dumps([[address, 4064, "omero"] for address in settings.web_server_addresses])
     config_file = f"{config_dir}/01-omero-web.omero"
     # Any omero_web_config value may be a secret (a mail password): never shown by --diff.
-    services.secret_template(
+    kit.secret_template(
         settings, "omero/web.omero.j2", config_file, user="root", group=settings.web_user, mode="640",
         server_list=server_list, bind_host=settings.web_bind_host, bind_port=settings.web_bind_port,
         workers=workers(settings, host_cpus), static_root=settings.web_static_root,
@@ -90,7 +91,7 @@ def start(settings, host_cpus: int, restart_sources: list[str]) -> None:
                what="OMERO.web", when=changed(started))
 
 
-def deploy(settings, host) -> None:
+def deploy(settings) -> None:
     cpus = host.get_fact(Cpus) or 1
     install(settings)
     start(settings, cpus, configure(settings, cpus))

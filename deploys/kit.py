@@ -1,0 +1,91 @@
+"""What every component builds on: its templates and files, packages from the host's
+package manager, and artifacts put on the host."""
+
+from pathlib import Path
+
+from pyinfra.api.util import get_template
+from pyinfra.operations import apt, dnf, files
+
+from .operations import dnf_repo_enabled, secret_file
+from .settings import Artifact
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+FILES = TEMPLATES.parent / "files"
+
+
+def template(settings, src: str, dest: str, *, user="root", group="root", mode="644", **context):
+    """files.template with our template directory and ownership spelled out."""
+    return files.template(
+        name=f"Write {dest}",
+        src=str(TEMPLATES / src),
+        dest=dest,
+        user=user,
+        group=group,
+        mode=mode,
+        settings=settings,
+        **context,
+    )
+
+
+def secret_template(settings, src: str, dest: str, *, user: str, group: str, mode: str, **context):
+    """A template whose result holds a secret: written with ``secret_file`` (never shown)."""
+    # Rendered as files.template renders (pyinfra's own loader), only not uploaded by it.
+    content = get_template(str(TEMPLATES / src)).render(settings=settings, **context)
+    return secret_file(name=f"Write {dest}", dest=dest, content=content, user=user, group=group,
+                       mode=mode)
+
+
+def packages(settings, name: str, names: list[str], *, update: bool = False, epel: str | None = None,
+             dnf_module: tuple[str, str, str] | None = None, crb: str | None = None):
+    """Install ``names`` with the host's package manager, without recommended packages.
+
+    apt: ``update`` refreshes the lists when older than an hour. dnf, before installing:
+    ``epel`` enables EPEL (the text says for what), ``dnf_module`` a module stream
+    (what, module, stream), ``crb`` CodeReady Builder (for what).
+    """
+    if settings.platform.is_debian:
+        refresh = {"update": True, "cache_time": 3600} if update else {}
+        return apt.packages(name=name, packages=names, **refresh, no_recommends=True)
+    if dnf_module:
+        what, module, stream = dnf_module
+        dnf.module(name=f"Enable {what}", module=module, stream=stream)
+    if crb:
+        dnf_repo_enabled(name=f"Enable CodeReady Builder ({crb})", repo="crb")
+    if epel:
+        dnf.packages(name=f"Enable EPEL ({epel})", packages=["epel-release"])
+    return dnf.packages(name=name, packages=names)
+
+
+def package_manager_proxy(settings) -> None:
+    """Send the package manager through ``omero_http_proxy``."""
+    if settings.platform.is_debian:
+        # Proxy URLs may carry credentials: readable by root only.
+        secret_file(
+            name="Send apt through the proxy",
+            content=(f'Acquire::http::Proxy "{settings.http_proxy}";\n'
+                     f'Acquire::https::Proxy "{settings.http_proxy}";\n'),
+            dest="/etc/apt/apt.conf.d/80omero-proxy",
+            user="root", group="root", mode="600",
+        )
+    else:
+        # Refused with credentials in it (settings): dnf.conf is world-readable.
+        files.line(name="Send dnf through the proxy", path="/etc/dnf/dnf.conf",
+                   line="^proxy=.*", replace=f"proxy={settings.http_proxy}")
+
+
+def fetch(settings, artifact: Artifact, directory: str) -> str:
+    """Put an artifact on the host (download or upload), sha256-checked; returns its path."""
+    files.directory(name=f"Create {directory}", path=directory, user="root", group="root",
+                    mode="755")
+    dest = f"{directory}/{artifact.filename}"
+    if artifact.is_url:
+        files.download(
+            name=f"Download {artifact.filename}", src=artifact.source, dest=dest,
+            sha256sum=artifact.sha256, user="root", group="root", mode="644",
+            extra_curl_args={"--config": settings.curl_proxy_config} if settings.http_proxy else None,
+        )
+    else:
+        # files.put compares checksums itself; the pinned sha256 was checked before planning.
+        files.put(name=f"Upload {artifact.filename}", src=artifact.source, dest=dest,
+                  user="root", group="root", mode="644")
+    return dest
