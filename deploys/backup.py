@@ -55,6 +55,7 @@ def _config(settings) -> str:
         "data_dir": settings.data_dir,
         "data_dir_required": SERVER in settings.roles,
         "excludes": list(settings.backup_excludes),
+        "link_targets": settings.backup_link_targets,
         "keep": settings.backup_keep,
         "check_read_data": settings.backup_check_read_data,
         "schedule": settings.backup_schedule,

@@ -358,6 +358,11 @@ class Options:
     backup_keep: dict[str, int] = option(parse_keep, {"daily": 7, "weekly": 5, "monthly": 12},
         "How many daily, weekly and monthly backups to keep (`restic forget --keep-*`); "
         "snapshots taken before an upgrade are kept until removed by hand.")
+    backup_link_targets: bool = option(one_of(True, False), True,
+        "Back up what symlinks in `omero_data_dir` point to outside it (in-place imports), "
+        "where root can read it; what is not backed up is named in `omero-backup status` and "
+        "the log.",
+        example=False)
 
 
 @dataclass(frozen=True)

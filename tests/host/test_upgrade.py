@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from deploys.defaults import DEFAULTS
+from deploys.options import DEFAULTS
 from deploys.webapps import APPS
 
 from .checks import login_page

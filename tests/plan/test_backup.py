@@ -150,6 +150,7 @@ def test_client_configuration(site):
         "ssh -F /etc/omero-backup/ssh_config omero-backup-host -s sftp"
     assert config["database"] == {"name": "omero", "port": 5432, "bin_dir": "/usr/lib/postgresql/16/bin"}
     assert config["excludes"] == ["/OMERO/BioFormatsCache", "/OMERO/Thumbnails"]
+    assert config["link_targets"] is True
     assert config["keep"] == {"daily": 7, "weekly": 5, "monthly": 12}
     assert config["services"] == {"stop": [["systemctl", "stop", "omero-web.service"]],
                                   "start": [["systemctl", "start", "omero-web.service"]]}

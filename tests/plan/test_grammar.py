@@ -108,6 +108,7 @@ GOOD_OPTIONS = [
     good("omero_web_request_timeout", 3600),
     good("omero_nginx_tls_renew_days", 365),
     good("omero_nginx_hsts", False),
+    good("omero_backup_link_targets", False),
     good("omero_server_dropbox", True),
     good("omero_dropbox_version", "5.6.2"),
 ]

@@ -210,6 +210,7 @@ BAD_OPTIONS = [
     bad("omero_server_dropbox", 1, "must be True or False, not 1"),
     bad("omero_server_dropbox", None, "must be True or False, not None"),
     bad("omero_nginx_hsts", "on", "must be True or False, not 'on'"),
+    bad("omero_backup_link_targets", "no", "must be True or False, not 'no'"),
     # -- passwords (never shown) ------------------------------------------------------------------
     bad("omero_db_password", "Sh0rt!", "too weak"),
     bad("omero_db_password", "pässwörd-long-enough", "must be printable ASCII"),

@@ -53,3 +53,115 @@ def test_manifest_sql_hashes_whole_rows_in_any_order():
     assert "sum((''x'' || substr(md5(ROW(r.*)::text), 1, 16))::bit(64)::bigint::numeric)" in sql
     assert "FROM %I.%I r'" in sql and "\\gexec" in sql
     assert "md5(lo_get(oid))" in sql and "FROM pg_largeobject_metadata" in sql
+
+
+def make_tree(root: Path, entries: dict) -> None:
+    """``entries``: relative path -> file content (str), None for a directory, ("link", target)."""
+    for relative, content in entries.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if content is None:
+            path.mkdir()
+        elif isinstance(content, tuple):
+            path.symlink_to(content[1])
+        else:
+            path.write_text(content)
+
+
+def listing(root: Path) -> dict:
+    return {relative: (kind, (root / relative).read_text() if kind == "file" else
+                       str((root / relative).readlink()) if kind == "symlink" else None)
+            for relative, kind in PROGRAM.tree_listing(str(root)).items()}
+
+
+LIVE = {"Files/a": "live a", "Files/was-a-dir": "a file now", "ManagedRepository/rel": ("link", "../Files/a"),
+        "ManagedRepository/abs": "was a link", "Thumbnails/t": "cache", "only-live": "x"}
+NEW = {"Files/a": "restored a", "Files/was-a-dir/inner": "in", "ManagedRepository/rel": ("link", "../Files/a"),
+       "ManagedRepository/abs": ("link", "/OMERO/Files/a"), "ManagedRepository/dangling": ("link", "/nowhere"),
+       "Pixels": None}
+
+
+@pytest.mark.parametrize("done", range(len(LIVE) + len(NEW)))
+def test_swap_interrupted_after_any_rename_is_undone_exactly(tmp_path, done):
+    data, tree, old = tmp_path / "OMERO", tmp_path / "staging" / "new", tmp_path / "staging" / "old"
+    make_tree(data, LIVE)
+    make_tree(tree, NEW)
+    old.mkdir()
+    before, staged = listing(data), listing(tree)
+    live_names, new_names = sorted(p.name for p in data.iterdir()), sorted(p.name for p in tree.iterdir())
+    steps = PROGRAM.swap_steps(str(data), str(tree), str(old), live_names, new_names)
+    for source, destination in steps[:done]:
+        Path(source).rename(destination)
+    PROGRAM.unswap(str(data), str(tree), str(old), live_names, new_names)
+    assert listing(data) == before and listing(tree) == staged and not list(old.iterdir())
+    # Undoing twice (a rollback itself interrupted, then run again) changes nothing more.
+    PROGRAM.unswap(str(data), str(tree), str(old), live_names, new_names)
+    assert listing(data) == before
+
+
+def test_swap_puts_exactly_the_restored_tree_in_place(tmp_path):
+    data, tree, old = tmp_path / "OMERO", tmp_path / "new", tmp_path / "old"
+    make_tree(data, LIVE)
+    make_tree(tree, NEW)
+    old.mkdir()
+    staged = listing(tree)
+    for source, destination in PROGRAM.swap_steps(str(data), str(tree), str(old),
+                                                  sorted(p.name for p in data.iterdir()),
+                                                  sorted(p.name for p in tree.iterdir())):
+        Path(source).rename(destination)
+    assert listing(data) == staged
+
+
+@pytest.mark.parametrize("link, target, outside", [
+    ("ManagedRepository/u/rel", "../../../imports/a.tif", True),
+    ("ManagedRepository/u/abs", "{tmp}/imports/a.tif", True),
+    ("ManagedRepository/u/dir", "{tmp}/imports", True),
+    ("ManagedRepository/u/inside", "../../Files/f", False),
+    ("ManagedRepository/u/inside-abs", "{tmp}/OMERO/Files/f", False),
+    ("ManagedRepository/u/dangling", "{tmp}/gone.tif", True),
+    # A sibling whose name starts like the data directory's is outside it.
+    ("ManagedRepository/u/prefix", "{tmp}/OMERO-other/f", True),
+    ("Thumbnails/cached", "{tmp}/imports/a.tif", False),  # caches are not backed up at all
+])
+def test_links_pointing_outside_the_data_directory(tmp_path, link, target, outside):
+    make_tree(tmp_path, {"imports/a.tif": "pixels", "OMERO/Files/f": "f", "OMERO-other/f": "o",
+                         f"OMERO/{link}": ("link", target.format(tmp=tmp_path))})
+    found = PROGRAM.outside_links(str(tmp_path / "OMERO"), [str(tmp_path / "OMERO" / "Thumbnails")])
+    assert [entry[0] for entry in found] == ([str(tmp_path / "OMERO" / link)] if outside else [])
+
+
+@pytest.mark.parametrize("enabled, readable, chosen, why", [
+    (True, True, ["{tmp}/imports"], ["target missing", "holds the data directory"]),
+    (True, False, [], ["target missing", "not readable", "not readable", "holds the data directory"]),
+    (False, True, [], ["target missing", "omero_backup_link_targets is off", "omero_backup_link_targets is off",
+                       "holds the data directory"]),
+])
+def test_link_targets_backed_up_or_named(tmp_path, enabled, readable, chosen, why):
+    make_tree(tmp_path, {"imports/a.tif": "pixels"})
+    links = [("/OMERO/dangling", str(tmp_path / "gone")), ("/OMERO/a", str(tmp_path / "imports" / "a.tif")),
+             ("/OMERO/dir", str(tmp_path / "imports")), ("/OMERO/root", "/")]
+    targets, missed = PROGRAM.link_targets(links, enabled, "/OMERO", readable=lambda path: readable)
+    # A target inside another chosen one is backed up with it.
+    assert targets == [path.format(tmp=tmp_path) for path in chosen]
+    assert [entry[2] for entry in missed] == why
+
+
+def test_snapshot_listing_against_the_restored_tree():
+    output = "\n".join([
+        '{"time":"2026-12-03T22:00:00Z","paths":["/OMERO"],"struct_type":"snapshot"}',
+        '{"name":"OMERO","type":"dir","path":"/OMERO","struct_type":"node"}',
+        '{"name":"Files","type":"dir","path":"/OMERO/Files","struct_type":"node"}',
+        '{"name":"a","type":"file","path":"/OMERO/Files/a","struct_type":"node"}',
+        '{"name":"l","type":"symlink","path":"/OMERO/Files/l","struct_type":"node"}',
+        '{"name":"p","type":"fifo","path":"/OMERO/Files/p","struct_type":"node"}',
+        '{"name":"dump","type":"dir","path":"/var/lib/omero-backup/dump","struct_type":"node"}',
+        '{"name":"OMERO-other","type":"dir","path":"/OMERO-other","struct_type":"node"}',
+    ])
+    expected = PROGRAM.snapshot_listing(output, "/OMERO")
+    assert expected == {"Files": "dir", "Files/a": "file", "Files/l": "symlink", "Files/p": "other"}
+    assert PROGRAM.listing_differences(expected, expected) == []
+    found = {**expected, "Files/l": "file", "Files/extra": "file"}
+    del found["Files/a"]
+    assert PROGRAM.listing_differences(expected, found) == [
+        "Files/a: file in the snapshot, absent restored", "Files/extra: absent in the snapshot, file restored",
+        "Files/l: symlink in the snapshot, file restored"]
