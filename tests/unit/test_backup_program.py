@@ -2,6 +2,8 @@
 schedules, restic's times, the manifest's form, and the SQL it runs."""
 
 import datetime
+import os
+import re
 from importlib.machinery import SourceFileLoader
 from pathlib import Path
 
@@ -81,35 +83,175 @@ NEW = {"Files/a": "restored a", "Files/was-a-dir/inner": "in", "ManagedRepositor
        "Pixels": None}
 
 
+@pytest.fixture
+def opened():
+    """Directories opened as the program opens them; closed after the test."""
+    fds = []
+
+    def open_all(*paths):
+        fds.extend(os.open(path, PROGRAM.DIRECTORY) for path in paths)
+        return fds[-len(paths):]
+    yield open_all
+    for fd in fds:
+        os.close(fd)
+
+
 @pytest.mark.parametrize("done", range(len(LIVE) + len(NEW)))
-def test_swap_interrupted_after_any_rename_is_undone_exactly(tmp_path, done):
+def test_swap_interrupted_after_any_rename_is_undone_exactly(tmp_path, opened, done):
     data, tree, old = tmp_path / "OMERO", tmp_path / "staging" / "new", tmp_path / "staging" / "old"
     make_tree(data, LIVE)
     make_tree(tree, NEW)
     old.mkdir()
     before, staged = listing(data), listing(tree)
     live_names, new_names = sorted(p.name for p in data.iterdir()), sorted(p.name for p in tree.iterdir())
-    steps = PROGRAM.swap_steps(str(data), str(tree), str(old), live_names, new_names)
-    for source, destination in steps[:done]:
-        Path(source).rename(destination)
-    PROGRAM.unswap(str(data), str(tree), str(old), live_names, new_names)
+    fds = opened(data, tree, old)
+    for step in PROGRAM.swap_steps(*fds, live_names, new_names)[:done]:
+        PROGRAM.rename(step)
+    PROGRAM.unswap(*fds, live_names, new_names)
     assert listing(data) == before and listing(tree) == staged and not list(old.iterdir())
     # Undoing twice (a rollback itself interrupted, then run again) changes nothing more.
-    PROGRAM.unswap(str(data), str(tree), str(old), live_names, new_names)
+    PROGRAM.unswap(*fds, live_names, new_names)
     assert listing(data) == before
 
 
-def test_swap_puts_exactly_the_restored_tree_in_place(tmp_path):
+def test_swap_puts_exactly_the_restored_tree_in_place(tmp_path, opened):
     data, tree, old = tmp_path / "OMERO", tmp_path / "new", tmp_path / "old"
     make_tree(data, LIVE)
     make_tree(tree, NEW)
     old.mkdir()
     staged = listing(tree)
-    for source, destination in PROGRAM.swap_steps(str(data), str(tree), str(old),
-                                                  sorted(p.name for p in data.iterdir()),
-                                                  sorted(p.name for p in tree.iterdir())):
-        Path(source).rename(destination)
+    for step in PROGRAM.swap_steps(*opened(data, tree, old), sorted(p.name for p in data.iterdir()),
+                                   sorted(p.name for p in tree.iterdir())):
+        PROGRAM.rename(step)
     assert listing(data) == staged
+
+
+# The OMERO.server account (uid 65534 here) owns the data directory: it can rename the staging
+# area away and put anything in its place. Root (these tests) must never write, rename or remove
+# through what it put there.
+ACCOUNT = 65534
+VICTIM = {"secret": "root's", "new/OMERO/Files/a": "lure", "old/keep": "lure"}
+
+
+def restore_setup(tmp_path):
+    """A data directory owned by the account with a live site, a staging area made as a restore
+    makes it (recorded in the journal), and a restored tree in it."""
+    data, state = tmp_path / "OMERO", tmp_path / "state"
+    make_tree(data, LIVE)
+    os.chown(data, ACCOUNT, ACCOUNT)
+    state.mkdir()
+    config = {"data_dir": str(data), "state_dir": str(state), "services": {"stop": [], "start": []}}
+    journal = {"phase": "staging", "snapshot": "0123abcd"}
+    with PROGRAM.Staging(str(data)) as staging:
+        PROGRAM.prepare_staging(config, staging, journal)
+    tree = data / PROGRAM.STAGING / "new" / str(data).lstrip("/")
+    make_tree(tree, NEW)
+    os.chown(tree, 1234, 1234)
+    return data, config, journal
+
+
+def plant(path, what, victim):
+    """What the account (or a stray root) puts at ``path``."""
+    if what == "link":
+        path.symlink_to(victim)
+    elif what == "account's directory":
+        path.mkdir(0o700)
+        os.chown(path, ACCOUNT, ACCOUNT)
+    elif what == "open directory":
+        path.mkdir()
+        path.chmod(0o755)
+    elif what == "other root directory":
+        path.mkdir(0o700)
+    else:
+        path.write_text("a file")
+
+
+@pytest.mark.parametrize("what", ["link", "account's directory", "open directory", "file"])
+def test_staging_refuses_what_is_planted_before_it(tmp_path, what):
+    data, victim, state = tmp_path / "OMERO", tmp_path / "victim", tmp_path / "state"
+    make_tree(data, LIVE)
+    make_tree(victim, VICTIM)
+    state.mkdir()
+    plant(data / PROGRAM.STAGING, what, victim)
+    before, victim_before = listing(data), listing(victim)
+    config = {"data_dir": str(data), "state_dir": str(state)}
+    with pytest.raises(PROGRAM.Failure, match=re.escape(str(data / PROGRAM.STAGING))), \
+            PROGRAM.Staging(str(data)) as staging:
+        PROGRAM.prepare_staging(config, staging, {"phase": "staging"})
+    assert listing(data) == before and listing(victim) == victim_before
+    assert not (state / "restore-journal.json").exists()
+
+
+def test_staging_left_by_root_without_a_journal_is_made_anew(tmp_path):
+    data, state = tmp_path / "OMERO", tmp_path / "state"
+    make_tree(data, {f"{PROGRAM.STAGING}/new/OMERO/Files/a": "half restored", "Files/a": "live"})
+    (data / PROGRAM.STAGING).chmod(0o700)
+    state.mkdir()
+    journal = {"phase": "staging"}
+    with PROGRAM.Staging(str(data)) as staging:
+        PROGRAM.prepare_staging({"data_dir": str(data), "state_dir": str(state)}, staging, journal)
+    info = os.lstat(data / PROGRAM.STAGING)
+    assert journal["files"]["staging"] == [info.st_dev, info.st_ino]
+    assert sorted(p.name for p in (data / PROGRAM.STAGING).iterdir()) == ["new", "old"]
+    assert not list((data / PROGRAM.STAGING / "new").iterdir())
+
+
+def test_restore_staged_swapped_and_rolled_back_through_descriptors(tmp_path):
+    data, config, journal = restore_setup(tmp_path)
+    before = listing(data)
+    staged = listing(data / PROGRAM.STAGING / "new" / str(data).lstrip("/"))
+    PROGRAM.swap_files(config, journal)
+    assert {path: entry for path, entry in listing(data).items() if not path.startswith(PROGRAM.STAGING)} \
+        == staged
+    assert os.lstat(data).st_uid == 1234  # the restored tree's owner
+    PROGRAM.roll_back(config, journal)
+    assert listing(data) == {path: entry for path, entry in before.items() if not path.startswith(PROGRAM.STAGING)}
+    assert os.lstat(data).st_uid == ACCOUNT
+
+
+@pytest.mark.parametrize("step", ["swap", "roll back", "roll back after the swap", "clean up"])
+@pytest.mark.parametrize("what", ["link", "account's directory", "other root directory"])
+def test_staging_swapped_by_the_account_is_refused(tmp_path, step, what):
+    data, config, journal = restore_setup(tmp_path)
+    if step == "roll back after the swap":
+        PROGRAM.swap_files(config, journal)
+    victim = tmp_path / "victim"
+    make_tree(victim, VICTIM)
+    # The account, between two steps of the restore: the staging area renamed away, another thing in its place.
+    (data / PROGRAM.STAGING).rename(data / "moved")
+    plant(data / PROGRAM.STAGING, what, victim)
+    before, victim_before = listing(data), listing(victim)
+    action = {"swap": PROGRAM.swap_files, "clean up": PROGRAM.clean_up}.get(step, PROGRAM.roll_back)
+    with pytest.raises(PROGRAM.Failure, match=re.escape(str(data / PROGRAM.STAGING))):
+        action(config, journal)
+    assert listing(data) == before and listing(victim) == victim_before
+    assert os.lstat(victim).st_uid == 0 and (tmp_path / "state" / "restore-journal.json").exists()
+
+
+@pytest.mark.parametrize("layout, refused", [
+    ("plain", None),
+    ("sticky", None),  # like /tmp: only root may rename root's entries
+    ("writable", "shared"),
+    ("account's", "shared"),
+    ("link", "shared/OMERO"),
+])
+def test_data_directory_reached_only_through_roots_directories(tmp_path, layout, refused):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod({"sticky": 0o1777, "writable": 0o777}.get(layout, 0o755))
+    if layout == "account's":
+        os.chown(shared, ACCOUNT, ACCOUNT)
+    if layout == "link":
+        (tmp_path / "elsewhere").mkdir()
+        (shared / "OMERO").symlink_to(tmp_path / "elsewhere")
+    if refused:
+        with pytest.raises(PROGRAM.Failure, match=re.escape(str(tmp_path / refused))):
+            PROGRAM.open_data_dir(str(shared / "OMERO"))
+        assert not (tmp_path / "elsewhere").exists() or not list((tmp_path / "elsewhere").iterdir())
+    else:
+        fd = PROGRAM.open_data_dir(str(shared / "OMERO"))  # made when missing
+        assert os.path.samestat(os.fstat(fd), os.lstat(shared / "OMERO"))
+        os.close(fd)
 
 
 @pytest.mark.parametrize("link, target, outside", [
