@@ -51,8 +51,9 @@ def install(settings) -> None:
 def _proxy(settings) -> None:
     """configurable-http-proxy from npm, in a directory of its release."""
     # npm's configuration may hold proxy credentials: root's only.
-    kit.secret_template(settings, "analysis/npmrc.j2", settings.npmrc, user="root", group="root",
-                             mode="600")
+    kit.secret_template("analysis/npmrc.j2", settings.npmrc, user="root", group="root", mode="600",
+                        ca_bundle=settings.platform.ca_bundle, http_proxy=settings.http_proxy,
+                        npm_registry_url=settings.npm_registry_url)
     complete_directory(
         name=f"Install configurable-http-proxy {settings.analysis_proxy_version} (npm)",
         target=settings.proxy_dir,
@@ -131,15 +132,26 @@ def configure(settings) -> list[str]:
     """Write the hub's configuration and secrets; returns what a restart applies."""
     _secret(settings, settings.hub_cookie_secret, "JupyterHub's cookie secret")
     _secret(settings, settings.proxy_auth_token, "the proxy's auth token")
-    kit.template(settings, "analysis/jupyterhub_config.py.j2", settings.hub_config,
-                      py=hub_config_values(settings))
+    kit.template("analysis/jupyterhub_config.py.j2", settings.hub_config, py=hub_config_values(settings))
     return [settings.hub_config, site_packages(settings.hub_venv), settings.hub_cookie_secret,
             settings.proxy_auth_token]
 
 
+def site_values(settings) -> dict:
+    """What the hub's nginx site template reads."""
+    return {
+        "analysis_server_name": settings.analysis_server_name, "nginx_listen": settings.nginx_listen,
+        "https": settings.https, "nginx_https_listen": settings.nginx_https_listen,
+        "nginx_http2_directive": settings.platform.nginx_http2_directive,
+        "acme_webroot": settings.acme_webroot, "tls_certificate_path": settings.tls_certificate_path,
+        "tls_key_path": settings.tls_key_path, "nginx_hsts": settings.nginx_hsts,
+        "nginx_client_max_body_size": settings.nginx_client_max_body_size, "proxy_url": settings.proxy_url,
+    }
+
+
 def site(settings) -> str:
     """The hub's own nginx site (written with nginx's configuration); returns its path."""
-    kit.template(settings, "nginx/omero-jupyterhub.conf.j2", settings.hub_site_path)
+    kit.template("nginx/omero-jupyterhub.conf.j2", settings.hub_site_path, **site_values(settings))
     return settings.hub_site_path
 
 

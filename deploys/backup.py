@@ -84,7 +84,9 @@ def configure(settings) -> list[str]:
     if settings.backup_remote:
         secret_file(name="Give backups their SSH key for the backup host", content=settings.backup_ssh_key,
                     dest=settings.backup_ssh_key_file, user="root", group="root", mode="600")
-        kit.template(settings, "backup/ssh_config.j2", settings.backup_ssh_config, alias=SFTP_HOST_ALIAS)
+        kit.template("backup/ssh_config.j2", settings.backup_ssh_config, alias=SFTP_HOST_ALIAS,
+                     backup_remote=settings.backup_remote, backup_ssh_key_file=settings.backup_ssh_key_file,
+                     backup_state_dir=settings.backup_state_dir)
     files.put(name=f"Write {settings.backup_config_file}", src=StringIO(_config(settings)),
               dest=settings.backup_config_file, user="root", group="root", mode="600")
     backup_repositories(name="Create the backup repositories", program=settings.backup_program,
@@ -104,8 +106,10 @@ def schedule(settings, restart_sources: list[str]) -> None:
     for service, job, description, when in (
             ("omero-backup", "run", "OMERO backup", settings.backup_schedule),
             ("omero-backup-check", "check", "OMERO backup repository check", settings.backup_check_schedule)):
-        kit.template(settings, "backup/omero-backup.service.j2", f"/etc/systemd/system/{service}.service",
-                          service=service, job=job, description=description, writable=writable)
+        kit.template("backup/omero-backup.service.j2", f"/etc/systemd/system/{service}.service",
+                     service=service, job=job, description=description, writable=writable,
+                     backup_program=settings.backup_program, roles=settings.roles,
+                     postgres_unit=settings.platform.postgres_unit)
         services.timer(settings, service, timer_lines(when), description)
 
 
@@ -206,8 +210,8 @@ def target(settings) -> None:
     # Before chroots every host logged in as one account with these keys.
     files.file(name=f"Remove {base}/.ssh/authorized_keys", path=f"{base}/.ssh/authorized_keys", present=False)
     files.directory(name=f"Remove {base}/.ssh", path=f"{base}/.ssh", present=False)
-    kit.template(settings, "backup/sshd_config.j2", BACKUP_SSHD_DROP_IN, match_group=group,
-                      keys_dir=BACKUP_KEYS_DIR, repository=BACKUP_REPOSITORY)
+    kit.template("backup/sshd_config.j2", BACKUP_SSHD_DROP_IN, match_group=group, keys_dir=BACKUP_KEYS_DIR,
+                 repository=BACKUP_REPOSITORY)
     # An sshd_config that sshd refuses would keep sshd from starting: it is taken away again.
     # The effective settings of an account prove that sshd reads the drop-in at all.
     checks = [f"/usr/sbin/sshd -t || {{ rm -f {BACKUP_SSHD_DROP_IN}; exit 1; }}"]

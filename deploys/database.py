@@ -4,7 +4,8 @@ the OMERO.server hosts need it, with the OMERO role and a UTF8 database it owns.
 from pyinfra.operations import files
 
 from . import container, kit, services
-from .operations import changed, postgres_database, postgres_role, run_once, wait_until
+from .database_operations import postgres_database, postgres_role
+from .operations import changed, run_once, wait_until
 
 AS_POSTGRES = {"_su_user": "postgres"}
 
@@ -35,12 +36,12 @@ def configure(settings) -> list[str]:
                    line="^include_dir = 'conf.d'", replace="include_dir = 'conf.d'")
         written.append(postgresql_conf)
     written.append(f"{conf_d}/omero.conf")
-    kit.template(settings, "postgresql/omero.conf.j2", written[-1],
-                      user="postgres", group="postgres", mode="644")
+    kit.template("postgresql/omero.conf.j2", written[-1], user="postgres", group="postgres", mode="644",
+                 db_listen_addresses=settings.db_listen_addresses, db_port=settings.db_port)
     written.append(f"{platform.postgres_conf_dir}/pg_hba.conf")
     kit.template(
-        settings, "postgresql/pg_hba.conf.j2", written[-1], user="postgres", group="postgres",
-        mode="640",
+        "postgresql/pg_hba.conf.j2", written[-1], user="postgres", group="postgres",
+        mode="640", db_name=settings.db_name, db_user=settings.db_user,
         clients=[_cidr(address) for address in settings.db_client_addresses if address != "localhost"],
     )
     return written
@@ -60,8 +61,7 @@ def start(settings, config_files: list[str]) -> None:
                     f"-c external_pid_file={sockets}/postmaster.pid -c ssl=off")
     services.program(settings, "postgresql", command=command, user="postgres", stopsignal="INT")
     if settings.service_manager == "systemd":
-        services.drop_in(settings, platform.postgres_unit, "omero-restart",
-                         "systemd/postgresql-restart.conf.j2")
+        services.drop_in(platform.postgres_unit, "omero-restart", "systemd/postgresql-restart.conf.j2")
     started = services.start(settings, "postgresql", restart_sources=config_files)
     wait_until(name="Wait until PostgreSQL accepts connections",
                check=f"{platform.postgres_bin_dir}/pg_isready -q -h /var/run/postgresql "

@@ -13,8 +13,9 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 FILES = TEMPLATES.parent / "files"
 
 
-def template(settings, src: str, dest: str, *, user="root", group="root", mode="644", **context):
-    """files.template with our template directory and ownership spelled out."""
+def template(src: str, dest: str, *, user="root", group="root", mode="644", **context):
+    """files.template with our template directory and ownership spelled out; ``context``
+    holds exactly the values the template reads."""
     return files.template(
         name=f"Write {dest}",
         src=str(TEMPLATES / src),
@@ -22,15 +23,14 @@ def template(settings, src: str, dest: str, *, user="root", group="root", mode="
         user=user,
         group=group,
         mode=mode,
-        settings=settings,
         **context,
     )
 
 
-def secret_template(settings, src: str, dest: str, *, user: str, group: str, mode: str, **context):
+def secret_template(src: str, dest: str, *, user: str, group: str, mode: str, **context):
     """A template whose result holds a secret: written with ``secret_file`` (never shown)."""
     # Rendered as files.template renders (pyinfra's own loader), only not uploaded by it.
-    content = get_template(str(TEMPLATES / src)).render(settings=settings, **context)
+    content = get_template(str(TEMPLATES / src)).render(**context)
     return secret_file(name=f"Write {dest}", dest=dest, content=content, user=user, group=group,
                        mode=mode)
 

@@ -9,7 +9,8 @@ from pyinfra.operations import files
 from facts.omero import HostAddresses
 
 from . import analysis, container, kit, services
-from .operations import changed, refreshed, secret_file, self_signed_certificate, wait_until
+from .certificate_operations import self_signed_certificate
+from .operations import changed, refreshed, secret_file, wait_until
 from .values import TlsMode
 
 SELF_SIGNED_DAYS = 397  # what browsers accept for a certificate's lifetime
@@ -41,8 +42,10 @@ def _tls(settings) -> list[str]:
         days=SELF_SIGNED_DAYS, renewed_elsewhere=settings.tls_mode is TlsMode.ACME,
     )
     if settings.tls_mode is TlsMode.ACME:
-        kit.template(settings, "nginx/omero-tls-renewed.sh.j2", settings.tls_renewed_hook,
-                     mode="755", reload=services.action_command(settings, "reload", "nginx"))
+        kit.template("nginx/omero-tls-renewed.sh.j2", settings.tls_renewed_hook, mode="755",
+                     reload=services.action_command(settings, "reload", "nginx"), tls_dir=settings.tls_dir,
+                     tls_renewed_hook=settings.tls_renewed_hook,
+                     reloaded_stamp=settings.stamp("nginx-reloaded"))
     return [certificate, key]
 
 
@@ -55,7 +58,7 @@ def configure(settings) -> list[str]:
     if not platform.is_debian:
         # RHEL's nginx.conf carries the default server itself.
         written.append("/etc/nginx/nginx.conf")
-        kit.template(settings, "nginx/nginx.conf.j2", written[-1])
+        kit.template("nginx/nginx.conf.j2", written[-1], nginx_user=platform.nginx_user)
     if settings.https:
         written += _tls(settings)
         files.directory(name="Create the ACME challenge directory", path=settings.acme_webroot,
@@ -70,8 +73,7 @@ def configure(settings) -> list[str]:
             files.put(name=f"Write {written[-1]}", src=StringIO(content), dest=written[-1],
                       user="root", group="root", mode="644")
     written.append(platform.nginx_site_path)
-    kit.template(settings, "nginx/omero-web.conf.j2", written[-1],
-                 static_root=settings.web_static_root, container=container)
+    kit.template("nginx/omero-web.conf.j2", written[-1], **site_values(settings))
     if "omero_analysis" in settings.roles:
         written.append(analysis.site(settings))
     # A bad site stops the deploy before nginx loads it, on this run and on every later
@@ -81,13 +83,31 @@ def configure(settings) -> list[str]:
     return written
 
 
+def site_values(settings) -> dict:
+    """What the OMERO.web site's template reads."""
+    platform = settings.platform
+    return {
+        "any_host": settings.any_host, "server_names": settings.server_names,
+        "nginx_server_name": settings.nginx_server_name, "image_build": settings.image_build,
+        "container": container, "nginx_listen": settings.nginx_listen, "https": settings.https,
+        "nginx_https_listen": settings.nginx_https_listen, "acme_webroot": settings.acme_webroot,
+        "nginx_http2_directive": platform.nginx_http2_directive,
+        "nginx_rejects_handshakes": platform.nginx_rejects_handshakes,
+        "tls_certificate_path": settings.tls_certificate_path, "tls_key_path": settings.tls_key_path,
+        "nginx_hsts": settings.nginx_hsts, "nginx_client_max_body_size": settings.nginx_client_max_body_size,
+        "web_bind": settings.web_bind, "web_request_timeout": settings.web_request_timeout,
+        "static_root": settings.web_static_root,
+    }
+
+
 def start(settings, config_files: list[str]) -> None:
     # A container's own nginx.conf; errors on stderr before it is read (the image is read-only).
     conf = f"-c {container.expansion(container.NGINX_CONF)} -e stderr " if settings.image_build else ""
     services.program(settings, "nginx", command=f"/usr/sbin/nginx {conf}-g 'daemon off;'",
                      user="root", stopsignal="QUIT")
     if settings.service_manager == "systemd" and "omero_web" in settings.roles:
-        services.drop_in(settings, "nginx.service", "omero-web", "systemd/nginx-after-omero-web.conf.j2")
+        services.drop_in("nginx.service", "omero-web", "systemd/nginx-after-omero-web.conf.j2",
+                         roles=settings.roles)
     started = services.start(settings, "nginx")
     # A reload: new workers take the new configuration or certificate while the old ones
     # finish the requests they are serving (a restart would cut them off).

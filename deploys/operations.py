@@ -1,20 +1,18 @@
 """Operations pyinfra lacks, each idempotent: it reads the current state (a fact, at
-execution time) and yields commands only when something must change."""
+execution time) and yields commands only when something must change. Files, commands and
+services here; the database's in database_operations, the certificate's in
+certificate_operations."""
 
 import getpass
 import hashlib
-import ipaddress
 import shlex
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
 from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
-from pyinfra.api.hiddenvalue import HiddenValue
 from pyinfra.connectors.ssh import SSHConnector
 from pyinfra.facts.files import Directory, File, Sha256File
-from pyinfra.facts.postgres import make_execute_psql_command
 from pyinfra.facts.server import Command, Users
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
@@ -22,33 +20,13 @@ from facts.omero import (
     BackupRepositoriesPresent,
     ChangedSince,
     FirstFile,
-    OmeroSchemaVersion,
-    OmeroServerVersion,
     PackageManagerActivity,
-    PostgresDatabaseOwner,
-    PostgresRoleVerifier,
     SupervisorPrograms,
     SystemdNeedsReload,
-    TlsCertificate,
     package_manager_running,
 )
 
-from . import scram, server_steps, service_commands
-
-
-@operation()
-def postgres_role(role: str, password: str, port: int = 5432):
-    """A login role whose password is ``password``; only its SCRAM verifier is sent."""
-    current = host.get_fact(PostgresRoleVerifier, role=role, port=port)
-    if current is not None and scram.scram_matches(password, current):
-        host.noop(f"role {role} exists with the wanted password")
-        return
-    verb = "CREATE" if current is None else "ALTER"
-    verifier = HiddenValue(scram.scram_verifier(password))
-    yield make_execute_psql_command(
-        StringCommand(f'{verb} ROLE "{role}" LOGIN PASSWORD', StringCommand("'", verifier, "'", _separator="")),
-        port=port,
-    )
+from . import service_commands
 
 
 @operation()
@@ -59,22 +37,6 @@ def not_in_group(user: str, group: str):
         host.noop(f"{user} is not in {group}")
         return
     yield f"gpasswd -d {shlex.quote(user)} {shlex.quote(group)}"
-
-
-@operation()
-def postgres_database(database: str, owner: str, port: int = 5432):
-    """A UTF8 database owned by ``owner``."""
-    current = host.get_fact(PostgresDatabaseOwner, database=database, port=port)
-    if current is None:
-        yield make_execute_psql_command(
-            f'CREATE DATABASE "{database}" OWNER "{owner}" ENCODING \'UTF8\' TEMPLATE template0',
-            port=port)
-    elif current[1] != "UTF8":
-        raise OperationError(f"database {database} exists with encoding {current[1]}, not UTF8")
-    elif current[0] != owner:
-        yield make_execute_psql_command(f'ALTER DATABASE "{database}" OWNER TO "{owner}"', port=port)
-    else:
-        host.noop(f"database {database} exists, UTF8, owned by {owner}")
 
 
 @operation()
@@ -226,71 +188,6 @@ def package_manager_idle(timeout: int = 900):
     yield "if [ -n \"$(ls -A /var/lib/dpkg/updates 2>/dev/null)\" ]; then dpkg --configure -a; fi"
 
 
-def _connection(db: dict) -> str:
-    """psql/pg_dump options reaching the OMERO database as its role (with -w: ~/.pgpass)."""
-    return (f"-h {shlex.quote(db['host'])} -p {db['port']} -U {shlex.quote(db['user'])} "
-            f"-d {shlex.quote(db['name'])}")
-
-
-def _schema_version(db: dict) -> str | None:
-    return host.get_fact(OmeroSchemaVersion, host=db["host"], port=db["port"],
-                         database=db["name"], user=db["user"])
-
-
-@operation()
-def omero_schema(omero: str, omerodir: str, db: dict, script_dir: str, root_password: str):
-    """Create the OMERO schema once; never on a database that has one.
-
-    ``omero db script`` writes the SQL (with the root password's hash) to a file only the
-    server user can read, it is applied with psql, then removed.
-    """
-    version = _schema_version(db)
-    if version is not None:
-        host.noop(f"the database already holds OMERO schema {version}")
-        return
-    script = f"{script_dir}/{server_steps.SCHEMA_SCRIPT}"
-    env = f"OMERODIR={shlex.quote(omerodir)}"
-    psql = f"psql -XAw -v ON_ERROR_STOP=1 {_connection(db)}"
-    *words, password = server_steps.schema_script(omero, script, root_password)
-    yield StringCommand("umask 077 &&", env, *map(QuoteString, words), QuoteString(HiddenValue(password)))
-    yield f"{psql} -f {shlex.quote(script)} && rm -f {shlex.quote(script)}"
-
-
-@operation()
-def stop_and_dump_before_upgrade(symlink: str, version: str, stop: str, user: str, dump_dir: str,
-                                 db: dict, backup_program: str | None = None):
-    """When ``symlink`` points at another OMERO.server version than ``version``: stop that
-    server and dump the database (as ``user``, with its .pgpass) before anything moves;
-    with ``backup_program``, the dump goes into the host's backup repositories too."""
-    installed = host.get_fact(OmeroServerVersion, symlink=symlink)
-    if installed in (None, version):
-        host.noop(f"OMERO.server {version} is not an upgrade here")
-        return
-    yield stop
-    dump = f"{dump_dir}/{db['name']}-{installed}-before-{version}.pgdump"
-    yield f"runuser -u {shlex.quote(user)} -- pg_dump -w -Fc {_connection(db)} -f {shlex.quote(dump)}"
-    if backup_program:
-        yield StringCommand(QuoteString(backup_program), "add", QuoteString(dump))
-
-
-@operation()
-def omero_schema_upgrade(omerodir: str, db: dict):
-    """Apply the new server's upgrade scripts when its schema is newer than the database's."""
-    current = _schema_version(db)
-    if current is None:
-        host.noop("no schema yet: it will be created, not upgraded")
-        return
-    # Upgrade scripts are named sql/psql/<new version>/<old version>.sql.
-    scripts = host.get_fact(Command, command=(
-        f"ls {shlex.quote(omerodir)}/sql/psql/*/{shlex.quote(current)}.sql 2>/dev/null || true"))
-    if not scripts:
-        host.noop(f"schema {current} needs no upgrade")
-        return
-    psql = f"psql -XAw -v ON_ERROR_STOP=1 {_connection(db)}"
-    for script in scripts.split():
-        yield f"{psql} -f {shlex.quote(script)}"
-
-
 def _uploader() -> str:
     """Who writes uploads on the host: the SSH user (before sudo), else root."""
     if isinstance(host.connector, SSHConnector):
@@ -413,57 +310,3 @@ def dnf_repo_enabled(repo: str):
         host.noop(f"dnf repository {repo} is enabled")
         return
     yield f"dnf config-manager --set-enabled {repo}"
-
-
-def certificate_due(current: dict | None, names: list[str], renew_days: int, now: datetime,
-                    renewed_elsewhere: bool = False) -> str | None:
-    """Why a self-signed certificate must be made (anew), or None. ``renewed_elsewhere``: an
-    ACME client keeps it; only a missing or broken pair is replaced."""
-    if current is None:
-        return "there is none"
-    if not current["key_matches"]:
-        return "its key does not match"
-    if renewed_elsewhere:
-        return None
-    if current["not_after"] - now < timedelta(days=renew_days):
-        return f"it expires on {current['not_after']:%Y-%m-%d}"
-    if current["names"] != sorted(names):
-        return f"it is for {', '.join(current['names']) or 'no name'}"
-    return None
-
-
-def _subject_alt_names(names: list[str]) -> str:
-    def entry(name: str) -> str:
-        try:
-            return f"IP:{ipaddress.ip_address(name)}"
-        except ValueError:
-            return f"DNS:{name}"
-    return ",".join(entry(name) for name in names)
-
-
-@operation()
-def self_signed_certificate(certificate: str, key: str, names: list[str], renew_days: int, days: int,
-                            renewed_elsewhere: bool = False):
-    """A self-signed certificate for ``names`` (host names, addresses; the first is its
-    subject) and its key, made on the host (the key never leaves it) when missing,
-    mismatched, within ``renew_days`` of expiry or for other names."""
-    current = host.get_fact(TlsCertificate, certificate=certificate, key=key)
-    reason = certificate_due(current, names, renew_days, datetime.now(timezone.utc), renewed_elsewhere)
-    if reason is None:
-        host.noop(f"{certificate} is valid until {current['not_after']:%Y-%m-%d}")
-        return
-    new_key, new_certificate = f"{key}.new", f"{certificate}.new"
-    yield StringCommand(
-        "(umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes",
-        "-days", str(days), "-subj", QuoteString(f"/CN={(names or ['omero'])[0]}"),
-        "-addext", QuoteString(f"subjectAltName={_subject_alt_names(names)}"),
-        "-addext", "basicConstraints=critical,CA:FALSE", "-addext", "extendedKeyUsage=serverAuth",
-        "-keyout", QuoteString(new_key), "-out", QuoteString(new_certificate), "2>/dev/null)",
-    )
-    # Renamed into place key first: a run cut short in between leaves a mismatch, which
-    # the next run sees (key_matches) and repairs.
-    for path, mode in ((new_key, "600"), (new_certificate, "644")):
-        yield StringCommand("chown", "root:root", QuoteString(path))
-        yield StringCommand("chmod", mode, QuoteString(path))
-    yield StringCommand("mv", "-f", QuoteString(new_key), QuoteString(key))
-    yield StringCommand("mv", "-f", QuoteString(new_certificate), QuoteString(certificate))

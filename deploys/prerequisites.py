@@ -89,8 +89,9 @@ def venv(settings, path: str) -> None:
     """A root-owned venv whose pip reaches the lab's index (CA, proxy)."""
     pip.venv(name=f"Create the venv {path}", path=path, python=settings.platform.python)
     # pip.conf may hold proxy credentials; pip runs as root only.
-    kit.secret_template(settings, "pip/pip.conf.j2", f"{path}/pip.conf", user="root", group="root",
-                    mode="600")
+    kit.secret_template("pip/pip.conf.j2", f"{path}/pip.conf", user="root", group="root", mode="600",
+                        ca_bundle=settings.platform.ca_bundle, http_proxy=settings.http_proxy,
+                        pip_index_url=settings.pip_index_url)
 
 
 def omero_venv(settings, path: str, packages: list[str]) -> None:

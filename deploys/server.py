@@ -9,17 +9,8 @@ from pyinfra.operations import files, pip
 from facts.omero import shell_path
 
 from . import kit, server_steps, services
-from .operations import (
-    changed,
-    closed_to_others,
-    complete_directory,
-    omero_schema,
-    omero_schema_upgrade,
-    refreshed,
-    secret_file,
-    stop_and_dump_before_upgrade,
-    wait_until,
-)
+from .database_operations import omero_schema, omero_schema_upgrade, stop_and_dump_before_upgrade
+from .operations import changed, closed_to_others, complete_directory, refreshed, secret_file, wait_until
 from .prerequisites import install_ice, install_java, omero_venv, site_packages
 from .users import as_user, omero_user
 from .webapps import APPS
@@ -229,6 +220,8 @@ def start(settings, restart_sources: list[str]) -> None:
         # etc/ holds etc/grid/.
         writable=(f"{settings.server_dir}/var", f"{settings.server_dir}/etc", settings.data_dir,
                   settings.server_home),
+        unit_values={"roles": settings.roles, "postgres_unit": settings.platform.postgres_unit,
+                     "server_basedir": settings.server_basedir},
     )
     started = services.start(settings, "omero-server", restart_sources=restart_sources)
     wait_until(name="Wait until OMERO.server accepts connections",

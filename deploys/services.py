@@ -16,24 +16,26 @@ PRIORITY = {"postgresql": 100, "omero-server": 200, "omero-web": 300, "omero-jup
 
 def program(settings, service: str, *, command: str, user: str, environment: dict | None = None,
             directory: str = "/", unit_template: str | None = None, stopsignal: str = "TERM",
-            writable: tuple[str, ...] = (), umask: str | None = None):
+            writable: tuple[str, ...] = (), umask: str | None = None, unit_values: dict | None = None):
     """Install how ``service`` runs: a supervisord program, or (systemd) ``unit_template``
     when given (None: the distribution's own unit is used), sandboxed so that it writes
-    only to ``writable``; ``umask`` (octal, e.g. "0027") for what it creates."""
+    only to ``writable``; ``umask`` (octal, e.g. "0027") for what it creates;
+    ``unit_values``: what else the unit template reads."""
     if settings.service_manager == "supervisord":
         if settings.image_build:
             environment = {"HOME": container.expansion(container.home(service)), **(environment or {})}
         template(
-            settings, "supervisord/program.conf.j2",
+            "supervisord/program.conf.j2",
             settings.platform.supervisor_program_path(service),
             program=service, command=command, environment=environment or {},
             run_as=container.expansion(container.run_as(service)) if settings.image_build else user,
             directory=directory, priority=PRIORITY[service], stopsignal=stopsignal, umask=umask,
+            image_build=settings.image_build,
         )
     elif unit_template:
         unit_file = _unit_file(service)
-        template(settings, unit_template, unit_file, command=command, run_as=user,
-                 environment=environment or {}, directory=directory, writable=writable, umask=umask)
+        template(unit_template, unit_file, command=command, run_as=user, environment=environment or {},
+                 directory=directory, writable=writable, umask=umask, **(unit_values or {}))
         systemd_reloaded(name=f"Reload systemd's {service} unit", units=[f"{service}.service"],
                          files=[unit_file])
 
@@ -42,10 +44,11 @@ def _unit_file(service: str, kind: str = "service") -> str:
     return f"/etc/systemd/system/{service}.{kind}"
 
 
-def drop_in(settings, unit: str, name: str, src: str):
-    """A systemd drop-in for ``unit`` (ours or the distribution's), loaded by systemd."""
+def drop_in(unit: str, name: str, src: str, **context):
+    """A systemd drop-in for ``unit`` (ours or the distribution's), loaded by systemd;
+    ``context``: the values ``src`` reads."""
     path = f"/etc/systemd/system/{unit}.d/{name}.conf"
-    template(settings, src, path)
+    template(src, path, **context)
     systemd_reloaded(name=f"Reload systemd's {unit}", units=[unit], files=[path])
     return path
 
@@ -54,7 +57,7 @@ def timer(settings, service: str, schedule: list[str], description: str):
     """A oneshot ``service`` started by a systemd timer (``schedule``: its [Timer] lines);
     the timer enabled and running. The service itself is written by the caller."""
     timer_file = _unit_file(service, "timer")
-    template(settings, "backup/omero-backup.timer.j2", timer_file, schedule=schedule,
+    template("backup/omero-backup.timer.j2", timer_file, schedule=schedule,
              description=description)
     systemd_reloaded(name=f"Reload systemd's {service} units",
                      units=[f"{service}.service", f"{service}.timer"],

@@ -47,9 +47,11 @@ def configure(settings, host_cpus: int) -> list[str]:
     config_file = f"{config_dir}/01-omero-web.omero"
     # Any omero_web_config value may be a secret (a mail password): never shown by --diff.
     kit.secret_template(
-        settings, "omero/web.omero.j2", config_file, user="root", group=settings.web_user, mode="640",
+        "omero/web.omero.j2", config_file, user="root", group=settings.web_user, mode="640",
         server_list=server_list, bind_host=settings.web_bind.address, bind_port=settings.web_bind.port,
-        workers=workers(settings, host_cpus), static_root=settings.web_static_root,
+        workers=workers(settings, host_cpus), static_root=settings.web_static_root, https=settings.https,
+        site_origins=settings.site_origins, web_allowed_hosts=settings.web_allowed_hosts,
+        web_apps=settings.web_apps, web_config=settings.web_config,
     )
     omero = f"OMERODIR={shlex.quote(settings.web_omerodir)} {shlex.quote(settings.web_omero)}"
     code = site_packages(settings.web_venv)
@@ -91,6 +93,7 @@ def start(settings, host_cpus: int, restart_sources: list[str]) -> None:
         user=settings.web_user, environment=environment,
         directory=settings.web_omerodir, unit_template="systemd/omero-web.service.j2", umask="0027",
         writable=(f"{settings.web_omerodir}/var", settings.web_home),
+        unit_values={"roles": settings.roles, "postgres_unit": settings.platform.postgres_unit},
     )
     started = services.start(settings, "omero-web", restart_sources=restart_sources)
     # Under a name OMERO.web allows (allowed_hosts), as nginx passes it on.

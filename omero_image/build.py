@@ -310,6 +310,8 @@ def _build(options: Options, env: dict, log, started: float, podman, source: str
             labels = _labels(podman, container, source, settings)
             (work_dir / "image.json").write_text(json.dumps(manifest, indent=1) + "\n")
             for name, source_path in (("entrypoint.py", HERE / "entrypoint.py"),
+                                      ("omero_start_state.py", HERE / "omero_start_state.py"),
+                                      ("omero_start_services.py", HERE / "omero_start_services.py"),
                                       ("omero_scram.py", ROOT / "deploys" / "scram.py"),
                                       ("omero_passwords.py", ROOT / "deploys" / "passwords.py"),
                                       ("omero_server_steps.py", ROOT / "deploys" / "server_steps.py"),

@@ -21,7 +21,7 @@ install -d -m 755 "$lib" "$state"
 find "$state" -mindepth 1 -delete  # what the build's services read (omero_image_build)
 install -m 755 /tmp/entrypoint.py /tmp/watch.py "$lib/"
 install -m 644 /tmp/omero_scram.py /tmp/omero_passwords.py /tmp/omero_server_steps.py /tmp/omero_container.py \
-    /tmp/image.json "$lib/"
+    /tmp/omero_start_state.py /tmp/omero_start_services.py /tmp/image.json "$lib/"
 ln -sfn "$lib/entrypoint.py" /usr/local/sbin/omero-image
 setting() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$lib/image.json" "$1"; }
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 from pyinfra.api import FileUploadCommand
 
-from deploys import operations
+from deploys import certificate_operations, database_operations, operations
 
 
 def pytest_configure(config):
@@ -71,7 +71,8 @@ def run_op(monkeypatch):
 
     def run(op, facts, *args, connector=None, data=None, **kwargs) -> Run:
         fake = FakeHost(facts, connector, data)
-        monkeypatch.setattr(operations, "host", fake)
+        for module in (operations, database_operations, certificate_operations):
+            monkeypatch.setattr(module, "host", fake)
         result = Run(noops=fake.noops, fact_calls=fake.fact_calls)
         for command in op._inner(*args, **kwargs):
             raw, printed = _texts(command)

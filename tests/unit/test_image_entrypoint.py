@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -32,7 +33,8 @@ def entrypoint(tmp_path):
     (server_etc / "grid").mkdir(parents=True)
     (server_etc / "grid" / "templates.xml").write_text("<icegrid/>\n")
     lib.mkdir()
-    shutil.copy(ROOT / "omero_image" / "entrypoint.py", lib)
+    for name in ("entrypoint.py", "omero_start_state.py", "omero_start_services.py"):
+        shutil.copy(ROOT / "omero_image" / name, lib)
     shutil.copy(ROOT / "deploys" / "scram.py", lib / "omero_scram.py")
     shutil.copy(ROOT / "deploys" / "passwords.py", lib / "omero_passwords.py")
     shutil.copy(ROOT / "deploys" / "server_steps.py", lib / "omero_server_steps.py")
@@ -44,12 +46,17 @@ def entrypoint(tmp_path):
         "supervisor_programs": "/etc/supervisor/conf.d",
         "run_as": {program: "root" for program in ("postgresql", "nginx", "omero-web", "omero-server")},
     }))
+    # The modules beside it read this test's manifest when imported: imported afresh.
+    for name in ("omero_start_state", "omero_start_services"):
+        sys.modules.pop(name, None)
     spec = importlib.util.spec_from_file_location("omero_image_entrypoint", lib / "entrypoint.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     state.mkdir()
     Path(module.RUN).mkdir()
-    return module
+    # The entrypoint and the modules shipped beside it, by name as the tests use them.
+    return SimpleNamespace(**{**vars(sys.modules["omero_start_state"]), **vars(sys.modules["omero_start_services"]),
+                              **vars(module)})
 
 
 def loaded(path: str) -> dict[str, str]:

@@ -8,6 +8,8 @@ from types import SimpleNamespace
 import pytest
 from pyinfra.api import OperationError
 
+from deploys import certificate_operations as tls_ops
+from deploys import database_operations as db_ops
 from deploys import operations as ops
 from deploys import scram
 
@@ -63,7 +65,7 @@ ROLE_VERB = re.compile(
     pytest.param(RIGHT.replace("$4096:", "$4097:"), "ALTER", id="verifier of other iterations"),
 ])
 def test_postgres_role_sets_a_verifier_of_the_password(run_op, current, verb):
-    run = run_op(ops.postgres_role, {"PostgresRoleVerifier": current}, "omero", "right password", port=5433)
+    run = run_op(db_ops.postgres_role, {"PostgresRoleVerifier": current}, "omero", "right password", port=5433)
     assert run.fact_calls == [("PostgresRoleVerifier", {"role": "omero", "port": 5433})]
     assert run.noops == []
     [command] = run.commands
@@ -79,13 +81,13 @@ def test_postgres_role_sets_a_verifier_of_the_password(run_op, current, verb):
 
 
 def test_postgres_role_default_port(run_op):
-    run = run_op(ops.postgres_role, {"PostgresRoleVerifier": None}, "omero", "pw")
+    run = run_op(db_ops.postgres_role, {"PostgresRoleVerifier": None}, "omero", "pw")
     assert run.fact_calls == [("PostgresRoleVerifier", {"role": "omero", "port": 5432})]
     assert run.commands[0].startswith("psql -p 5432 -Ac 'CREATE ROLE \"omero\" LOGIN PASSWORD ")
 
 
 def test_postgres_role_with_the_wanted_password_is_a_noop(run_op):
-    run = run_op(ops.postgres_role, {"PostgresRoleVerifier": RIGHT}, "omero", "right password")
+    run = run_op(db_ops.postgres_role, {"PostgresRoleVerifier": RIGHT}, "omero", "right password")
     assert run.commands == []
     assert run.noops == ["role omero exists with the wanted password"]
 
@@ -102,14 +104,14 @@ def test_postgres_role_with_the_wanted_password_is_a_noop(run_op):
     pytest.param(("omero", "UTF8"), [], ["database omero exists, UTF8, owned by omero"], id="as wanted"),
 ])
 def test_postgres_database(run_op, current, commands, noops):
-    run = run_op(ops.postgres_database, {"PostgresDatabaseOwner": current}, "omero", "omero", port=5433)
+    run = run_op(db_ops.postgres_database, {"PostgresDatabaseOwner": current}, "omero", "omero", port=5433)
     assert run.fact_calls == [("PostgresDatabaseOwner", {"database": "omero", "port": 5433})]
     assert run.commands == commands
     assert run.noops == noops
 
 
 def test_postgres_database_default_port(run_op):
-    run = run_op(ops.postgres_database, {"PostgresDatabaseOwner": None}, "omero", "omero")
+    run = run_op(db_ops.postgres_database, {"PostgresDatabaseOwner": None}, "omero", "omero")
     assert run.fact_calls == [("PostgresDatabaseOwner", {"database": "omero", "port": 5432})]
     assert run.commands[0].startswith("psql -p 5432 -Ac ")
 
@@ -120,7 +122,7 @@ def test_postgres_database_default_port(run_op):
 ])
 def test_postgres_database_of_another_encoding_is_refused(run_op, current):
     with pytest.raises(OperationError) as error:
-        run_op(ops.postgres_database, {"PostgresDatabaseOwner": current}, "omero", "omero")
+        run_op(db_ops.postgres_database, {"PostgresDatabaseOwner": current}, "omero", "omero")
     assert str(error.value) == f"database omero exists with encoding {current[1]}, not UTF8"
 
 
@@ -330,7 +332,7 @@ SCHEMA_FACT = ("OmeroSchemaVersion", {"host": "db.lab", "port": 5433, "database"
 
 
 def test_omero_schema_once(run_op):
-    run = run_op(ops.omero_schema, {"OmeroSchemaVersion": "OMERO5.4__0"}, "/opt/omero/server/venv3/bin/omero",
+    run = run_op(db_ops.omero_schema, {"OmeroSchemaVersion": "OMERO5.4__0"}, "/opt/omero/server/venv3/bin/omero",
                  "/opt/omero/server/OMERO.server", DB, "/opt/omero/server/tmp", "root secret")
     assert run.fact_calls == [SCHEMA_FACT]
     assert run.commands == []
@@ -338,7 +340,7 @@ def test_omero_schema_once(run_op):
 
 
 def test_omero_schema_created(run_op):
-    run = run_op(ops.omero_schema, {"OmeroSchemaVersion": None}, "/opt/omero/server/venv3/bin/omero",
+    run = run_op(db_ops.omero_schema, {"OmeroSchemaVersion": None}, "/opt/omero/server/venv3/bin/omero",
                  "/opt/omero/server/OMERO.server", DB, "/opt/omero/server/tmp", "root secret")
     assert run.fact_calls == [SCHEMA_FACT]
     script = "/opt/omero/server/tmp/omero-schema.sql"
@@ -360,7 +362,7 @@ def test_omero_schema_created(run_op):
         "-f '/var/backups/omero dumps/omero-5.6.15-before-5.6.16.pgdump'"], [], id="upgrade"),
 ])
 def test_stop_and_dump_before_upgrade(run_op, installed, commands, noops):
-    run = run_op(ops.stop_and_dump_before_upgrade, {"OmeroServerVersion": installed},
+    run = run_op(db_ops.stop_and_dump_before_upgrade, {"OmeroServerVersion": installed},
                  "/opt/omero/server/OMERO.server", "5.6.16", "systemctl stop omero-server.service",
                  "omero-server", "/var/backups/omero dumps", DB)
     assert run.fact_calls == [("OmeroServerVersion", {"symlink": "/opt/omero/server/OMERO.server"})]
@@ -370,7 +372,7 @@ def test_stop_and_dump_before_upgrade(run_op, installed, commands, noops):
 
 def test_connection_quotes():
     db = {"host": "db lab", "port": 5432, "user": "o'mero", "name": "my db"}
-    assert ops._connection(db) == "-h 'db lab' -p 5432 -U 'o'\"'\"'mero' -d 'my db'"
+    assert db_ops._connection(db) == "-h 'db lab' -p 5432 -U 'o'\"'\"'mero' -d 'my db'"
 
 
 # -- omero_schema_upgrade -------------------------------------------------------------------
@@ -389,7 +391,7 @@ UPGRADE = "/opt/omero/server/OMERO.server/sql/psql/OMERO5.4__0/OMERO5.3__1.sql"
                  id="an upgrade with scripts to apply"),
 ])
 def test_omero_schema_upgrade(run_op, schema, scripts, commands, noops):
-    run = run_op(ops.omero_schema_upgrade, {"OmeroSchemaVersion": schema, "Command": scripts},
+    run = run_op(db_ops.omero_schema_upgrade, {"OmeroSchemaVersion": schema, "Command": scripts},
                  "/opt/omero/server/OMERO.server", DB)
     assert run.fact_calls[0] == SCHEMA_FACT
     assert run.fact_calls[1:] == ([("Command", {"command": LS})] if schema else [])
@@ -566,12 +568,12 @@ def _certificate(days_left: int, names=("10.0.0.5", "omero.test"), key_matches=T
     pytest.param(_certificate(300, names=()), True, None, id="any names, ACME"),
 ])
 def test_certificate_due(current, elsewhere, reason):
-    due = ops.certificate_due(current, NAMES, 30, NOW, renewed_elsewhere=elsewhere)
+    due = tls_ops.certificate_due(current, NAMES, 30, NOW, renewed_elsewhere=elsewhere)
     assert (due is None) == (reason is None) and (reason is None or due.startswith(reason)), due
 
 
 def test_self_signed_certificate_made_beside_then_renamed(run_op):
-    run = run_op(ops.self_signed_certificate, {"TlsCertificate": None}, "/etc/tls/site.crt", "/etc/tls/site.key",
+    run = run_op(tls_ops.self_signed_certificate, {"TlsCertificate": None}, "/etc/tls/site.crt", "/etc/tls/site.key",
                  ["omero.test", "10.0.0.5", "fd00::5"], 30, 397)
     made, *owned, key, certificate = run.commands
     assert made.startswith("(umask 077 && openssl req -x509 -newkey ec ")
@@ -584,7 +586,7 @@ def test_self_signed_certificate_made_beside_then_renamed(run_op):
 
 
 def test_self_signed_certificate_kept_while_valid(run_op):
-    run = run_op(ops.self_signed_certificate, {"TlsCertificate": _certificate(100)}, "/etc/tls/site.crt",
+    run = run_op(tls_ops.self_signed_certificate, {"TlsCertificate": _certificate(100)}, "/etc/tls/site.crt",
                  "/etc/tls/site.key", NAMES, 30, 397)
     assert run.commands == [] and run.noops[0].startswith("/etc/tls/site.crt is valid until")
 
@@ -615,8 +617,9 @@ def test_systemd_running_a_timer(run_op):
                  ["/usr/local/sbin/omero-backup add /srv/dumps/omero-5.6.15-before-5.6.16.pgdump"], id="backups"),
 ])
 def test_dump_before_upgrade_kept_in_the_backups(run_op, backup_program, kept):
-    run = run_op(ops.stop_and_dump_before_upgrade, {"OmeroServerVersion": "5.6.15"}, "/opt/omero/server/OMERO.server",
-                 "5.6.16", "systemctl stop omero-server.service", "omero-server", "/srv/dumps",
+    run = run_op(db_ops.stop_and_dump_before_upgrade, {"OmeroServerVersion": "5.6.15"},
+                 "/opt/omero/server/OMERO.server", "5.6.16", "systemctl stop omero-server.service", "omero-server",
+                 "/srv/dumps",
                  {"host": "localhost", "port": 5432, "name": "omero", "user": "omero"}, backup_program=backup_program)
     assert run.commands[0] == "systemctl stop omero-server.service"
     assert "pg_dump -w -Fc" in run.commands[1]

@@ -6,7 +6,6 @@ import os
 import stat
 import subprocess
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from pyinfra.api.util import get_template
@@ -26,11 +25,10 @@ def hook(tmp_path):
     # nginx's check, as the hook calls it; the reload is the deploy's command, here a record.
     (bin_dir / "nginx").write_text("#!/bin/sh\nexit 0\n")
     (bin_dir / "nginx").chmod(0o755)
-    settings = SimpleNamespace(tls_dir=str(tls_dir), tls_renewed_hook="/usr/local/sbin/omero-tls-renewed",
-                               stamp=lambda step: str(tmp_path / f"{step}.done"))
     script = tmp_path / "omero-tls-renewed"
     script.write_text(get_template(str(ROOT / "templates/nginx/omero-tls-renewed.sh.j2")).render(
-        settings=settings, reload=f"touch {tmp_path}/reloaded"))
+        tls_dir=str(tls_dir), tls_renewed_hook="/usr/local/sbin/omero-tls-renewed",
+        reloaded_stamp=str(tmp_path / "nginx-reloaded.done"), reload=f"touch {tmp_path}/reloaded"))
     return script, tls_dir, bin_dir
 
 

@@ -1,0 +1,115 @@
+"""PostgreSQL and OMERO schema operations, idempotent as those of operations.py: the role,
+the database, the schema created once and upgraded, the dump before an upgrade."""
+
+import shlex
+
+from pyinfra import host
+from pyinfra.api import OperationError, QuoteString, StringCommand, operation
+from pyinfra.api.hiddenvalue import HiddenValue
+from pyinfra.facts.postgres import make_execute_psql_command
+from pyinfra.facts.server import Command
+
+from facts.omero import (
+    OmeroSchemaVersion,
+    OmeroServerVersion,
+    PostgresDatabaseOwner,
+    PostgresRoleVerifier,
+)
+
+from . import scram, server_steps
+
+
+@operation()
+def postgres_role(role: str, password: str, port: int = 5432):
+    """A login role whose password is ``password``; only its SCRAM verifier is sent."""
+    current = host.get_fact(PostgresRoleVerifier, role=role, port=port)
+    if current is not None and scram.scram_matches(password, current):
+        host.noop(f"role {role} exists with the wanted password")
+        return
+    verb = "CREATE" if current is None else "ALTER"
+    verifier = HiddenValue(scram.scram_verifier(password))
+    yield make_execute_psql_command(
+        StringCommand(f'{verb} ROLE "{role}" LOGIN PASSWORD', StringCommand("'", verifier, "'", _separator="")),
+        port=port,
+    )
+
+
+@operation()
+def postgres_database(database: str, owner: str, port: int = 5432):
+    """A UTF8 database owned by ``owner``."""
+    current = host.get_fact(PostgresDatabaseOwner, database=database, port=port)
+    if current is None:
+        yield make_execute_psql_command(
+            f'CREATE DATABASE "{database}" OWNER "{owner}" ENCODING \'UTF8\' TEMPLATE template0',
+            port=port)
+    elif current[1] != "UTF8":
+        raise OperationError(f"database {database} exists with encoding {current[1]}, not UTF8")
+    elif current[0] != owner:
+        yield make_execute_psql_command(f'ALTER DATABASE "{database}" OWNER TO "{owner}"', port=port)
+    else:
+        host.noop(f"database {database} exists, UTF8, owned by {owner}")
+
+
+def _connection(db: dict) -> str:
+    """psql/pg_dump options reaching the OMERO database as its role (with -w: ~/.pgpass)."""
+    return (f"-h {shlex.quote(db['host'])} -p {db['port']} -U {shlex.quote(db['user'])} "
+            f"-d {shlex.quote(db['name'])}")
+
+
+def _schema_version(db: dict) -> str | None:
+    return host.get_fact(OmeroSchemaVersion, host=db["host"], port=db["port"],
+                         database=db["name"], user=db["user"])
+
+
+@operation()
+def omero_schema(omero: str, omerodir: str, db: dict, script_dir: str, root_password: str):
+    """Create the OMERO schema once; never on a database that has one.
+
+    ``omero db script`` writes the SQL (with the root password's hash) to a file only the
+    server user can read, it is applied with psql, then removed.
+    """
+    version = _schema_version(db)
+    if version is not None:
+        host.noop(f"the database already holds OMERO schema {version}")
+        return
+    script = f"{script_dir}/{server_steps.SCHEMA_SCRIPT}"
+    env = f"OMERODIR={shlex.quote(omerodir)}"
+    psql = f"psql -XAw -v ON_ERROR_STOP=1 {_connection(db)}"
+    *words, password = server_steps.schema_script(omero, script, root_password)
+    yield StringCommand("umask 077 &&", env, *map(QuoteString, words), QuoteString(HiddenValue(password)))
+    yield f"{psql} -f {shlex.quote(script)} && rm -f {shlex.quote(script)}"
+
+
+@operation()
+def stop_and_dump_before_upgrade(symlink: str, version: str, stop: str, user: str, dump_dir: str,
+                                 db: dict, backup_program: str | None = None):
+    """When ``symlink`` points at another OMERO.server version than ``version``: stop that
+    server and dump the database (as ``user``, with its .pgpass) before anything moves;
+    with ``backup_program``, the dump goes into the host's backup repositories too."""
+    installed = host.get_fact(OmeroServerVersion, symlink=symlink)
+    if installed in (None, version):
+        host.noop(f"OMERO.server {version} is not an upgrade here")
+        return
+    yield stop
+    dump = f"{dump_dir}/{db['name']}-{installed}-before-{version}.pgdump"
+    yield f"runuser -u {shlex.quote(user)} -- pg_dump -w -Fc {_connection(db)} -f {shlex.quote(dump)}"
+    if backup_program:
+        yield StringCommand(QuoteString(backup_program), "add", QuoteString(dump))
+
+
+@operation()
+def omero_schema_upgrade(omerodir: str, db: dict):
+    """Apply the new server's upgrade scripts when its schema is newer than the database's."""
+    current = _schema_version(db)
+    if current is None:
+        host.noop("no schema yet: it will be created, not upgraded")
+        return
+    # Upgrade scripts are named sql/psql/<new version>/<old version>.sql.
+    scripts = host.get_fact(Command, command=(
+        f"ls {shlex.quote(omerodir)}/sql/psql/*/{shlex.quote(current)}.sql 2>/dev/null || true"))
+    if not scripts:
+        host.noop(f"schema {current} needs no upgrade")
+        return
+    psql = f"psql -XAw -v ON_ERROR_STOP=1 {_connection(db)}"
+    for script in scripts.split():
+        yield f"{psql} -f {shlex.quote(script)}"
