@@ -20,11 +20,19 @@ from .topology import BACKUP_REPOSITORY, DATABASE, SERVER, SFTP_HOST_ALIAS, WEB
 # On the omero_backup host: each account's authorized key, and how sshd confines the accounts.
 BACKUP_KEYS_DIR = "/etc/ssh/omero-backup-keys"
 BACKUP_SSHD_DROP_IN = "/etc/ssh/sshd_config.d/omero-backup.conf"
+# The program's modules (files/omero_backup), where the launcher files/omero-backup looks first.
+BACKUP_LIB_DIR = "/usr/local/lib/omero-backup"
 
 
 def _install(settings) -> None:
     packages = ["restic", "openssh-client" if settings.platform.is_debian else "openssh-clients"]
     kit.packages(settings, "Install restic", packages, epel="restic")
+    package = f"{BACKUP_LIB_DIR}/omero_backup"
+    for path in (BACKUP_LIB_DIR, package):
+        files.directory(name=f"Create {path}", path=path, user="root", group="root", mode="755")
+    for module in sorted((kit.FILES / "omero_backup").glob("*.py")):
+        files.put(name=f"Install omero-backup's {module.name}", src=str(module), dest=f"{package}/{module.name}",
+                  user="root", group="root", mode="644")
     files.put(name="Install omero-backup", src=str(kit.FILES / "omero-backup"), dest=settings.backup_program,
               user="root", group="root", mode="755")
     # One program: as omero-restore it restores.
@@ -91,7 +99,7 @@ def configure(settings) -> list[str]:
               dest=settings.backup_config_file, user="root", group="root", mode="600")
     backup_repositories(name="Create the backup repositories", program=settings.backup_program,
                         names=[name for name, _ in settings.backup_repositories])
-    return [settings.backup_program, settings.backup_config_file]
+    return [settings.backup_program, f"{BACKUP_LIB_DIR}/omero_backup/*.py", settings.backup_config_file]
 
 
 def schedule(settings, restart_sources: list[str]) -> None:

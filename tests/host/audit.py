@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from deploys import settings as site_settings
 from deploys import topology
+from deploys.backup import BACKUP_LIB_DIR
 from deploys.platform import detect
 
 from .testhosts import SystemdHost
@@ -177,7 +178,7 @@ def expected_from(settings, sshd: bool) -> Expected:
         if topology.DATABASE in roles:
             secret.add(settings.backup_dump_dir)
         sources |= {settings.backup_password_file, settings.backup_ssh_key_file}
-        trusted |= {settings.backup_config_dir, settings.backup_program, settings.restore_program}
+        trusted |= {settings.backup_config_dir, settings.backup_program, settings.restore_program, BACKUP_LIB_DIR}
     if settings.backup_clients:
         base = settings.backup_remote_dir
         # Each OMERO host's account is chrooted (sshd wants the chroot root's) into its repository.

@@ -1,21 +1,36 @@
-"""The parts of files/omero-backup (the program installed on the hosts) that need no host:
+"""The parts of files/omero_backup (the program installed on the hosts) that need no host:
 schedules, restic's times, the manifest's form, and the SQL it runs."""
 
 import datetime
 import os
 import re
-from importlib.machinery import SourceFileLoader
 from pathlib import Path
 
 import pytest
 
+from deploys.backup import BACKUP_LIB_DIR
 from deploys.grammar import timer_lines
+from files.omero_backup import backup, cli, drill, restic, restore, staging
 
 pytestmark = pytest.mark.unit
 
-PROGRAM = SourceFileLoader("omero_backup_program",
-                           str(Path(__file__).resolve().parents[2] / "files" / "omero-backup")).load_module()
+FILES = Path(__file__).resolve().parents[2] / "files"
+
+
 WEDNESDAY = datetime.datetime(2026, 11, 25, 12, 0)
+
+
+def test_the_launcher_imports_the_modules_from_where_the_deploy_installs_them():
+    launcher = (FILES / "omero-backup").read_text()
+    assert f'sys.path.insert(0, "{BACKUP_LIB_DIR}")' in launcher
+    assert launcher.index("sys.path.insert") < launcher.index("from omero_backup.cli import main")
+
+
+def test_the_command_line_is_the_one_program_s(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--help"])
+    assert exited.value.code == 0
+    assert "{run,check,add,status,snapshots,schedule,init,present,restic}" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("schedule, after, due", [
@@ -29,7 +44,7 @@ WEDNESDAY = datetime.datetime(2026, 11, 25, 12, 0)
     ("every 6h", WEDNESDAY, datetime.datetime(2026, 11, 25, 18, 0)),
 ])
 def test_supervisord_schedule_matches_the_systemd_timer(schedule, after, due):
-    assert PROGRAM.next_run(schedule, after) == due
+    assert drill.next_run(schedule, after) == due
     # The same grammar as the deploy's (the systemd side).
     assert timer_lines(schedule)
 
@@ -40,17 +55,17 @@ def test_supervisord_schedule_matches_the_systemd_timer(schedule, after, due):
     ("2026-11-25T21:33:18Z", datetime.datetime(2026, 11, 25, 21, 33, 18, tzinfo=datetime.timezone.utc)),
 ])
 def test_restic_times(text, expected):
-    assert PROGRAM.parse_time(text) == expected.timestamp()
+    assert drill.parse_time(text) == expected.timestamp()
 
 
 def test_manifest_parsed_from_psql_output():
     text = "public.samples\t200000\t123456789012345678901\npublic.empty\t0\t0\n\nlarge objects\t6\t42\n"
-    assert PROGRAM.parse_manifest(text) == {"public.samples": (200000, "123456789012345678901"),
+    assert backup.parse_manifest(text) == {"public.samples": (200000, "123456789012345678901"),
                                             "public.empty": (0, "0"), "large objects": (6, "42")}
 
 
 def test_manifest_sql_hashes_whole_rows_in_any_order():
-    sql = PROGRAM.MANIFEST_SQL
+    sql = restic.MANIFEST_SQL
     # Quoted once for format()'s literal, so the generated query reads ROW(r.*) of each table.
     assert "sum((''x'' || substr(md5(ROW(r.*)::text), 1, 16))::bit(64)::bigint::numeric)" in sql
     assert "FROM %I.%I r'" in sql and "\\gexec" in sql
@@ -73,7 +88,7 @@ def make_tree(root: Path, entries: dict) -> None:
 def listing(root: Path) -> dict:
     return {relative: (kind, (root / relative).read_text() if kind == "file" else
                        str((root / relative).readlink()) if kind == "symlink" else None)
-            for relative, kind in PROGRAM.tree_listing(str(root)).items()}
+            for relative, kind in restore.tree_listing(str(root)).items()}
 
 
 LIVE = {"Files/a": "live a", "Files/was-a-dir": "a file now", "ManagedRepository/rel": ("link", "../Files/a"),
@@ -89,7 +104,7 @@ def opened():
     fds = []
 
     def open_all(*paths):
-        fds.extend(os.open(path, PROGRAM.DIRECTORY) for path in paths)
+        fds.extend(os.open(path, staging.DIRECTORY) for path in paths)
         return fds[-len(paths):]
     yield open_all
     for fd in fds:
@@ -105,12 +120,12 @@ def test_swap_interrupted_after_any_rename_is_undone_exactly(tmp_path, opened, d
     before, staged = listing(data), listing(tree)
     live_names, new_names = sorted(p.name for p in data.iterdir()), sorted(p.name for p in tree.iterdir())
     fds = opened(data, tree, old)
-    for step in PROGRAM.swap_steps(*fds, live_names, new_names)[:done]:
-        PROGRAM.rename(step)
-    PROGRAM.unswap(*fds, live_names, new_names)
+    for step in staging.swap_steps(*fds, live_names, new_names)[:done]:
+        staging.rename(step)
+    staging.unswap(*fds, live_names, new_names)
     assert listing(data) == before and listing(tree) == staged and not list(old.iterdir())
     # Undoing twice (a rollback itself interrupted, then run again) changes nothing more.
-    PROGRAM.unswap(*fds, live_names, new_names)
+    staging.unswap(*fds, live_names, new_names)
     assert listing(data) == before
 
 
@@ -120,9 +135,9 @@ def test_swap_puts_exactly_the_restored_tree_in_place(tmp_path, opened):
     make_tree(tree, NEW)
     old.mkdir()
     staged = listing(tree)
-    for step in PROGRAM.swap_steps(*opened(data, tree, old), sorted(p.name for p in data.iterdir()),
+    for step in staging.swap_steps(*opened(data, tree, old), sorted(p.name for p in data.iterdir()),
                                    sorted(p.name for p in tree.iterdir())):
-        PROGRAM.rename(step)
+        staging.rename(step)
     assert listing(data) == staged
 
 
@@ -142,9 +157,9 @@ def restore_setup(tmp_path):
     state.mkdir()
     config = {"data_dir": str(data), "state_dir": str(state), "services": {"stop": [], "start": []}}
     journal = {"phase": "staging", "snapshot": "0123abcd"}
-    with PROGRAM.Staging(str(data)) as staging:
-        PROGRAM.prepare_staging(config, staging, journal)
-    tree = data / PROGRAM.STAGING / "new" / str(data).lstrip("/")
+    with staging.Staging(str(data)) as area:
+        restore.prepare_staging(config, area, journal)
+    tree = data / restic.STAGING / "new" / str(data).lstrip("/")
     make_tree(tree, NEW)
     os.chown(tree, 1234, 1234)
     return data, config, journal
@@ -172,40 +187,40 @@ def test_staging_refuses_what_is_planted_before_it(tmp_path, what):
     make_tree(data, LIVE)
     make_tree(victim, VICTIM)
     state.mkdir()
-    plant(data / PROGRAM.STAGING, what, victim)
+    plant(data / restic.STAGING, what, victim)
     before, victim_before = listing(data), listing(victim)
     config = {"data_dir": str(data), "state_dir": str(state)}
-    with pytest.raises(PROGRAM.Failure, match=re.escape(str(data / PROGRAM.STAGING))), \
-            PROGRAM.Staging(str(data)) as staging:
-        PROGRAM.prepare_staging(config, staging, {"phase": "staging"})
+    with pytest.raises(restic.Failure, match=re.escape(str(data / restic.STAGING))), \
+            staging.Staging(str(data)) as area:
+        restore.prepare_staging(config, area, {"phase": "staging"})
     assert listing(data) == before and listing(victim) == victim_before
     assert not (state / "restore-journal.json").exists()
 
 
 def test_staging_left_by_root_without_a_journal_is_made_anew(tmp_path):
     data, state = tmp_path / "OMERO", tmp_path / "state"
-    make_tree(data, {f"{PROGRAM.STAGING}/new/OMERO/Files/a": "half restored", "Files/a": "live"})
-    (data / PROGRAM.STAGING).chmod(0o700)
+    make_tree(data, {f"{restic.STAGING}/new/OMERO/Files/a": "half restored", "Files/a": "live"})
+    (data / restic.STAGING).chmod(0o700)
     state.mkdir()
     journal = {"phase": "staging"}
-    with PROGRAM.Staging(str(data)) as staging:
-        PROGRAM.prepare_staging({"data_dir": str(data), "state_dir": str(state)}, staging, journal)
-    info = os.lstat(data / PROGRAM.STAGING)
+    with staging.Staging(str(data)) as area:
+        restore.prepare_staging({"data_dir": str(data), "state_dir": str(state)}, area, journal)
+    info = os.lstat(data / restic.STAGING)
     assert journal["files"]["staging"] == [info.st_dev, info.st_ino]
-    assert sorted(p.name for p in (data / PROGRAM.STAGING).iterdir()) == ["new", "old"]
-    assert not list((data / PROGRAM.STAGING / "new").iterdir())
+    assert sorted(p.name for p in (data / restic.STAGING).iterdir()) == ["new", "old"]
+    assert not list((data / restic.STAGING / "new").iterdir())
 
 
 def test_restore_staged_swapped_and_rolled_back_through_descriptors(tmp_path):
     data, config, journal = restore_setup(tmp_path)
     before = listing(data)
-    staged = listing(data / PROGRAM.STAGING / "new" / str(data).lstrip("/"))
-    PROGRAM.swap_files(config, journal)
-    assert {path: entry for path, entry in listing(data).items() if not path.startswith(PROGRAM.STAGING)} \
+    staged = listing(data / restic.STAGING / "new" / str(data).lstrip("/"))
+    restore.swap_files(config, journal)
+    assert {path: entry for path, entry in listing(data).items() if not path.startswith(restic.STAGING)} \
         == staged
     assert os.lstat(data).st_uid == 1234  # the restored tree's owner
-    PROGRAM.roll_back(config, journal)
-    assert listing(data) == {path: entry for path, entry in before.items() if not path.startswith(PROGRAM.STAGING)}
+    staging.roll_back(config, journal)
+    assert listing(data) == {path: entry for path, entry in before.items() if not path.startswith(restic.STAGING)}
     assert os.lstat(data).st_uid == ACCOUNT
 
 
@@ -214,15 +229,15 @@ def test_restore_staged_swapped_and_rolled_back_through_descriptors(tmp_path):
 def test_staging_swapped_by_the_account_is_refused(tmp_path, step, what):
     data, config, journal = restore_setup(tmp_path)
     if step == "roll back after the swap":
-        PROGRAM.swap_files(config, journal)
+        restore.swap_files(config, journal)
     victim = tmp_path / "victim"
     make_tree(victim, VICTIM)
     # The account, between two steps of the restore: the staging area renamed away, another thing in its place.
-    (data / PROGRAM.STAGING).rename(data / "moved")
-    plant(data / PROGRAM.STAGING, what, victim)
+    (data / restic.STAGING).rename(data / "moved")
+    plant(data / restic.STAGING, what, victim)
     before, victim_before = listing(data), listing(victim)
-    action = {"swap": PROGRAM.swap_files, "clean up": PROGRAM.clean_up}.get(step, PROGRAM.roll_back)
-    with pytest.raises(PROGRAM.Failure, match=re.escape(str(data / PROGRAM.STAGING))):
+    action = {"swap": restore.swap_files, "clean up": staging.clean_up}.get(step, staging.roll_back)
+    with pytest.raises(restic.Failure, match=re.escape(str(data / restic.STAGING))):
         action(config, journal)
     assert listing(data) == before and listing(victim) == victim_before
     assert os.lstat(victim).st_uid == 0 and (tmp_path / "state" / "restore-journal.json").exists()
@@ -245,11 +260,11 @@ def test_data_directory_reached_only_through_roots_directories(tmp_path, layout,
         (tmp_path / "elsewhere").mkdir()
         (shared / "OMERO").symlink_to(tmp_path / "elsewhere")
     if refused:
-        with pytest.raises(PROGRAM.Failure, match=re.escape(str(tmp_path / refused))):
-            PROGRAM.open_data_dir(str(shared / "OMERO"))
+        with pytest.raises(restic.Failure, match=re.escape(str(tmp_path / refused))):
+            staging.open_data_dir(str(shared / "OMERO"))
         assert not (tmp_path / "elsewhere").exists() or not list((tmp_path / "elsewhere").iterdir())
     else:
-        fd = PROGRAM.open_data_dir(str(shared / "OMERO"))  # made when missing
+        fd = staging.open_data_dir(str(shared / "OMERO"))  # made when missing
         assert os.path.samestat(os.fstat(fd), os.lstat(shared / "OMERO"))
         os.close(fd)
 
@@ -268,7 +283,7 @@ def test_data_directory_reached_only_through_roots_directories(tmp_path, layout,
 def test_links_pointing_outside_the_data_directory(tmp_path, link, target, outside):
     make_tree(tmp_path, {"imports/a.tif": "pixels", "OMERO/Files/f": "f", "OMERO-other/f": "o",
                          f"OMERO/{link}": ("link", target.format(tmp=tmp_path))})
-    found = PROGRAM.outside_links(str(tmp_path / "OMERO"), [str(tmp_path / "OMERO" / "Thumbnails")])
+    found = backup.outside_links(str(tmp_path / "OMERO"), [str(tmp_path / "OMERO" / "Thumbnails")])
     assert [entry[0] for entry in found] == ([str(tmp_path / "OMERO" / link)] if outside else [])
 
 
@@ -282,7 +297,7 @@ def test_link_targets_backed_up_or_named(tmp_path, enabled, readable, chosen, wh
     make_tree(tmp_path, {"imports/a.tif": "pixels"})
     links = [("/OMERO/dangling", str(tmp_path / "gone")), ("/OMERO/a", str(tmp_path / "imports" / "a.tif")),
              ("/OMERO/dir", str(tmp_path / "imports")), ("/OMERO/root", "/")]
-    targets, missed = PROGRAM.link_targets(links, enabled, "/OMERO", readable=lambda path: readable)
+    targets, missed = backup.link_targets(links, enabled, "/OMERO", readable=lambda path: readable)
     # A target inside another chosen one is backed up with it.
     assert targets == [path.format(tmp=tmp_path) for path in chosen]
     assert [entry[2] for entry in missed] == why
@@ -299,11 +314,11 @@ def test_snapshot_listing_against_the_restored_tree():
         '{"name":"dump","type":"dir","path":"/var/lib/omero-backup/dump","struct_type":"node"}',
         '{"name":"OMERO-other","type":"dir","path":"/OMERO-other","struct_type":"node"}',
     ])
-    expected = PROGRAM.snapshot_listing(output, "/OMERO")
+    expected = restore.snapshot_listing(output, "/OMERO")
     assert expected == {"Files": "dir", "Files/a": "file", "Files/l": "symlink", "Files/p": "other"}
-    assert PROGRAM.listing_differences(expected, expected) == []
+    assert restore.listing_differences(expected, expected) == []
     found = {**expected, "Files/l": "file", "Files/extra": "file"}
     del found["Files/a"]
-    assert PROGRAM.listing_differences(expected, found) == [
+    assert restore.listing_differences(expected, found) == [
         "Files/a: file in the snapshot, absent restored", "Files/extra: absent in the snapshot, file restored",
         "Files/l: symlink in the snapshot, file restored"]
