@@ -186,7 +186,8 @@ def test_two_venvs_and_the_data_tools(planned):
     icepy = ("/opt/omero/analysis/user-venv/bin/pip install --no-index --find-links /opt/omero/wheels "
              "zeroc-ice==3.6.5")
     assert run.commands.index(icepy) < run.commands.index(users)
-    assert "omero_movein/png2tiff.py" in run.uploads[WHEEL]
+    for module in ("png2tiff", "positions", "conversion"):
+        assert f"omero_movein/{module}.py" in run.uploads[WHEEL]
     install = f"/opt/omero/analysis/user-venv/bin/pip install --quiet --no-deps --no-index --force-reinstall {WHEEL}"
     assert run.commands.index(users) < run.commands.index(install)
     assert run.commands[run.commands.index(install) + 1] == "touch /var/lib/omero-pyinfra/omero-movein-installed.done"

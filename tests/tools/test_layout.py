@@ -43,6 +43,7 @@ def test_both_commands_share_the_roi_model_and_file_name_parsing():
     graph = package_imports()
 
     assert "rois" in graph["omexml"] and "rois" in graph["upload"]  # the two ROI writers, one model
-    assert "filenames" in graph["png2tiff"] and "filenames" in graph["rois"]
+    assert "filenames" in graph["positions"] and "filenames" in graph["rois"]
     # Neither writer nor the model depends on a command.
-    assert not {"masks2rois", "png2tiff"} & (graph["rois"] | graph["omexml"] | graph["upload"])
+    assert not {"masks2rois", "png2tiff", "positions", "conversion"} & (
+        graph["rois"] | graph["omexml"] | graph["upload"])

@@ -10,7 +10,7 @@ import pytest
 import tifffile
 from ome_types import from_xml
 
-from omero_movein import png2tiff
+from omero_movein import conversion, png2tiff, positions
 from omero_movein.errors import MoveInError
 
 from .movein_data import (
@@ -81,14 +81,14 @@ def test_position_round_trip_keeps_every_plane_and_the_metadata(tmp_path):
 
 
 def test_tree_is_mirrored_one_ome_tiff_per_position_in_parallel(lab_tree, tmp_path, capsys):
-    root, positions = lab_tree
+    root, written = lab_tree
     output = tmp_path / "out"
 
     code = png2tiff.main([str(root), str(output), "--jobs", "2"])
 
     assert code == 0
     assert leftovers(output) == ["pos01.ome.tif", "pos02.ome.tif", "pos07.ome.tif"]
-    for position, planes in positions.items():
+    for position, planes in written.items():
         pages, ome = read_back(output / f"{position}.ome.tif")
         assert_same_planes(pages, xyzct(planes))
         assert ome.images[0].name == position
@@ -171,8 +171,8 @@ def test_planes_are_streamed_not_held_in_memory(tmp_path):
 
     tracemalloc.start()
     try:
-        [position] = png2tiff.find_positions(tmp_path / "pos")
-        png2tiff.convert_position(position, tmp_path / "pos.ome.tif", "pos", png2tiff.Options(jobs=2))
+        [position] = positions.find_positions(tmp_path / "pos")
+        conversion.convert_position(position, tmp_path / "pos.ome.tif", "pos", positions.Options(jobs=2))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -261,13 +261,13 @@ def test_planes_are_decoded_by_several_threads_at_once(tmp_path, monkeypatch):
     planes = write_position(tmp_path / "pos", size_t=2)
     # Each decode waits until another thread is decoding too: one decoder alone would break the barrier.
     together = threading.Barrier(2, timeout=10)
-    decode = png2tiff.read_plane
+    decode = conversion.read_plane
 
     def decode_beside_another(path, shape, dtype):
         together.wait()
         return decode(path, shape, dtype)
 
-    monkeypatch.setattr(png2tiff, "read_plane", decode_beside_another)
+    monkeypatch.setattr(conversion, "read_plane", decode_beside_another)
 
     assert png2tiff.main([str(tmp_path / "pos"), str(tmp_path / "pos.ome.tif"), "--jobs", "2"]) == 0
 
@@ -407,7 +407,7 @@ def test_existing_output_is_kept_unless_overwrite(tmp_path, capsys):
 
 
 def test_bad_position_in_a_tree_fails_alone(lab_tree, tmp_path, capsys):
-    root, positions = lab_tree
+    root, planes = lab_tree
     bad_file = root / POSITIONS[1] / plane_file(0, "GFP", 0)
     bad_file.write_bytes(b"not a png")
 
@@ -417,17 +417,17 @@ def test_bad_position_in_a_tree_fails_alone(lab_tree, tmp_path, capsys):
     assert f"error: {bad_file}: unreadable image" in capsys.readouterr().err
     assert leftovers(tmp_path / "out") == ["pos01.ome.tif", "pos07.ome.tif"]
     for position in (POSITIONS[0], POSITIONS[2]):
-        assert_same_planes(read_back(tmp_path / "out" / f"{position}.ome.tif")[0], xyzct(positions[position]))
+        assert_same_planes(read_back(tmp_path / "out" / f"{position}.ome.tif")[0], xyzct(planes[position]))
 
 
 def test_scan_reports_a_non_numeric_t(tmp_path):
     write_position(tmp_path / "pos", size_t=1, size_z=1)
     pattern = r"img_(?P<t>\w+)_(?P<c>.+)_(?P<z>\d+)\.png"
-    [position] = png2tiff.find_positions(tmp_path / "pos", pattern)
+    [position] = positions.find_positions(tmp_path / "pos", pattern)
     (tmp_path / "pos" / "img_first_DAPI_000.png").touch()
 
     with pytest.raises(MoveInError, match="t='first' from the file name is not a number"):
-        png2tiff.scan_position(position)
+        positions.scan_position(position)
 
 
 def test_command_line_exit_code_and_message(tmp_path):
