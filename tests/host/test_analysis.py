@@ -10,6 +10,7 @@ nothing."""
 import json
 import re
 import secrets
+import shlex
 import socket
 import ssl
 import time
@@ -23,8 +24,9 @@ import websocket
 from deploys.secrets import generated
 from omero_image.base import run
 
+from ..docs_commands import block
 from .audit import Listener, assert_clean
-from .testhosts import PODMAN_ENV, ROOT, SUBNET, SystemdHost, deployed, hosts_with_changes
+from .testhosts import ADMIN, PODMAN_ENV, ROOT, SUBNET, SystemdHost, deployed, hosts_with_changes
 
 HOST_NAME, HOST_ADDRESS = "analysis", f"{SUBNET}.120"
 WEB_NAME, HUB_NAME = "omero.analysis.test", "jupyter.analysis.test"
@@ -401,3 +403,15 @@ def test_permission_audit(analysis, secrets_dir):
     # The member's single-user server, still running, listens on 127.0.0.1 (a port the hub picks).
     assert_clean(analysis, secrets_dir, values=(MAIL_PASSWORD,),
                  listeners=(Listener(None, "127.0.0.1", owner=MEMBER),))
+
+
+def test_the_documented_commands_let_a_member_in_and_out(analysis, trust):
+    """docs/analysis.md's two lines, as written, typed by the host's administrator (sudo)."""
+    let_in, let_out = block("docs/analysis.md", "sudo usermod -aG jupyterhub-users alice      "
+                                                "# alice may now log in").splitlines()
+    password = secrets.token_urlsafe(12)
+    analysis.run(f"useradd --create-home --shell /bin/bash alice && echo 'alice:{password}' | chpasswd")
+    for command, answer in ((None, 403), (let_in, 302), (let_out, 403)):
+        if command:
+            analysis.run(f"runuser -u {ADMIN} -- sh -e -c {shlex.quote(command)}")
+        assert log_in(trust, "alice", password)[1].status_code == answer, command

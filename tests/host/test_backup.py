@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from ..docs_commands import blocks
 from .audit import assert_clean
 from .checks import login_page, secret
 from .testhosts import ROOT, SUBNET, SystemdHost, deploy, deployed_together, hosts_with_changes, wait_for
@@ -480,14 +481,8 @@ DOCUMENTED = [
 
 
 def documented_commands() -> list[str]:
-    readme = (ROOT / "README.md").read_text()
-    backups = readme[readme.index("\n## Backups\n"):]
-    backups = backups[:backups.index("\n## ", 1)]
-    commands = []
-    for text in (backups, (ROOT / "docs" / "backup.md").read_text()):
-        for block in re.findall(r"^```sh\n(.*?)^```$", text, re.MULTILINE | re.DOTALL):
-            commands += [line for line in block.splitlines() if line.strip()]
-    return commands
+    return [line for block in blocks() if (block.path, block.section) == ("README.md", "Backups")
+            or block.path == "docs/backup.md" for line in block.text.splitlines() if line.strip()]
 
 
 def test_documented_commands_work_as_written(site):

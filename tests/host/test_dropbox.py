@@ -3,9 +3,12 @@ directories as an omero_server host gets them (the server itself needs the zip, 
 cannot be had here), a second run that changes nothing, then a user's folder made as the
 README says and used by two lab accounts, and the option turned off again."""
 
+import shlex
+
 import pytest
 
-from .testhosts import SUBNET, SystemdHost, host_data, hosts_with_changes, pyinfra, write_inventory
+from ..docs_commands import block
+from .testhosts import ADMIN, SUBNET, SystemdHost, host_data, hosts_with_changes, pyinfra, write_inventory
 
 DEPLOY = "tests/host/deploy_dropbox.py"
 DROPBOX = "/OMERO/DropBox"
@@ -50,7 +53,9 @@ def test_second_run_changes_nothing(host):
 def test_a_users_folder_as_the_readme_makes_it(host):
     for account in ("amy", "bob"):
         host.run(f"id {account} >/dev/null 2>&1 || useradd -m -s /bin/sh {account}")
-    host.run(f"install -d -o amy -g omero -m 2770 {DROPBOX}/amy")
+    # The README's command as written, typed by the host's administrator (sudo, not root).
+    readme = block("README.md", "sudo install -d -o amy -g omero -m 2770 /OMERO/DropBox/amy")
+    host.run(f"runuser -u {ADMIN} -- sh -e -c {shlex.quote(readme)}")
     # amy copies in a file and a folder of files, with the usual umask (022).
     as_user(host, "amy", f"umask 022 && cp /etc/hostname {DROPBOX}/amy/a.tif && mkdir {DROPBOX}/amy/run1 "
                          f"&& echo plane > {DROPBOX}/amy/run1/b.tif")

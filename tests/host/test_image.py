@@ -19,6 +19,7 @@ import pytest
 from deploys.options import DEFAULTS
 from omero_image import build
 
+from ..docs_commands import block
 from .audit import Expected, Listener, audit
 from .checks import login_page
 from .testhosts import (
@@ -256,6 +257,53 @@ def test_apptainer_style_user_read_only_root_and_env_ports(image, tmp_path):
         assert {path.stat().st_uid for path in state.rglob("*")} == {uid}
     finally:
         started.remove()
+
+
+def readme_commands(first: str, tag: str) -> list[str]:
+    """A README block's commands, continued lines joined, the image's name replaced by ``tag``."""
+    text = block("README.md", first).replace("\\\n", " ").replace("localhost/omero-pyinfra:<tag>", tag)
+    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_the_readmes_podman_commands(image, tmp_path):
+    """The README's podman lines as a sysadmin types them, in a directory holding
+    artifacts/omero-image.tar (the tarball the tests built). Their fixed names and ports
+    are a sysadmin's: the test refuses to touch ones that already exist."""
+    tag, tarball, _ = image
+    assert podman("container", "exists", "omero", check=False).returncode != 0, "a container 'omero' exists"
+    assert podman("volume", "exists", "omero-state", check=False).returncode != 0, "a volume 'omero-state' exists"
+    (tmp_path / "artifacts").mkdir()
+    (tmp_path / "artifacts" / "omero-image.tar").symlink_to(tarball)
+    (tmp_path / "omero-state").mkdir()
+    os.chown(tmp_path / "omero-state", 1000, 1000)
+    env = {**PODMAN_ENV, "HOME": str(tmp_path)}
+
+    def typed(command: str) -> str:
+        ran = subprocess.run(["bash", "-e", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True,
+                             timeout=600)
+        assert ran.returncode == 0, (command, ran.stderr[-2000:])
+        return ran.stdout
+
+    as_root = readme_commands("# Podman (or Docker: the same with docker)", tag)
+    as_user = readme_commands("# as a user, read-only, a directory of yours (as Apptainer runs it)", tag)
+    assert [command.split()[:2] for command in as_root] == \
+        [["podman", "load"], ["podman", "run"], ["podman", "exec"], ["podman", "exec"]]
+    user_container = ""
+    try:
+        typed(as_root[0])
+        typed(as_root[1])
+        wait_for(lambda: login_page("http://127.0.0.1:8080"), "the README's container's login page", 180)
+        password = typed(as_root[2]).strip()
+        SEEN_PASSWORDS.append(password)
+        assert len(password) >= 16, "no generated database password"
+        wait_for(lambda: typed(as_root[3]).count("RUNNING") == 4, "every program RUNNING", 30)
+        (command,) = as_user
+        user_container = typed(command).strip()
+        wait_for(lambda: login_page("http://127.0.0.1:8181"), "the README's user container's login page", 180)
+        assert {path.stat().st_uid for path in (tmp_path / "omero-state").rglob("*")} == {1000}
+    finally:
+        podman("rm", "-f", "-t", "10", "omero", *filter(None, [user_container]), check=False)
+        podman("volume", "rm", "-f", "omero-state", check=False)
 
 
 def test_a_second_container_on_a_state_in_use_refuses(image, volume):

@@ -22,6 +22,7 @@ import pytest
 from deploys.options import DEFAULTS
 from deploys.webapps import APPS
 
+from ..docs_commands import blocks
 from .checks import login_page
 from .test_backup import DATA_DIR, WRITE_DATA, WRITE_FILES, database_content, files_content, status, without_caches
 from .testhosts import (
@@ -38,7 +39,6 @@ from .testhosts import (
     write_inventory,
 )
 
-DOC = ROOT / "docs" / "upgrade.md"
 WEB_SECTION, MOVE_SECTION = "OMERO.web and its apps", "Moving to a new host (and a newer OS)"
 OLD_HOST, YOUR_MACHINE, NEW_HOST = "the old host", "your machine", "the new host"
 # Every block of the document, each run by one fixture below.
@@ -56,21 +56,13 @@ SITE_CONFIG = {"omero_web_config": {"omero.web.page_size": 123}}
 
 def doc_blocks() -> dict[tuple[str, str], str]:
     """docs/upgrade.md's ``sh`` blocks by (section, where the first line says they run)."""
-    blocks, section, block = {}, "", None
-    for line in DOC.read_text().splitlines():
-        text = line.strip()
-        if line.startswith("## "):
-            section = line[3:]
-        elif text == "```sh":
-            block = []
-        elif text == "```" and block is not None:
-            where = block[0].removeprefix("# on ").split(",")[0]
-            assert (section, where) not in blocks, f"two blocks for {where} in {section}"
-            blocks[(section, where)] = "\n".join(block) + "\n"
-            block = None
-        elif block is not None:
-            block.append(text)
-    return blocks
+    found = {}
+    for block in blocks():
+        if block.path == "docs/upgrade.md":
+            where = block.first.removeprefix("# on ").split(",")[0]
+            assert (block.section, where) not in found, f"two blocks for {where} in {block.section}"
+            found[(block.section, where)] = block.text
+    return found
 
 
 def on_host(host, section: str, where: str) -> subprocess.CompletedProcess:
