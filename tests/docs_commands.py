@@ -69,16 +69,16 @@ NO_APPTAINER = ("Apptainer is not installed on this machine (nor packaged for De
                 "runs the image as Apptainer does (another uid, read-only root, a bound state, ports "
                 "from the environment) with podman")
 
+DEPLOY_COMMAND = "scripts/deploy inventories/<site>.py     # deploy (makes its own venv in .venv on first use)"
 MOVE = ("docs/upgrade.md", "Moving to a new host (and a newer OS)")
 
 # (file, section, first line) -> who runs the block, or why nobody does.
 CLAIMS: dict[tuple[str, str, str], Claim] = {
-    ("README.md", "The two commands",
-     "scripts/deploy inventories/<site>.py     # deploy (makes its own venv in .venv on first use)"):
-        Claim(reason="scripts/test is this suite's own runner (every CI run types it), and scripts/deploy's "
-                     "first step (re)installs the checkout into the venv, which here is the one the parallel "
-                     "test runs share; the rest of scripts/deploy is `pyinfra <inventory> deploy.py`, which "
-                     "every host test runs (tests/host/testhosts.py::pyinfra)"),
+    ("README.md", "The two commands", DEPLOY_COMMAND):
+        Claim(test="tests/host/test_systemd.py::test_the_readmes_deploy_command",
+              substituted="inventories/<site>.py: the test's inventory; the venv made on first use in a "
+                          "scratch directory (OMERO_PYINFRA_VENV), not the checkout's, which the test run uses. "
+                          "The block's second line, scripts/test, is this suite's own runner (.ci/run types it)"),
     ("README.md", "OMERO.dropbox: import by copying files into a folder",
      "sudo install -d -o amy -g omero -m 2770 /OMERO/DropBox/amy"):
         Claim(test="tests/host/test_dropbox.py::test_a_users_folder_as_the_readme_makes_it"),

@@ -3,7 +3,9 @@ sudo user, checked as a sysadmin would: units enabled, active and ordered as sys
 them, the page through nginx, nothing listening where it should not, a second run that
 changes nothing, a reboot and crashes recovered by systemd alone."""
 
+import shlex
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -11,9 +13,20 @@ import psycopg2
 import pytest
 import requests
 
+from ..docs_commands import DEPLOY_COMMAND, block
 from .audit import assert_clean, audit, expected_for
 from .checks import login_page, secret, stylesheet
-from .testhosts import EXTRA_CA_CERTIFICATES, ROOT, SUBNET, SystemdHost, deployed, hosts_with_changes, pyinfra, wait_for
+from .testhosts import (
+    CLEAN_ENV,
+    EXTRA_CA_CERTIFICATES,
+    ROOT,
+    SUBNET,
+    SystemdHost,
+    deployed,
+    hosts_with_changes,
+    pyinfra,
+    wait_for,
+)
 
 WEB_OMERODIR = "/opt/omero/web/OMERO.web"
 POSTGRES = "postgresql@15-main.service"
@@ -112,6 +125,19 @@ def test_lab_ca_certificates_trusted(host):
 
 
 def test_second_run_changes_nothing(host):
+    assert hosts_with_changes(host.inventory) == {}
+
+
+def test_the_readmes_deploy_command(host, tmp_path):
+    """README's deploy command as written, the test's inventory for its placeholder, on its
+    first use (no venv yet: it makes its own)."""
+    command = block("README.md", DEPLOY_COMMAND).splitlines()[0]
+    command = command.replace("inventories/<site>.py", shlex.quote(str(host.inventory)))
+    venv = tmp_path / "venv"
+    result = subprocess.run(["bash", "-c", command], cwd=ROOT, env={**CLEAN_ENV, "OMERO_PYINFRA_VENV": str(venv)},
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert (venv / "bin" / "pyinfra").is_file()
     assert hosts_with_changes(host.inventory) == {}
 
 
