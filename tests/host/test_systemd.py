@@ -130,12 +130,12 @@ def test_second_run_changes_nothing(host):
 
 def test_the_readmes_deploy_command(host, tmp_path):
     """README's deploy command as written, the test's inventory for its placeholder, on its
-    first use (no venv yet: it makes its own)."""
+    first use (no venv yet: it makes its own); Enter pressed at pyinfra's prompt."""
     command = block("README.md", DEPLOY_COMMAND).splitlines()[0]
     command = command.replace("inventories/<site>.py", shlex.quote(str(host.inventory)))
     venv = tmp_path / "venv"
     result = subprocess.run(["bash", "-c", command], cwd=ROOT, env={**CLEAN_ENV, "OMERO_PYINFRA_VENV": str(venv)},
-                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
+                            input="\n", capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert (venv / "bin" / "pyinfra").is_file()
     assert hosts_with_changes(host.inventory) == {}
