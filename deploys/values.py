@@ -17,9 +17,13 @@ class Endpoint:
 
     def __str__(self) -> str:
         """The form nginx and gunicorn read: ``port``, ``address:port`` or ``[v6]:port``."""
-        if self.address is None:
-            return str(self.port)
-        return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
+        return str(self.port) if self.address is None else f"{self.host}:{self.port}"
+
+    @property
+    def host(self) -> str:
+        """The address as written before ``:port`` (an IPv6 one in brackets), for an endpoint
+        whose port is given elsewhere (a container's, read at its start)."""
+        return f"[{self.address}]" if ":" in self.address else self.address
 
     @property
     def local(self) -> "Endpoint":

@@ -79,7 +79,7 @@ def start(settings, host_cpus: int, restart_sources: list[str]) -> None:
     bind, count, environment = settings.web_bind, workers(settings, host_cpus), {"OMERODIR": settings.web_omerodir}
     if settings.image_build:
         # A container's port and workers.
-        bind = f"{str(settings.web_bind).rsplit(':', 1)[0]}:{container.expansion(container.WEB_PORT)}"
+        bind = f"{settings.web_bind.host}:{container.expansion(container.WEB_PORT)}"
         count = container.expansion(container.WEB_WORKERS)
     services.program(
         settings, "omero-web",

@@ -160,7 +160,7 @@ def _manifest(settings: Settings, with_server: bool) -> dict:
         "web_omerodir": settings.web_omerodir,
         "web_omero": settings.web_omero,
         "web_config_dir": settings.web_config_dir,
-        "web_bind_host": str(settings.web_bind).rsplit(":", 1)[0],
+        "web_bind_host": settings.web_bind.host,
         "web_port": settings.web_bind.port,
         "web_workers": settings.web_workers,
         "nginx_user": platform.nginx_user,

@@ -19,6 +19,15 @@ def test_endpoint_text_and_local_url(endpoint, text, url):
     assert (str(endpoint), f"{endpoint}", endpoint.local_url) == (text, text, url)
 
 
+@pytest.mark.parametrize("endpoint, host", [
+    (Endpoint("127.0.0.1", 4080), "127.0.0.1"),
+    (Endpoint("::1", 4080), "[::1]"),
+    (Endpoint("localhost", 4080), "localhost"),
+])
+def test_endpoint_host_as_written_before_its_port(endpoint, host):
+    assert endpoint.host == host
+
+
 @pytest.mark.parametrize("one, other, clash", [
     (Endpoint("127.0.0.1", 80), Endpoint(None, 80), True),
     (Endpoint("127.0.0.1", 80), Endpoint("::", 80), True),
