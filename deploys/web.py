@@ -76,7 +76,7 @@ def workers(settings, host_cpus: int) -> int:
 
 
 def start(settings, host_cpus: int, restart_sources: list[str]) -> None:
-    bind, count, environment = settings.web_bind, workers(settings, host_cpus), {"OMERODIR": settings.web_omerodir}
+    bind, count = settings.web_bind, workers(settings, host_cpus)
     if settings.image_build:
         # A container's port and workers.
         bind = f"{settings.web_bind.host}:{container.expansion(container.WEB_PORT)}"
@@ -90,7 +90,7 @@ def start(settings, host_cpus: int, restart_sources: list[str]) -> None:
         command=(f"{settings.web_gunicorn} --bind {bind} --reuse-port "
                  f"--workers {count} --threads 1 --timeout {settings.web_request_timeout} "
                  f"--max-requests 500 omeroweb.wsgi:application"),
-        user=settings.web_user, environment=environment,
+        user=settings.web_user, environment={"OMERODIR": settings.web_omerodir},
         directory=settings.web_omerodir, unit_template="systemd/omero-web.service.j2", umask="0027",
         writable=(f"{settings.web_omerodir}/var", settings.web_home),
         unit_values={"roles": settings.roles, "postgres_unit": settings.platform.postgres_unit},
