@@ -4,13 +4,15 @@ import subprocess
 
 import pytest
 
+from .farm import farm_site
 from .testhosts import KEEP, PODMAN_ENV, WORK, remove_leftovers, wait_for
 
 KINDS = {"test_systemd": "systemd", "test_https": "systemd", "test_split": "systemd", "test_debian13": "systemd",
          "test_convergence": "systemd", "test_server_runtime": "systemd", "test_backup": "systemd",
          "test_analysis": "systemd", "test_dropbox": "systemd", "test_upgrade": "systemd",
          "test_container": "container", "test_refusals": "container", "test_java": "container",
-         "test_image": "container", "test_vm": "vm"}
+         "test_image": "container", "test_vm": "vm",
+         "test_farm": "systemd", "test_farm_sessions": "systemd", "test_farm_standby": "systemd"}
 # Run by scripts/test in a second pytest beside the rest, so that the two take about as long,
 # warm and cold: long modules that make what no other module uses (the VM under emulation;
 # Debian 13, its own image and IcePy wheel; the container image, 8 minutes to build cold).
@@ -46,6 +48,12 @@ def _test_hosts_possible_and_cleaned():
 def secrets_dir(tmp_path_factory):
     """Where a module's deploys keep generated passwords (one module's hosts agree)."""
     return tmp_path_factory.mktemp("secrets")
+
+
+@pytest.fixture(scope="session")
+def farm(tmp_path_factory):
+    """The site of several hosts (tests/host/farm.py), shared by the test_farm* modules."""
+    yield from farm_site(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
