@@ -3,15 +3,16 @@
 A host gets what its groups say: omero_database (PostgreSQL), omero_server
 (OMERO.server), omero_web (OMERO.web behind nginx); one host in all three is the
 all-in-one install. A host in omero_backup keeps the others' backups (docs/backup.md); one
-in omero_analysis (and omero_web) serves JupyterHub on the web's site (docs/analysis.md).
+in omero_analysis (and omero_web) serves JupyterHub on the web's site (docs/analysis.md); one in
+omero_proxy is the front of several omero_web hosts (the README's "Several hosts").
 Every option is validated for every host before anything changes.
 """
 
 from pyinfra import host, inventory
 from pyinfra.facts.server import LinuxDistribution
 
-from deploys import analysis, backup, checks, database, nginx, platform, prerequisites, server, settings, web
-from deploys.topology import ANALYSIS, BACKUP, DATABASE, SERVER, WEB
+from deploys import analysis, backup, checks, database, nginx, platform, prerequisites, proxy, server, settings, web
+from deploys.topology import ANALYSIS, BACKUP, DATABASE, PROXY, SERVER, WEB
 from facts.omero import Accounts, DirectoryOwners, InitSystem
 
 config = settings.load(
@@ -33,7 +34,8 @@ if backup_host:
     backup.target(config)
 # Start order across the inventory: PostgreSQL ready, then OMERO.server accepting
 # connections, then OMERO.web, then JupyterHub, then nginx (pyinfra runs operations in
-# this order): nginx serves what runs behind it.
+# this order): nginx serves what runs behind it; the front proxy last, over web nodes
+# that serve already.
 if DATABASE in config.roles:
     database.deploy(config)
 # Backups are configured before the server: an upgrade keeps its dump in the repositories.
@@ -45,5 +47,7 @@ if WEB in config.roles:
     if ANALYSIS in config.roles:
         analysis.deploy(config)
     nginx.deploy(config)
+if PROXY in config.roles:
+    proxy.deploy(config)
 if config.backs_up:
     backup.schedule(config, backup_sources)

@@ -3,6 +3,7 @@ package manager, and artifacts put on the host."""
 
 from pathlib import Path
 
+from jinja2 import FileSystemLoader
 from pyinfra.api.util import get_template
 from pyinfra.operations import apt, dnf, files
 
@@ -23,6 +24,8 @@ def template(src: str, dest: str, *, user="root", group="root", mode="644", **co
         user=user,
         group=group,
         mode=mode,
+        # Templates import shared macros by their path under templates/.
+        jinja_env_kwargs={"loader": FileSystemLoader(str(TEMPLATES))},
         **context,
     )
 

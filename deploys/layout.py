@@ -2,6 +2,7 @@
 derived from the options (``Layout``, which ``Settings`` is)."""
 
 import posixpath
+import re
 
 from .platform import Platform
 
@@ -12,7 +13,10 @@ HUB_STATE_DIR = "/var/lib/omero-jupyterhub"
 BACKUP_STATE_DIR = "/var/lib/omero-backup"
 BACKUP_CACHE_DIR = "/var/cache/omero-backup"
 ACME_WEBROOT = "/var/www/omero-acme"
-DEPLOY_DIRS = (STATE_DIR, DOWNLOAD_DIR, HUB_STATE_DIR, BACKUP_STATE_DIR, BACKUP_CACHE_DIR, ACME_WEBROOT)
+PROXY_CACHE_DIR = "/var/cache/omero-proxy"
+MAINTENANCE_DIR = "/var/www/omero-maintenance"
+DEPLOY_DIRS = (STATE_DIR, DOWNLOAD_DIR, HUB_STATE_DIR, BACKUP_STATE_DIR, BACKUP_CACHE_DIR, ACME_WEBROOT,
+               PROXY_CACHE_DIR, MAINTENANCE_DIR)
 # What the deploy keeps in the server base: a service directory may go beside these, not in them.
 SERVER_BASE_ENTRIES = ("OMERO.server", "venv3", "config", "downloads")
 SERVER_VERSIONS = "OMERO.server-"  # each version unpacked beside the symlink
@@ -157,6 +161,32 @@ class Layout:
     def acme_webroot(self) -> str:
         """Where an ACME client's HTTP challenges are served from (certbot --webroot -w)."""
         return ACME_WEBROOT
+
+    # -- the front proxy (omero_proxy hosts) -----------------------------------------------------
+    @property
+    def proxy_site_path(self) -> str:
+        """The front proxy's nginx site, where an OMERO.web host has its own."""
+        return f"{posixpath.dirname(self.platform.nginx_site_path)}/omero-proxy.conf"
+
+    @property
+    def proxy_nodes_dir(self) -> str:
+        """One file per web node, its line of the proxy's upstream (``down`` while drained)."""
+        return "/etc/nginx/omero-proxy-nodes"
+
+    def proxy_node_file(self, node: str) -> str:
+        """The upstream line of the web node named ``node`` in the inventory."""
+        return f"{self.proxy_nodes_dir}/{re.sub(r'[^A-Za-z0-9_.-]+', '_', node).strip('_')}.conf"
+
+    @property
+    def proxy_cache_dir(self) -> str:
+        """The proxy's caches, one directory per kind (nginx's workers' alone: cached
+        thumbnails are users' data, and their keys hold session cookies)."""
+        return PROXY_CACHE_DIR
+
+    @property
+    def maintenance_dir(self) -> str:
+        """The maintenance page the proxy serves while omero_proxy_maintenance is on."""
+        return MAINTENANCE_DIR
 
     # -- the analysis environment ---------------------------------------------------------------
     @property

@@ -49,8 +49,10 @@ def _tls(settings) -> list[str]:
     return [certificate, key]
 
 
-def configure(settings) -> list[str]:
-    """Write nginx's configuration; returns the files a reload applies."""
+def configure_base(settings) -> list[str]:
+    """What every site of ours needs (an OMERO.web host's, a front proxy's): the distribution's
+    default site off, and under HTTPS the certificate and the ACME challenge directory;
+    returns the files a reload applies."""
     platform = settings.platform
     written = []
     for path in platform.nginx_default_sites:
@@ -63,6 +65,20 @@ def configure(settings) -> list[str]:
         written += _tls(settings)
         files.directory(name="Create the ACME challenge directory", path=settings.acme_webroot,
                         user="root", group="root", mode="755")
+    return written
+
+
+def checked(settings, written: list[str]) -> None:
+    """A bad site stops the deploy before nginx loads it, on this run and on every later one
+    until it is fixed (the reload stamp is only touched by a reload)."""
+    refreshed(name="Check the nginx configuration", commands=["nginx -t -q"],
+              sources=written, stamp=settings.stamp("nginx-reloaded"), touch=False)
+
+
+def configure(settings) -> list[str]:
+    """Write nginx's configuration; returns the files a reload applies."""
+    platform = settings.platform
+    written = configure_base(settings)
     if settings.image_build:
         # What a container's start writes again (omero_image/entrypoint.py), here as the
         # build's options give it.
@@ -76,10 +92,7 @@ def configure(settings) -> list[str]:
     kit.template("nginx/omero-web.conf.j2", written[-1], **site_values(settings))
     if "omero_analysis" in settings.roles:
         written.append(analysis.site(settings))
-    # A bad site stops the deploy before nginx loads it, on this run and on every later
-    # one until it is fixed (the reload stamp is only touched by a reload).
-    refreshed(name="Check the nginx configuration", commands=["nginx -t -q"],
-              sources=written, stamp=settings.stamp("nginx-reloaded"), touch=False)
+    checked(settings, written)
     return written
 
 
@@ -88,7 +101,7 @@ def site_values(settings) -> dict:
     platform = settings.platform
     return {
         "any_host": settings.any_host, "server_names": settings.server_names,
-        "nginx_server_name": settings.nginx_server_name, "image_build": settings.image_build,
+        "nginx_server_name": settings.site_server_name, "front": settings.front, "image_build": settings.image_build,
         "container": container, "nginx_listen": settings.nginx_listen, "https": settings.https,
         "nginx_https_listen": settings.nginx_https_listen, "acme_webroot": settings.acme_webroot,
         "nginx_http2_directive": platform.nginx_http2_directive,
@@ -100,7 +113,9 @@ def site_values(settings) -> dict:
     }
 
 
-def start(settings, config_files: list[str]) -> None:
+def start(settings, config_files: list[str], check_path: str | None = "/webclient/login/") -> None:
+    """nginx running the configuration ``config_files`` make; after a (re)start or reload,
+    ``check_path`` fetched from it until it answers (None: no check)."""
     # A container's own nginx.conf; errors on stderr before it is read (the image is read-only).
     conf = f"-c {container.expansion(container.NGINX_CONF)} -e stderr " if settings.image_build else ""
     services.program(settings, "nginx", command=f"/usr/sbin/nginx {conf}-g 'daemon off;'",
@@ -114,9 +129,9 @@ def start(settings, config_files: list[str]) -> None:
     reloaded = refreshed(name="Reload nginx for its new configuration",
                          commands=[services.action_command(settings, "reload", "nginx")],
                          sources=config_files, stamp=settings.stamp("nginx-reloaded"))
-    wait_until(name="Wait until nginx serves OMERO.web",
-               check=settings.nginx_check("/webclient/login/"),
-               what="nginx", when=changed(started, reloaded))
+    if check_path:
+        wait_until(name="Wait until nginx serves OMERO.web", check=settings.nginx_check(check_path),
+                   what="nginx", when=changed(started, reloaded))
 
 
 def deploy(settings) -> None:

@@ -167,9 +167,14 @@ def wait_until(check: str, what: str, when: Callable[[], bool], timeout: int = 1
     if not when():
         host.noop(f"{what} was not (re)started")
         return
-    yield (f"i=0; until {check}; do i=$((i+1)); if [ $i -gt {timeout * 2} ]; then "
-           f"echo {shlex.quote(f'timed out after {timeout}s waiting for {what}')} >&2; exit 1; fi; "
-           "sleep 0.5; done")
+    yield waiting(check, what, timeout)
+
+
+def waiting(check: str, what: str, timeout: int = 120) -> str:
+    """A shell loop running ``check`` until it succeeds, failing after ``timeout`` seconds."""
+    return (f"i=0; until {check}; do i=$((i+1)); if [ $i -gt {timeout * 2} ]; then "
+            f"echo {shlex.quote(f'timed out after {timeout}s waiting for {what}')} >&2; exit 1; fi; "
+            "sleep 0.5; done")
 
 
 @operation()
@@ -239,6 +244,20 @@ def closed_to_others(directory: str, keep: list[str]):
         return
     for name in opened:
         yield f"chmod o-rwx {shlex.quote(f'{directory}/{name}')}"
+
+
+@operation()
+def only_entries(directory: str, keep: list[str]):
+    """Nothing directly in ``directory`` but the entries named in ``keep``: what an earlier
+    run wrote for something no longer in the inventory is removed."""
+    listed = host.get_fact(Command, command=f"find {shlex.quote(directory)} -mindepth 1 -maxdepth 1 "
+                                            "-printf '%f\\n' 2>/dev/null || true")
+    stale = sorted({name for name in (listed or "").splitlines() if name} - set(keep))
+    if not stale:
+        host.noop(f"{directory} holds only what is wanted")
+        return
+    for name in stale:
+        yield StringCommand("rm", "-rf", QuoteString(f"{directory}/{name}"))
 
 
 @operation()

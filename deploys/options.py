@@ -266,6 +266,28 @@ class Options:
     nginx_hsts: bool = option(one_of(True, False), True,
         "Under HTTPS, send Strict-Transport-Security (two years): browsers then refuse "
         "plain HTTP to the site.")
+    # -- the front proxy (hosts in omero_proxy; the README's "Several hosts") --------------
+    proxy_cache_static_size: str = option(parse_nginx_size, "1g",
+        "On omero_proxy hosts: the largest the cache of OMERO.web's static files may grow "
+        "(nginx size: `512m`, `2g`); shared by every user (the files are public).")
+    proxy_cache_thumbnails_size: str = option(parse_nginx_size, "1g",
+        "On omero_proxy hosts: the largest the cache of thumbnails may grow (nginx size).")
+    proxy_cache_images_size: str = option(parse_nginx_size, "4g",
+        "On omero_proxy hosts: the largest the cache of rendered images (planes, regions, "
+        "tiles, birds-eye views) may grow (nginx size).")
+    proxy_cache_minutes: int = option(bounded(1, 1440), 10,
+        "On omero_proxy hosts: minutes a cached response is served without asking OMERO.web "
+        "again (a changed rendering or an upgrade's static files show after at most this).")
+    proxy_cache_shared: bool = option(one_of(True, False), False,
+        "On omero_proxy hosts: `false` keeps cached thumbnails and rendered images per OMERO.web "
+        "session (a user is only ever served what was rendered for that session; requests "
+        "without a session are not cached). `true` shares them across users: only for a site "
+        "whose every image is public (as the IDR), or a user would be served another's images.",
+        example=True)
+    proxy_maintenance: bool = option(one_of(True, False), False,
+        "On omero_proxy hosts: `true` answers every request with a maintenance page (503, "
+        "`Retry-After`), ACME challenges still served; `false` serves OMERO.web again.",
+        example=True)
     # -- OMERO.web apps -------------------------------------------------------------------
     web_apps: tuple[WebApp, ...] = option(parse_web_apps, [],
         "OMERO.web apps to install and register, by PyPI name, each pinned to a tested "

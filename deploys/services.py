@@ -89,6 +89,13 @@ def image_environment(settings) -> dict[str, str]:
             **{container.home(program): home for program, home in program_homes(settings).items()}}
 
 
+def restart_paths(settings, service: str, sources=()) -> list[str]:
+    """What ``service`` is restarted for (as ``start`` decides): its unit or program file, and ``sources``."""
+    if settings.service_manager == "supervisord":
+        return [settings.platform.supervisor_program_path(service), *sources]
+    return [_unit_file(service), *sources]
+
+
 def start(settings, service: str, restart_sources=()):
     """Make ``service`` run (and start at boot), restarted when any of ``restart_sources``
     (paths, globs: its configuration, its code) changed since the deploy last started it.

@@ -18,8 +18,8 @@ from .grammar import ICE_TARBALL, ICEPY_WHEEL, SERVER_ZIP, hub_name_clash, proxy
 from .layout import Layout
 from .options import DEFAULTS, Options
 from .platform import Platform
-from .topology import ANALYSIS, DATABASE, ROLES, SERVER, WEB
-from .values import Artifact, TlsMode
+from .topology import ANALYSIS, DATABASE, PROXY, ROLES, SERVER, WEB, Front
+from .values import Artifact, ServerNames, TlsMode
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,11 @@ class Settings(Options, Layout):
     db_client_addresses: tuple[str, ...]  # server hosts PostgreSQL must accept
     db_listen_addresses: str
     web_server_addresses: tuple[str, ...]  # OMERO.server hosts the web connects to
-    tls_mode: TlsMode
+    tls_mode: TlsMode  # this host's own nginx (OFF on a web node behind a proxy: the proxy does TLS)
+    # On omero_web hosts behind omero_proxy hosts: the site as those serve it.
+    front: Front | None = None
+    # On omero_proxy hosts: (inventory name, nginx's address:port) of every omero_web host.
+    web_nodes: tuple[tuple[str, str], ...] = ()
     # OMERO.server address kernels connect to (omero_analysis hosts).
     analysis_omero_host: str | None = None
     # Present for server hosts only.
@@ -57,14 +61,19 @@ class Settings(Options, Layout):
     backup_clients: tuple[tuple[str, str, str], ...] = ()
 
     @property
+    def site_server_name(self) -> ServerNames:
+        """The site's names: omero_nginx_server_name, the proxy's on a web node behind one."""
+        return self.front.server_names if self.front else self.nginx_server_name
+
+    @property
     def server_names(self) -> tuple[str, ...]:
-        """omero_nginx_server_name's names, without '_'."""
-        return self.nginx_server_name.names
+        """The site's names, without '_'."""
+        return self.site_server_name.names
 
     @property
     def any_host(self) -> bool:
-        """Whether the site answers any Host (omero_nginx_server_name has '_')."""
-        return self.nginx_server_name.any_host
+        """Whether the site answers any Host ('_' among its names)."""
+        return self.site_server_name.any_host
 
     @property
     def builds_icepy(self) -> bool:
@@ -78,7 +87,13 @@ class Settings(Options, Layout):
     # -- the site as browsers and checks reach it -----------------------------------------------
     @property
     def https(self) -> bool:
+        """Whether this host's nginx serves HTTPS."""
         return self.tls_mode.https
+
+    @property
+    def site_https(self) -> bool:
+        """Whether browsers reach the site over HTTPS (a web node behind a proxy: the proxy's)."""
+        return self.front.https if self.front else self.https
 
     @property
     def web_url(self) -> str:
@@ -97,7 +112,9 @@ class Settings(Options, Layout):
 
     def origin(self, name: str) -> str:
         """``name`` as browsers reach nginx: scheme, name and a port other than the scheme's."""
-        scheme, port = ("https", self.nginx_https_listen.port) if self.https else ("http", self.nginx_listen.port)
+        listen, https_listen = ((self.front.listen, self.front.https_listen) if self.front
+                                else (self.nginx_listen, self.nginx_https_listen))
+        scheme, port = ("https", https_listen.port) if self.site_https else ("http", listen.port)
         suffix = "" if port == {"https": 443, "http": 80}[scheme] else f":{port}"
         return f"{scheme}://{name}{suffix}"
 
@@ -181,7 +198,17 @@ def load(host, inventory, platform: Platform, pid1: str) -> Settings:
                        f"later, and {platform.label} packages Node.js {node}; put the analysis "
                        "environment on Ubuntu 24.04, Debian 12 or 13 or Rocky Linux 9")
         extra["analysis_omero_host"] = options.analysis_omero_host_given or peers.web_server_addresses[0]
-    tls_mode = check.tls_mode(options, site_names) if WEB in roles else TlsMode.OFF
+    front = topology.front(host, inventory) if WEB in roles else None
+    if PROXY in roles:
+        if roles & {DATABASE, SERVER, ANALYSIS}:
+            raise OmeroDeployError(f"host {host.name} is in {PROXY} and in another OMERO group: the front "
+                                   "proxy is a host of its own")
+        extra["web_nodes"] = topology.web_nodes(inventory)
+        if not extra["web_nodes"]:
+            raise OmeroDeployError(f"host {host.name} is in {PROXY} but the inventory has no {WEB} host")
+    # Behind a proxy, a web node's nginx serves plain HTTP to the proxy alone.
+    own_site = PROXY in roles or (WEB in roles and front is None)
+    tls_mode = check.tls_mode(options, site_names) if own_site else TlsMode.OFF
     if roles & {SERVER, WEB}:
         extra["icepy_wheel"] = check.optional_artifact(
             options, "omero_icepy_wheel", "omero_icepy_wheel_sha256", ICEPY_WHEEL,
@@ -235,5 +262,6 @@ def load(host, inventory, platform: Platform, pid1: str) -> Settings:
         db_listen_addresses=peers.db_listen_addresses,
         web_server_addresses=peers.web_server_addresses,
         tls_mode=tls_mode,
+        front=front,
         **extra,
     )

@@ -2,6 +2,7 @@
 each host's backups go."""
 
 import hashlib
+import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -10,10 +11,12 @@ from . import secrets
 from .errors import OmeroDeployError, OmeroOptionError
 from .grammar import Bad, parse_address
 from .options import BY_NAME, DEFAULTS, EXAMPLES, Options
+from .values import Endpoint, ServerNames, TlsMode
 
 DATABASE, SERVER, WEB = "omero_database", "omero_server", "omero_web"
 ANALYSIS = "omero_analysis"  # JupyterHub, served by an omero_web host's nginx
-ROLES = (DATABASE, SERVER, WEB, ANALYSIS)
+PROXY = "omero_proxy"  # nginx in front of every omero_web host: TLS, caches, maintenance
+ROLES = (DATABASE, SERVER, WEB, ANALYSIS, PROXY)
 BACKUP = "omero_backup"  # the host keeping the other hosts' backup repositories
 SFTP_HOST_ALIAS = "omero-backup-host"  # the omero_backup host in the backup's ssh_config
 # Inside each OMERO host's chroot on the omero_backup host: its restic repository.
@@ -54,6 +57,74 @@ def peers(host, inventory, options: Options) -> Peers:
     )
 
 
+@dataclass(frozen=True)
+class Front:
+    """The site as the omero_proxy hosts serve it to browsers: what a web node behind them
+    trusts and tells OMERO.web."""
+
+    proxies: tuple[str, ...]  # the proxy hosts' inventory names
+    addresses: tuple[str, ...]  # their addresses, the only clients a web node admits
+    endpoint: str  # the web node's nginx as they reach it
+    server_names: ServerNames
+    https: bool
+    listen: Endpoint
+    https_listen: Endpoint
+
+
+# The proxy's options a web node behind it reads (the site's names and scheme are the proxy's).
+_FRONT_OPTIONS = ("omero_nginx_server_name", "omero_nginx_tls", "omero_nginx_tls_certificate",
+                  "omero_nginx_listen", "omero_nginx_https_listen")
+
+
+def front(host, inventory) -> Front | None:
+    """The omero_proxy hosts in front of ``host`` (an omero_web host); None: no proxy."""
+    proxies = inventory.get_group(PROXY, [])
+    if not proxies:
+        return None
+    if host.name in {proxy.name for proxy in proxies}:
+        raise OmeroDeployError(f"host {host.name} is in {PROXY} and {WEB}: the proxy and the web nodes "
+                               "behind it each need their own host (both listen on the site's ports)")
+    sites = {tuple(_peer_option(proxy, option) for option in _FRONT_OPTIONS) for proxy in proxies}
+    if len(sites) > 1:
+        raise OmeroDeployError(f"the hosts of {PROXY} differ in {', '.join(_FRONT_OPTIONS)}: they serve one "
+                               "site, so give these options to the group")
+    names, tls, certificate, listen, https_listen = sites.pop()
+    addresses = tuple(address_of(proxy) for proxy in proxies)
+    for proxy, address in zip(proxies, addresses, strict=True):
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise OmeroDeployError(f"host {proxy.name}: the web nodes admit the {PROXY} host by its IP "
+                                   f"address (nginx's allow and set_real_ip_from), not {address}; set its "
+                                   "omero_address to it") from None
+    return Front(proxies=tuple(proxy.name for proxy in proxies), addresses=addresses,
+                 endpoint=_node_endpoint(host), server_names=names,
+                 https=TlsMode.chosen(tls, certificate).https, listen=listen, https_listen=https_listen)
+
+
+def web_nodes(inventory) -> tuple[tuple[str, str], ...]:
+    """(inventory name, ``address:port`` of its nginx) of every omero_web host, as an
+    omero_proxy host reaches them."""
+    return tuple((node.name, _node_endpoint(node)) for node in inventory.get_group(WEB, []))
+
+
+def _node_endpoint(node) -> str:
+    address = address_of(node)
+    if address in ("localhost", "127.0.0.1", "::1"):
+        raise OmeroDeployError(f"host {node.name}: the {PROXY} host reaches omero_web hosts by "
+                               "their address; set its omero_address")
+    port = _peer_option(node, "omero_nginx_listen").port
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def _peer_option(peer, option: str) -> Any:
+    """``peer``'s option, checked as it checks it."""
+    try:
+        return BY_NAME[option].grammar(peer.data.get(option, DEFAULTS[option]))
+    except Bad as bad:
+        raise OmeroOptionError(option, str(bad), peer.name, EXAMPLES[option]) from None
+
+
 def database_host_name(inventory) -> str:
     """The inventory name of the omero_database host (its password is kept under it)."""
     return inventory.get_group(DATABASE, [])[0].name
@@ -91,12 +162,7 @@ def backup_account(user: str, repository: str) -> str:
 
 def _remote_options(target) -> dict[str, Any]:
     """The omero_backup host's own options that its clients need, checked as it checks them."""
-    remote = {}
-    for option in ("omero_backup_remote_dir", "omero_backup_user"):
-        try:
-            remote[option] = BY_NAME[option].grammar(target.data.get(option, DEFAULTS[option]))
-        except Bad as bad:
-            raise OmeroOptionError(option, str(bad), target.name, EXAMPLES[option]) from None
+    remote = {option: _peer_option(target, option) for option in ("omero_backup_remote_dir", "omero_backup_user")}
     if len(remote["omero_backup_user"]) > _BACKUP_USER_MAX:
         raise OmeroOptionError("omero_backup_user", f"is longer than {_BACKUP_USER_MAX} characters: it begins "
                                "the name of one account per OMERO host (at most 32)", target.name,
@@ -153,9 +219,4 @@ def backups(host, inventory, options: Options, roles: frozenset[str]) -> dict[st
 
 def _ssh_key(peer) -> str:
     """The key ``peer`` logs in to the omero_backup host with, kept in its secrets directory."""
-    option = "omero_secrets_dir"
-    try:
-        secrets_dir = BY_NAME[option].grammar(peer.data.get(option, DEFAULTS[option]))
-    except Bad as bad:
-        raise OmeroOptionError(option, str(bad), peer.name, EXAMPLES[option]) from None
-    return secrets.ssh_key(secrets_dir, f"{peer.name}-backup-ssh-key")
+    return secrets.ssh_key(_peer_option(peer, "omero_secrets_dir"), f"{peer.name}-backup-ssh-key")

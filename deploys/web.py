@@ -7,8 +7,8 @@ from pyinfra import host
 from pyinfra.facts.hardware import Cpus
 from pyinfra.operations import files, pip
 
-from . import container, kit, services
-from .operations import changed, refreshed, wait_until
+from . import container, kit, rolling, services
+from .operations import changed, refreshed, wait_until, waiting
 from .prerequisites import omero_venv, site_packages
 from .users import omero_user
 from .webapps import APPS
@@ -49,7 +49,7 @@ def configure(settings, host_cpus: int) -> list[str]:
     kit.secret_template(
         "omero/web.omero.j2", config_file, user="root", group=settings.web_user, mode="640",
         server_list=server_list, bind_host=settings.web_bind.address, bind_port=settings.web_bind.port,
-        workers=workers(settings, host_cpus), static_root=settings.web_static_root, https=settings.https,
+        workers=workers(settings, host_cpus), static_root=settings.web_static_root, https=settings.site_https,
         site_origins=settings.site_origins, web_allowed_hosts=settings.web_allowed_hosts,
         web_apps=settings.web_apps, web_config=settings.web_config,
     )
@@ -95,12 +95,20 @@ def start(settings, host_cpus: int, restart_sources: list[str]) -> None:
         writable=(f"{settings.web_omerodir}/var", settings.web_home),
         unit_values={"roles": settings.roles, "postgres_unit": settings.platform.postgres_unit},
     )
-    started = services.start(settings, "omero-web", restart_sources=restart_sources)
     # Under a name OMERO.web allows (allowed_hosts), as nginx passes it on.
     host_header = f"-H {shlex.quote('Host: ' + settings.check_name)} " if settings.check_name else ""
-    wait_until(name="Wait until OMERO.web answers",
-               check=f"curl -gfs -o /dev/null {host_header}{shlex.quote(settings.web_url + '/webclient/login/')}",
-               what="OMERO.web", when=changed(started))
+    check = f"curl -gfs -o /dev/null {host_header}{shlex.quote(settings.web_url + '/webclient/login/')}"
+    if settings.front:
+        # Behind the front proxy, the nodes restart one at a time, each drained from it first.
+        rolling.restarted(
+            name="Restart omero-web in turn, drained from the proxy", service="omero-web",
+            manager=settings.service_manager, supervisor_conf=settings.platform.supervisor_conf,
+            restart_sources=services.restart_paths(settings, "omero-web", restart_sources),
+            stamp=settings.stamp("omero-web-started"), proxies=list(settings.front.proxies),
+            node_file=settings.proxy_node_file(host.name), endpoint=settings.front.endpoint,
+            check=waiting(check, "OMERO.web"))
+    started = services.start(settings, "omero-web", restart_sources=restart_sources)
+    wait_until(name="Wait until OMERO.web answers", check=check, what="OMERO.web", when=changed(started))
 
 
 def deploy(settings) -> None:

@@ -17,8 +17,8 @@ from .testhosts import KEEP, SUBNET, SystemdHost, deploy, host_data, write_inven
 BASE = int(os.environ.get("OMERO_TEST_FARM_BASE", "100"))
 
 
-def _host(role: str, offset: int) -> SystemdHost:
-    return SystemdHost(f"farm{BASE}-{role}", f"{SUBNET}.{BASE + offset}")
+def _host(role: str, offset: int, **kwargs) -> SystemdHost:
+    return SystemdHost(f"farm{BASE}-{role}", f"{SUBNET}.{BASE + offset}", **kwargs)
 
 
 @dataclass
@@ -27,7 +27,8 @@ class Farm:
 
     directory: Path
     secrets_dir: Path
-    proxy: SystemdHost = field(default_factory=lambda: _host("proxy", 0))
+    # Its port 80 published on 127.0.0.1: where the load tests send their requests.
+    proxy: SystemdHost = field(default_factory=lambda: _host("proxy", 0, publish=(80,)))
     web: list[SystemdHost] = field(default_factory=lambda: [_host(f"web{n}", n) for n in (1, 2, 3)])
     redis: SystemdHost = field(default_factory=lambda: _host("redis", 5))
     database: SystemdHost = field(default_factory=lambda: _host("db", 6))

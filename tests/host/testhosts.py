@@ -331,6 +331,9 @@ class SystemdHost(PodmanHost):
     image: Image = DEBIAN12_SYSTEMD
     ssh_port: int = 0
     known_hosts: Path | None = None
+    # Ports of the host also published on 127.0.0.1 (a front proxy's 80), and where: {port: local port}.
+    publish: tuple[int, ...] = ()
+    published: dict[int, int] = field(default_factory=dict)
 
     def create(self) -> "SystemdHost":
         self.destroy()
@@ -342,14 +345,19 @@ class SystemdHost(PodmanHost):
                    # systemd 257 (Debian 13) refuses to start a sandboxed unit at all.
                    "--cap-add", "SYS_ADMIN",
                    "--network", NETWORK, "--ip", self.address, "-p", "127.0.0.1::22",
+                   *(f"-p127.0.0.1::{port}" for port in self.publish),
                    *self._cache_mounts(), image, "/sbin/init")
         self.wait_booted()
-        self.ssh_port = int(podman("port", self.container, "22/tcp").stdout.strip().rsplit(":", 1)[1])
+        self.ssh_port = self._local_port(22)
+        self.published = {port: self._local_port(port) for port in self.publish}
         self.known_hosts = WORK / f"{self.name}.known_hosts"
         self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
         host_key = self.run("cat /etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[:2]
         self.known_hosts.write_text(f"[127.0.0.1]:{self.ssh_port} {' '.join(host_key)}\n")
         return self
+
+    def _local_port(self, port: int) -> int:
+        return int(podman("port", self.container, f"{port}/tcp").stdout.strip().rsplit(":", 1)[1])
 
     def wait_booted(self, timeout: float = 60) -> str:
         """Wait until systemd has finished starting up; returns its state."""
