@@ -22,6 +22,7 @@ EVERYTHING = {"omero_nginx_server_name": NAME, "omero_analysis_server_name": "ju
               "omero_backup_local_dir": "/srv/omero-local-backup", "omero_server_dropbox": True,
               "omero_http_proxy": "http://proxy.lab:3128", "omero_web_apps": ["omero-figure"]}
 ROLES = (*ALL_ROLES, "omero_analysis")
+FRONT = {"omero_nginx_server_name": NAME, "omero_nginx_tls": "self-signed"}
 WHEEL_URL = "https://wheels.lab.example.org/zeroc_ice-3.6.5-cp311-cp311-linux_x86_64.whl"
 
 
@@ -83,6 +84,10 @@ def scenarios(deploy, tmp_path_factory) -> dict:
                                  os_name="debian12")["web"],
         "a backup host": deploy({"db": (("omero_database",), {}), "store": (("omero_backup",), {})},
                                 os_name="debian12")["store"],
+        "a front proxy": deploy({"proxy": (("omero_proxy",), {"omero_address": "10.0.0.10",
+                                                            **FRONT}),
+                                 "web": (web, {"omero_address": "10.0.0.11", **FRONT})},
+                                os_name="debian12", responses=changed)["proxy"],
     }
 
 
