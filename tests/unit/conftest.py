@@ -10,9 +10,9 @@ pyinfra would print it (secrets masked).
 from dataclasses import dataclass, field
 
 import pytest
-from pyinfra.api import FileUploadCommand
+from pyinfra.api import FileUploadCommand, FunctionCommand
 
-from deploys import certificate_operations, database_operations, operations
+from deploys import certificate_operations, database_operations, operations, rolling
 
 
 def pytest_configure(config):
@@ -58,6 +58,10 @@ def _texts(command) -> tuple:
         # An upload: what, where to, and through which temporary file (never printed).
         upload = ("upload", command.src.getvalue(), command.dest, command.remote_temp_filename)
         return upload, upload
+    if isinstance(command, FunctionCommand):
+        # A callback run in the controller: which, with what.
+        call = ("call", command.function.__name__, command.args)
+        return call, call
     if isinstance(command, str):
         # pyinfra strips a yielded string into a StringCommand.
         return command.strip(), command.strip()
@@ -71,7 +75,7 @@ def run_op(monkeypatch):
 
     def run(op, facts, *args, connector=None, data=None, **kwargs) -> Run:
         fake = FakeHost(facts, connector, data)
-        for module in (operations, database_operations, certificate_operations):
+        for module in (operations, database_operations, certificate_operations, rolling):
             monkeypatch.setattr(module, "host", fake)
         result = Run(noops=fake.noops, fact_calls=fake.fact_calls)
         for command in op._inner(*args, **kwargs):

@@ -660,3 +660,15 @@ def test_package_manager_idle(run_op, activity, waits, commands):
 def test_owned_by(run_op, stray, commands):
     run = run_op(ops.owned_by, {"Command": stray}, "/opt/omero/analysis/proxy 5.1.0", "root", "root")
     assert run.commands == commands and len(run.noops) == (0 if commands else 1)
+
+
+# -- only_entries ---------------------------------------------------------------------------
+@pytest.mark.parametrize(("listed", "commands"), [
+    pytest.param("web1.conf\nweb2.conf\nold.conf\n", ["rm -rf /etc/nginx/nodes/old.conf"], id="one gone"),
+    pytest.param("web1.conf\n", [], id="only what is kept"),
+    pytest.param("", [], id="empty or missing"),
+])
+def test_only_entries(run_op, listed, commands):
+    run = run_op(ops.only_entries, {"Command": listed}, "/etc/nginx/nodes", ["web1.conf", "web2.conf"])
+    assert run.commands == commands
+    assert len(run.noops) == (0 if commands else 1)
