@@ -51,7 +51,8 @@ class Load:
                 response = session.get(self.base + path, headers=self.headers, timeout=self.timeout,
                                        allow_redirects=False)
                 outcome = response.status_code
-                failed = None if outcome < 500 else f"{path}: HTTP {outcome} {response.reason}"
+                # Every path a browser may ask for: an error of any kind is a lost request.
+                failed = None if outcome < 400 else f"{path}: HTTP {outcome} {response.reason}"
             except requests.RequestException as error:
                 outcome, failed = 0, f"{path}: {type(error).__name__}: {error}"
             with self._lock:

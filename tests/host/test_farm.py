@@ -5,13 +5,12 @@ every node restarts for a configuration change (in turn, drained first), and whi
 is added and taken out again. The site is left as its inventory says.
 """
 
-import subprocess
 import time
 
 import requests
 
 from .load import Load
-from .testhosts import deploy, hosts_with_changes, wait_for
+from .testhosts import deploy, hosts_with_changes, podman, wait_for
 
 LOGIN = "/webclient/login/"
 STATIC = "/static/webgateway/css/ome.body.css"
@@ -126,12 +125,12 @@ def test_no_request_lost_while_a_web_node_is_stopped(farm):
     node = farm.web[2]
     with loaded(farm, threads=20, pause=0.1, budget=2000) as load:
         time.sleep(3)
-        subprocess.run(["podman", "stop", "-t", "0", f"omero-test-{node.name}"], check=True,
-                       capture_output=True)
+        podman("stop", "-t", "0", node.container)
         time.sleep(15)
     assert_no_failures(load)
-    subprocess.run(["podman", "start", f"omero-test-{node.name}"], check=True, capture_output=True)
+    podman("start", node.container)
     node.wait_booted()
+    assert node._local_port(22) == node.ssh_port  # the inventory reaches it as before
     wait_for(lambda: node.run("curl -fs -o /dev/null http://127.0.0.1/webclient/login/", check=False)
              .returncode == 0, f"{node.name} to serve again", 120)
 
