@@ -12,6 +12,7 @@ from pyinfra import host, inventory
 from pyinfra.facts.server import LinuxDistribution
 
 from deploys import analysis, backup, checks, database, nginx, platform, prerequisites, proxy, server, settings, web
+from deploys.operations import barrier
 from deploys.topology import ANALYSIS, BACKUP, DATABASE, PROXY, SERVER, WEB
 from facts.omero import Accounts, DirectoryOwners, InitSystem
 
@@ -34,8 +35,8 @@ if backup_host:
     backup.target(config)
 # Start order across the inventory: PostgreSQL ready, then OMERO.server accepting
 # connections, then OMERO.web, then JupyterHub, then nginx (pyinfra runs operations in
-# this order): nginx serves what runs behind it; the front proxy last, over web nodes
-# that serve already.
+# this order; across hosts, only where they share an operation): nginx serves what runs
+# behind it; the front proxy last, over web nodes that serve already.
 if DATABASE in config.roles:
     database.deploy(config)
 # Backups are configured before the server: an upgrade keeps its dump in the repositories.
@@ -47,6 +48,10 @@ if WEB in config.roles:
     if ANALYSIS in config.roles:
         analysis.deploy(config)
     nginx.deploy(config)
+if inventory.get_group(PROXY, []):
+    # The same on every host, so pyinfra runs the proxy's operations after every web node's:
+    # a node joins the upstream once it serves.
+    barrier(name="Wait until every web node serves", what="the web nodes are deployed")
 if PROXY in config.roles:
     proxy.deploy(config)
 if config.backs_up:

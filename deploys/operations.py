@@ -247,6 +247,15 @@ def closed_to_others(directory: str, keep: list[str]):
 
 
 @operation()
+def barrier(what: str):
+    """Nothing on the host. Called on every host from one line of deploy.py, it is a single
+    operation of them all: pyinfra orders operations per host, so only an operation they
+    share makes one host's next ones wait for the others' before it (``what`` says which)."""
+    host.noop(what)
+    yield from ()
+
+
+@operation()
 def only_entries(directory: str, keep: list[str]):
     """Nothing directly in ``directory`` but the entries named in ``keep``: what an earlier
     run wrote for something no longer in the inventory is removed."""
