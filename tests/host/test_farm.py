@@ -74,6 +74,11 @@ def test_static_files_are_cached_on_the_proxy(farm):
         "/opt/omero/web/OMERO.web/var/static/webgateway/css/ome.body.css").decode()
 
 
+def answers_test(node, path: str) -> bool:
+    """Whether the node's nginx (new workers, after a reload) answers ``path`` with the test's location."""
+    return node.run(f"curl -s http://127.0.0.1{path}", check=False).stdout.startswith("for")
+
+
 def test_private_images_are_cached_per_session(farm):
     """OMERO.web renders a thumbnail only for a user logged in to OMERO.server, which the farm
     has not; each node's nginx is given, for this test only, a location answering a
@@ -84,6 +89,8 @@ def test_private_images_are_cached_per_session(farm):
     for node in farm.web:
         node.run(f"cp -p {SITE} /root/site.kept && sed -i 's|^    location / {{|    {answer}\\n&|' {SITE} "
                  "&& nginx -t -q && systemctl reload nginx")
+        # A reload is taken in by new workers a moment later.
+        wait_for(lambda node=node: answers_test(node, path), f"{node.name} to answer {path}", 30, interval=0.2)
     try:
         alice = [get(farm, path, cookies={"sessionid": "alice"}) for _ in range(2)]
         bob = get(farm, path, cookies={"sessionid": "bob"})
@@ -92,6 +99,8 @@ def test_private_images_are_cached_per_session(farm):
         for node in farm.web:
             # cp -p kept its time: the deploy sees the site it wrote, unchanged.
             node.run(f"mv -f /root/site.kept {SITE} && systemctl reload nginx")
+            wait_for(lambda node=node: not answers_test(node, path), f"{node.name} to serve its own site", 30,
+                     interval=0.2)
     assert [r.text for r in alice] == ["for alice"] * 2
     assert [r.headers["X-Cache-Status"] for r in alice] == ["MISS", "HIT"]
     # Another session is never served Alice's cached answer; no session: never cached.
