@@ -33,7 +33,6 @@ from tests.host.testhosts import SUBNET, SystemdHost, deploy, host_data, remove_
 
 STATIC = "/static/webgateway/css/ome.body.css"
 LOGIN = "/webclient/login/"
-BASE = 150  # the last byte of the bench's first host address (the farm tests use 100 and up)
 
 
 def rate(url: str, seconds: float, clients: int, unique: bool = False, expect: str | None = None) -> float:
@@ -66,11 +65,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--base", type=int, default=150,
+                        help="the last byte of the first host's address (the farm tests' site: 100 and on)")
     args = parser.parse_args()
     remove_leftovers()
-    proxy = SystemdHost("bench-proxy", f"{SUBNET}.{BASE}", publish=(80,))
-    nodes = [SystemdHost(f"bench-web{n}", f"{SUBNET}.{BASE + n}") for n in (1, 2)]
-    alone = SystemdHost("bench-alone", f"{SUBNET}.{BASE + 5}")
+    proxy = SystemdHost("bench-proxy", f"{SUBNET}.{args.base}", publish=(80,))
+    nodes = [SystemdHost(f"bench-web{n}", f"{SUBNET}.{args.base + n}") for n in (1, 2)]
+    alone = SystemdHost("bench-alone", f"{SUBNET}.{args.base + 5}")
     hosts = [proxy, *nodes, alone]
     work = Path(tempfile.mkdtemp(prefix="bench-farm-"))
     try:
