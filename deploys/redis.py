@@ -40,13 +40,14 @@ def _filter(settings) -> list[str]:
     # Redis needs the filter: started only once it is loaded, stopped with it.
     drop_in = services.drop_in(f"{settings.platform.redis_service}.service", "omero-redis-filter",
                                "systemd/redis-after-filter.conf.j2", filter_unit=f"{FILTER_UNIT}.service")
-    unit = shlex.quote(f"{FILTER_UNIT}.service")
-    # reload: the table replaced without restarting Redis (its Requires= would).
+    unit, redis_unit = shlex.quote(f"{FILTER_UNIT}.service"), shlex.quote(f"{settings.platform.redis_service}.service")
+    # reload: the table replaced without restarting Redis (its Requires= would). Refused, Redis
+    # (which its package may have started) is stopped: it would answer without the filter.
     why = ("nftables refused the address filter of table inet omero_redis (see above), so Redis, "
-           "which would be open to every host, is not started; a container needs CAP_NET_ADMIN")
+           "which would be open to every host, is stopped; a container needs CAP_NET_ADMIN")
     refreshed(name="Load Redis's address filter (nftables table inet omero_redis)",
               commands=[f"systemctl reload-or-restart {unit} || {{ journalctl -u {unit} -n 5 --no-pager -o cat >&2; "
-                        f"echo {shlex.quote(why)} >&2; exit 1; }}"],
+                        f"systemctl stop {redis_unit}; echo {shlex.quote(why)} >&2; exit 1; }}"],
               sources=[settings.redis_filter_file, unit_file], stamp=settings.stamp("redis-filter-loaded"))
     return [drop_in]
 

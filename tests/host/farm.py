@@ -17,8 +17,8 @@ from .testhosts import KEEP, SUBNET, SystemdHost, deploy, host_data, write_inven
 BASE = int(os.environ.get("OMERO_TEST_FARM_BASE", "100"))
 
 
-def _host(role: str, offset: int) -> SystemdHost:
-    return SystemdHost(f"farm{BASE}-{role}", f"{SUBNET}.{BASE + offset}")
+def _host(role: str, offset: int, capabilities: tuple[str, ...] = ()) -> SystemdHost:
+    return SystemdHost(f"farm{BASE}-{role}", f"{SUBNET}.{BASE + offset}", capabilities=capabilities)
 
 
 @dataclass
@@ -29,7 +29,8 @@ class Farm:
     secrets_dir: Path
     proxy: SystemdHost = field(default_factory=lambda: _host("proxy", 0))
     web: list[SystemdHost] = field(default_factory=lambda: [_host(f"web{n}", n) for n in (1, 2, 3)])
-    redis: SystemdHost = field(default_factory=lambda: _host("redis", 5))
+    # nftables loads the table admitting only the web nodes (a VM's root may; a container's needs it given).
+    redis: SystemdHost = field(default_factory=lambda: _host("redis", 5, ("NET_ADMIN",)))
     database: SystemdHost = field(default_factory=lambda: _host("db", 6))
     standby: SystemdHost = field(default_factory=lambda: _host("standby", 7))
     # Made on first use by the test that adds a web node.

@@ -331,6 +331,8 @@ class SystemdHost(PodmanHost):
     image: Image = DEBIAN12_SYSTEMD
     ssh_port: int = 0
     known_hosts: Path | None = None
+    # Capabilities a VM's root has and a container's lacks, given to this one (NET_ADMIN: nftables).
+    capabilities: tuple[str, ...] = ()
 
     def create(self) -> "SystemdHost":
         self.destroy()
@@ -340,7 +342,7 @@ class SystemdHost(PodmanHost):
                    "--hostname", self.name, "--systemd=always",
                    # systemd sets up each unit's sandbox (namespaces) as on a VM; without it,
                    # systemd 257 (Debian 13) refuses to start a sandboxed unit at all.
-                   "--cap-add", "SYS_ADMIN",
+                   "--cap-add", "SYS_ADMIN", *(f"--cap-add={cap}" for cap in self.capabilities),
                    "--network", NETWORK, "--ip", self.address, "-p", "127.0.0.1::22",
                    *self._cache_mounts(), image, "/sbin/init")
         self.wait_booted()
