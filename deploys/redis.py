@@ -6,7 +6,10 @@ import hashlib
 import ipaddress
 import shlex
 
+from pyinfra import host
 from pyinfra.operations import files
+
+from facts.omero import InContainer
 
 from . import kit, services
 from .operations import refreshed, systemd_reloaded
@@ -39,7 +42,8 @@ def _filter(settings) -> list[str]:
                               files=[unit_file])
     # Redis needs the filter: started only once it is loaded, stopped with it.
     drop_in = services.drop_in(f"{settings.platform.redis_service}.service", "omero-redis-filter",
-                               "systemd/redis-after-filter.conf.j2", filter_unit=f"{FILTER_UNIT}.service")
+                               "systemd/redis-after-filter.conf.j2", filter_unit=f"{FILTER_UNIT}.service",
+                               in_container=host.get_fact(InContainer))
     unit, redis_unit = shlex.quote(f"{FILTER_UNIT}.service"), shlex.quote(f"{settings.platform.redis_service}.service")
     # reload: the table replaced without restarting Redis (its Requires= would). Refused, Redis
     # (which its package may have started) is stopped: it would answer without the filter.
@@ -54,8 +58,10 @@ def _filter(settings) -> list[str]:
 
 def deploy(settings) -> None:
     platform = settings.platform
-    kit.packages(settings, "Install Redis and nftables", [platform.redis_package, "nftables"])
+    kit.packages(settings, "Install nftables", ["nftables"])
+    # The filter and Redis's drop-in first: the package starts Redis, then already behind the filter.
     restart_sources = _filter(settings)
+    kit.packages(settings, "Install Redis", [platform.redis_package])
     # The redis account reads its configuration; it holds the web account's password as a
     # SHA-256 only, but nothing in it is for others.
     files.directory(name="Create Redis's configuration directory", path="/etc/redis", user="root",
