@@ -131,3 +131,10 @@ def test_refused_with_two_redis_hosts_or_without_systemd(deploy, tmp_path):
         deploy(hosts, execute=False)
     with pytest.raises(OmeroDeployError, match="needs systemd as PID 1"):
         deploy({"redis": (("omero_redis",), {"omero_secrets_dir": str(tmp_path)})}, pid1="bash", execute=False)
+
+
+@pytest.mark.parametrize(("virt", "in_container"), [("podman", True), ("none", False)])
+def test_redis_unit_sandbox_kept_but_in_a_container(deploy, tmp_path, virt, in_container):
+    runs = deploy(site(tmp_path), os_name="debian12", responses={re.compile(r"systemd-detect-virt"): [virt]})
+    drop_in = runs["redis"].uploads["/etc/systemd/system/redis-server.service.d/omero-redis-filter.conf"]
+    assert ("ProtectProc=default" in drop_in) == in_container
