@@ -62,10 +62,10 @@ def deploy(settings) -> None:
     # The filter and Redis's drop-in first: the package starts Redis, then already behind the filter.
     restart_sources = _filter(settings)
     kit.packages(settings, "Install Redis", [platform.redis_package])
-    # The redis account reads its configuration; it holds the web account's password as a
-    # SHA-256 only, but nothing in it is for others.
+    # The redis account reads its configuration, and may not change it (Debian's package makes
+    # the directory its own, 2770: setgid, which chmod keeps on a directory, so kept here too).
     files.directory(name="Create Redis's configuration directory", path="/etc/redis", user="root",
-                    group="redis", mode="750")
+                    group="redis", mode="2750")
     kit.secret_template(
         "redis/redis.conf.j2", platform.redis_conf, user="root", group="redis", mode="640",
         bind=settings.redis_bind, port=PORT, pidfile=platform.redis_pidfile, logfile=platform.redis_log,
