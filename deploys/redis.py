@@ -39,7 +39,7 @@ def _filter(settings) -> list[str]:
     kit.template("systemd/omero-redis-filter.service.j2", unit_file, filter_file=settings.redis_filter_file,
                  table=FILTER_TABLE, redis_unit=f"{settings.platform.redis_service}.service")
     systemd_reloaded(name=f"Reload systemd's {FILTER_UNIT} unit", units=[f"{FILTER_UNIT}.service"],
-                              files=[unit_file])
+                     files=[unit_file])
     # Redis needs the filter: started only once it is loaded, stopped with it.
     drop_in = services.drop_in(f"{settings.platform.redis_service}.service", "omero-redis-filter",
                                "systemd/redis-after-filter.conf.j2", filter_unit=f"{FILTER_UNIT}.service",
