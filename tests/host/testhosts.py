@@ -324,6 +324,17 @@ class ContainerHost(PodmanHost):
         return f"@{self.connector}/{self.container}", {"omero_address": self.address}
 
 
+# systemd in each systemd host takes inotify instances from root's (all containers are root's),
+# 128 by the kernel's default: a farm's hosts with other sites' beside them use them up, and
+# systemd then fails to boot ("Failed to create inotify object: Too many open files").
+_INOTIFY_INSTANCES, _ENOUGH_INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances"), 1024
+
+
+def _enough_inotify_instances() -> None:
+    if int(_INOTIFY_INSTANCES.read_text()) < _ENOUGH_INOTIFY_INSTANCES:
+        _INOTIFY_INSTANCES.write_text(f"{_ENOUGH_INOTIFY_INSTANCES}\n")
+
+
 @dataclass
 class SystemdHost(PodmanHost):
     """systemd as PID 1, sshd, and ``admin`` with sudo; pyinfra comes in over SSH."""
@@ -337,6 +348,7 @@ class SystemdHost(PodmanHost):
     def create(self) -> "SystemdHost":
         self.destroy()
         image = self.image.ensure()
+        _enough_inotify_instances()
         with network_kept():
             podman("run", "-d", "--name", self.container, "--label", f"{RUN_LABEL}={RUN_ID}",
                    "--hostname", self.name, "--systemd=always",
