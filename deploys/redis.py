@@ -12,7 +12,7 @@ from pyinfra.operations import files
 from facts.omero import InContainer
 
 from . import kit, services
-from .operations import refreshed, systemd_reloaded
+from .operations import nft_table_loaded, refreshed, systemd_reloaded
 
 PORT = 6379
 # The web nodes' Redis account (an ACL user, not a Unix one).
@@ -49,10 +49,11 @@ def _filter(settings) -> list[str]:
     # (which its package may have started) is stopped: it would answer without the filter.
     why = ("nftables refused the address filter of table inet omero_redis (see above), so Redis, "
            "which would be open to every host, is stopped; a container needs CAP_NET_ADMIN")
-    refreshed(name="Load Redis's address filter (nftables table inet omero_redis)",
-              commands=[f"systemctl reload-or-restart {unit} || {{ journalctl -u {unit} -n 5 --no-pager -o cat >&2; "
-                        f"systemctl stop {redis_unit}; echo {shlex.quote(why)} >&2; exit 1; }}"],
+    load = (f"systemctl reload-or-restart {unit} || {{ journalctl -u {unit} -n 5 --no-pager -o cat >&2; "
+            f"systemctl stop {redis_unit}; echo {shlex.quote(why)} >&2; exit 1; }}")
+    refreshed(name="Load Redis's address filter (nftables table inet omero_redis)", commands=[load],
               sources=[settings.redis_filter_file, unit_file], stamp=settings.stamp("redis-filter-loaded"))
+    nft_table_loaded(name="Reload Redis's address filter where the table is gone", table=FILTER_TABLE, load=load)
     return [drop_in]
 
 

@@ -105,6 +105,20 @@ def test_only_web_nodes_reach_redis(farm):
         socket.create_connection((farm.redis.address, 6379), timeout=5).close()
 
 
+def test_a_table_gone_is_loaded_again_without_restarting_redis(farm):
+    """Our table gone from the kernel (a site's "flush ruleset", a slip by hand): the next run
+    loads it again, and Redis, with the sessions, runs on."""
+    def redis_pid() -> str:
+        return farm.redis.run("systemctl show -p MainPID --value redis-server.service").stdout.strip()
+
+    before = redis_pid()
+    farm.redis.run("nft delete table inet omero_redis")
+    assert can_connect(farm.proxy, farm.redis)  # the table is what keeps other hosts out
+    farm.deploy()
+    assert not can_connect(farm.proxy, farm.redis)
+    assert redis_pid() == before != "0"
+
+
 def test_no_secret_readable_by_others(farm):
     for host in (farm.redis, *farm.web):
         assert_clean(host, farm.secrets_dir)
