@@ -4,16 +4,30 @@ A host gets what its groups say: omero_database (PostgreSQL), omero_server
 (OMERO.server), omero_web (OMERO.web behind nginx); one host in all three is the
 all-in-one install. A host in omero_backup keeps the others' backups (docs/backup.md); one
 in omero_analysis (and omero_web) serves JupyterHub on the web's site (docs/analysis.md); one in
-omero_proxy is the front of several omero_web hosts (the README's "Several hosts").
+omero_proxy is the front of several omero_web hosts (the README's "Several hosts"); one in
+omero_redis keeps the web nodes' shared sessions.
 Every option is validated for every host before anything changes.
 """
 
 from pyinfra import host, inventory
 from pyinfra.facts.server import LinuxDistribution
 
-from deploys import analysis, backup, checks, database, nginx, platform, prerequisites, proxy, server, settings, web
+from deploys import (
+    analysis,
+    backup,
+    checks,
+    database,
+    nginx,
+    platform,
+    prerequisites,
+    proxy,
+    redis,
+    server,
+    settings,
+    web,
+)
 from deploys.operations import barrier
-from deploys.topology import ANALYSIS, BACKUP, DATABASE, PROXY, SERVER, WEB
+from deploys.topology import ANALYSIS, BACKUP, DATABASE, PROXY, REDIS, SERVER, WEB
 from facts.omero import Accounts, DirectoryOwners, InitSystem
 
 config = settings.load(
@@ -39,6 +53,9 @@ if backup_host:
 # behind it; the front proxy last, over web nodes that serve already.
 if DATABASE in config.roles:
     database.deploy(config)
+# Redis before the web nodes, whose sessions it keeps.
+if REDIS in config.roles:
+    redis.deploy(config)
 # Backups are configured before the server: an upgrade keeps its dump in the repositories.
 backup_sources = backup.configure(config) if config.backs_up else []
 if SERVER in config.roles:

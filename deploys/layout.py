@@ -138,6 +138,16 @@ class Layout:
     def web_home(self) -> str:
         return home_of(self.web_user)
 
+    # -- Redis (omero_redis) -------------------------------------------------------------------
+    @property
+    def redis_filter_dir(self) -> str:
+        return "/etc/omero-redis"
+
+    @property
+    def redis_filter_file(self) -> str:
+        """The nftables table admitting only the web nodes to Redis's port (root's)."""
+        return f"{self.redis_filter_dir}/nftables.conf"
+
     # -- nginx's TLS ----------------------------------------------------------------------------
     @property
     def tls_dir(self) -> str:

@@ -331,6 +331,17 @@ def complete_directory(target: str, fill: Callable[[str], list[str]], inside: st
 
 
 @operation()
+def nft_table_loaded(table: str, load: str):
+    """The nftables table ``table`` (``family name``) in the kernel: the shell ``load`` run when it
+    is not (a site's ``flush ruleset``, a table deleted by hand), whatever its files say."""
+    loaded = host.get_fact(Command, command=f"nft list table {table} >/dev/null 2>&1 && echo loaded || true")
+    if loaded == "loaded":
+        host.noop(f"nftables table {table} is loaded")
+        return
+    yield load
+
+
+@operation()
 def dnf_repo_enabled(repo: str):
     """Enable a dnf repository shipped disabled (RHEL 9's CodeReady Builder: ``crb``)."""
     enabled = host.get_fact(Command, command=f"dnf repolist --enabled -q {repo} 2>/dev/null || true")

@@ -85,7 +85,8 @@ class Options:
         "Address other hosts of the inventory use to reach this one (PostgreSQL for the "
         "server, Ice for the web). Default: the inventory name of an SSH host, `localhost` "
         "for `@local`/`@chroot`/`@docker` hosts.",
-        example="omero.lab.example.org")
+        example="omero.lab.example.org",
+        checks="an IP address on omero_redis and (with one) omero_web hosts: Redis and nftables use it")
     service_manager_choice: str = option(one_of("auto", "systemd", "supervisord"), "auto",
         "`systemd`, `supervisord`, or `auto`: systemd when it is PID 1, otherwise "
         "supervisord (containers, chroots).",

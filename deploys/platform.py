@@ -114,6 +114,29 @@ class Platform:
             return f"postgresql@{self.postgres_version}-main.service"
         return "postgresql.service"
 
+    # -- Redis (omero_redis): the distribution's own --------------------------------------
+    @property
+    def redis_package(self) -> str:
+        return "redis-server" if self.is_debian else "redis"
+
+    @property
+    def redis_service(self) -> str:
+        """The distribution's unit (without ``.service``)."""
+        return "redis-server" if self.is_debian else "redis"
+
+    @property
+    def redis_conf(self) -> str:
+        return "/etc/redis/redis.conf"
+
+    @property
+    def redis_log(self) -> str:
+        return "/var/log/redis/redis-server.log" if self.is_debian else "/var/log/redis/redis.log"
+
+    @property
+    def redis_pidfile(self) -> str:
+        """Where the distribution's unit expects it (its RuntimeDirectory)."""
+        return "/run/redis/redis-server.pid" if self.is_debian else "/run/redis/redis.pid"
+
     # -- trust store, supervisord, nginx --------------------------------------------------
     @property
     def ca_dir(self) -> str:

@@ -80,9 +80,10 @@ def resolve(given: str | None, env_var: str, secrets_dir: str, key: str) -> str:
     return generated(secrets_dir, key)
 
 
-def generated(secrets_dir: str, key: str) -> str:
-    """A password made once and kept under ``key``: for what no site needs to choose."""
-    return _kept(secrets_dir, key, lambda: secrets.token_urlsafe(24) + "\n").strip()
+def generated(secrets_dir: str, key: str, length: int = 24) -> str:
+    """A password of ``length`` random bytes (URL-safe base64: letters, digits, '-', '_'),
+    made once and kept under ``key``: for what no site needs to choose."""
+    return _kept(secrets_dir, key, lambda: secrets.token_urlsafe(length) + "\n").strip()
 
 
 def ssh_key(secrets_dir: str, key: str) -> str:

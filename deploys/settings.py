@@ -18,7 +18,7 @@ from .grammar import ICE_TARBALL, ICEPY_WHEEL, SERVER_ZIP, hub_name_clash, proxy
 from .layout import Layout
 from .options import DEFAULTS, Options
 from .platform import Platform
-from .topology import ANALYSIS, DATABASE, PROXY, ROLES, SERVER, WEB, Front
+from .topology import ANALYSIS, DATABASE, PROXY, REDIS, ROLES, SERVER, WEB, Front
 from .values import Artifact, ServerNames, TlsMode
 
 
@@ -59,6 +59,12 @@ class Settings(Options, Layout):
     backup_remote: tuple[str, str] | None = None  # (address, account) on the omero_backup host
     # On the omero_backup host: (repository directory name, account, public key) of each OMERO host.
     backup_clients: tuple[tuple[str, str, str], ...] = ()
+    # Shared sessions, when the inventory has an omero_redis host (topology.redis).
+    redis_password: str | None = None  # the web nodes' Redis account's
+    redis_address: str | None = None  # on web nodes: where Redis is
+    web_secret_key: str | None = None  # on web nodes: Django's, the same on every node
+    redis_bind: tuple[str, ...] = ()  # on the Redis host: its addresses Redis listens on
+    redis_clients: tuple[str, ...] = ()  # on the Redis host: the web nodes it admits
 
     @property
     def site_server_name(self) -> ServerNames:
@@ -237,6 +243,7 @@ def load(host, inventory, platform: Platform, pid1: str) -> Settings:
             f"{topology.database_host_name(inventory)}-db-{options.db_user}"))
 
     extra.update(topology.backups(host, inventory, options, roles))
+    extra.update(topology.redis(host, inventory, options, roles))
     if "backup_repositories" in extra:
         extra["backup_password"] = check.password("omero_backup_password", secrets.resolve(
             options.backup_password_given, "OMERO_BACKUP_PASSWORD", options.secrets_dir,
@@ -247,6 +254,9 @@ def load(host, inventory, platform: Platform, pid1: str) -> Settings:
     elif manager == "systemd" and pid1 != "systemd":
         check.fail("omero_service_manager", f"systemd is not PID 1 here (PID 1 is {pid1!r})",
                    example="auto")
+    if REDIS in roles and manager != "systemd":
+        raise OmeroDeployError(f"host {host.name} is in {REDIS}, which needs systemd as PID 1 (PID 1 is "
+                               f"{pid1!r}): Redis starts only once a unit has loaded its address filter")
     if options.image_build and (manager != "supervisord" or ANALYSIS in roles or extra.get("backup_repositories")):
         check.fail("omero_image_build", "is for scripts/build-image's container only: supervisord, the groups "
                                         f"{DATABASE}, {WEB} and {SERVER}, no backups", example=False)

@@ -9,14 +9,15 @@ from typing import Any
 
 from . import secrets
 from .errors import OmeroDeployError, OmeroOptionError
-from .grammar import Bad, parse_address
+from .grammar import Bad, ip_literal, parse_address
 from .options import BY_NAME, DEFAULTS, EXAMPLES, Options
 from .values import Endpoint, ServerNames, TlsMode
 
 DATABASE, SERVER, WEB = "omero_database", "omero_server", "omero_web"
 ANALYSIS = "omero_analysis"  # JupyterHub, served by an omero_web host's nginx
 PROXY = "omero_proxy"  # nginx in front of every omero_web host: TLS, caches, maintenance
-ROLES = (DATABASE, SERVER, WEB, ANALYSIS, PROXY)
+REDIS = "omero_redis"  # the web nodes' shared sessions
+ROLES = (DATABASE, SERVER, WEB, ANALYSIS, PROXY, REDIS)
 BACKUP = "omero_backup"  # the host keeping the other hosts' backup repositories
 SFTP_HOST_ALIAS = "omero-backup-host"  # the omero_backup host in the backup's ssh_config
 # Inside each OMERO host's chroot on the omero_backup host: its restic repository.
@@ -123,6 +124,39 @@ def _peer_option(peer, option: str) -> Any:
         return BY_NAME[option].grammar(peer.data.get(option, DEFAULTS[option]))
     except Bad as bad:
         raise OmeroOptionError(option, str(bad), peer.name, EXAMPLES[option]) from None
+
+
+def redis(host, inventory, options: Options, roles: frozenset[str]) -> dict[str, Any]:
+    """Who reaches the omero_redis host, and how (Settings' redis_* fields): the web nodes
+    at its address, itself over loopback. Both ends need IP addresses: Redis binds to one and
+    nftables admits the web nodes by theirs."""
+    redis_hosts = inventory.get_group(REDIS, [])
+    if len(redis_hosts) > 1:
+        raise OmeroDeployError(f"group {REDIS} has {len(redis_hosts)} hosts; the web nodes share one Redis")
+    if not redis_hosts or not roles & {WEB, REDIS}:
+        return {}
+    target = redis_hosts[0]
+    extra: dict[str, Any] = {"redis_password": secrets.generated(options.secrets_dir,
+                                                                  f"{target.name}-redis-password")}
+    if WEB in roles:
+        extra["redis_address"] = "127.0.0.1" if target.name == host.name else _ip_address(target, "Redis binds to it")
+        # Sessions are signed with Django's secret key: every node must sign with the same one.
+        extra["web_secret_key"] = secrets.generated(options.secrets_dir, f"{target.name}-web-secret-key",
+                                                    length=48)
+    if REDIS in roles:
+        clients = tuple(_ip_address(peer, "the Redis host admits the web nodes by address")
+                        for peer in inventory.get_group(WEB, []) if peer.name != host.name)
+        extra["redis_clients"] = clients
+        extra["redis_bind"] = ("127.0.0.1", *([_ip_address(host, "Redis binds to it")] if clients else []))
+    return extra
+
+
+def _ip_address(peer, why: str) -> str:
+    address = address_of(peer)
+    if ip_literal(address) is None:
+        raise OmeroOptionError("omero_address", f"is {address!r}, not an IP address, and {why}",
+                               peer.name, "192.0.2.15")
+    return address
 
 
 def database_host_name(inventory) -> str:

@@ -7,11 +7,14 @@ from pyinfra import host
 from pyinfra.facts.hardware import Cpus
 from pyinfra.operations import files, pip
 
-from . import container, kit, rolling, services
+from . import container, kit, redis, rolling, services
 from .operations import changed, refreshed, wait_until, waiting
 from .prerequisites import omero_venv, site_packages
 from .users import omero_user
 from .webapps import APPS
+
+# django-redis for sessions in Redis (omero_redis), pinned to a release for omero-web's Django 5.2.
+SESSION_PACKAGES = ("django-redis==7.0.0", "redis==8.1.0")
 
 
 def install(settings) -> None:
@@ -21,6 +24,7 @@ def install(settings) -> None:
     omero_venv(settings, settings.web_venv, [
         f"omero-py=={settings.py_version}", f"omero-web=={settings.web_version}", "gunicorn",
         *(f"{app.package}=={app.version}" for app in settings.web_apps),
+        *(SESSION_PACKAGES if settings.redis_address else ()),
     ])
     listed = {app.package for app in settings.web_apps}
     removed = [app for name, app in APPS.items() if name not in listed]
@@ -52,6 +56,7 @@ def configure(settings, host_cpus: int) -> list[str]:
         workers=workers(settings, host_cpus), static_root=settings.web_static_root, https=settings.site_https,
         site_origins=settings.site_origins, web_allowed_hosts=settings.web_allowed_hosts,
         web_apps=settings.web_apps, web_config=settings.web_config,
+        caches=redis.caches(settings) if settings.redis_address else None, secret_key=settings.web_secret_key,
     )
     omero = f"OMERODIR={shlex.quote(settings.web_omerodir)} {shlex.quote(settings.web_omero)}"
     code = site_packages(settings.web_venv)

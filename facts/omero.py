@@ -30,6 +30,17 @@ class InitSystem(FactBase):
         return output[0].strip() if output else "unknown"
 
 
+class InContainer(FactBase):
+    """Whether the host is a container (``systemd-detect-virt --container``), where systemd
+    cannot set up every sandbox a distribution's unit asks for."""
+
+    def command(self) -> str:
+        return "systemd-detect-virt --container 2>/dev/null || true"
+
+    def process(self, output) -> bool:
+        return bool(output) and output[0].strip() not in ("", "none")
+
+
 class SupervisorPrograms(_NoneWhenAbsent):
     """``{program: state}`` from a running supervisord; None when supervisord is not running."""
 

@@ -165,6 +165,11 @@ def expected_from(settings, sshd: bool) -> Expected:
             listeners.append(Listener(settings.nginx_https_listen.port, settings.nginx_https_listen.address))
             secret.add(settings.tls_key_path)
             sources.add(settings.tls_key_path)
+    if topology.REDIS in roles:
+        # The sessions (OMERO session keys) in Redis's snapshots; its configuration, the redis account's.
+        secret |= {settings.platform.redis_conf, "/var/lib/redis"}
+        trusted.add(settings.redis_filter_dir)
+        listeners += [Listener(6379, address) for address in settings.redis_bind]
     if topology.ANALYSIS in roles:
         secret |= {settings.hub_state_dir, settings.npmrc}
         sources |= {settings.hub_cookie_secret, settings.proxy_auth_token}

@@ -30,7 +30,8 @@ class Farm:
     # Its port 80 published on 127.0.0.1: where the load tests send their requests.
     proxy: SystemdHost = field(default_factory=lambda: _host("proxy", 0, publish=(80,)))
     web: list[SystemdHost] = field(default_factory=lambda: [_host(f"web{n}", n) for n in (1, 2, 3)])
-    redis: SystemdHost = field(default_factory=lambda: _host("redis", 5))
+    # nftables loads the table admitting only the web nodes (a VM's root may; a container's needs it given).
+    redis: SystemdHost = field(default_factory=lambda: _host("redis", 5, capabilities=("NET_ADMIN",)))
     database: SystemdHost = field(default_factory=lambda: _host("db", 6))
     standby: SystemdHost = field(default_factory=lambda: _host("standby", 7))
     # Made on first use by the test that adds a web node.

@@ -324,6 +324,17 @@ class ContainerHost(PodmanHost):
         return f"@{self.connector}/{self.container}", {"omero_address": self.address}
 
 
+# systemd in each systemd host takes inotify instances from root's (all containers are root's),
+# 128 by the kernel's default: a farm's hosts with other sites' beside them use them up, and
+# systemd then fails to boot ("Failed to create inotify object: Too many open files").
+_INOTIFY_INSTANCES, _ENOUGH_INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances"), 1024
+
+
+def _enough_inotify_instances() -> None:
+    if int(_INOTIFY_INSTANCES.read_text()) < _ENOUGH_INOTIFY_INSTANCES:
+        _INOTIFY_INSTANCES.write_text(f"{_ENOUGH_INOTIFY_INSTANCES}\n")
+
+
 @dataclass
 class SystemdHost(PodmanHost):
     """systemd as PID 1, sshd, and ``admin`` with sudo; pyinfra comes in over SSH."""
@@ -334,16 +345,19 @@ class SystemdHost(PodmanHost):
     # Ports of the host also published on 127.0.0.1 (a front proxy's 80), and where: {port: local port}.
     publish: tuple[int, ...] = ()
     published: dict[int, int] = field(default_factory=dict)
+    # Capabilities a VM's root has and a container's lacks, given to this one (NET_ADMIN: nftables).
+    capabilities: tuple[str, ...] = ()
 
     def create(self) -> "SystemdHost":
         self.destroy()
         image = self.image.ensure()
+        _enough_inotify_instances()
         with network_kept():
             podman("run", "-d", "--name", self.container, "--label", f"{RUN_LABEL}={RUN_ID}",
                    "--hostname", self.name, "--systemd=always",
                    # systemd sets up each unit's sandbox (namespaces) as on a VM; without it,
                    # systemd 257 (Debian 13) refuses to start a sandboxed unit at all.
-                   "--cap-add", "SYS_ADMIN",
+                   "--cap-add", "SYS_ADMIN", *(f"--cap-add={cap}" for cap in self.capabilities),
                    "--network", NETWORK, "--ip", self.address, "-p", "127.0.0.1::22",
                    *(f"-p127.0.0.1::{port}" for port in self.publish),
                    *self._cache_mounts(), image, "/sbin/init")

@@ -60,7 +60,8 @@ def documented() -> dict[str, tuple[str, str, str]]:
 @pytest.fixture(scope="module")
 def scenarios(deploy, tmp_path_factory) -> dict:
     """The plans whose paths together make the table: everything on one host (systemd, then
-    supervisord), a site's own certificate (and a downloaded wheel), an ACME client, a backup host."""
+    supervisord), a site's own certificate (and a downloaded wheel), an ACME client, a backup host,
+    a Redis host."""
     ca = CertificateAuthority(tmp_path_factory.mktemp("permissions-ca"))
     chain, key, _ = ca.issue("site", [NAME])
     lab_ca = tmp_path_factory.mktemp("permissions-lab-ca") / "lab-ca.crt"
@@ -88,6 +89,9 @@ def scenarios(deploy, tmp_path_factory) -> dict:
                                                             **FRONT}),
                                  "web": (web, {"omero_address": "10.0.0.11", **FRONT})},
                                 os_name="debian12", responses=changed)["proxy"],
+        "a Redis host": deploy({"redis": (("omero_redis",), {"omero_address": "10.0.0.30"}),
+                                "web": (web, {"omero_address": "10.0.0.31"})},
+                               os_name="debian12", responses=changed)["redis"],
     }
 
 

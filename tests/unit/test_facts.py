@@ -19,6 +19,7 @@ COMMANDS = [
     pytest.param(facts.Accounts, {"names": ()}, "true", id="Accounts-none (getent would list everyone)"),
     pytest.param(facts.DirectoryOwners, {"paths": ()}, "true", id="DirectoryOwners-none"),
     pytest.param(facts.InitSystem, {}, "cat /proc/1/comm 2>/dev/null || echo unknown", id="InitSystem"),
+    pytest.param(facts.InContainer, {}, "systemd-detect-virt --container 2>/dev/null || true", id="InContainer"),
     pytest.param(facts.SupervisorPrograms, {"conf": "/etc/my supervisor/supervisord.conf"},
                  f"if {SUPERVISORCTL} pid >/dev/null 2>&1; then {SUPERVISORCTL} status || true; "
                  "else echo __DOWN__; fi", id="SupervisorPrograms"),
@@ -96,6 +97,9 @@ def test_absent_by_default(fact):
 
 
 PROCESS = [
+    (facts.InContainer, ["podman"], True),
+    (facts.InContainer, ["none"], False),
+    (facts.InContainer, [], False),  # no systemd-detect-virt: not a systemd host, so no unit's sandbox
     # Accounts
     (facts.Accounts, ["admin:x:1000:1000:,,,:/home/admin:/bin/bash",
                       "omero-web:x:997:997::/var/lib/omero-web:/usr/sbin/nologin"],

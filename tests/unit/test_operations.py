@@ -544,6 +544,21 @@ def test_dnf_repo_enabled(run_op, listed, commands, noops):
     assert run.noops == noops
 
 
+# -- nft_table_loaded ------------------------------------------------------------------------
+@pytest.mark.parametrize(("listed", "commands", "noops"), [
+    pytest.param("loaded", [], ["nftables table inet omero_redis is loaded"], id="loaded"),
+    pytest.param("", ["systemctl reload-or-restart omero-redis-filter.service"], [], id="gone"),
+    pytest.param(None, ["systemctl reload-or-restart omero-redis-filter.service"], [], id="no output"),
+])
+def test_nft_table_loaded(run_op, listed, commands, noops):
+    run = run_op(ops.nft_table_loaded, {"Command": listed}, "inet omero_redis",
+                 "systemctl reload-or-restart omero-redis-filter.service")
+    assert run.fact_calls == [("Command", {"command": "nft list table inet omero_redis >/dev/null 2>&1 "
+                                                      "&& echo loaded || true"})]
+    assert run.commands == commands
+    assert run.noops == noops
+
+
 # -- self_signed_certificate ------------------------------------------------------------------
 NOW = datetime.now(timezone.utc)
 NAMES = ["omero.test", "10.0.0.5"]
