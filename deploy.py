@@ -10,8 +10,20 @@ Every option is validated for every host before anything changes.
 from pyinfra import host, inventory
 from pyinfra.facts.server import LinuxDistribution
 
-from deploys import analysis, backup, checks, database, nginx, platform, prerequisites, server, settings, web
-from deploys.topology import ANALYSIS, BACKUP, DATABASE, SERVER, WEB
+from deploys import (
+    analysis,
+    backup,
+    checks,
+    database,
+    nginx,
+    platform,
+    prerequisites,
+    replication,
+    server,
+    settings,
+    web,
+)
+from deploys.topology import ANALYSIS, BACKUP, DATABASE, SERVER, STANDBY, WEB
 from facts.omero import Accounts, DirectoryOwners, InitSystem
 
 config = settings.load(
@@ -36,6 +48,13 @@ if backup_host:
 # this order): nginx serves what runs behind it.
 if DATABASE in config.roles:
     database.deploy(config)
+    replication.primary(config)
+# A standby follows the primary once its role and slot exist; the primary waits for it at each
+# commit (when synchronous) only once it streams.
+if STANDBY in config.roles:
+    replication.standby(config)
+if DATABASE in config.roles:
+    replication.synchronous(config)
 # Backups are configured before the server: an upgrade keeps its dump in the repositories.
 backup_sources = backup.configure(config) if config.backs_up else []
 if SERVER in config.roles:
