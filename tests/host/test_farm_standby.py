@@ -13,7 +13,8 @@ import shlex
 
 import pytest
 
-from .testhosts import hosts_with_changes, interrupted_deploy, podman
+from ..docs_commands import block
+from .testhosts import hosts_with_changes, interrupted_deploy, podman, wait_for
 
 REPLICATION = "/usr/local/sbin/omero-database-replication"
 DATA_DIR = "/var/lib/postgresql/15/main"
@@ -32,9 +33,9 @@ def sql(host, query: str, database: str = "omero", check: bool = True):
                     check=check)
 
 
-def status(host) -> dict[str, str]:
+def status(host, command: str = REPLICATION) -> dict[str, str]:
     """omero-database-replication's fields (psql's expanded output: ``name | value``)."""
-    output = host.run(REPLICATION).stdout
+    output = host.run(command).stdout
     fields = dict(re.findall(r"^(\w+)\s+\| ?(.*)$", output, re.MULTILINE))
     fields["this host"] = re.search(r"^this host: (\w+)$", output, re.MULTILINE).group(1)
     return fields
@@ -45,8 +46,6 @@ def streaming(site) -> bool:
 
 
 def wait_streaming(site, timeout: float = 60):
-    from .testhosts import wait_for
-
     wait_for(lambda: streaming(site), "the standby to stream", timeout)
 
 
@@ -61,8 +60,6 @@ def test_standby_streams_from_the_primary(site):
     assert standby["slot"] == primary["standby"] == primary["slot"]
     # The standby is read-only and has what the primary commits.
     sql(site.database, "CREATE TABLE IF NOT EXISTS seen (n int); INSERT INTO seen VALUES (42)")
-    from .testhosts import wait_for
-
     wait_for(lambda: "42" in sql(site.standby, "SELECT n FROM seen").stdout.split(), "the row on the standby", 30)
     refused = sql(site.standby, "INSERT INTO seen VALUES (1)", check=False)
     assert refused.returncode != 0 and "read-only" in refused.stderr
@@ -71,13 +68,11 @@ def test_standby_streams_from_the_primary(site):
 def test_lag_visible_on_both_hosts(site):
     wait_streaming(site)
     for host in (site.database, site.standby):
-        fields = status(host)
+        fields = status(host, block("README.md", "sudo omero-database-replication"))
         assert int(fields["lag_bytes"]) >= 0
         assert float(fields["lag_seconds"]) >= 0
     # Caught up, once the primary is idle.
     sql(site.database, "CHECKPOINT")
-    from .testhosts import wait_for
-
     wait_for(lambda: status(site.standby)["lag_bytes"] == "0", "the standby to catch up", 30)
 
 
@@ -143,7 +138,7 @@ def test_take_over(site):
     expected = sql(old, "SELECT count(*), md5(string_agg(md5(lo_get(blob)), ',' ORDER BY id)) FROM takeover").stdout
     podman("kill", "--signal", "KILL", old.container)
 
-    promoted = standby.run(f"{REPLICATION} promote")
+    promoted = standby.run(block("README.md", "sudo omero-database-replication promote"))
     assert "promoted" in promoted.stdout
     assert status(standby)["this host"] == "primary"
     # The inventory changed: the standby's host is the database, the old primary gone.
