@@ -49,10 +49,17 @@ if backup_host:
 if DATABASE in config.roles:
     database.deploy(config)
     replication.primary(config)
-# A standby follows the primary once its role and slot exist; the primary waits for it at each
-# commit (when synchronous) only once it streams.
+# A standby copies the primary once its role and slot exist; the primary waits for it at each
+# commit (when synchronous) only once it runs. pyinfra orders each host's operations, not one
+# host's against another's: an operation both hosts reach from the same line is the meeting point.
 if STANDBY in config.roles:
-    replication.standby(config)
+    replication.prepare_standby(config)
+if config.standby_slot:
+    replication.meet("The primary ready for its standby")
+if STANDBY in config.roles:
+    replication.follow(config)
+if config.standby_slot:
+    replication.meet("The standby running")
 if DATABASE in config.roles:
     replication.synchronous(config)
 # Backups are configured before the server: an upgrade keeps its dump in the repositories.

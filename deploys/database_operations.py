@@ -140,6 +140,15 @@ def replication_slot(slot: str | None, prefix: str, port: int = 5432):
 
 
 @operation()
+def rendezvous(what: str):
+    """Nothing to do: a step several hosts share (pyinfra runs an operation reached from the same
+    place on every host as one step), so what comes after it on one host waits for what comes
+    before it on the others."""
+    host.noop(what)
+    yield from ()
+
+
+@operation()
 def postgres_reloaded(setting: str, wanted: str, port: int = 5432):
     """The running server's ``setting`` is ``wanted`` (as the configuration files now say):
     the configuration is reloaded when it is not, whichever run wrote the files."""

@@ -9,7 +9,13 @@ import shlex
 from pyinfra.operations import files
 
 from . import database, kit, services
-from .database_operations import postgres_reloaded, postgres_role, replication_slot, standby_cluster
+from .database_operations import (
+    postgres_reloaded,
+    postgres_role,
+    rendezvous,
+    replication_slot,
+    standby_cluster,
+)
 from .operations import secret_file
 from .topology import SLOT_PREFIX
 
@@ -30,15 +36,26 @@ def primary(settings) -> None:
         command(settings)
 
 
-def standby(settings) -> None:
-    """On the omero_database_standby host: PostgreSQL installed, its cluster following the primary."""
-    platform = settings.platform
+def prepare_standby(settings) -> None:
+    """On the omero_database_standby host: PostgreSQL installed, the role's password in its passfile."""
     database.install(settings)
-    passfile = f"{platform.postgres_home}/omero-replication.pgpass"
-    secret_file(name=f"Write {passfile}", dest=passfile, user="postgres", group="postgres", mode="600",
-                content=":".join(_pgpass_field(field) for field in (
+    secret_file(name=f"Write {_passfile(settings)}", dest=_passfile(settings), user="postgres", group="postgres",
+                mode="600", content=":".join(_pgpass_field(field) for field in (
                     settings.database_address, str(settings.db_port), "replication", settings.replication_user,
                     settings.replication_password)) + "\n")
+
+
+def meet(what: str) -> None:
+    """The primary and its standby both reach this step before either goes on (called from one
+    line of deploy.py on both)."""
+    rendezvous(name=what, what=what)
+
+
+def follow(settings) -> None:
+    """On the omero_database_standby host, once the primary is ready: its cluster a copy of the
+    primary's, following it, and running."""
+    platform = settings.platform
+    passfile = _passfile(settings)
     # Debian's postgresql.service stops its clusters with it, so starting it again starts them.
     stop = services.action_command(settings, "stop", "postgresql")
     pg_ctl = shlex.join(["runuser", "-u", "postgres", "--", f"{platform.postgres_bin_dir}/pg_ctl", "status",
@@ -71,6 +88,10 @@ def synchronous(settings) -> None:
         files.file(name=f"Remove {path}", path=path, present=False)
     postgres_reloaded(name="Apply synchronous_standby_names", setting="synchronous_standby_names",
                       wanted=names, port=settings.db_port, **AS_POSTGRES)
+
+
+def _passfile(settings) -> str:
+    return f"{settings.platform.postgres_home}/omero-replication.pgpass"
 
 
 def command(settings) -> None:
