@@ -56,8 +56,10 @@ def follow(settings) -> None:
     primary's, following it, and running."""
     platform = settings.platform
     passfile = _passfile(settings)
-    # Debian's postgresql.service stops its clusters with it, so starting it again starts them.
+    # Debian's cluster unit too: postgresql.service, which starting again starts it, may be stopped already.
     stop = services.action_command(settings, "stop", "postgresql")
+    if settings.service_manager == "systemd" and platform.postgres_unit != "postgresql.service":
+        stop = f"systemctl stop {shlex.quote(platform.postgres_unit)} && {stop}"
     pg_ctl = shlex.join(["runuser", "-u", "postgres", "--", f"{platform.postgres_bin_dir}/pg_ctl", "status",
                          "-D", platform.postgres_data_dir])
     standby_cluster(
@@ -67,19 +69,23 @@ def follow(settings) -> None:
                   "application_name": settings.standby_slot, "passfile": passfile},
         slot=settings.standby_slot,
         # Stopped for sure before the swap: supervisorctl fails where supervisord is not running yet.
-        stop=f"{{ {stop} || true; }} && ! {pg_ctl} >/dev/null",
+        stop=(f"{{ {stop} || true; }} && if {pg_ctl} >/dev/null; then echo 'PostgreSQL still runs in "
+              f"{platform.postgres_data_dir}' >&2; exit 1; fi"),
         pg_basebackup=f"{platform.postgres_bin_dir}/pg_basebackup",
         lock=f"{settings.state_dir}/standby-base-backup.lock",
     )
-    # After the copy: on RHEL the configuration lives in the data directory the copy replaced.
-    database.run(settings, database.configure(settings))
+    # After the copy: on RHEL the configuration lives in the data directory the copy replaced,
+    # and a promoted standby must not wait for a standby of its own.
+    config_files = database.configure(settings)
+    files.file(name=f"Remove {_synchronous_file(settings)}", path=_synchronous_file(settings), present=False)
+    database.run(settings, config_files)
     command(settings)
 
 
 def synchronous(settings) -> None:
     """On the omero_database host, after the standby's steps: commits wait for the standby
     when it is synchronous; without one (taken out of the inventory) they never do."""
-    path = f"{settings.platform.postgres_conf_dir}/conf.d/omero-standby.conf"
+    path = _synchronous_file(settings)
     names = settings.standby_slot if settings.standby_address and settings.standby_synchronous else ""
     if names:
         kit.template("postgresql/omero-standby.conf.j2", path, user="postgres", group="postgres", mode="644",
@@ -88,6 +94,10 @@ def synchronous(settings) -> None:
         files.file(name=f"Remove {path}", path=path, present=False)
     postgres_reloaded(name="Apply synchronous_standby_names", setting="synchronous_standby_names",
                       wanted=names, port=settings.db_port, **AS_POSTGRES)
+
+
+def _synchronous_file(settings) -> str:
+    return f"{settings.platform.postgres_conf_dir}/conf.d/omero-standby.conf"
 
 
 def _passfile(settings) -> str:

@@ -110,20 +110,23 @@ def test_second_run_changes_nothing(site):
 def test_killed_base_backup_is_redone_by_the_next_run(site):
     primary, standby = site.database, site.standby
     wait_streaming(site)
-    # Enough data that the copy takes seconds, then the standby made to need a new one.
+    # Enough data that the copy takes a while, then the standby made to need a new copy.
     sql(primary, "DROP TABLE IF EXISTS filler; CREATE TABLE filler AS SELECT g, repeat(md5(g::text), 30) AS pad "
-                 "FROM generate_series(1, 400000) g")
+                 "FROM generate_series(1, 200000) g")
     standby.run("systemctl stop postgresql.service")
     standby.run(f"rm {DATA_DIR}/standby.signal")
+    # The copy killed half a second into it (as a crash of the run would leave it), the run with it.
+    podman("exec", "-d", standby.container, "sh", "-c",
+           "until pid=$(pgrep -x pg_basebackup); do sleep 0.05; done; sleep 0.5; kill -KILL $pid")
     output = interrupted_deploy(site.inventory, BASE_BACKUP_OP.format(primary.address), during=3)
     assert "Make PostgreSQL a standby" in output
-    # Killed during the copy: the old directory in place, still no standby; a partial copy beside it.
-    assert standby.run(f"test -d {DATA_DIR}.partial", check=False).returncode == 0
+    # The old directory in place, still no standby; a partial copy beside it.
+    assert standby.run(f"test -d {DATA_DIR}.partial/base", check=False).returncode == 0
     assert standby.run(f"test -e {DATA_DIR}/standby.signal", check=False).returncode != 0
     site.deploy()
     wait_streaming(site)
     assert standby.run(f"ls -d {DATA_DIR}.partial {DATA_DIR}.old", check=False).stdout == ""
-    assert sql(standby, "SELECT count(*) FROM filler").stdout.strip() == "400000"
+    assert sql(standby, "SELECT count(*) FROM filler").stdout.strip() == "200000"
     sql(primary, "DROP TABLE filler")
     assert hosts_with_changes(site.inventory) == {}
 
