@@ -159,7 +159,7 @@ def postgres_reloaded(setting: str, wanted: str, port: int = 5432):
 
 
 @operation()
-def standby_cluster(data_dir: str, conninfo: dict, slot: str, stop: str, pg_basebackup: str, lock: str):
+def standby_cluster(data_dir: str, conninfo: dict, slot: str, stop: str, pg_basebackup: str, group_file: str):
     """``data_dir`` a standby of the primary ``conninfo`` (libpq keywords: host, port, user,
     application_name, passfile) through ``slot``: left alone when it already follows it (its
     standby.signal, primary_conninfo and slot), otherwise made anew by ``pg_basebackup -R``
@@ -167,8 +167,9 @@ def standby_cluster(data_dir: str, conninfo: dict, slot: str, stop: str, pg_base
     server stopped (``stop``) and the new directory swapped in.
 
     Convergent: a run killed during the copy leaves the old directory in place and a partial
-    one that the next run removes first; a copy left running by a killed run holds ``lock``
-    (a file), which the next one waits for.
+    one that the next run removes first. The copy runs in a process group of its own, recorded
+    in ``group_file`` until it ends: what a killed run left of it (a copy that outlived its
+    connection, hung or not) is killed by the next one before it starts again.
     """
     found = host.get_fact(PostgresStandby, data_dir=data_dir)
     following = {key: found["conninfo"].get(key) for key in ("host", "port", "user", "application_name")}
@@ -178,7 +179,9 @@ def standby_cluster(data_dir: str, conninfo: dict, slot: str, stop: str, pg_base
         return
     partial, old = f"{data_dir}.partial", f"{data_dir}.old"
     dsn = " ".join(f"{key}={_conninfo_value(str(value))}" for key, value in conninfo.items())
+    group = shlex.quote(group_file)
     steps = [
+        f"echo $$ > {group}",
         shlex.join(["rm", "-rf", partial, old]),
         shlex.join(["install", "-d", "-o", "postgres", "-g", "postgres", "-m", "700", partial]),
         shlex.join(["runuser", "-u", "postgres", "--", pg_basebackup, "-D", partial, "-d", dsn, "-w", "-R",
@@ -186,9 +189,10 @@ def standby_cluster(data_dir: str, conninfo: dict, slot: str, stop: str, pg_base
         stop,
         f"if [ -e {shlex.quote(data_dir)} ]; then {shlex.join(['mv', '-T', data_dir, old])}; fi",
         shlex.join(["mv", "-T", partial, data_dir]),
-        shlex.join(["rm", "-rf", old]),
+        shlex.join(["rm", "-rf", old, group_file]),
     ]
-    yield f"flock {shlex.quote(lock)} sh -ec {shlex.quote(' && '.join(steps))}"
+    yield (f"if [ -s {group} ]; then kill -KILL -- -\"$(cat {group})\" 2>/dev/null || true; fi; "
+           f"setsid -w sh -ec {shlex.quote(' && '.join(steps))}")
 
 
 def _conninfo_value(value: str) -> str:

@@ -72,7 +72,7 @@ def follow(settings) -> None:
         stop=(f"{{ {stop} || true; }} && if {pg_ctl} >/dev/null; then echo 'PostgreSQL still runs in "
               f"{platform.postgres_data_dir}' >&2; exit 1; fi"),
         pg_basebackup=f"{platform.postgres_bin_dir}/pg_basebackup",
-        lock=f"{settings.state_dir}/standby-base-backup.lock",
+        group_file=f"{settings.state_dir}/standby-base-backup.pgid",
     )
     # After the copy: on RHEL the configuration lives in the data directory the copy replaced,
     # and a promoted standby must not wait for a standby of its own.

@@ -72,7 +72,7 @@ def test_psql_facts(fact, output, value):
 # -- operations -------------------------------------------------------------------------------
 def test_standby_following_the_primary_is_left_alone(run_op):
     run = run_op(db_ops.standby_cluster, {"PostgresStandby": FOLLOWING}, "/pg/main", CONNINFO, "omero_standby_sb",
-                 "stop", "/bin/pg_basebackup", "/var/lib/omero-pyinfra/lock")
+                 "stop", "/bin/pg_basebackup", "/state/copy.pgid")
     assert run.commands == []
     assert run.noops == ["/pg/main is a standby of 10.0.0.1 through omero_standby_sb"]
 
@@ -86,20 +86,21 @@ def test_standby_following_the_primary_is_left_alone(run_op):
 ])
 def test_standby_made_anew_by_a_base_backup(run_op, found):
     run = run_op(db_ops.standby_cluster, {"PostgresStandby": found}, "/pg/main", CONNINFO, "omero_standby_sb",
-                 "systemctl stop postgresql.service", "/bin/pg_basebackup", "/var/lib/omero-pyinfra/lock")
+                 "systemctl stop postgresql.service", "/bin/pg_basebackup", "/state/copy.pgid")
     assert run.commands == [
-        "flock /var/lib/omero-pyinfra/lock sh -ec 'rm -rf /pg/main.partial /pg/main.old && install -d -o postgres "
-        "-g postgres -m 700 /pg/main.partial && runuser -u postgres -- /bin/pg_basebackup -D /pg/main.partial -d "
-        "'\"'\"'host=10.0.0.1 port=5432 user=omero_replication application_name=omero_standby_sb "
+        "if [ -s /state/copy.pgid ]; then kill -KILL -- -\"$(cat /state/copy.pgid)\" 2>/dev/null || true; fi; "
+        "setsid -w sh -ec 'echo $$ > /state/copy.pgid && rm -rf /pg/main.partial /pg/main.old && install -d "
+        "-o postgres -g postgres -m 700 /pg/main.partial && runuser -u postgres -- /bin/pg_basebackup -D "
+        "/pg/main.partial -d '\"'\"'host=10.0.0.1 port=5432 user=omero_replication application_name=omero_standby_sb "
         "passfile=/var/lib/postgresql/omero-replication.pgpass'\"'\"' -w -R -X stream -S omero_standby_sb -c fast "
         "&& systemctl stop postgresql.service && if [ -e /pg/main ]; then mv -T /pg/main /pg/main.old; fi && "
-        "mv -T /pg/main.partial /pg/main && rm -rf /pg/main.old'"]
+        "mv -T /pg/main.partial /pg/main && rm -rf /pg/main.old /state/copy.pgid'"]
 
 
 def test_base_backup_quotes_odd_values(run_op):
     conninfo = {**CONNINFO, "passfile": "/var/lib/it's here"}
     run = run_op(db_ops.standby_cluster, {"PostgresStandby": {"standby": False, "slot": None, "conninfo": {}}},
-                 "/pg/main", conninfo, "s", "stop", "/bin/pg_basebackup", "/lock")
+                 "/pg/main", conninfo, "s", "stop", "/bin/pg_basebackup", "/state/copy.pgid")
     assert "passfile='\"'\"'\"'\"'\"'\"'\"'\"'/var/lib/it\\'\"'\"'\"'\"'\"'\"'\"'\"'s here" in run.commands[0]
 
 
