@@ -4,7 +4,8 @@
 import pytest
 
 from deploys import database_operations as db_ops
-from deploys import scram, topology
+from deploys import scram, secrets, topology
+from deploys.errors import OmeroDeployError
 from facts import replication as facts
 
 pytestmark = pytest.mark.unit
@@ -145,3 +146,13 @@ def test_replication_role(run_op, verifier, replication, changes):
 def test_slot_name(name, slot):
     assert topology.slot_name(name) == slot
     assert len(slot) <= 63
+
+
+def test_password_kept_under_the_standbys_name_too(tmp_path):
+    secrets.keep(str(tmp_path), "@fake/standby-db-omero", "the password")
+    kept = tmp_path / "fake_standby-db-omero"
+    assert kept.read_text() == "the password\n" and kept.stat().st_mode & 0o777 == 0o600
+    secrets.keep(str(tmp_path), "@fake/standby-db-omero", "the password")  # again: nothing to do
+    with pytest.raises(OmeroDeployError, match="holds another secret"):
+        secrets.keep(str(tmp_path), "@fake/standby-db-omero", "another password")
+    assert kept.read_text() == "the password\n"
