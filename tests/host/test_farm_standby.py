@@ -126,11 +126,13 @@ def test_killed_base_backup_is_redone_by_the_next_run(site):
     standby.run(f"rm {DATA_DIR}/standby.signal")
     # The copy killed half a second into it (as a crash of the run would leave it), the run with it.
     podman("exec", "-d", standby.container, "sh", "-c",
-           "until pid=$(pgrep -x pg_basebackup); do sleep 0.05; done; sleep 0.5; kill -KILL $pid")
+           "until pid=$(pgrep -x pg_basebackup); do sleep 0.05; done; sleep 0.5; kill -KILL $pid "
+           "&& touch /run/copy-killed")
     output = interrupted_deploy(site.inventory, BASE_BACKUP_OP.format(primary.address), during=3)
     assert "Make PostgreSQL a standby" in output
-    # The old directory in place, still no standby; a partial copy beside it.
-    assert standby.run(f"test -d {DATA_DIR}.partial/base", check=False).returncode == 0
+    # Killed during the copy: the old directory in place, still no standby; a partial copy beside it.
+    assert standby.run("test -e /run/copy-killed", check=False).returncode == 0
+    assert standby.run(f"test -d {DATA_DIR}.partial", check=False).returncode == 0
     assert standby.run(f"test -e {DATA_DIR}/standby.signal", check=False).returncode != 0
     site.deploy()
     wait_streaming(site)
