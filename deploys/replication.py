@@ -34,6 +34,8 @@ def primary(settings) -> None:
                      prefix=SLOT_PREFIX, port=settings.db_port, **AS_POSTGRES)
     if settings.standby_address:
         command(settings)
+    # A promoted standby's: a primary streams from nothing.
+    files.file(name=f"Remove {_passfile(settings)}", path=_passfile(settings), present=False)
 
 
 def prepare_standby(settings) -> None:

@@ -88,8 +88,9 @@ def test_without_a_standby_nothing_of_it(deploy):
     assert not [command for command in db.commands if "omero_replication" in command
                 or "pg_create_physical_replication_slot" in command]
     assert "/usr/local/sbin/omero-database-replication" not in db.uploads
-    # A standby taken out of the inventory: commits wait for none.
+    # A standby taken out of the inventory: commits wait for none; a promoted one keeps no passfile.
     assert "Remove /etc/postgresql/16/main/conf.d/omero-standby.conf" in db.ops
+    assert "Remove /var/lib/postgresql/omero-replication.pgpass" in db.ops
 
 
 def test_take_over_moves_every_server_to_the_new_primary(deploy):
