@@ -180,12 +180,17 @@ def standby_cluster(data_dir: str, conninfo: dict, slot: str, stop: str, pg_base
     partial, old = f"{data_dir}.partial", f"{data_dir}.old"
     dsn = " ".join(f"{key}={_conninfo_value(str(value))}" for key, value in conninfo.items())
     group = shlex.quote(group_file)
-    steps = [
-        f"echo $$ > {group}",
-        shlex.join(["rm", "-rf", partial, old]),
+    copy = " && ".join([
+        shlex.join(["rm", "-rf", partial]),
         shlex.join(["install", "-d", "-o", "postgres", "-g", "postgres", "-m", "700", partial]),
         shlex.join(["runuser", "-u", "postgres", "--", pg_basebackup, "-D", partial, "-d", dsn, "-w", "-R",
-                    "-X", "stream", "-S", slot, "-c", "fast"]),
+                    "-X", "stream", "-S", slot, "-c", "fast"])])
+    steps = [
+        f"echo $$ > {group}",
+        shlex.join(["rm", "-rf", old]),
+        # Tried again a few times: the slot stays taken until the primary sees a killed copy's
+        # connection gone, and a primary may be restarting.
+        f"{{ n=0; until {copy}; do n=$((n+1)); [ $n -lt 5 ] || exit 1; sleep 3; done; }}",
         stop,
         f"if [ -e {shlex.quote(data_dir)} ]; then {shlex.join(['mv', '-T', data_dir, old])}; fi",
         shlex.join(["mv", "-T", partial, data_dir]),

@@ -90,11 +90,12 @@ def test_standby_made_anew_by_a_base_backup(run_op, found):
                  "systemctl stop postgresql.service", "/bin/pg_basebackup", "/state/copy.pgid")
     assert run.commands == [
         "if [ -s /state/copy.pgid ]; then kill -KILL -- -\"$(cat /state/copy.pgid)\" 2>/dev/null || true; fi; "
-        "setsid -w sh -ec 'echo $$ > /state/copy.pgid && rm -rf /pg/main.partial /pg/main.old && install -d "
-        "-o postgres -g postgres -m 700 /pg/main.partial && runuser -u postgres -- /bin/pg_basebackup -D "
+        "setsid -w sh -ec 'echo $$ > /state/copy.pgid && rm -rf /pg/main.old && { n=0; until rm -rf /pg/main.partial "
+        "&& install -d -o postgres -g postgres -m 700 /pg/main.partial && runuser -u postgres -- /bin/pg_basebackup -D "
         "/pg/main.partial -d '\"'\"'host=10.0.0.1 port=5432 user=omero_replication application_name=omero_standby_sb "
-        "passfile=/var/lib/postgresql/omero-replication.pgpass'\"'\"' -w -R -X stream -S omero_standby_sb -c fast "
-        "&& systemctl stop postgresql.service && if [ -e /pg/main ]; then mv -T /pg/main /pg/main.old; fi && "
+        "passfile=/var/lib/postgresql/omero-replication.pgpass'\"'\"' -w -R -X stream -S omero_standby_sb -c fast; "
+        "do n=$((n+1)); [ $n -lt 5 ] || exit 1; sleep 3; done; } && systemctl stop postgresql.service && "
+        "if [ -e /pg/main ]; then mv -T /pg/main /pg/main.old; fi && "
         "mv -T /pg/main.partial /pg/main && rm -rf /pg/main.old /state/copy.pgid'"]
 
 
