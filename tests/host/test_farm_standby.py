@@ -14,6 +14,7 @@ import shlex
 import pytest
 
 from ..docs_commands import block
+from .audit import assert_clean
 from .testhosts import hosts_with_changes, interrupted_deploy, podman, wait_for
 
 REPLICATION = "/usr/local/sbin/omero-database-replication"
@@ -114,6 +115,11 @@ def test_standby_admitted_only_from_its_address_with_the_role_password(site):
 
 def test_second_run_changes_nothing(site):
     assert hosts_with_changes(site.inventory) == {}
+
+
+def test_permission_audit(site):
+    for host in (site.database, site.standby):
+        assert_clean(host, site.secrets_dir)
 
 
 def test_killed_base_backup_is_redone_by_the_next_run(site):
