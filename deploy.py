@@ -22,12 +22,13 @@ from deploys import (
     prerequisites,
     proxy,
     redis,
+    replication,
     server,
     settings,
     web,
 )
 from deploys.operations import barrier
-from deploys.topology import ANALYSIS, BACKUP, DATABASE, PROXY, REDIS, SERVER, WEB
+from deploys.topology import ANALYSIS, BACKUP, DATABASE, PROXY, REDIS, SERVER, STANDBY, WEB
 from facts.omero import Accounts, DirectoryOwners, InitSystem
 
 config = settings.load(
@@ -53,6 +54,20 @@ if backup_host:
 # behind it; the front proxy last, over web nodes that serve already.
 if DATABASE in config.roles:
     database.deploy(config)
+    replication.primary(config)
+# A standby copies the primary once its role and slot exist; the primary waits for it at each
+# commit (when synchronous) only once it runs. pyinfra orders each host's operations, not one
+# host's against another's: an operation both hosts reach from the same line is the meeting point.
+if STANDBY in config.roles:
+    replication.prepare_standby(config)
+if config.standby_slot:
+    barrier(name="The primary ready for its standby", what="the primary and its standby are there")
+if STANDBY in config.roles:
+    replication.follow(config)
+if config.standby_slot:
+    barrier(name="The standby running", what="the standby is running")
+if DATABASE in config.roles:
+    replication.synchronous(config)
 # Redis before the web nodes, whose sessions it keeps.
 if REDIS in config.roles:
     redis.deploy(config)

@@ -65,6 +65,9 @@ def parse_options(values: dict[str, Any], platform: Platform, host_name: str) ->
     if parsed["omero_web_user"] == parsed["omero_server_user"]:
         fail("omero_web_user", f"{parsed['omero_web_user']!r} is also omero_server_user; the "
                                "web (facing the network) must not run as the server")
+    if parsed["omero_db_replication_user"] == parsed["omero_db_user"]:
+        fail("omero_db_replication_user", f"{parsed['omero_db_user']!r} is also omero_db_user; the standby "
+                                          "streams with a role of its own, which reaches no database")
     _check_accounts(parsed, fail)
     _check_directories(parsed, fail)
     bind, listen, https_listen = (parsed["omero_web_bind"], parsed["omero_nginx_listen"],

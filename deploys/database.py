@@ -42,12 +42,22 @@ def configure(settings) -> list[str]:
     kit.template(
         "postgresql/pg_hba.conf.j2", written[-1], user="postgres", group="postgres",
         mode="640", db_name=settings.db_name, db_user=settings.db_user,
-        clients=[_cidr(address) for address in settings.db_client_addresses if address != "localhost"],
+        clients=[cidr(address) for address in settings.db_client_addresses if address != "localhost"],
+        replication=(settings.replication_user, cidr(settings.standby_address)) if settings.standby_address else None,
     )
     return written
 
 
 def start(settings, config_files: list[str]) -> None:
+    run(settings, config_files)
+    postgres_role(name=f"Create the database role {settings.db_user}", role=settings.db_user,
+                  password=settings.db_password, port=settings.db_port, **AS_POSTGRES)
+    postgres_database(name=f"Create the database {settings.db_name}", database=settings.db_name,
+                      owner=settings.db_user, port=settings.db_port, **AS_POSTGRES)
+
+
+def run(settings, config_files: list[str]) -> None:
+    """PostgreSQL running (restarted when ``config_files`` changed since) and accepting connections."""
     platform = settings.platform
     files.directory(name="Create PostgreSQL's socket directory", path="/var/run/postgresql",
                     user="postgres", group="postgres", mode="2775")
@@ -67,10 +77,6 @@ def start(settings, config_files: list[str]) -> None:
                check=f"{platform.postgres_bin_dir}/pg_isready -q -h /var/run/postgresql "
                      f"-p {settings.db_port}",
                what="PostgreSQL", when=changed(started))
-    postgres_role(name=f"Create the database role {settings.db_user}", role=settings.db_user,
-                  password=settings.db_password, port=settings.db_port, **AS_POSTGRES)
-    postgres_database(name=f"Create the database {settings.db_name}", database=settings.db_name,
-                      owner=settings.db_user, port=settings.db_port, **AS_POSTGRES)
 
 
 def deploy(settings) -> None:
@@ -78,7 +84,7 @@ def deploy(settings) -> None:
     start(settings, configure(settings))
 
 
-def _cidr(address: str) -> str:
+def cidr(address: str) -> str:
     """pg_hba wants a network for an IP address; a host name stays as it is."""
     if address.replace(".", "").isdigit():
         return f"{address}/32"

@@ -1,6 +1,8 @@
-"""PostgreSQL and OMERO schema operations, idempotent as those of operations.py: the role,
-the database, the schema created once and upgraded, the dump before an upgrade."""
+"""PostgreSQL and OMERO schema operations, idempotent as those of operations.py: the roles,
+the database, a standby's replication (slot, base backup, settings), the schema created once
+and upgraded, the dump before an upgrade."""
 
+import re
 import shlex
 
 from pyinfra import host
@@ -15,21 +17,28 @@ from facts.omero import (
     PostgresDatabaseOwner,
     PostgresRoleVerifier,
 )
+from facts.replication import PostgresReplicationSlots, PostgresRoleReplication, PostgresSetting, PostgresStandby
 
 from . import scram, server_steps
 
 
 @operation()
-def postgres_role(role: str, password: str, port: int = 5432):
-    """A login role whose password is ``password``; only its SCRAM verifier is sent."""
+def postgres_role(role: str, password: str, port: int = 5432, replication: bool = False):
+    """A login role whose password is ``password``; only its SCRAM verifier is sent. With
+    ``replication``, a role that may stream WAL (a standby's) and nothing more."""
     current = host.get_fact(PostgresRoleVerifier, role=role, port=port)
-    if current is not None and scram.scram_matches(password, current):
+    attributes = "LOGIN"
+    if replication:
+        attributes = "LOGIN REPLICATION"
+        streams = host.get_fact(PostgresRoleReplication, role=role, port=port)
+    if current is not None and scram.scram_matches(password, current) and (not replication or streams):
         host.noop(f"role {role} exists with the wanted password")
         return
     verb = "CREATE" if current is None else "ALTER"
     verifier = HiddenValue(scram.scram_verifier(password))
     yield make_execute_psql_command(
-        StringCommand(f'{verb} ROLE "{role}" LOGIN PASSWORD', StringCommand("'", verifier, "'", _separator="")),
+        StringCommand(f'{verb} ROLE "{role}" {attributes} PASSWORD',
+                      StringCommand("'", verifier, "'", _separator="")),
         port=port,
     )
 
@@ -113,3 +122,77 @@ def omero_schema_upgrade(omerodir: str, db: dict):
     psql = f"psql -XAw -v ON_ERROR_STOP=1 {_connection(db)}"
     for script in scripts.split():
         yield f"{psql} -f {shlex.quote(script)}"
+
+
+@operation()
+def replication_slot(slot: str | None, prefix: str, port: int = 5432):
+    """The physical replication slot ``slot`` (None: no standby) and no other slot named
+    ``prefix``...: one a removed standby left would keep WAL on the primary for ever. A slot
+    in use is left until its standby has gone."""
+    slots = host.get_fact(PostgresReplicationSlots, prefix=prefix, port=port)
+    if slot is not None and slot not in slots:
+        yield make_execute_psql_command(f"SELECT pg_create_physical_replication_slot('{slot}')", port=port)
+    for name, active in sorted(slots.items()):
+        if name != slot and not active:
+            yield make_execute_psql_command(f"SELECT pg_drop_replication_slot('{name}')", port=port)
+    if (slot is None or slot in slots) and all(name == slot or active for name, active in slots.items()):
+        host.noop(f"the replication slots are {', '.join(sorted(slots)) or 'none'}")
+
+
+@operation()
+def postgres_reloaded(setting: str, wanted: str, port: int = 5432):
+    """The running server's ``setting`` is ``wanted`` (as the configuration files now say):
+    the configuration is reloaded when it is not, whichever run wrote the files."""
+    if host.get_fact(PostgresSetting, setting=setting, port=port) == wanted:
+        host.noop(f"PostgreSQL runs with {setting} = {wanted!r}")
+        return
+    yield make_execute_psql_command("SELECT pg_reload_conf()", port=port)
+
+
+@operation()
+def standby_cluster(data_dir: str, conninfo: dict, slot: str, stop: str, pg_basebackup: str, group_file: str):
+    """``data_dir`` a standby of the primary ``conninfo`` (libpq keywords: host, port, user,
+    application_name, passfile) through ``slot``: left alone when it already follows it (its
+    standby.signal, primary_conninfo and slot), otherwise made anew by ``pg_basebackup -R``
+    (WAL streamed, the slot) into ``<data_dir>.partial``, and only once that is complete the
+    server stopped (``stop``) and the new directory swapped in.
+
+    Convergent: a run killed during the copy leaves the old directory in place and a partial
+    one that the next run removes first. The copy runs in a process group of its own, recorded
+    in ``group_file`` until it ends: what a killed run left of it (a copy that outlived its
+    connection, hung or not) is killed by the next one before it starts again.
+    """
+    found = host.get_fact(PostgresStandby, data_dir=data_dir)
+    following = {key: found["conninfo"].get(key) for key in ("host", "port", "user", "application_name")}
+    if found["standby"] and found["slot"] == slot and following == {
+            key: str(conninfo[key]) for key in following}:
+        host.noop(f"{data_dir} is a standby of {conninfo['host']} through {slot}")
+        return
+    partial, old = f"{data_dir}.partial", f"{data_dir}.old"
+    dsn = " ".join(f"{key}={_conninfo_value(str(value))}" for key, value in conninfo.items())
+    group = shlex.quote(group_file)
+    copy = " && ".join([
+        shlex.join(["rm", "-rf", partial]),
+        shlex.join(["install", "-d", "-o", "postgres", "-g", "postgres", "-m", "700", partial]),
+        shlex.join(["runuser", "-u", "postgres", "--", pg_basebackup, "-D", partial, "-d", dsn, "-w", "-R",
+                    "-X", "stream", "-S", slot, "-c", "fast"])])
+    steps = [
+        f"echo $$ > {group}",
+        shlex.join(["rm", "-rf", old]),
+        # Tried again a few times: the slot stays taken until the primary sees a killed copy's
+        # connection gone, and a primary may be restarting.
+        f"{{ n=0; until {copy}; do n=$((n+1)); [ $n -lt 5 ] || exit 1; sleep 3; done; }}",
+        stop,
+        f"if [ -e {shlex.quote(data_dir)} ]; then {shlex.join(['mv', '-T', data_dir, old])}; fi",
+        shlex.join(["mv", "-T", partial, data_dir]),
+        shlex.join(["rm", "-rf", old, group_file]),
+    ]
+    yield (f"if [ -s {group} ]; then kill -KILL -- -\"$(cat {group})\" 2>/dev/null || true; fi; "
+           f"setsid -w sh -ec {shlex.quote(' && '.join(steps))}")
+
+
+def _conninfo_value(value: str) -> str:
+    """A libpq connection string value: as it is when plain, else quoted with \\ and ' escaped."""
+    if value and not re.search(r"[\s'\\]", value):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -62,6 +62,11 @@ class Layout:
         """Where the Ice tarball is put."""
         return DOWNLOAD_DIR
 
+    @property
+    def replication_command(self) -> str:
+        """Shows the standby's replication and lag; promotes the standby."""
+        return "/usr/local/sbin/omero-database-replication"
+
     # -- OMERO.server ---------------------------------------------------------------------------
     @property
     def server_dir(self) -> str:

@@ -143,6 +143,17 @@ class Options:
         name="omero_db_password",
         checks=_PASSWORD)
     db_port: int = option(parse_port, 5432, "PostgreSQL port.")
+    db_replication_user: str = option(parse_pg_name, "omero_replication",
+        "With an `omero_database_standby` host: the PostgreSQL role it streams from the primary with "
+        "(REPLICATION, its password generated and kept like `omero_db_password`). The primary's value "
+        "counts.",
+        checks="not `omero_db_user`")
+    db_standby_synchronous: bool = option(one_of(True, False), True,
+        "With an `omero_database_standby` host: `true`, a commit on the primary returns only once the "
+        "standby has the transaction on disk, so a take-over loses nothing committed, but while the "
+        "standby is down or behind every commit waits (OMERO stops writing); `false`, asynchronous: "
+        "commits never wait, and a take-over loses what the standby had not received (its lag). The "
+        "primary's value counts.")
     secrets_dir: str = option(parse_secrets_dir, "~/.local/share/omero-pyinfra/secrets",
         "Where generated passwords are kept (mode 0600) on the machine running pyinfra, one "
         "file per secret, so every later run and every host of the inventory agree. It and "

@@ -96,6 +96,11 @@ class Platform:
         return "/var/lib/pgsql/data"
 
     @property
+    def postgres_home(self) -> str:
+        """The postgres account's home, as the package makes it."""
+        return "/var/lib/postgresql" if self.is_debian else "/var/lib/pgsql"
+
+    @property
     def postgres_conf_dir(self) -> str:
         if self.is_debian:
             return f"/etc/postgresql/{self.postgres_version}/main"

@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives.serialization import (
     load_ssh_private_key,
 )
 
+from .errors import OmeroDeployError
+
 
 def file_name(key: str) -> str:
     """``key`` (an inventory host name and a suffix) as a plain file name."""
@@ -84,6 +86,16 @@ def generated(secrets_dir: str, key: str, length: int = 24) -> str:
     """A password of ``length`` random bytes (URL-safe base64: letters, digits, '-', '_'),
     made once and kept under ``key``: for what no site needs to choose."""
     return _kept(secrets_dir, key, lambda: secrets.token_urlsafe(length) + "\n").strip()
+
+
+def keep(secrets_dir: str, key: str, value: str) -> None:
+    """``value`` kept under ``key`` too (another name the same secret is looked up by); a
+    different secret already there is refused, never replaced."""
+    kept = _kept(secrets_dir, key, lambda: value + "\n").strip()
+    if kept != value:
+        path = Path(secrets_dir).expanduser() / file_name(key)
+        raise OmeroDeployError(f"{path} holds another secret than the one it would be kept as; if it is "
+                               "a stale one (this host's from another site), move it away")
 
 
 def ssh_key(secrets_dir: str, key: str) -> str:

@@ -6,10 +6,13 @@ stops the run before any host changes; the error names the option, the problem a
 value.
 """
 
+import os
 import shlex
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+from pyinfra.facts.server import LinuxDistribution
 
 from . import secrets, topology
 from .checks import Checker, parse_options
@@ -17,8 +20,8 @@ from .errors import OmeroDeployError
 from .grammar import ICE_TARBALL, ICEPY_WHEEL, SERVER_ZIP, hub_name_clash, proxy_node_major
 from .layout import Layout
 from .options import DEFAULTS, Options
-from .platform import Platform
-from .topology import ANALYSIS, DATABASE, PROXY, REDIS, ROLES, SERVER, WEB, Front
+from .platform import Platform, detect
+from .topology import ANALYSIS, DATABASE, PROXY, REDIS, ROLES, SERVER, STANDBY, WEB, Front
 from .values import Artifact, ServerNames, TlsMode
 
 
@@ -41,6 +44,13 @@ class Settings(Options, Layout):
     front: Front | None = None
     # On omero_proxy hosts: (inventory name, nginx's address:port) of every omero_web host.
     web_nodes: tuple[tuple[str, str], ...] = ()
+    # The primary's standby (on the primary), its slot (on both).
+    standby_address: str | None = None
+    standby_slot: str | None = None
+    # The primary's and the standby's: the role the standby streams with.
+    replication_user: str | None = None
+    replication_password: str | None = None
+    standby_synchronous: bool = False  # the primary waits for the standby at each commit
     # OMERO.server address kernels connect to (omero_analysis hosts).
     analysis_omero_host: str | None = None
     # Present for server hosts only.
@@ -168,6 +178,29 @@ class Settings(Options, Layout):
                 f"{shlex.quote(f'{scheme}://{self.check_name}:{listener.port}{path}')}")
 
 
+def _replication(host, inventory, options: Options, platform: Platform, roles: frozenset[str],
+                 db_password: str) -> dict[str, Any]:
+    """The standby's and its primary's settings: the primary's choices, the role's password (kept
+    under the primary's name); on the standby, its PostgreSQL checked against the primary's."""
+    primary = inventory.get_group(DATABASE)[0]
+    extra = {"standby_slot": topology.slot_name(inventory.get_group(STANDBY)[0].name),
+             "replication_user": topology.primary_option(primary, "omero_db_replication_user"),
+             "standby_synchronous": topology.primary_option(primary, "omero_db_standby_synchronous"),
+             "replication_password": secrets.generated(options.secrets_dir, f"{primary.name}-db-replication")}
+    if STANDBY not in roles:
+        return extra
+    theirs = detect(primary.get_fact(LinuxDistribution))
+    if theirs.postgres_version != platform.postgres_version:
+        raise OmeroDeployError(
+            f"host {host.name} ({platform.label}) would run PostgreSQL {platform.postgres_version}, and its "
+            f"primary {primary.name} ({theirs.label}) runs {theirs.postgres_version}: a standby needs the "
+            f"primary's major version; put it on {theirs.label}")
+    if not options.db_password_given and not os.environ.get("OMERO_DB_PASSWORD"):
+        # After a take-over this host is the omero_database host: the password is found under its name.
+        secrets.keep(options.secrets_dir, f"{host.name}-db-{options.db_user}", db_password)
+    return extra
+
+
 def load(host, inventory, platform: Platform, pid1: str) -> Settings:
     check = Checker(host.name)
     check.known(host.data.dict())
@@ -237,10 +270,12 @@ def load(host, inventory, platform: Platform, pid1: str) -> Settings:
             f"{host.name}-omero-root"))
         extra["certificate_password"] = secrets.generated(options.secrets_dir,
                                                           f"{host.name}-omero-certificate")
-    if roles & {SERVER, DATABASE}:
+    if roles & {SERVER, DATABASE, STANDBY}:
         extra["db_password"] = check.password("omero_db_password", secrets.resolve(
             options.db_password_given, "OMERO_DB_PASSWORD", options.secrets_dir,
             f"{topology.database_host_name(inventory)}-db-{options.db_user}"))
+    if STANDBY in roles or (DATABASE in roles and peers.standby_address):
+        extra.update(_replication(host, inventory, options, platform, roles, extra["db_password"]))
 
     extra.update(topology.backups(host, inventory, options, roles))
     extra.update(topology.redis(host, inventory, options, roles))
@@ -271,6 +306,7 @@ def load(host, inventory, platform: Platform, pid1: str) -> Settings:
         db_client_addresses=peers.db_client_addresses,
         db_listen_addresses=peers.db_listen_addresses,
         web_server_addresses=peers.web_server_addresses,
+        standby_address=peers.standby_address if DATABASE in roles else None,
         tls_mode=tls_mode,
         front=front,
         **extra,

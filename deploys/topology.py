@@ -17,7 +17,10 @@ DATABASE, SERVER, WEB = "omero_database", "omero_server", "omero_web"
 ANALYSIS = "omero_analysis"  # JupyterHub, served by an omero_web host's nginx
 PROXY = "omero_proxy"  # nginx in front of every omero_web host: TLS, caches, maintenance
 REDIS = "omero_redis"  # the web nodes' shared sessions
-ROLES = (DATABASE, SERVER, WEB, ANALYSIS, PROXY, REDIS)
+STANDBY = "omero_database_standby"  # PostgreSQL streaming from the omero_database host
+ROLES = (DATABASE, SERVER, WEB, ANALYSIS, PROXY, REDIS, STANDBY)
+# The replication slots the deploy makes on the primary: one per standby, named after it.
+SLOT_PREFIX = "omero_standby_"
 BACKUP = "omero_backup"  # the host keeping the other hosts' backup repositories
 SFTP_HOST_ALIAS = "omero-backup-host"  # the omero_backup host in the backup's ssh_config
 # Inside each OMERO host's chroot on the omero_backup host: its restic repository.
@@ -34,15 +37,26 @@ class Peers:
     db_client_addresses: tuple[str, ...]  # server hosts PostgreSQL must accept
     db_listen_addresses: str
     web_server_addresses: tuple[str, ...]  # OMERO.server hosts the web connects to
+    # The primary's standby (omero_database_standby): where it connects from.
+    standby_address: str | None = None
 
 
 def peers(host, inventory, options: Options) -> Peers:
     database_hosts = inventory.get_group(DATABASE, [])
     server_hosts = inventory.get_group(SERVER, [])
+    standby_hosts = inventory.get_group(STANDBY, [])
     if len(database_hosts) > 1:
         raise OmeroDeployError(
             f"group {DATABASE} has {len(database_hosts)} hosts; OMERO uses exactly one database"
         )
+    if len(standby_hosts) > 1:
+        raise OmeroDeployError(f"group {STANDBY} has {len(standby_hosts)} hosts; give it at most one")
+    if standby_hosts and not database_hosts:
+        raise OmeroDeployError(f"group {STANDBY} has a host but the inventory has no {DATABASE} host "
+                               "for it to follow")
+    if standby_hosts and standby_hosts[0].name == database_hosts[0].name:
+        raise OmeroDeployError(f"host {standby_hosts[0].name} is in {DATABASE} and {STANDBY}: a standby follows "
+                               "another host")
 
     def peer_address(peer) -> str:
         # By name: deploy.py passes pyinfra's context proxy, never the Host object itself.
@@ -50,11 +64,14 @@ def peers(host, inventory, options: Options) -> Peers:
 
     clients = tuple(peer_address(peer) for peer in server_hosts)
     remote_clients = [address for address in clients if address != "localhost"]
+    # The primary listens on its address for a standby too.
+    on_network = remote_clients or (standby_hosts and DATABASE in host.groups)
     return Peers(
         database_address=peer_address(database_hosts[0]) if database_hosts else None,
         db_client_addresses=clients,
-        db_listen_addresses=",".join(["localhost"] + ([address_of(host)] if remote_clients else [])),
+        db_listen_addresses=",".join(["localhost"] + ([address_of(host)] if on_network else [])),
         web_server_addresses=clients or (options.web_server_host,),
+        standby_address=address_of(standby_hosts[0]) if standby_hosts else None,
     )
 
 
@@ -159,6 +176,15 @@ def _ip_address(peer, why: str) -> str:
     return address
 
 
+def slot_name(name: str) -> str:
+    """The replication slot (and application_name) of the standby whose inventory name is
+    ``name``: a plain PostgreSQL name, cut to 63 with a hash of the whole when longer."""
+    slug = SLOT_PREFIX + re.sub(r"[^a-z0-9_]+", "_", name.lower()).strip("_")
+    if len(slug) <= 63:
+        return slug
+    return f"{slug[:54]}_{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
 def database_host_name(inventory) -> str:
     """The inventory name of the omero_database host (its password is kept under it)."""
     return inventory.get_group(DATABASE, [])[0].name
@@ -192,6 +218,14 @@ def backup_account(user: str, repository: str) -> str:
         return name
     digest = hashlib.sha256(repository.encode()).hexdigest()[:8]
     return f"{name[:32 - 9].rstrip('-')}-{digest}"
+
+
+def primary_option(primary, option: str) -> Any:
+    """An option as the omero_database host has it (a standby follows its primary's)."""
+    try:
+        return BY_NAME[option].grammar(primary.data.get(option, DEFAULTS[option]))
+    except Bad as bad:
+        raise OmeroOptionError(option, str(bad), primary.name, EXAMPLES[option]) from None
 
 
 def _remote_options(target) -> dict[str, Any]:

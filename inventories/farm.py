@@ -1,5 +1,5 @@
-"""A web farm: a front proxy, three OMERO.web nodes, OMERO.server, PostgreSQL (systemd, over
-SSH; the README's "Several hosts").
+"""A web farm: a front proxy, three OMERO.web nodes sharing their sessions in Redis,
+OMERO.server, PostgreSQL and its standby (systemd, over SSH; the README's "Several hosts").
 
 proxy.lab answers browsers (HTTPS, caches, the maintenance page) and spreads requests over
 the web nodes, which admit it alone; the site's options (names, HTTPS) are the proxy's, so
@@ -34,8 +34,7 @@ omero_web = [(f"web{n}.lab.example.org", {**_ssh, **_site, "omero_address": f"10
 omero_server = [("omero.lab.example.org", {**_ssh, **_artifacts, "omero_address": "10.0.10.20"})]
 omero_database = [("db.lab.example.org", {**_ssh, "omero_address": "10.0.10.30"})]
 
-# Being built beside the proxy (issue 21), each with its own options:
-# OMERO.web's sessions in Redis, shared by the web nodes:
-# omero_redis = [("redis.lab.example.org", {**_ssh, "omero_address": "10.0.10.40"})]
-# a PostgreSQL standby streaming from omero_database, ready to take over:
-# omero_database_standby = [("standby.lab.example.org", {**_ssh, "omero_address": "10.0.10.31"})]
+# OMERO.web's sessions, shared by the web nodes (which alone may reach it):
+omero_redis = [("redis.lab.example.org", {**_ssh, "omero_address": "10.0.10.40"})]
+# A copy of the database, streamed as it is written, ready to take over (docs/standby.md):
+omero_database_standby = [("standby.lab.example.org", {**_ssh, "omero_address": "10.0.10.31"})]

@@ -137,4 +137,8 @@ CLAIMS: dict[tuple[str, str, str], Claim] = {
               substituted="inventory.py: a link to the test's inventory in the deploy's directory"),
     (*MOVE, "# on the new host"):
         Claim(test="tests/host/test_upgrade.py::test_new_host_runs_debian_13_and_postgresql_17"),
+    ("README.md", "Database standby and take-over", "sudo omero-database-replication"):
+        Claim(test="tests/host/test_farm_standby.py::test_lag_visible_on_both_hosts"),
+    ("README.md", "Database standby and take-over", "sudo omero-database-replication promote"):
+        Claim(test="tests/host/test_farm_standby.py::test_take_over"),
 }

@@ -19,6 +19,8 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from pyinfra.facts.server import LinuxDistribution
+
 from deploys import settings as site_settings
 from deploys import topology
 from deploys.backup import BACKUP_LIB_DIR
@@ -33,6 +35,7 @@ ROOT_TRUSTED = ("/etc/systemd", "/usr/lib/systemd", "/etc/supervisor", "/usr/loc
                 "/etc/nginx", "/etc/sudoers", "/etc/sudoers.d", "/etc/crontab", "/etc/cron.d", "/etc/cron.daily",
                 "/etc/cron.hourly", "/etc/cron.weekly", "/etc/cron.monthly", "/etc/apt", "/etc/ld.so.conf",
                 "/etc/ld.so.conf.d", "/etc/pam.d", "/etc/ssh", "/usr/sbin/policy-rc.d")
+DEBIAN_12 = {"major": 12, "release_meta": {"ID": "debian", "VERSION_ID": "12"}}
 MIN_SECRET = 16  # shorter lines of a secret file (its PEM armour, a blank line) are not secret values
 
 
@@ -113,7 +116,7 @@ def expected_for(host, secrets_dir: Path) -> Expected:
     peers = {group: [_Peer(peer_name, peer_data, _groups_of(namespace, peer_name))
                      for peer_name, peer_data in namespace.get(group, [])]
              for group in (*topology.ROLES, topology.BACKUP)}
-    platform = detect({"major": 12, "release_meta": {"ID": "debian", "VERSION_ID": "12"}})
+    platform = detect(DEBIAN_12)
     booted = isinstance(host, SystemdHost)
     settings = site_settings.load(_Peer(name, data, groups), _Inventory(peers), platform,
                                   pid1="systemd" if booted else "sh")
@@ -136,10 +139,12 @@ def expected_from(settings, sshd: bool) -> Expected:
         secret.add("/etc/apt/apt.conf.d/80omero-proxy")
     if roles & {topology.SERVER, topology.WEB}:
         trusted |= {settings.wheel_dir, settings.download_dir}
-    if topology.DATABASE in roles:
+    if roles & {topology.DATABASE, topology.STANDBY}:
         secret.add(settings.platform.postgres_data_dir)
         for address in ("127.0.0.1", "::1", *([settings.address] if "," in settings.db_listen_addresses else [])):
             listeners.append(Listener(settings.db_port, address))
+    if topology.STANDBY in roles:
+        secret.add(f"{settings.platform.postgres_home}/omero-replication.pgpass")
     if topology.SERVER in roles:
         home = settings.server_home
         secret |= {home, settings.server_certificate_password_file, settings.server_certs_dir,
@@ -209,6 +214,11 @@ class _Peer:
 
     def __post_init__(self):
         self.data = _Data(self.data)
+
+    def get_fact(self, fact):
+        """What a standby's settings ask of its primary: its OS (the harness's hosts run Debian 12)."""
+        assert fact is LinuxDistribution, fact
+        return DEBIAN_12
 
 
 @dataclass

@@ -33,7 +33,8 @@ class Farm:
     # nftables loads the table admitting only the web nodes (a VM's root may; a container's needs it given).
     redis: SystemdHost = field(default_factory=lambda: _host("redis", 5, capabilities=("NET_ADMIN",)))
     database: SystemdHost = field(default_factory=lambda: _host("db", 6))
-    standby: SystemdHost = field(default_factory=lambda: _host("standby", 7))
+    # None once it has taken over (test_farm_standby.py): it is the database then.
+    standby: SystemdHost | None = field(default_factory=lambda: _host("standby", 7))
     # Made on first use by the test that adds a web node.
     spare_web: SystemdHost = field(default_factory=lambda: _host("web4", 4))
     inventory: Path | None = None
@@ -42,7 +43,8 @@ class Farm:
     def groups(self) -> dict[str, list[SystemdHost]]:
         """The inventory's groups as the site now is."""
         return {"omero_proxy": [self.proxy], "omero_web": list(self.web), "omero_redis": [self.redis],
-                "omero_database": [self.database], "omero_database_standby": [self.standby]}
+                "omero_database": [self.database],
+                **({"omero_database_standby": [self.standby]} if self.standby else {})}
 
     @property
     def hosts(self) -> list[SystemdHost]:

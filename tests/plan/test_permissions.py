@@ -61,7 +61,7 @@ def documented() -> dict[str, tuple[str, str, str]]:
 def scenarios(deploy, tmp_path_factory) -> dict:
     """The plans whose paths together make the table: everything on one host (systemd, then
     supervisord), a site's own certificate (and a downloaded wheel), an ACME client, a backup host,
-    a Redis host."""
+    a Redis host, a PostgreSQL standby and its primary."""
     ca = CertificateAuthority(tmp_path_factory.mktemp("permissions-ca"))
     chain, key, _ = ca.issue("site", [NAME])
     lab_ca = tmp_path_factory.mktemp("permissions-lab-ca") / "lab-ca.crt"
@@ -71,8 +71,12 @@ def scenarios(deploy, tmp_path_factory) -> dict:
     # Every step that redoes something when its sources changed (a config load, a
     # certificate) is planned: their files are made then too.
     changed = {re.compile(r" -newer "): ["changed"]}
+    replicated = deploy({"db": (("omero_database",), {"omero_address": "10.0.0.1"}),
+                         "standby": (("omero_database_standby",), {"omero_address": "10.0.0.2"})}, os_name="debian12")
     return {
         "everything": deploy({"aio": (ROLES, everything)}, os_name="debian12", responses=changed)["aio"],
+        "a primary with a standby": replicated["db"],
+        "a standby": replicated["standby"],
         "under supervisord": deploy({"aio": (ROLES, everything)}, os_name="debian12", pid1="bash",
                                     responses=changed)["aio"],
         "a site's own certificate": deploy({"web": (web, {"omero_nginx_server_name": NAME,
