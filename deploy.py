@@ -11,7 +11,8 @@ from pyinfra import host, inventory
 from pyinfra.facts.server import LinuxDistribution
 
 from deploys import analysis, backup, checks, database, nginx, platform, prerequisites, server, settings, web
-from deploys.topology import ANALYSIS, BACKUP, DATABASE, SERVER, WEB
+from deploys.readonly_hosts import balancer
+from deploys.topology import ANALYSIS, BACKUP, BALANCER, DATABASE, READONLY, SERVER, WEB
 from facts.omero import Accounts, DirectoryOwners, InitSystem
 
 config = settings.load(
@@ -38,8 +39,12 @@ if DATABASE in config.roles:
     database.deploy(config)
 # Backups are configured before the server: an upgrade keeps its dump in the repositories.
 backup_sources = backup.configure(config) if config.backs_up else []
-if SERVER in config.roles:
+# Read-only servers (README "Read-only servers") follow the read-write one's steps, which
+# come first in each (its export before their mounts, its schema upgrade before their start).
+if config.roles & {SERVER, READONLY}:
     server.deploy(config)
+if BALANCER in config.roles:
+    balancer(config)
 if WEB in config.roles:
     web.deploy(config)
     if ANALYSIS in config.roles:

@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import secrets, topology
+from . import readonly, secrets, topology
 from .checks import Checker, parse_options
 from .errors import OmeroDeployError
 from .grammar import ICE_TARBALL, ICEPY_WHEEL, SERVER_ZIP, hub_name_clash, proxy_node_major
 from .layout import Layout
 from .options import DEFAULTS, Options
 from .platform import Platform
-from .topology import ANALYSIS, DATABASE, ROLES, SERVER, WEB
+from .topology import ANALYSIS, DATABASE, READONLY, ROLES, SERVER, WEB
 from .values import Artifact, TlsMode
 
 
@@ -55,6 +55,11 @@ class Settings(Options, Layout):
     backup_remote: tuple[str, str] | None = None  # (address, account) on the omero_backup host
     # On the omero_backup host: (repository directory name, account, public key) of each OMERO host.
     backup_clients: tuple[tuple[str, str, str], ...] = ()
+    # A read-only cluster (deploys/readonly.py), each on the hosts it concerns.
+    readonly_source: str | None = None  # read-only servers: the read-write server exporting the repository
+    readonly_clients: tuple[str, ...] = ()  # the read-write server: the read-only servers it exports to
+    balanced_servers: tuple[str, ...] = ()  # the balancer: the read-only servers
+    readonly_balancer: str | None = None  # web hosts: the balancer, where read-only servers are reached
 
     @property
     def server_names(self) -> tuple[str, ...]:
@@ -69,7 +74,12 @@ class Settings(Options, Layout):
     @property
     def builds_icepy(self) -> bool:
         """Whether the IcePy wheel is built on this host (no omero_icepy_wheel given)."""
-        return bool(self.roles & {SERVER, WEB}) and self.icepy_wheel is None
+        return bool(self.roles & {SERVER, WEB, READONLY}) and self.icepy_wheel is None
+
+    @property
+    def server_readonly(self) -> bool:
+        """Whether this host runs a read-only OMERO.server (omero_server_readonly)."""
+        return READONLY in self.roles
 
     @property
     def backs_up(self) -> bool:
@@ -182,14 +192,15 @@ def load(host, inventory, platform: Platform, pid1: str) -> Settings:
                        "environment on Ubuntu 24.04, Debian 12 or 13 or Rocky Linux 9")
         extra["analysis_omero_host"] = options.analysis_omero_host_given or peers.web_server_addresses[0]
     tls_mode = check.tls_mode(options, site_names) if WEB in roles else TlsMode.OFF
-    if roles & {SERVER, WEB}:
+    if roles & {SERVER, WEB, READONLY}:
         extra["icepy_wheel"] = check.optional_artifact(
             options, "omero_icepy_wheel", "omero_icepy_wheel_sha256", ICEPY_WHEEL,
             "zeroc_ice-3.6.5-<tags>.whl")
-    if SERVER in roles:
+    if roles & {SERVER, READONLY}:
         if peers.database_address is None:
             raise OmeroDeployError(
-                f"host {host.name} is in {SERVER} but the inventory has no {DATABASE} host"
+                f"host {host.name} is in {SERVER if SERVER in roles else READONLY} but the inventory has no "
+                f"{DATABASE} host"
             )
         server_artifact = check.required_artifact(
             options, "omero_server_artifact", "omero_server_sha256", SERVER_ZIP,
@@ -199,12 +210,14 @@ def load(host, inventory, platform: Platform, pid1: str) -> Settings:
         extra["ice_artifact"] = check.required_artifact(
             options, "omero_ice_artifact", "omero_ice_sha256", ICE_TARBALL,
             "<name of letters, digits and . _ + ->.tar.gz")
+    if SERVER in roles:
         extra["root_password"] = check.password("omero_root_password", secrets.resolve(
             options.root_password_given, "OMERO_ROOT_PASSWORD", options.secrets_dir,
             f"{host.name}-omero-root"))
+    if roles & {SERVER, READONLY}:
         extra["certificate_password"] = secrets.generated(options.secrets_dir,
                                                           f"{host.name}-omero-certificate")
-    if roles & {SERVER, DATABASE}:
+    if roles & {SERVER, DATABASE, READONLY}:
         extra["db_password"] = check.password("omero_db_password", secrets.resolve(
             options.db_password_given, "OMERO_DB_PASSWORD", options.secrets_dir,
             f"{topology.database_host_name(inventory)}-db-{options.db_user}"))
@@ -220,6 +233,7 @@ def load(host, inventory, platform: Platform, pid1: str) -> Settings:
     elif manager == "systemd" and pid1 != "systemd":
         check.fail("omero_service_manager", f"systemd is not PID 1 here (PID 1 is {pid1!r})",
                    example="auto")
+    extra.update(readonly.cluster(host, inventory, roles, options, manager))
     if options.image_build and (manager != "supervisord" or ANALYSIS in roles or extra.get("backup_repositories")):
         check.fail("omero_image_build", "is for scripts/build-image's container only: supervisord, the groups "
                                         f"{DATABASE}, {WEB} and {SERVER}, no backups", example=False)

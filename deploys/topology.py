@@ -13,7 +13,9 @@ from .options import BY_NAME, DEFAULTS, EXAMPLES, Options
 
 DATABASE, SERVER, WEB = "omero_database", "omero_server", "omero_web"
 ANALYSIS = "omero_analysis"  # JupyterHub, served by an omero_web host's nginx
-ROLES = (DATABASE, SERVER, WEB, ANALYSIS)
+# Read-only OMERO.server nodes and haproxy balancing Ice over them (deploys/readonly.py).
+READONLY, BALANCER = "omero_server_readonly", "omero_ice_balancer"
+ROLES = (DATABASE, SERVER, WEB, ANALYSIS, READONLY, BALANCER)
 BACKUP = "omero_backup"  # the host keeping the other hosts' backup repositories
 SFTP_HOST_ALIAS = "omero-backup-host"  # the omero_backup host in the backup's ssh_config
 # Inside each OMERO host's chroot on the omero_backup host: its restic repository.
@@ -27,7 +29,7 @@ class Peers:
     """The hosts this one talks to, as addresses it uses."""
 
     database_address: str | None  # where the server reaches PostgreSQL
-    db_client_addresses: tuple[str, ...]  # server hosts PostgreSQL must accept
+    db_client_addresses: tuple[str, ...]  # server hosts (read-only ones too) PostgreSQL must accept
     db_listen_addresses: str
     web_server_addresses: tuple[str, ...]  # OMERO.server hosts the web connects to
 
@@ -44,13 +46,15 @@ def peers(host, inventory, options: Options) -> Peers:
         # By name: deploy.py passes pyinfra's context proxy, never the Host object itself.
         return "localhost" if peer.name == host.name else address_of(peer)
 
-    clients = tuple(peer_address(peer) for peer in server_hosts)
+    servers = tuple(peer_address(peer) for peer in server_hosts)
+    # Read-only servers reach the database as the read-write one does.
+    clients = servers + tuple(peer_address(peer) for peer in inventory.get_group(READONLY, []))
     remote_clients = [address for address in clients if address != "localhost"]
     return Peers(
         database_address=peer_address(database_hosts[0]) if database_hosts else None,
         db_client_addresses=clients,
         db_listen_addresses=",".join(["localhost"] + ([address_of(host)] if remote_clients else [])),
-        web_server_addresses=clients or (options.web_server_host,),
+        web_server_addresses=servers or (options.web_server_host,),
     )
 
 
