@@ -10,6 +10,7 @@ import pytest
 
 from ..certificates import CertificateAuthority
 from .conftest import ALL_ROLES
+from .test_readonly import cluster_hosts
 
 pytestmark = pytest.mark.plan
 
@@ -69,6 +70,7 @@ def scenarios(deploy, tmp_path_factory) -> dict:
     # Every step that redoes something when its sources changed (a config load, a
     # certificate) is planned: their files are made then too.
     changed = {re.compile(r" -newer "): ["changed"]}
+    readonly_cluster = deploy(cluster_hosts(), os_name="debian12", responses=changed)
     return {
         "everything": deploy({"aio": (ROLES, everything)}, os_name="debian12", responses=changed)["aio"],
         "under supervisord": deploy({"aio": (ROLES, everything)}, os_name="debian12", pid1="bash",
@@ -83,6 +85,7 @@ def scenarios(deploy, tmp_path_factory) -> dict:
                                  os_name="debian12")["web"],
         "a backup host": deploy({"db": (("omero_database",), {}), "store": (("omero_backup",), {})},
                                 os_name="debian12")["store"],
+        **{f"a read-only cluster's {name}": readonly_cluster[name] for name in ("rw", "ro1", "lb")},
     }
 
 

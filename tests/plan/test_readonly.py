@@ -5,6 +5,8 @@ them without OMERO.server artifacts (tests/host/test_readonly.py)."""
 
 import json
 import re
+import runpy
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +24,7 @@ WEB_CONFIG = "/opt/omero/web/config/01-omero-web.omero"
 PG_HBA = {"debian12": "/etc/postgresql/15/main/pg_hba.conf", "ubuntu24.04": "/etc/postgresql/16/main/pg_hba.conf",
           "rocky9": "/var/lib/pgsql/data/pg_hba.conf"}
 OSES = tuple(PG_HBA)
+INVENTORY = Path(__file__).resolve().parents[2] / "inventories" / "readonly.py"
 # A fresh site: every step that follows a change of its sources (exportfs, a reload) is due.
 CHANGED = {re.compile(r" -newer "): ["changed"]}
 
@@ -234,3 +237,21 @@ def test_a_group_numbered_otherwise_stops_the_server_host(deploy):
     taken = {"getent group omero || true": ["omero:x:998:"]}
     with pytest.raises(Exception, match="the group omero exists with the number 998, not omero_group_gid's 546"):
         deploy(cluster_hosts(), os_name="debian12", responses=taken)
+
+
+def test_the_example_inventory_plans(deploy, server_data):
+    """inventories/readonly.py (the README's example) as written, but for the artifacts (the
+    plan's stand-ins) and the SSH connection (a fake host, reached by the example's name)."""
+    groups = {name: value for name, value in runpy.run_path(str(INVENTORY)).items() if isinstance(value, list)}
+    hosts = {}
+    for group, members in groups.items():
+        for name, data in members:
+            options = {key: value for key, value in data.items() if key.startswith("omero_")}
+            if "omero_server_artifact" in options:
+                options.update(server_data)
+            known = hosts.setdefault(name.split(".")[0], ((), {**options, "omero_address": name}))
+            hosts[name.split(".")[0]] = ((*known[0], group), known[1])
+    runs = deploy(hosts, responses=CHANGED)
+    assert server_list(runs["web"]) == [["omero.lab.example.org", 4064, "omero"],
+                                        ["ice.lab.example.org", 4064, "omero-readonly"]]
+    assert "What=omero.lab.example.org:/OMERO\n" in runs["ro2"].uploads["/etc/systemd/system/OMERO.mount"]
