@@ -3,7 +3,7 @@ read and who reaches them (the operations are in readonly_hosts.py).
 
 The read-write ``omero_server`` host exports the binary repository over NFS, read-only, to
 the ``omero_server_readonly`` hosts alone; each mounts it at ``omero_data_dir`` and runs
-OMERO.server configured read-only (``CONFIG``), on the same database. haproxy on the
+OMERO.server configured read-only (``config``), on the same database. haproxy on the
 ``omero_ice_balancer`` host balances Ice (Glacier2's TLS port) over them; OMERO.web reaches
 them through it (``omero_web_readonly``).
 """
