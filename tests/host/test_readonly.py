@@ -35,7 +35,7 @@ FAKE = "/tmp/readonly\\&sizeX=64\\&sizeY=64.fake"
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, secrets_dir):
-    hosts = {role: SystemdHost(f"readonly-{role}", f"{SUBNET}.{130 + n}")
+    hosts = {role: SystemdHost(f"readonly-{role}", f"{SUBNET}.{220 + n}")
              for n, role in enumerate(("db", "rw", "ro1", "ro2", "lb", "web"))}
     artifacts = {"omero_server_artifact": SERVER_ZIP, "omero_server_sha256": sha256_of(Path(SERVER_ZIP)),
                  "omero_ice_artifact": ICE_TARBALL, "omero_ice_sha256": sha256_of(Path(ICE_TARBALL)),
