@@ -6,6 +6,8 @@ them without OMERO.server artifacts (tests/host/test_readonly.py)."""
 import json
 import re
 import runpy
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -255,3 +257,18 @@ def test_the_example_inventory_plans(deploy, server_data):
     assert server_list(runs["web"]) == [["omero.lab.example.org", 4064, "omero"],
                                         ["ice.lab.example.org", 4064, "omero-readonly"]]
     assert "What=omero.lab.example.org:/OMERO\n" in runs["ro2"].uploads["/etc/systemd/system/OMERO.mount"]
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="no systemd-analyze on this machine")
+@pytest.mark.parametrize("data_dir", ["/OMERO", "/data/OMERO-ro"])
+def test_mount_unit_is_one_systemd_accepts(deploy, tmp_path, data_dir):
+    """systemd refuses a mount unit whose name is not its Where= path, escaped."""
+    hosts = cluster_hosts()
+    for name in ("rw", "ro1", "ro2"):
+        hosts[name][1]["omero_data_dir"] = data_dir
+    ro = deploy(hosts, os_name="debian12")["ro1"]
+    [(path, unit)] = [(path, text) for path, text in ro.uploads.items() if path.endswith(".mount")]
+    local = tmp_path / Path(path).name
+    local.write_text(unit)
+    verified = subprocess.run(["systemd-analyze", "verify", str(local)], capture_output=True, text=True)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
