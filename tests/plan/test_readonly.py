@@ -15,6 +15,7 @@ import pytest
 from deploys import readonly
 from deploys.errors import OmeroDeployError, OmeroOptionError
 
+from .conftest import ALL_ROLES
 from .test_refusals import assert_refused_first
 
 pytestmark = pytest.mark.plan
@@ -272,3 +273,31 @@ def test_mount_unit_is_one_systemd_accepts(deploy, tmp_path, data_dir):
     local.write_text(unit)
     verified = subprocess.run(["systemd-analyze", "verify", str(local)], capture_output=True, text=True)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+@pytest.mark.parametrize("option, value, problem", [
+    ("omero_group_gid", 5, "must be a whole number from 100 to 59999, not 5"),
+    ("omero_group_gid", "546", "must be a whole number from 100 to 59999, not '546'"),
+    ("omero_web_readonly", "yes", "must be offered or only, not 'yes'"),
+    ("omero_ice_balancer_timeout", 10, "must be a whole number from 60 to 86400, not 10"),
+    ("omero_ice_balancer_timeout", True, "must be a whole number from 60 to 86400, not True"),
+])
+def test_bad_values_refused_naming_the_option(deploy, option, value, problem):
+    with pytest.raises(OmeroOptionError, match=rf"option {option} \(host @fake/aio\): ") as caught:
+        deploy({"aio": (ALL_ROLES, {option: value})}, execute=False)
+    assert problem in str(caught.value)
+    assert_refused_first(caught.value)
+
+
+def test_a_site_without_readonly_servers_is_as_before(deploy):
+    """No read-only host: no export, no NFS, no admin-endpoint line, no balancer in the list."""
+    runs = deploy({"db": (("omero_database",), {"omero_address": DB}),
+                   "rw": (("omero_server",), {"omero_address": RW}),
+                   "web": (("omero_web",), {"omero_address": WEB})}, os_name="debian12", responses=CHANGED)
+    rw = runs["rw"]
+    assert "/etc/exports.d/omero.exports" not in rw.uploads
+    assert not [command for command in rw.commands if "nfs" in command or "exportfs" in command]
+    assert "Ice.Admin.Endpoints" not in rw.uploads[SERVER_CONFIG]
+    assert server_list(runs["web"]) == [[RW, 4064, "omero"]]
+    assert "ReadWritePaths=" in rw.uploads["/etc/systemd/system/omero-server.service"]
+    assert "RequiresMountsFor" not in rw.uploads["/etc/systemd/system/omero-server.service"]
