@@ -152,7 +152,8 @@ class Options:
         "(required for omero_server hosts; the version is read from its name).",
         example="https://downloads.example.org/omero/OMERO.server-5.6.16-ice36.zip",
         name="omero_server_artifact",
-        checks=_ARTIFACT.format("`OMERO.server-<version>-ice36.zip`"))
+        checks=_ARTIFACT.format("`OMERO.server-<version>-ice36.zip`")
+        + "; on omero_server_readonly hosts, the omero_server host's version")
     server_sha256: str | None = option(optional(parse_text), None,
         "sha256 of `omero_server_artifact` (required with it).",
         example=_SHA256_EXAMPLE,

@@ -8,10 +8,12 @@ OMERO.server configured read-only (``config``), on the same database. haproxy on
 them through it (``omero_web_readonly``).
 """
 
+from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import OmeroDeployError, OmeroOptionError
-from .grammar import ip_literal
+from .grammar import SERVER_ZIP, ip_literal
 from .server_steps import config_line
 from .topology import BALANCER, DATABASE, READONLY, SERVER, WEB, address_of
 
@@ -109,6 +111,11 @@ def cluster(host, inventory, roles: frozenset[str], options, service_manager: st
         if not balancers:
             refuse(f"is in {READONLY} but the inventory has no {BALANCER} host: OMERO.web reaches "
                    "read-only servers through it")
+        readwrite = servers[0].data.get("omero_server_artifact")
+        if _version(readwrite) != _version(options.server_artifact_source):
+            raise OmeroOptionError("omero_server_artifact", f"is {options.server_artifact_source!r} here and "
+                                   f"{readwrite!r} on {servers[0].name}: a read-only server runs the read-write "
+                                   "server's version, whose schema the database has", host.name, readwrite)
         extra["readonly_source"] = address_of(servers[0])
     if SERVER in roles and readonly_hosts:
         extra["readonly_clients"] = tuple(address_of(peer) for peer in readonly_hosts)
@@ -129,6 +136,13 @@ def cluster(host, inventory, roles: frozenset[str], options, service_manager: st
     if extra.get("readonly_source") or extra.get("readonly_clients"):
         _same_gid(host, options, servers + readonly_hosts)
     return extra
+
+
+def _version(source: Any) -> Any:
+    """The OMERO.server version an artifact's name gives (the same zip may be a URL on one host,
+    a local path on another); what cannot be read is compared as it is."""
+    match = SERVER_ZIP.fullmatch(PurePosixPath(urlsplit(source).path).name) if isinstance(source, str) else None
+    return match.group(1) if match else source
 
 
 def _same_gid(host, options, peers) -> None:

@@ -3,6 +3,7 @@ family: what the read-write server exports, what the read-only servers mount and
 balancer's haproxy, PostgreSQL's admissions and OMERO.web's server list. No host test runs
 them without OMERO.server artifacts (tests/host/test_readonly.py)."""
 
+import hashlib
 import json
 import re
 import runpy
@@ -30,6 +31,10 @@ OSES = tuple(PG_HBA)
 INVENTORY = Path(__file__).resolve().parents[2] / "inventories" / "readonly.py"
 # A fresh site: every step that follows a change of its sources (exportfs, a reload) is due.
 CHANGED = {re.compile(r" -newer "): ["changed"]}
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def cluster_hosts(web_data=None, **extra):
@@ -219,6 +224,18 @@ def test_a_cluster_that_cannot_work_is_refused_before_anything_changes(deploy, c
     refused = refused or re.search(r"host @fake/(\w+)", str(caught.value)).group(1)
     assert f"host @fake/{refused}" in str(caught.value)
     assert_refused_first(caught.value, host=refused)
+
+
+def test_readonly_servers_run_the_readwrite_servers_version(deploy, tmp_path):
+    other = tmp_path / "OMERO.server-5.6.17-ice36.zip"
+    other.write_text("another version\n")
+    hosts = cluster_hosts()
+    hosts["ro2"][1].update(omero_server_artifact=str(other), omero_server_sha256=sha256(other))
+    refused = r"option omero_server_artifact \(host @fake/ro2\): .*5\.6\.17"
+    with pytest.raises(OmeroOptionError, match=refused) as caught:
+        deploy(hosts, os_name="debian12", execute=False)
+    assert "a read-only server runs the read-write server's version" in str(caught.value)
+    assert_refused_first(caught.value, host="ro2")
 
 
 def test_web_readonly_only_needs_a_balancer(deploy):

@@ -94,3 +94,14 @@ def test_group_numbered(monkeypatch, entry, outcome):
         with pytest.raises(OperationError, match=outcome):
             list(users.group_numbered._inner("omero", 546))
     assert fake.fact_calls == [("Command", {"command": "getent group omero || true"})]
+
+
+@pytest.mark.parametrize("source, version", [
+    ("https://downloads.example.org/omero/OMERO.server-5.6.16-ice36.zip", "5.6.16"),
+    ("/srv/artifacts/OMERO.server-5.6.16-ice36.zip", "5.6.16"),
+    ("https://downloads.example.org/OMERO.server-5.6.17-ice36.zip?x=1", "5.6.17"),
+    ("/srv/artifacts/server.zip", "/srv/artifacts/server.zip"),
+    (None, None),
+])
+def test_server_version_of_an_artifact(source, version):
+    assert readonly._version(source) == version
