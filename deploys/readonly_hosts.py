@@ -2,6 +2,11 @@
 server's NFS export, the read-only servers' mount, the balancer's haproxy. systemd only
 (checked in readonly.cluster)."""
 
+import shlex
+
+from pyinfra import host
+from pyinfra.api import operation
+from pyinfra.facts.files import File
 from pyinfra.operations import files
 
 from . import kit, readonly
@@ -26,6 +31,16 @@ def export(settings) -> None:
     # exportfs applies a changed list to the running server: no restart, mounts stay.
     refreshed(name="Apply the repository's NFS export", commands=["exportfs -ra"], sources=[EXPORTS],
               stamp=settings.stamp("nfs-exported"))
+
+
+@operation()
+def not_exported(exports: str):
+    """No export left behind once the inventory has no read-only server: ``exports`` removed
+    and the kernel's list made anew (``exportfs`` is there since the export was)."""
+    if not host.get_fact(File, path=exports):
+        host.noop(f"{exports} is absent")
+        return
+    yield f"rm -f {shlex.quote(exports)} && exportfs -ra"
 
 
 def mount(settings) -> None:

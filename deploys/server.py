@@ -60,6 +60,9 @@ def install(settings) -> list[str]:
     # exported before the read-only servers mount it.
     if settings.readonly_clients:
         readonly_hosts.export(settings)
+    elif not settings.server_readonly:
+        readonly_hosts.not_exported(name="Remove the NFS export of an earlier read-only cluster",
+                                    exports=readonly_hosts.EXPORTS)
     if settings.server_readonly:
         # The read-write server's repository; the database is dumped there before an upgrade.
         readonly_hosts.mount(settings)

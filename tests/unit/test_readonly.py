@@ -7,7 +7,7 @@ import subprocess
 import pytest
 from pyinfra.api import OperationError
 
-from deploys import readonly, users
+from deploys import readonly, readonly_hosts, users
 
 from .conftest import FakeHost
 
@@ -105,3 +105,14 @@ def test_group_numbered(monkeypatch, entry, outcome):
 ])
 def test_server_version_of_an_artifact(source, version):
     assert readonly._version(source) == version
+
+
+@pytest.mark.parametrize("present, commands", [
+    (None, []),
+    ({"mode": 644}, ["rm -f /etc/exports.d/omero.exports && exportfs -ra"]),
+])
+def test_an_export_left_by_an_earlier_cluster_is_removed(monkeypatch, present, commands):
+    fake = FakeHost({"File": present})
+    monkeypatch.setattr(readonly_hosts, "host", fake)
+    assert list(readonly_hosts.not_exported._inner(readonly_hosts.EXPORTS)) == commands
+    assert fake.noops == ([] if commands else ["/etc/exports.d/omero.exports is absent"])
