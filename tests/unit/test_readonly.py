@@ -20,6 +20,7 @@ MOUNT_UNITS = [
     ("/srv/omero_data/.hidden", "srv-omero_data-.hidden.mount"),
     ("/.omero", "\\x2eomero.mount"),
     ("/srv/a b", "srv-a\\x20b.mount"),
+    ("/srv/a+b@c", "srv-a\\x2bb\\x40c.mount"),  # every character omero_data_dir may hold
 ]
 
 
