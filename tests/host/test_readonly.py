@@ -28,7 +28,7 @@ pytestmark = [
 ]
 OMERO = "OMERODIR=/opt/omero/server/OMERO.server /opt/omero/server/venv3/bin/omero"
 # The web host's omero-py, as a client of the balancer.
-CLIENT = "/opt/omero/web/venv3/bin/omero"
+CLIENT = "HOME=/var/lib/omero-web /opt/omero/web/venv3/bin/omero"
 GID = 546
 FAKE = "/tmp/readonly\\&sizeX=64\\&sizeY=64.fake"
 
@@ -68,6 +68,11 @@ def test_readonly_servers_read_the_repository_and_cannot_write_it(site):
         assert as_server_user(host, f"{OMERO} config get omero.cluster.read_only.db").stdout.strip() == "true"
 
 
+def as_web_user(host, command: str):
+    """The web host's omero-py CLI (no OMERO.server there), as its service user."""
+    return host.run(f"runuser -u omero-web -- sh -c '{command}'")
+
+
 def test_what_is_imported_on_the_readwrite_server_is_read_through_the_balancer(site, secrets_dir):
     password = root_password(secrets_dir)
     rw, web = site["rw"], site["web"]
@@ -75,19 +80,26 @@ def test_what_is_imported_on_the_readwrite_server_is_read_through_the_balancer(s
     as_server_user(rw, f"touch {FAKE}")
     imported = as_server_user(rw, f"{OMERO} import {FAKE}")
     assert "Image:" in imported.stdout + imported.stderr
-    balancer = site["lb"].address
-    web.run(f"HOME=/tmp {CLIENT} login -s {balancer} -p 4064 -u root -w {password}")
-    images = web.run(f"HOME=/tmp {CLIENT} hql -q --style plain 'select count(i) from Image i'").stdout
+    as_web_user(web, f"{CLIENT} login -s {site['lb'].address} -p 4064 -u root -w {password}")
+    images = as_web_user(web, f"{CLIENT} hql -q --style plain \"select count(i) from Image i\"").stdout
     assert int(images.strip().split(",")[-1]) >= 1
-    # An import through the balancer is refused: the servers behind it are read-only.
-    web.run(f"touch {FAKE}")
-    refused = web.run(f"HOME=/tmp {CLIENT} import {FAKE}", check=False)
-    assert refused.returncode != 0
+
+
+def test_writes_are_refused_through_the_balancer_and_made_on_the_readwrite_server(site, secrets_dir):
+    password = root_password(secrets_dir)
+    web = site["web"]
+    new_dataset = f"{CLIENT} obj new Dataset name=readonly-check"
+    as_web_user(web, f"{CLIENT} login -s {site['lb'].address} -p 4064 -u root -w {password}")
+    refused = web.run(f"runuser -u omero-web -- sh -c '{new_dataset}'", check=False)
+    assert refused.returncode != 0, refused.stdout
+    # The same write, to the read-write server, is made: what was refused was the node's.
+    as_web_user(web, f"{CLIENT} login -s {site['rw'].address} -p 4064 -u root -w {password}")
+    assert "Dataset:" in as_web_user(web, new_dataset).stdout
 
 
 def test_web_offers_the_readonly_servers(site):
-    listed = site["web"].run("OMERODIR=/opt/omero/web/OMERO.web /opt/omero/web/venv3/bin/omero config get "
-                             "omero.web.server_list").stdout
+    listed = as_web_user(site["web"], f"OMERODIR=/opt/omero/web/OMERO.web {CLIENT} config get "
+                                      "omero.web.server_list").stdout
     assert site["lb"].address in listed and "omero-readonly" in listed
 
 
