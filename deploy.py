@@ -21,6 +21,7 @@ from deploys import (
     platform,
     prerequisites,
     proxy,
+    readonly_hosts,
     redis,
     replication,
     server,
@@ -28,7 +29,7 @@ from deploys import (
     web,
 )
 from deploys.operations import barrier
-from deploys.topology import ANALYSIS, BACKUP, DATABASE, PROXY, REDIS, SERVER, STANDBY, WEB
+from deploys.topology import ANALYSIS, BACKUP, BALANCER, DATABASE, PROXY, READONLY, REDIS, SERVER, STANDBY, WEB
 from facts.omero import Accounts, DirectoryOwners, InitSystem
 
 config = settings.load(
@@ -73,8 +74,12 @@ if REDIS in config.roles:
     redis.deploy(config)
 # Backups are configured before the server: an upgrade keeps its dump in the repositories.
 backup_sources = backup.configure(config) if config.backs_up else []
-if SERVER in config.roles:
+# Read-only servers (README "Read-only servers") follow the read-write one's steps, which
+# come first in each (its export before their mounts, its schema upgrade before their start).
+if config.roles & {SERVER, READONLY}:
     server.deploy(config)
+if BALANCER in config.roles:
+    readonly_hosts.balancer(config)
 if WEB in config.roles:
     web.deploy(config)
     if ANALYSIS in config.roles:

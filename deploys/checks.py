@@ -22,7 +22,7 @@ from .layout import DEPLOY_DIRS, SERVER_BASE_ENTRIES, SERVER_VERSIONS
 from .names import inside, overlap, system_tree_check
 from .options import DEFAULTS, EXAMPLES, OPTIONS, REMOVED, Options
 from .platform import Platform
-from .topology import ANALYSIS, SERVER, WEB
+from .topology import ANALYSIS, READONLY, SERVER, WEB
 from .values import Artifact, TlsMode
 
 if TYPE_CHECKING:
@@ -296,8 +296,10 @@ def host_directories(config: "Settings", backup_host: bool) -> dict[str, str]:
     """The directories this host's roles give the deploy (option: path)."""
     options = [*(("omero_server_basedir", "omero_ice_home", "omero_data_dir", "omero_server_db_dump_dir")
                  if SERVER in config.roles else ()),
+               # A read-only server: its data directory is the read-write server's, mounted.
+               *(("omero_server_basedir", "omero_ice_home", "omero_data_dir") if READONLY in config.roles else ()),
                *(("omero_web_basedir",) if WEB in config.roles else ()),
-               *(("omero_wheel_dir",) if config.roles & {SERVER, WEB} else ()),
+               *(("omero_wheel_dir",) if config.roles & {SERVER, WEB, READONLY} else ()),
                *(("omero_analysis_basedir",) if ANALYSIS in config.roles else ()),
                *(("omero_backup_local_dir",) if config.backs_up and config.backup_local_dir else ()),
                *(("omero_backup_remote_dir",) if backup_host else ())]
@@ -306,7 +308,7 @@ def host_directories(config: "Settings", backup_host: bool) -> dict[str, str]:
 
 def host_accounts(config: "Settings", backup_host: bool) -> dict[str, str]:
     """The accounts and groups this host's roles make (option: name)."""
-    options = [*(("omero_server_user", "omero_group") if SERVER in config.roles else ()),
+    options = [*(("omero_server_user", "omero_group") if config.roles & {SERVER, READONLY} else ()),
                *(("omero_web_user",) if WEB in config.roles else ()),
                *(("omero_backup_user",) if backup_host else ())]
     return {option: config.value(option) for option in options}

@@ -109,6 +109,11 @@ class Layout:
         return f"{self.server_home}/.certificate-password"
 
     @property
+    def server_memo_dir(self) -> str:
+        """A read-only server's Bio-Formats memo files (its repository is not writable)."""
+        return f"{self.server_home}/BioFormatsCache"
+
+    @property
     def dropbox_dir(self) -> str:
         """Watched by OMERO.dropbox: a folder in it per OMERO user, named as the user."""
         return f"{self.data_dir}/DropBox"

@@ -164,7 +164,8 @@ class Options:
         "(required for omero_server hosts; the version is read from its name).",
         example="https://downloads.example.org/omero/OMERO.server-5.6.16-ice36.zip",
         name="omero_server_artifact",
-        checks=_ARTIFACT.format("`OMERO.server-<version>-ice36.zip`"))
+        checks=_ARTIFACT.format("`OMERO.server-<version>-ice36.zip`")
+        + "; on omero_server_readonly hosts, the omero_server host's version")
     server_sha256: str | None = option(optional(parse_text), None,
         "sha256 of `omero_server_artifact` (required with it).",
         example=_SHA256_EXAMPLE,
@@ -214,6 +215,20 @@ class Options:
         "directory and its files stay.",
         example=True)
     dropbox_version: str = option(parse_release, "5.7.0", "omero-dropbox release (with `omero_server_dropbox`).")
+    # -- read-only OMERO.server nodes (omero_server_readonly, omero_ice_balancer) ---------------
+    group_gid: int | None = option(optional(bounded(100, 59999)), None,
+        "Number of `omero_group` where the deploy creates it. Required, and the same, on the omero_server host and "
+        "every omero_server_readonly host: they share the repository over NFS, which checks the group by number. "
+        "Unset: the system picks one.", example=546,
+        checks="given on the omero_server and omero_server_readonly hosts, the same on all; a group that exists "
+               "with another number is refused on the host")
+    web_readonly: str = option(one_of("offered", "only"), "offered",
+        "With an `omero_ice_balancer` host, what OMERO.web connects to: `offered`, the read-write `omero_server` "
+        "host first (the login page's default), the read-only servers behind the balancer second "
+        "(`omero.web.server_list` ids 1 and 2); `only`, the balancer alone (a public, read-only site: IDR's shape).",
+        example="only", checks="`only` needs an omero_ice_balancer host in the inventory")
+    ice_balancer_timeout: int = option(bounded(60, 86400), 600,
+        "Seconds haproxy keeps an idle Ice connection to a read-only server open (client and server side).")
     # -- OMERO.web (hosts in group omero_web) -----------------------------------------------
     web_version: str = option(parse_release, "5.33.2", "omero-web release.")
     web_basedir: str = option(parse_path, "/opt/omero/web",

@@ -8,7 +8,7 @@ from pyinfra.operations import files, pip
 
 from facts.omero import shell_path
 
-from . import kit, server_steps, services
+from . import kit, readonly, readonly_hosts, server_steps, services
 from .database_operations import omero_schema, omero_schema_upgrade, stop_and_dump_before_upgrade
 from .operations import changed, closed_to_others, complete_directory, refreshed, secret_file, wait_until
 from .prerequisites import install_ice, install_java, omero_venv, site_packages
@@ -33,8 +33,8 @@ def install(settings) -> list[str]:
     """Java, Ice, the venv and the server itself; returns what a restart applies."""
     install_java(settings)
     install_ice(settings)
-    # psql applies the schema; openssl makes Glacier2's certificate.
-    packages = [settings.platform.postgres_client_package, "openssl"]
+    # psql applies the schema (not on a read-only server); openssl makes Glacier2's certificate.
+    packages = [*(() if settings.server_readonly else (settings.platform.postgres_client_package,)), "openssl"]
     kit.packages(settings, "Install the PostgreSQL client and openssl", packages)
     omero_user(settings, settings.server_user, shared_group=True)
     files.directory(name="Create the OMERO.server base directory", path=settings.server_basedir,
@@ -54,17 +54,28 @@ def install(settings) -> list[str]:
     if not settings.server_dropbox:
         pip.packages(name="Uninstall omero-dropbox (omero_server_dropbox is off)",
                      packages=["omero-dropbox"], present=False, virtualenv=settings.server_venv)
-    data_directories(settings)
-
-    files.directory(name="Create the database dump directory", path=settings.server_db_dump_dir,
-                    user=settings.server_user, group=settings.server_user, mode="700")
-    stop_and_dump_before_upgrade(
-        name="Before an upgrade: stop OMERO.server and dump the database",
-        symlink=settings.server_symlink, version=settings.server_version,
-        stop=services.action_command(settings, "stop", "omero-server"), user=settings.server_user,
-        dump_dir=settings.server_db_dump_dir, db=_db(settings),
-        backup_program=settings.backup_program if settings.backs_up else None,
-    )
+    if not settings.server_readonly:
+        data_directories(settings)
+    # pyinfra runs operations in the order of the code, across hosts: the repository is
+    # exported before the read-only servers mount it.
+    if settings.readonly_clients:
+        readonly_hosts.export(settings)
+    elif not settings.server_readonly:
+        readonly_hosts.not_exported(name="Remove the NFS export of an earlier read-only cluster",
+                                    exports=readonly_hosts.EXPORTS)
+    if settings.server_readonly:
+        # The read-write server's repository; the database is dumped there before an upgrade.
+        readonly_hosts.mount(settings)
+    else:
+        files.directory(name="Create the database dump directory", path=settings.server_db_dump_dir,
+                        user=settings.server_user, group=settings.server_user, mode="700")
+        stop_and_dump_before_upgrade(
+            name="Before an upgrade: stop OMERO.server and dump the database",
+            symlink=settings.server_symlink, version=settings.server_version,
+            stop=services.action_command(settings, "stop", "omero-server"), user=settings.server_user,
+            dump_dir=settings.server_db_dump_dir, db=_db(settings),
+            backup_program=settings.backup_program if settings.backs_up else None,
+        )
     zip_path = kit.fetch(settings, settings.server_artifact, settings.server_download_dir)
     # The zip holds one directory, named as ours; root's whatever owners the zip records.
     complete_directory(
@@ -146,13 +157,14 @@ def configure(settings) -> list[str]:
     applies."""
     user = settings.server_user
     db = _db(settings)
-    # psql and pg_dump as the server user read the password from here, never a command line.
-    secret_file(
-        name="Give the server user its database password file",
-        content=(f"{db['host']}:{db['port']}:{db['name']}:{db['user']}:"
-                 f"{_pgpass_escaped(settings.db_password)}\n"),
-        dest=f"{settings.server_home}/.pgpass", user=user, group=user, mode="600",
-    )
+    if not settings.server_readonly:
+        # psql and pg_dump as the server user read the password from here, never a command line.
+        secret_file(
+            name="Give the server user its database password file",
+            content=(f"{db['host']}:{db['port']}:{db['name']}:{db['user']}:"
+                     f"{_pgpass_escaped(settings.db_password)}\n"),
+            dest=f"{settings.server_home}/.pgpass", user=user, group=user, mode="600",
+        )
     config_dir = settings.server_config_dir
     files.directory(name="Create the OMERO.server config directory", path=config_dir,
                     user="root", group=user, mode="750")
@@ -165,6 +177,9 @@ def configure(settings) -> list[str]:
               sources=[config_file, settings.server_symlink],
               stamp=settings.stamp("omero-server-config-loaded"), user=user)
     certificates(settings)
+    if settings.server_readonly:
+        # The schema is the read-write server's to create and upgrade.
+        return [config_file, f"{settings.server_certs_dir}/{server_steps.STORE}"]
     omero_schema_upgrade(name="Upgrade the OMERO schema if this version needs it",
                          omerodir=settings.server_symlink, db=db, **as_user(user))
     omero_schema(name="Create the OMERO schema (only on an empty database)",
@@ -175,10 +190,14 @@ def configure(settings) -> list[str]:
 
 
 def _config(settings, db: dict) -> str:
+    cluster = (readonly.config(settings.server_memo_dir) if settings.server_readonly
+               else readonly.ADMIN_LOCAL if settings.readonly_clients else ())
     return ("# Managed by omero-pyinfra; loaded by `omero load` before every start: these files are the whole "
             "configuration.\n" + server_steps.server_config(
                 {**db, "password": settings.db_password}, settings.data_dir, settings.server_certs_dir,
-                settings.certificate_password, tuple(settings.server_config.items())))
+                settings.certificate_password, tuple(settings.server_config.items()))
+            # Last, so that no omero_server_config value undoes them.
+            + readonly.config_lines(cluster))
 
 
 def certificates(settings) -> None:
@@ -217,11 +236,12 @@ def start(settings, restart_sources: list[str]) -> None:
                  f"&& exec {settings.server_omero} admin start --foreground\""),
         user=settings.server_user, environment=environment, directory=settings.server_symlink,
         unit_template="systemd/omero-server.service.j2", umask=SERVER_UMASK,
-        # etc/ holds etc/grid/.
-        writable=(f"{settings.server_dir}/var", f"{settings.server_dir}/etc", settings.data_dir,
-                  settings.server_home),
+        # etc/ holds etc/grid/; a read-only server writes no repository (its memo files: home).
+        writable=(f"{settings.server_dir}/var", f"{settings.server_dir}/etc",
+                  *(() if settings.server_readonly else (settings.data_dir,)), settings.server_home),
         unit_values={"roles": settings.roles, "postgres_unit": settings.platform.postgres_unit,
-                     "server_basedir": settings.server_basedir},
+                     "server_basedir": settings.server_basedir,
+                     "repository_mount": settings.data_dir if settings.server_readonly else None},
     )
     started = services.start(settings, "omero-server", restart_sources=restart_sources)
     wait_until(name="Wait until OMERO.server accepts connections",

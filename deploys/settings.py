@@ -14,14 +14,14 @@ from urllib.parse import urlsplit
 
 from pyinfra.facts.server import LinuxDistribution
 
-from . import secrets, topology
+from . import readonly, secrets, topology
 from .checks import Checker, parse_options
 from .errors import OmeroDeployError
 from .grammar import ICE_TARBALL, ICEPY_WHEEL, SERVER_ZIP, hub_name_clash, proxy_node_major
 from .layout import Layout
 from .options import DEFAULTS, Options
 from .platform import Platform, detect
-from .topology import ANALYSIS, DATABASE, PROXY, REDIS, ROLES, SERVER, STANDBY, WEB, Front
+from .topology import ANALYSIS, DATABASE, PROXY, READONLY, REDIS, ROLES, SERVER, STANDBY, WEB, Front
 from .values import Artifact, ServerNames, TlsMode
 
 
@@ -75,6 +75,11 @@ class Settings(Options, Layout):
     web_secret_key: str | None = None  # on web nodes: Django's, the same on every node
     redis_bind: tuple[str, ...] = ()  # on the Redis host: its addresses Redis listens on
     redis_clients: tuple[str, ...] = ()  # on the Redis host: the web nodes it admits
+    # A read-only cluster (deploys/readonly.py), each on the hosts it concerns.
+    readonly_source: str | None = None  # read-only servers: the read-write server exporting the repository
+    readonly_clients: tuple[str, ...] = ()  # the read-write server: the read-only servers it exports to
+    balanced_servers: tuple[str, ...] = ()  # the balancer: the read-only servers
+    readonly_balancer: str | None = None  # web hosts: the balancer, where read-only servers are reached
 
     @property
     def site_server_name(self) -> ServerNames:
@@ -94,7 +99,12 @@ class Settings(Options, Layout):
     @property
     def builds_icepy(self) -> bool:
         """Whether the IcePy wheel is built on this host (no omero_icepy_wheel given)."""
-        return bool(self.roles & {SERVER, WEB}) and self.icepy_wheel is None
+        return bool(self.roles & {SERVER, WEB, READONLY}) and self.icepy_wheel is None
+
+    @property
+    def server_readonly(self) -> bool:
+        """Whether this host runs a read-only OMERO.server (omero_server_readonly)."""
+        return READONLY in self.roles
 
     @property
     def backs_up(self) -> bool:
@@ -248,14 +258,15 @@ def load(host, inventory, platform: Platform, pid1: str) -> Settings:
     # Behind a proxy, a web node's nginx serves plain HTTP to the proxy alone.
     own_site = PROXY in roles or (WEB in roles and front is None)
     tls_mode = check.tls_mode(options, site_names) if own_site else TlsMode.OFF
-    if roles & {SERVER, WEB}:
+    if roles & {SERVER, WEB, READONLY}:
         extra["icepy_wheel"] = check.optional_artifact(
             options, "omero_icepy_wheel", "omero_icepy_wheel_sha256", ICEPY_WHEEL,
             "zeroc_ice-3.6.5-<tags>.whl")
-    if SERVER in roles:
+    if roles & {SERVER, READONLY}:
         if peers.database_address is None:
             raise OmeroDeployError(
-                f"host {host.name} is in {SERVER} but the inventory has no {DATABASE} host"
+                f"host {host.name} is in {SERVER if SERVER in roles else READONLY} but the inventory has no "
+                f"{DATABASE} host"
             )
         server_artifact = check.required_artifact(
             options, "omero_server_artifact", "omero_server_sha256", SERVER_ZIP,
@@ -265,12 +276,14 @@ def load(host, inventory, platform: Platform, pid1: str) -> Settings:
         extra["ice_artifact"] = check.required_artifact(
             options, "omero_ice_artifact", "omero_ice_sha256", ICE_TARBALL,
             "<name of letters, digits and . _ + ->.tar.gz")
+    if SERVER in roles:
         extra["root_password"] = check.password("omero_root_password", secrets.resolve(
             options.root_password_given, "OMERO_ROOT_PASSWORD", options.secrets_dir,
             f"{host.name}-omero-root"))
+    if roles & {SERVER, READONLY}:
         extra["certificate_password"] = secrets.generated(options.secrets_dir,
                                                           f"{host.name}-omero-certificate")
-    if roles & {SERVER, DATABASE, STANDBY}:
+    if roles & {SERVER, DATABASE, STANDBY, READONLY}:
         extra["db_password"] = check.password("omero_db_password", secrets.resolve(
             options.db_password_given, "OMERO_DB_PASSWORD", options.secrets_dir,
             f"{topology.database_host_name(inventory)}-db-{options.db_user}"))
@@ -292,6 +305,7 @@ def load(host, inventory, platform: Platform, pid1: str) -> Settings:
     if REDIS in roles and manager != "systemd":
         raise OmeroDeployError(f"host {host.name} is in {REDIS}, which needs systemd as PID 1 (PID 1 is "
                                f"{pid1!r}): Redis starts only once a unit has loaded its address filter")
+    extra.update(readonly.cluster(host, inventory, roles, options, manager))
     if options.image_build and (manager != "supervisord" or ANALYSIS in roles or extra.get("backup_repositories")):
         check.fail("omero_image_build", "is for scripts/build-image's container only: supervisord, the groups "
                                         f"{DATABASE}, {WEB} and {SERVER}, no backups", example=False)

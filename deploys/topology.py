@@ -18,7 +18,9 @@ ANALYSIS = "omero_analysis"  # JupyterHub, served by an omero_web host's nginx
 PROXY = "omero_proxy"  # nginx in front of every omero_web host: TLS, caches, maintenance
 REDIS = "omero_redis"  # the web nodes' shared sessions
 STANDBY = "omero_database_standby"  # PostgreSQL streaming from the omero_database host
-ROLES = (DATABASE, SERVER, WEB, ANALYSIS, PROXY, REDIS, STANDBY)
+# Read-only OMERO.server nodes and haproxy balancing Ice over them (deploys/readonly.py).
+READONLY, BALANCER = "omero_server_readonly", "omero_ice_balancer"
+ROLES = (DATABASE, SERVER, WEB, ANALYSIS, PROXY, REDIS, STANDBY, READONLY, BALANCER)
 # The replication slots the deploy makes on the primary: one per standby, named after it.
 SLOT_PREFIX = "omero_standby_"
 BACKUP = "omero_backup"  # the host keeping the other hosts' backup repositories
@@ -34,7 +36,7 @@ class Peers:
     """The hosts this one talks to, as addresses it uses."""
 
     database_address: str | None  # where the server reaches PostgreSQL
-    db_client_addresses: tuple[str, ...]  # server hosts PostgreSQL must accept
+    db_client_addresses: tuple[str, ...]  # server hosts (read-only ones too) PostgreSQL must accept
     db_listen_addresses: str
     web_server_addresses: tuple[str, ...]  # OMERO.server hosts the web connects to
     # The primary's standby (omero_database_standby): where it connects from.
@@ -62,7 +64,9 @@ def peers(host, inventory, options: Options) -> Peers:
         # By name: deploy.py passes pyinfra's context proxy, never the Host object itself.
         return "localhost" if peer.name == host.name else address_of(peer)
 
-    clients = tuple(peer_address(peer) for peer in server_hosts)
+    servers = tuple(peer_address(peer) for peer in server_hosts)
+    # Read-only servers reach the database as the read-write one does.
+    clients = servers + tuple(peer_address(peer) for peer in inventory.get_group(READONLY, []))
     remote_clients = [address for address in clients if address != "localhost"]
     # The primary listens on its address for a standby too.
     on_network = remote_clients or (standby_hosts and DATABASE in host.groups)
@@ -70,7 +74,7 @@ def peers(host, inventory, options: Options) -> Peers:
         database_address=peer_address(database_hosts[0]) if database_hosts else None,
         db_client_addresses=clients,
         db_listen_addresses=",".join(["localhost"] + ([address_of(host)] if on_network else [])),
-        web_server_addresses=clients or (options.web_server_host,),
+        web_server_addresses=servers or (options.web_server_host,),
         standby_address=address_of(standby_hosts[0]) if standby_hosts else None,
     )
 

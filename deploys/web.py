@@ -10,6 +10,7 @@ from pyinfra.operations import files, pip
 from . import container, kit, redis, rolling, services
 from .operations import changed, refreshed, wait_until, waiting
 from .prerequisites import omero_venv, site_packages
+from .readonly import web_server_list
 from .users import omero_user
 from .webapps import APPS
 
@@ -47,7 +48,8 @@ def configure(settings, host_cpus: int) -> list[str]:
     config_dir = settings.web_config_dir
     files.directory(name="Create the OMERO.web config directory", path=config_dir,
                     user="root", group=settings.web_user, mode="750")
-    server_list = json.dumps([[address, 4064, "omero"] for address in settings.web_server_addresses])
+    server_list = json.dumps(web_server_list(settings.web_server_addresses, settings.readonly_balancer,
+                                             settings.web_readonly))
     config_file = f"{config_dir}/01-omero-web.omero"
     # Any omero_web_config value may be a secret (a mail password): never shown by --diff.
     kit.secret_template(

@@ -13,6 +13,7 @@ KINDS = {"test_systemd": "systemd", "test_https": "systemd", "test_split": "syst
          "test_container": "container", "test_refusals": "container", "test_java": "container",
          "test_image": "container", "test_vm": "vm",
          "test_farm": "systemd", "test_farm_sessions": "systemd", "test_farm_standby": "systemd"}
+KINDS |= {"test_readonly": "systemd", "test_readonly_balancer": "systemd"}
 # Run by scripts/test in a second pytest beside the rest, so that the two take about as long,
 # warm and cold: long modules that make what no other module uses (the VM under emulation;
 # Debian 13, its own image and IcePy wheel; the container image, 8 minutes to build cold).

@@ -10,6 +10,7 @@ import pytest
 
 from ..certificates import CertificateAuthority
 from .conftest import ALL_ROLES
+from .test_readonly import cluster_hosts
 
 pytestmark = pytest.mark.plan
 
@@ -73,6 +74,7 @@ def scenarios(deploy, tmp_path_factory) -> dict:
     changed = {re.compile(r" -newer "): ["changed"]}
     replicated = deploy({"db": (("omero_database",), {"omero_address": "10.0.0.1"}),
                          "standby": (("omero_database_standby",), {"omero_address": "10.0.0.2"})}, os_name="debian12")
+    readonly_cluster = deploy(cluster_hosts(), os_name="debian12", responses=changed)
     return {
         "everything": deploy({"aio": (ROLES, everything)}, os_name="debian12", responses=changed)["aio"],
         "a primary with a standby": replicated["db"],
@@ -96,6 +98,7 @@ def scenarios(deploy, tmp_path_factory) -> dict:
         "a Redis host": deploy({"redis": (("omero_redis",), {"omero_address": "10.0.0.30"}),
                                 "web": (web, {"omero_address": "10.0.0.31"})},
                                os_name="debian12", responses=changed)["redis"],
+        **{f"a read-only cluster's {name}": readonly_cluster[name] for name in ("rw", "ro1", "lb")},
     }
 
 
