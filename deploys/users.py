@@ -1,8 +1,9 @@
 """The OMERO service users: each with its own group; only those that write the binary
 repository also in the shared OMERO group (in-place import)."""
 
-from pyinfra.operations import files, server
+from pyinfra.operations import server
 
+from . import kit
 from .operations import not_in_group
 
 
@@ -18,7 +19,7 @@ def omero_user(settings, user: str, *, shared_group: bool) -> None:
         system=True, home=settings.home_of(user), shell="/usr/sbin/nologin",
     )
     # The CLI's sessions and temporary files, the server's .pgpass and certificates: its own.
-    files.directory(name=f"Keep {user}'s home its own", path=settings.home_of(user), user=user, group=user,
+    kit.directory(name=f"Keep {user}'s home its own", path=settings.home_of(user), user=user, group=user,
                     mode="700")
     if not shared_group:
         # Earlier deploys put the web user in the shared group.
