@@ -14,6 +14,7 @@ from weakref import WeakKeyDictionary, WeakSet
 from pyinfra import host
 from pyinfra.api.state import BaseStateCallback
 from pyinfra.context import ctx_host, ctx_state
+from pyinfra.facts.files import Sha256File
 
 from facts.paths import PathStates, VenvDistributions
 
@@ -102,6 +103,15 @@ def path_state(path: str, checksum: bool = False) -> dict | None:
     answer = _ask(PathStates, path, paths=tuple(wanted),
                   hashed=tuple(p for p, hashed in wanted.items() if hashed))
     return answer.get(path)
+
+
+def file_checksum(path: str) -> str | None:
+    """The sha256 of the regular file at ``path``, None when there is none: from the batched
+    fact, or asked alone for a file too large for it."""
+    current = path_state(path, checksum=True)
+    if not current or current["type"] != "file":
+        return None
+    return current["sha256"] or host.get_fact(Sha256File, path=path)
 
 
 def venv_distributions(venv: str) -> dict[str, str]:

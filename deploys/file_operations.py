@@ -11,7 +11,7 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
 
-from .batched import path_state
+from .batched import file_checksum, path_state
 
 
 def _mode(mode: str | int | None) -> int | None:
@@ -132,7 +132,7 @@ def put(src: str | IOBase, dest: str, user: str | None = None, group: str | None
         raise OperationError(f"{dest} is a directory: give the file's own path")
     yield from _parent(dest, user, group)
     mode = _mode(mode)
-    if current is None or current["sha256"] != checksum(src):
+    if current is None or file_checksum(dest) != checksum(src):
         yield FileUploadCommand(src, dest, remote_temp_filename=host.get_temp_filename(dest))
         if user or group:
             yield _chown(dest, user, group)

@@ -27,7 +27,7 @@ from facts.omero import (
 )
 
 from . import service_commands
-from .batched import fact, path_state, want_path
+from .batched import fact, file_checksum, path_state, want_path
 
 
 @operation()
@@ -209,7 +209,7 @@ def written_secret(dest: str, content: str, user: str, group: str, mode: str):
     before the content lands in it; it gets its owner and mode, then is renamed into place."""
     current = path_state(dest, checksum=True)
     if (current and current["type"] == "file"
-            and current["sha256"] == hashlib.sha256(content.encode()).hexdigest()
+            and file_checksum(dest) == hashlib.sha256(content.encode()).hexdigest()
             and (current["user"], current["group"], int(str(current["mode"]), 8)) == (user, group, int(mode, 8))):
         host.noop(f"{dest} is as wanted")
         return

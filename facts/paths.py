@@ -6,11 +6,14 @@ import shlex
 from pyinfra.api import FactBase
 
 # One line per path: type (find's %y: f, d, l, ...; - when absent), owner, group, octal mode,
-# sha256 (- when not asked for or not a regular file), then the path itself.
-_STAT = ("s() { i=$(find \"$1\" -maxdepth 0 -printf '%y %u %g %m' 2>/dev/null); h=-; "
-         "if [ \"$2\" = 1 ] && [ -f \"$1\" ] && [ ! -L \"$1\" ]; then "
+# sha256 (- when not asked for, not a regular file or over 1 MiB), then the path itself. A
+# large file (a wheel, a server zip) is hashed only by the operation that needs it: the
+# fact is asked again after every change in a first deploy.
+_STAT = ("s() { i=$(find \"$1\" -maxdepth 0 -printf '%y %u %g %m %s' 2>/dev/null); "
+         "[ -n \"$i\" ] || i='- - - - -'; h=-; "
+         "if [ \"$2\" = 1 ] && [ -f \"$1\" ] && [ ! -L \"$1\" ] && [ \"${i##* }\" -le 1048576 ]; then "
          "h=$(sha256sum < \"$1\" 2>/dev/null | cut -d' ' -f1); fi; "
-         "printf '%s %s %s\\n' \"${i:-- - - -}\" \"${h:--}\" \"$1\"; }")
+         "printf '%s %s %s\\n' \"${i% *}\" \"${h:--}\" \"$1\"; }")
 _TYPES = {"f": "file", "d": "directory", "l": "link"}
 
 
@@ -18,7 +21,8 @@ class PathStates(FactBase):
     """What is at each of ``paths``: ``{path: None}`` when nothing is, else ``{"type":
     "file" | "directory" | "link" | "other", "user", "group", "mode": int (octal digits, as
     pyinfra's File fact gives it), "sha256": str | None}``; a regular file's checksum only
-    for those of ``hashed`` (a subset of ``paths``). Symbolic links are not followed."""
+    for those of ``hashed`` (a subset of ``paths``), and only up to 1 MiB. Symbolic links
+    are not followed."""
 
     @staticmethod
     def default():

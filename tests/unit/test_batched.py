@@ -32,8 +32,10 @@ def test_path_states_read_for_real(tmp_path):
     (tmp_path / "l").symlink_to(tmp_path / "f f")
     (tmp_path / "g").write_text("x")
     os.chmod(tmp_path / "g", 0o4604)
-    asked = [str(tmp_path / name) for name in ("d", "f f", "l", "g", "missing")]
-    command = paths.PathStates().command(tuple(asked), hashed=(asked[1], asked[2]))
+    (tmp_path / "big").write_bytes(b"x" * (1024 * 1024 + 1))
+    os.chmod(tmp_path / "big", 0o644)
+    asked = [str(tmp_path / name) for name in ("d", "f f", "l", "g", "missing", "big")]
+    command = paths.PathStates().command(tuple(asked), hashed=(asked[1], asked[2], asked[5]))
     output = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
     found = paths.PathStates().process(output.splitlines())
     me = subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
@@ -44,6 +46,7 @@ def test_path_states_read_for_real(tmp_path):
         asked[2]: {"type": "link", "user": me, "group": group, "mode": 777, "sha256": None},
         asked[3]: {"type": "file", "user": me, "group": group, "mode": 4604, "sha256": None},
         asked[4]: None,
+        asked[5]: {"type": "file", "user": me, "group": group, "mode": 644, "sha256": None},
     }
 
 
@@ -196,6 +199,15 @@ def test_put(run_op, found, parent, commands, noops):
                  StringIO(CONTENT), "/etc/nginx/x.conf", user="root", group="root", mode="644")
     assert run.commands == commands
     assert run.noops == noops
+
+
+@pytest.mark.parametrize(("remote", "commands"), [(SHA, []), ("0" * 64, WRITTEN)], ids=["same", "other"])
+def test_put_over_a_large_file_asks_its_checksum_alone(run_op, remote, commands):
+    found = {**FILE, "sha256": None}  # a regular file the batched fact did not hash (over 1 MiB)
+    run = run_op(file_ops.put, {"PathStates": {"/etc/nginx/x.conf": found, "/etc/nginx": DIR}, "Sha256File": remote},
+                 StringIO(CONTENT), "/etc/nginx/x.conf", user="root", group="root", mode="644")
+    assert run.commands == commands
+    assert run.fact_calls[-1] == ("Sha256File", {"path": "/etc/nginx/x.conf"})
 
 
 def test_put_a_local_file(run_op, tmp_path):
