@@ -107,6 +107,7 @@ def main() -> None:
     parser.add_argument("--scale", default="1,4,10", help="host counts of the no-op runs (default 1,4,10)")
     parser.add_argument("--top", type=int, default=12, help="rows of each profile table (default 12)")
     parser.add_argument("--baseline", type=Path, help="another checkout: its no-op runs timed beside this tree's")
+    parser.add_argument("--scale-only", action="store_true", help="only the no-op runs of 1-10 hosts")
     args = parser.parse_args()
     scale = sorted(int(count) for count in args.scale.split(","))
     if cached_icepy_wheel() is None:
@@ -115,24 +116,25 @@ def main() -> None:
     remove_leftovers()
     with tempfile.TemporaryDirectory() as directory:
         work = Path(directory)
-        figures = compare_with_bare_install(work, args.rounds, args.baseline)
-        median = {step: statistics.median(values) for step, values in figures.items()}
-        bare_seconds = median["bare install of the same software"]
-        print(f"| step | median of {args.rounds} (s) | min (s) | max (s) | / bare install |")
-        print("|---|---|---|---|---|")
-        for step, values in figures.items():
-            print(f"| {step} | {median[step]:.1f} | {min(values):.1f} | {max(values):.1f} "
-                  f"| {median[step] / bare_seconds:.2f} |")
-        profiles = [("cold deploy", "cold.json"), ("second run (no change)", "noop.json")]
-        if args.baseline:
-            profiles.append(("second run (no change), baseline", "baseline-noop.json"))
-        for label, profile in profiles:
-            for kind in ("operation", "fact"):
-                print(f"\n{label}, the {args.top} slowest {kind}s (last round):\n")
-                print(f"| {kind} | runs | seconds |")
-                print("|---|---|---|")
-                for name, runs, seconds in top(work / profile, kind, args.top):
-                    print(f"| {name} | {runs} | {seconds:.2f} |")
+        if not args.scale_only:
+            figures = compare_with_bare_install(work, args.rounds, args.baseline)
+            median = {step: statistics.median(values) for step, values in figures.items()}
+            bare_seconds = median["bare install of the same software"]
+            print(f"| step | median of {args.rounds} (s) | min (s) | max (s) | / bare install |")
+            print("|---|---|---|---|---|")
+            for step, values in figures.items():
+                print(f"| {step} | {median[step]:.1f} | {min(values):.1f} | {max(values):.1f} "
+                      f"| {median[step] / bare_seconds:.2f} |")
+            profiles = [("cold deploy", "cold.json"), ("second run (no change)", "noop.json")]
+            if args.baseline:
+                profiles.append(("second run (no change), baseline", "baseline-noop.json"))
+            for label, profile in profiles:
+                for kind in ("operation", "fact"):
+                    print(f"\n{label}, the {args.top} slowest {kind}s (last round):\n")
+                    print(f"| {kind} | runs | seconds |")
+                    print("|---|---|---|")
+                    for name, runs, seconds in top(work / profile, kind, args.top):
+                        print(f"| {name} | {runs} | {seconds:.2f} |")
         trees = {"": ROOT, ", baseline": args.baseline} if args.baseline else {"": ROOT}
         scaled = no_op_runs(work, scale, max(args.rounds, 3), trees)
         for label, runs in scaled.items():
