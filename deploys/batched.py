@@ -26,24 +26,26 @@ _watched: WeakSet = WeakSet()
 
 
 class _ChangeCounter(BaseStateCallback):
-    """Counts, per host, the operations that ran commands: when one starts, the one before
-    it on that host is complete."""
+    """Counts, per host, the operations that ran commands. pyinfra announces each operation
+    as it starts (on every host, run on those that have it); the ones started before it on
+    that host are complete by then, but an operation that runs others inside itself."""
 
     def __init__(self):
-        self.last: WeakKeyDictionary = WeakKeyDictionary()
+        self.started: WeakKeyDictionary = WeakKeyDictionary()  # host -> operations not yet complete
 
     def operation_host_start(self, state, host, op_hash):
-        self._count(state, host)
-        self.last[host] = op_hash
-
-    def _count(self, state, host):
-        previous = self.last.pop(host, None)
-        try:
-            ran = previous is not None and state.get_op_data_for_host(host, previous).operation_meta.executed
-        except KeyError:  # started for every host, run on those that have it
-            ran = False
-        if ran:
-            _changes[host] = _changes.get(host, 0) + 1
+        started = self.started.setdefault(host, [])
+        for earlier in list(started):
+            try:
+                meta = state.get_op_data_for_host(host, earlier).operation_meta
+            except KeyError:  # not this host's
+                started.remove(earlier)
+                continue
+            if meta.is_complete():
+                started.remove(earlier)
+                if meta.executed:
+                    _changes[host] = _changes.get(host, 0) + 1
+        started.append(op_hash)
 
 
 def _key():

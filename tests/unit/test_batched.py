@@ -127,6 +127,41 @@ def test_asked_again_after_a_command(run_op, monkeypatch):
     assert len(run.fact_calls) == 2
 
 
+class _Meta:
+    """An operation's meta as far as the counter reads it."""
+
+    def __init__(self, complete: bool, executed: bool):
+        self.complete, self.executed = complete, executed
+
+    def is_complete(self) -> bool:
+        return self.complete
+
+
+@pytest.mark.parametrize(("operations", "changes"), [
+    pytest.param([("a", True, True), ("b", True, False), ("c", True, True)], 2, id="two of three ran commands"),
+    pytest.param([("a", True, False), ("b", True, False)], 0, id="none"),
+    pytest.param([("a", False, True), ("b", True, True)], 1, id="one still running (b inside a)"),
+    pytest.param([("other host's", None, None), ("b", True, True)], 1, id="another host's"),
+])
+def test_change_counter(operations, changes):
+    """The count that makes a batched answer stale: operations that ran commands, counted
+    once complete (checked when the next one starts)."""
+    from types import SimpleNamespace
+
+    ops = {name: SimpleNamespace(operation_meta=_Meta(complete, executed))
+           for name, complete, executed in operations if complete is not None}
+
+    def get_op_data_for_host(host, op_hash):
+        return ops[op_hash]
+
+    state, host = SimpleNamespace(get_op_data_for_host=get_op_data_for_host), type("Host", (), {})()
+    counter = batched._ChangeCounter()
+    for name, _, _ in operations:
+        counter.operation_host_start(state, host, name)
+    counter.operation_host_start(state, host, "next")
+    assert batched._changes.get(host, 0) == changes
+
+
 # -- directory ----------------------------------------------------------------------------------
 @pytest.mark.parametrize(("found", "kwargs", "commands", "noops"), [
     pytest.param(None, {}, ["mkdir -p /srv/omero", "chmod 750 /srv/omero", "chown omero:omero /srv/omero"], [],
