@@ -5,7 +5,7 @@ import os
 from io import StringIO
 from pathlib import Path
 
-from pyinfra import config, host, inventory, state
+from pyinfra import host, inventory, state
 from pyinfra.api.util import get_template
 from pyinfra.operations import apt, dnf, files
 
@@ -22,7 +22,7 @@ FILES = TEMPLATES.parent / "files"
 # (deploys/batched.py); pyinfra's own under --diff, which they cannot show.
 def directory(*, path: str, **kwargs):
     """files.directory (path, present, user, group, mode)."""
-    if config.DIFF:
+    if state.config.DIFF:
         return files.directory(path=path, **kwargs)
     want_path(path)
     return file_operations.directory(path=path, **kwargs)
@@ -30,7 +30,7 @@ def directory(*, path: str, **kwargs):
 
 def file(*, path: str, **kwargs):
     """files.file (path, present, user, group, mode)."""
-    if config.DIFF:
+    if state.config.DIFF:
         return files.file(path=path, **kwargs)
     want_path(path)
     want_path(str(Path(path).parent))
@@ -40,7 +40,7 @@ def file(*, path: str, **kwargs):
 def put(*, src, dest: str, **kwargs):
     """files.put (src: a local path or a file-like object; dest: the file's own path, user,
     group, mode)."""
-    if config.DIFF:
+    if state.config.DIFF:
         return files.put(src=src, dest=dest, **kwargs)
     if isinstance(src, str) and state.cwd:
         src = os.path.join(state.cwd, src)  # as files.put: relative to the deploy's directory
@@ -65,7 +65,7 @@ def template(src: str, dest: str, *, user="root", group="root", mode="644", **co
     """A template of our template directory written to ``dest``, ownership spelled out;
     ``context`` holds exactly the values the template reads (as files.template: with
     ``host``, ``state`` and ``inventory``)."""
-    if config.DIFF:
+    if state.config.DIFF:
         return files.template(name=f"Write {dest}", src=str(TEMPLATES / src), dest=dest, user=user, group=group,
                               mode=mode, **context)
     content = get_template(str(TEMPLATES / src)).render(
