@@ -1,6 +1,6 @@
 """Time the deploy against installing the same software by hand, and no-op runs of 1-10 hosts.
 
-    .venv/bin/python bench/bench_deploy.py [--rounds N] [--scale 1,4,10] [--top N]
+    .venv/bin/python bench/bench_deploy.py [--rounds N] [--scale 1,4,10] [--top N] [--baseline TREE]
 
 On fresh Debian 12 systemd test hosts (reached over SSH as a sudo user, as a lab's
 server is), with the harness's caches (host image, IcePy wheel, apt and pip caches):
@@ -11,6 +11,10 @@ server is), with the harness's caches (host image, IcePy wheel, apt and pip cach
   deploy left installed (``apt-get install`` of exactly that set) and the same pip
   requirements in the same venvs, nothing else;
 - no-op runs of 1, 4 and 10 deployed hosts in one pyinfra run.
+
+With ``--baseline TREE`` (another checkout of this repository, e.g. ``git worktree add``),
+every no-op run is also timed with that tree's deploy.py on the same hosts, right after
+this tree's: before/after figures taken under the same load.
 
 Prints Markdown tables for docs/benchmarks.md.
 """
@@ -57,9 +61,9 @@ def clocked(step: Callable[..., subprocess.CompletedProcess], *args, **kwargs) -
     return elapsed
 
 
-def pyinfra(inventory: Path, *args: str, profile: Path | None = None) -> subprocess.CompletedProcess:
+def pyinfra(inventory: Path, *args: str, profile: Path | None = None, tree: Path = ROOT) -> subprocess.CompletedProcess:
     command = [PYTHON, str(PROFILER), str(profile)] if profile else [PYINFRA]
-    return subprocess.run([*command, *(args or ["-y"]), str(inventory), "deploy.py"], cwd=ROOT,
+    return subprocess.run([*command, *(args or ["-y"]), str(inventory), "deploy.py"], cwd=tree,
                           env=CLEAN_ENV, capture_output=True, text=True, timeout=3600)
 
 
@@ -102,6 +106,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="fresh host pairs (default 1)")
     parser.add_argument("--scale", default="1,4,10", help="host counts of the no-op runs (default 1,4,10)")
     parser.add_argument("--top", type=int, default=12, help="rows of each profile table (default 12)")
+    parser.add_argument("--baseline", type=Path, help="another checkout: its no-op runs timed beside this tree's")
+    parser.add_argument("--scale-only", action="store_true", help="only the no-op runs of 1-10 hosts")
     args = parser.parse_args()
     scale = sorted(int(count) for count in args.scale.split(","))
     if cached_icepy_wheel() is None:
@@ -110,33 +116,41 @@ def main() -> None:
     remove_leftovers()
     with tempfile.TemporaryDirectory() as directory:
         work = Path(directory)
-        figures = compare_with_bare_install(work, args.rounds)
-        median = {step: statistics.median(values) for step, values in figures.items()}
-        bare_seconds = median["bare install of the same software"]
-        print(f"| step | median of {args.rounds} (s) | min (s) | max (s) | / bare install |")
-        print("|---|---|---|---|---|")
-        for step, values in figures.items():
-            print(f"| {step} | {median[step]:.1f} | {min(values):.1f} | {max(values):.1f} "
-                  f"| {median[step] / bare_seconds:.2f} |")
-        for label, profile in (("cold deploy", "cold.json"), ("second run (no change)", "noop.json")):
-            for kind in ("operation", "fact"):
-                print(f"\n{label}, the {args.top} slowest {kind}s (last round):\n")
-                print(f"| {kind} | runs | seconds |")
-                print("|---|---|---|")
-                for name, runs, seconds in top(work / profile, kind, args.top):
-                    print(f"| {name} | {runs} | {seconds:.2f} |")
-        scaled = no_op_runs(work, scale, max(args.rounds, 3))
-        print(f"\n| hosts in one no-op run | median of {len(scaled[scale[0]])} (s) | / one host |")
-        print("|---|---|---|")
-        for count, values in scaled.items():
-            print(f"| {count} | {statistics.median(values):.1f} "
-                  f"| {statistics.median(values) / statistics.median(scaled[scale[0]]):.2f} |")
+        if not args.scale_only:
+            figures = compare_with_bare_install(work, args.rounds, args.baseline)
+            median = {step: statistics.median(values) for step, values in figures.items()}
+            bare_seconds = median["bare install of the same software"]
+            print(f"| step | median of {args.rounds} (s) | min (s) | max (s) | / bare install |")
+            print("|---|---|---|---|---|")
+            for step, values in figures.items():
+                print(f"| {step} | {median[step]:.1f} | {min(values):.1f} | {max(values):.1f} "
+                      f"| {median[step] / bare_seconds:.2f} |")
+            profiles = [("cold deploy", "cold.json"), ("second run (no change)", "noop.json")]
+            if args.baseline:
+                profiles.append(("second run (no change), baseline", "baseline-noop.json"))
+            for label, profile in profiles:
+                for kind in ("operation", "fact"):
+                    print(f"\n{label}, the {args.top} slowest {kind}s (last round):\n")
+                    print(f"| {kind} | runs | seconds |")
+                    print("|---|---|---|")
+                    for name, runs, seconds in top(work / profile, kind, args.top):
+                        print(f"| {name} | {runs} | {seconds:.2f} |")
+        trees = {"": ROOT, ", baseline": args.baseline} if args.baseline else {"": ROOT}
+        scaled = no_op_runs(work, scale, max(args.rounds, 3), trees)
+        for label, runs in scaled.items():
+            print(f"\n| hosts in one no-op run{label} | median of {len(runs[scale[0]])} (s) | / one host |")
+            print("|---|---|---|")
+            for count, values in runs.items():
+                print(f"| {count} | {statistics.median(values):.1f} "
+                      f"| {statistics.median(values) / statistics.median(runs[scale[0]]):.2f} |")
     remove_leftovers()
 
 
-def compare_with_bare_install(work: Path, rounds: int) -> dict[str, list[float]]:
+def compare_with_bare_install(work: Path, rounds: int, baseline: Path | None) -> dict[str, list[float]]:
     figures: dict[str, list[float]] = {"cold deploy": [], "bare install of the same software": [],
                                        "second run (no change)": [], "dry run": []}
+    if baseline:
+        figures["second run (no change), baseline"] = []
     # The hosts' apt archives are cached per host name: both warm, or both cold.
     warm = all(any((CACHE / "apt-archives" / "bookworm" / name).glob("*.deb")) for name in ("bench", "bare"))
     for round_ in range(rounds + (0 if warm else 1)):
@@ -149,8 +163,11 @@ def compare_with_bare_install(work: Path, rounds: int) -> dict[str, list[float]]
                                         {deployed.name: host_data(deployed, work / "secrets")})
             times = {"cold deploy": clocked(pyinfra, inventory, profile=work / "cold.json"),
                      "second run (no change)": clocked(pyinfra, inventory, profile=work / "noop.json"),
-                     "dry run": clocked(pyinfra, inventory, "--dry"),
-                     "bare install of the same software": clocked(bare_install, deployed, bare, before)}
+                     "dry run": clocked(pyinfra, inventory, "--dry")}
+            if baseline:
+                times["second run (no change), baseline"] = clocked(
+                    pyinfra, inventory, profile=work / "baseline-noop.json", tree=baseline)
+            times["bare install of the same software"] = clocked(bare_install, deployed, bare, before)
             if round_ or warm:
                 for step, seconds in times.items():
                     figures[step].append(seconds)
@@ -160,12 +177,13 @@ def compare_with_bare_install(work: Path, rounds: int) -> dict[str, list[float]]
     return figures
 
 
-def no_op_runs(work: Path, scale: list[int], rounds: int) -> dict[int, list[float]]:
+def no_op_runs(work: Path, scale: list[int], rounds: int, trees: dict[str, Path]) -> dict[str, dict[int, list[float]]]:
     """A site of one all-in-one host and web hosts (OMERO has one database host):
-    the no-op run of its first 1, 4, 10 hosts in one pyinfra run."""
+    the no-op run of its first 1, 4, 10 hosts in one pyinfra run, with each of ``trees``
+    in turn (by label)."""
     hosts = [SystemdHost(f"scale{index}", f"{SUBNET}.{210 + index}") for index in range(scale[-1])]
     data = {host.name: host_data(host, work / "secrets") for host in hosts}
-    scaled: dict[int, list[float]] = {count: [] for count in scale}
+    scaled: dict[str, dict[int, list[float]]] = {label: {count: [] for count in scale} for label in trees}
     try:
         for host in hosts:
             host.create()
@@ -175,7 +193,8 @@ def no_op_runs(work: Path, scale: list[int], rounds: int) -> dict[int, list[floa
         clocked(pyinfra, inventories[scale[-1]])
         for _ in range(rounds):
             for count in scale:
-                scaled[count].append(clocked(pyinfra, inventories[count]))
+                for label, tree in trees.items():
+                    scaled[label][count].append(clocked(pyinfra, inventories[count], tree=tree))
     finally:
         for host in hosts:
             host.destroy()

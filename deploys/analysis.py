@@ -13,7 +13,7 @@ single-user servers and kernels), so that what users install or break never touc
 import shlex
 from io import BytesIO
 
-from pyinfra.operations import files, pip, server
+from pyinfra.operations import server
 
 from . import kit, movein_wheel, services
 from .operations import changed, complete_directory, owned_by, refreshed, run_once, wait_until
@@ -29,16 +29,16 @@ def install(settings) -> None:
     # Empty: the lab's administrators add the users who may log in.
     server.group(name=f"Create the group {settings.analysis_users_group} (who may use JupyterHub)",
                  group=settings.analysis_users_group)
-    files.directory(name="Create the analysis base directory", path=settings.analysis_basedir,
+    kit.directory(name="Create the analysis base directory", path=settings.analysis_basedir,
                     user="root", group="root", mode="755")
-    files.directory(name="Create JupyterHub's state directory", path=settings.hub_state_dir,
+    kit.directory(name="Create JupyterHub's state directory", path=settings.hub_state_dir,
                     user="root", group="root", mode="700")
     _proxy(settings)
     venv(settings, settings.hub_venv)
     hub_packages = [f"jupyterhub=={settings.jupyterhub_version}"]
     if settings.service_manager == "systemd":
         hub_packages.append(f"jupyterhub-systemdspawner=={settings.systemdspawner_version}")
-    pip.packages(name=f"Install JupyterHub {settings.jupyterhub_version} (the hub)",
+    kit.pip_packages(name=f"Install JupyterHub {settings.jupyterhub_version} (the hub)",
                  packages=hub_packages, virtualenv=settings.hub_venv)
     omero_venv(settings, settings.user_venv, [
         f"jupyterhub=={settings.jupyterhub_version}", f"jupyterlab=={settings.jupyterlab_version}",
@@ -69,7 +69,7 @@ def _proxy(settings) -> None:
 def _data_tools(settings) -> None:
     """omero_movein, from a wheel built from this repository as it is now."""
     wheel = f"{settings.wheel_dir}/{movein_wheel.FILENAME}"
-    files.put(name="Upload the data tools' wheel (omero_movein, built from this repository)",
+    kit.put(name="Upload the data tools' wheel (omero_movein, built from this repository)",
               src=BytesIO(movein_wheel.build()), dest=wheel, user="root", group="root", mode="644")
     # Same version, other content: reinstalled whenever the wheel on the host is newer.
     refreshed(name="Install the data tools (omero-png2tiff, omero-masks2rois) in the users' venv",
@@ -87,7 +87,7 @@ def _secret(settings, path: str, what: str) -> None:
              command=(f"(umask 077 && {python} -c 'import secrets; print(secrets.token_hex(32))' > {partial}) "
                       f"&& mv {partial} {shlex.quote(path)}"),
              creates=path)
-    files.file(name=f"Keep {what} root's only", path=path, user="root", group="root", mode="600")
+    kit.file(name=f"Keep {what} root's only", path=path, user="root", group="root", mode="600")
 
 
 def hub_config_values(settings) -> dict[str, str]:

@@ -29,11 +29,11 @@ def _install(settings) -> None:
     kit.packages(settings, "Install restic", packages, epel="restic")
     package = f"{BACKUP_LIB_DIR}/omero_backup"
     for path in (BACKUP_LIB_DIR, package):
-        files.directory(name=f"Create {path}", path=path, user="root", group="root", mode="755")
+        kit.directory(name=f"Create {path}", path=path, user="root", group="root", mode="755")
     for module in sorted((kit.FILES / "omero_backup").glob("*.py")):
-        files.put(name=f"Install omero-backup's {module.name}", src=str(module), dest=f"{package}/{module.name}",
+        kit.put(name=f"Install omero-backup's {module.name}", src=str(module), dest=f"{package}/{module.name}",
                   user="root", group="root", mode="644")
-    files.put(name="Install omero-backup", src=str(kit.FILES / "omero-backup"), dest=settings.backup_program,
+    kit.put(name="Install omero-backup", src=str(kit.FILES / "omero-backup"), dest=settings.backup_program,
               user="root", group="root", mode="755")
     # One program: as omero-restore it restores.
     files.link(name="Install omero-restore", path=settings.restore_program, target=settings.backup_program,
@@ -79,13 +79,13 @@ def configure(settings) -> list[str]:
     _install(settings)
     for path, mode in ((settings.backup_config_dir, "700"), (settings.backup_state_dir, "755"),
                        (settings.backup_cache_dir, "700")):
-        files.directory(name=f"Create {path}", path=path, user="root", group="root", mode=mode)
+        kit.directory(name=f"Create {path}", path=path, user="root", group="root", mode=mode)
     if DATABASE in settings.roles:
         # pg_dump and psql run as postgres and write here.
-        files.directory(name="Create the database dump directory", path=settings.backup_dump_dir,
+        kit.directory(name="Create the database dump directory", path=settings.backup_dump_dir,
                         user="postgres", group="postgres", mode="700")
     if settings.backup_local_dir:
-        files.directory(name="Create the local backup repository's directory", path=settings.backup_local_dir,
+        kit.directory(name="Create the local backup repository's directory", path=settings.backup_local_dir,
                         user="root", group="root", mode="700")
     secret_file(name="Give restic the repository password", content=settings.backup_password + "\n",
                 dest=settings.backup_password_file, user="root", group="root", mode="600")
@@ -95,7 +95,7 @@ def configure(settings) -> list[str]:
         kit.template("backup/ssh_config.j2", settings.backup_ssh_config, alias=SFTP_HOST_ALIAS,
                      backup_remote=settings.backup_remote, backup_ssh_key_file=settings.backup_ssh_key_file,
                      backup_state_dir=settings.backup_state_dir)
-    files.put(name=f"Write {settings.backup_config_file}", src=StringIO(_config(settings)),
+    kit.put(name=f"Write {settings.backup_config_file}", src=StringIO(_config(settings)),
               dest=settings.backup_config_file, user="root", group="root", mode="600")
     backup_repositories(name="Create the backup repositories", program=settings.backup_program,
                         names=[name for name, _ in settings.backup_repositories])
@@ -195,7 +195,7 @@ def target(settings) -> None:
     group, base = settings.backup_user, settings.backup_remote_dir
     # sshd's drop-in confines every member of this group, whichever host it is for.
     server.group(name=f"Create the group {group}", group=group, system=True)
-    files.directory(name="Create the backup repositories' directory", path=base, user="root", group="root",
+    kit.directory(name="Create the backup repositories' directory", path=base, user="root", group="root",
                     mode="755")
     for name, account, _ in settings.backup_clients:
         chroot = f"{base}/{name}"
@@ -205,19 +205,19 @@ def target(settings) -> None:
         _repository_in_chroot(name=f"Move the repository of {name} into its chroot", base=base,
                               directory_name=name, account=account, group=group)
         # sshd chroots only into a directory that root owns and no one else can write.
-        files.directory(name=f"Create the chroot of {name}", path=chroot, user="root", group="root", mode="755")
-        files.directory(name=f"Create the repository directory of {name}", path=chroot + BACKUP_REPOSITORY,
+        kit.directory(name=f"Create the chroot of {name}", path=chroot, user="root", group="root", mode="755")
+        kit.directory(name=f"Create the repository directory of {name}", path=chroot + BACKUP_REPOSITORY,
                         user=account, group=group, mode="700")
     # Keys outside the chroots and root's: an account can neither read nor replace them.
-    files.directory(name=f"Create {BACKUP_KEYS_DIR}", path=BACKUP_KEYS_DIR, user="root", group="root", mode="755")
+    kit.directory(name=f"Create {BACKUP_KEYS_DIR}", path=BACKUP_KEYS_DIR, user="root", group="root", mode="755")
     for name, account, key in settings.backup_clients:
-        files.put(name=f"Allow the key of {name}", src=StringIO(f"restrict {key}\n"),
+        kit.put(name=f"Allow the key of {name}", src=StringIO(f"restrict {key}\n"),
                   dest=f"{BACKUP_KEYS_DIR}/{account}", user="root", group="root", mode="644")
     _only_files(name="Remove the keys of hosts no longer in the inventory", directory=BACKUP_KEYS_DIR,
                 keep=[account for _, account, _ in settings.backup_clients])
     # Before chroots every host logged in as one account with these keys.
-    files.file(name=f"Remove {base}/.ssh/authorized_keys", path=f"{base}/.ssh/authorized_keys", present=False)
-    files.directory(name=f"Remove {base}/.ssh", path=f"{base}/.ssh", present=False)
+    kit.file(name=f"Remove {base}/.ssh/authorized_keys", path=f"{base}/.ssh/authorized_keys", present=False)
+    kit.directory(name=f"Remove {base}/.ssh", path=f"{base}/.ssh", present=False)
     kit.template("backup/sshd_config.j2", BACKUP_SSHD_DROP_IN, match_group=group, keys_dir=BACKUP_KEYS_DIR,
                  repository=BACKUP_REPOSITORY)
     # An sshd_config that sshd refuses would keep sshd from starting: it is taken away again.

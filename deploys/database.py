@@ -27,7 +27,7 @@ def configure(settings) -> list[str]:
     """Write PostgreSQL's configuration; returns the files a restart applies."""
     platform = settings.platform
     conf_d = f"{platform.postgres_conf_dir}/conf.d"
-    files.directory(name="Create PostgreSQL's conf.d", path=conf_d, user="postgres",
+    kit.directory(name="Create PostgreSQL's conf.d", path=conf_d, user="postgres",
                     group="postgres", mode="755")
     written = []
     if not platform.is_debian:
@@ -59,7 +59,7 @@ def start(settings, config_files: list[str]) -> None:
 def run(settings, config_files: list[str]) -> None:
     """PostgreSQL running (restarted when ``config_files`` changed since) and accepting connections."""
     platform = settings.platform
-    files.directory(name="Create PostgreSQL's socket directory", path="/var/run/postgresql",
+    kit.directory(name="Create PostgreSQL's socket directory", path="/var/run/postgresql",
                     user="postgres", group="postgres", mode="2775")
     command = (f"{platform.postgres_bin_dir}/postgres -D {platform.postgres_data_dir} "
                f"-c config_file={platform.postgres_conf_dir}/postgresql.conf")

@@ -1,12 +1,17 @@
 """What every component builds on: its templates and files, packages from the host's
 package manager, and artifacts put on the host."""
 
+import os
+from io import StringIO
 from pathlib import Path
 
 from jinja2 import FileSystemLoader
+from pyinfra import host, inventory, state
 from pyinfra.api.util import get_template
 from pyinfra.operations import apt, dnf, files
 
+from . import file_operations, venv_operations
+from .batched import want_path, want_venv
 from .operations import dnf_repo_enabled, secret_file
 from .values import Artifact
 
@@ -14,20 +19,65 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 FILES = TEMPLATES.parent / "files"
 
 
+# files.directory, files.file and files.put, each deciding from the host's one batched fact
+# (deploys/batched.py); pyinfra's own under --diff, which they cannot show.
+def directory(*, path: str, **kwargs):
+    """files.directory (path, present, user, group, mode)."""
+    if state.config.DIFF:
+        return files.directory(path=path, **kwargs)
+    want_path(path)
+    return file_operations.directory(path=path, **kwargs)
+
+
+def file(*, path: str, **kwargs):
+    """files.file (path, present, user, group, mode)."""
+    if state.config.DIFF:
+        return files.file(path=path, **kwargs)
+    want_path(path)
+    want_path(str(Path(path).parent))
+    return file_operations.file(path=path, **kwargs)
+
+
+def put(*, src, dest: str, **kwargs):
+    """files.put (src: a local path or a file-like object; dest: the file's own path, user,
+    group, mode)."""
+    if state.config.DIFF:
+        return files.put(src=src, dest=dest, **kwargs)
+    if isinstance(src, str) and state.cwd:
+        src = os.path.join(state.cwd, src)  # as files.put: relative to the deploy's directory
+    want_path(dest, checksum=True)
+    want_path(str(Path(dest).parent))
+    return file_operations.put(src=src, dest=dest, **kwargs)
+
+
+def venv(*, path: str, **kwargs):
+    """pip.venv (path, python)."""
+    want_path(f"{path}/bin/activate")
+    return venv_operations.venv(path=path, **kwargs)
+
+
+def pip_packages(*, virtualenv: str, **kwargs):
+    """pip.packages (packages, virtualenv, present, extra_install_args)."""
+    want_venv(virtualenv)
+    return venv_operations.packages(virtualenv=virtualenv, **kwargs)
+
+
 def template(src: str, dest: str, *, user="root", group="root", mode="644", **context):
-    """files.template with our template directory and ownership spelled out; ``context``
-    holds exactly the values the template reads."""
-    return files.template(
-        name=f"Write {dest}",
-        src=str(TEMPLATES / src),
-        dest=dest,
-        user=user,
-        group=group,
-        mode=mode,
-        # Templates import shared macros by their path under templates/.
-        jinja_env_kwargs={"loader": FileSystemLoader(str(TEMPLATES))},
-        **context,
-    )
+    """A template of our template directory written to ``dest``, ownership spelled out;
+    ``context`` holds exactly the values the template reads (as files.template: with
+    ``host``, ``state`` and ``inventory``). Templates import shared macros by their path
+    under templates/."""
+    if state.config.DIFF:
+        return files.template(name=f"Write {dest}", src=str(TEMPLATES / src), dest=dest, user=user, group=group,
+                              mode=mode, jinja_env_kwargs=_jinja_env(), **context)
+    content = get_template(str(TEMPLATES / src), jinja_env_kwargs=_jinja_env()).render(
+        {"host": host, "state": state, "inventory": inventory, **context})
+    return put(name=f"Write {dest}", src=StringIO(content), dest=dest, user=user, group=group, mode=mode)
+
+
+def _jinja_env() -> dict:
+    # A new dict each time: get_template pops the loader from it.
+    return {"loader": FileSystemLoader(str(TEMPLATES))}
 
 
 def secret_template(src: str, dest: str, *, user: str, group: str, mode: str, **context):
@@ -76,11 +126,10 @@ def package_manager_proxy(settings) -> None:
                    line="^proxy=.*", replace=f"proxy={settings.http_proxy}")
 
 
-def fetch(settings, artifact: Artifact, directory: str) -> str:
+def fetch(settings, artifact: Artifact, into: str) -> str:
     """Put an artifact on the host (download or upload), sha256-checked; returns its path."""
-    files.directory(name=f"Create {directory}", path=directory, user="root", group="root",
-                    mode="755")
-    dest = f"{directory}/{artifact.filename}"
+    directory(name=f"Create {into}", path=into, user="root", group="root", mode="755")
+    dest = f"{into}/{artifact.filename}"
     if artifact.is_url:
         files.download(
             name=f"Download {artifact.filename}", src=artifact.source, dest=dest,
@@ -88,7 +137,7 @@ def fetch(settings, artifact: Artifact, directory: str) -> str:
             extra_curl_args={"--config": settings.curl_proxy_config} if settings.http_proxy else None,
         )
     else:
-        # files.put compares checksums itself; the pinned sha256 was checked before planning.
-        files.put(name=f"Upload {artifact.filename}", src=artifact.source, dest=dest,
-                  user="root", group="root", mode="644")
+        # put compares checksums itself; the pinned sha256 was checked before planning.
+        put(name=f"Upload {artifact.filename}", src=artifact.source, dest=dest,
+            user="root", group="root", mode="644")
     return dest

@@ -23,11 +23,11 @@ def install(settings) -> None:
 
 def _tls(settings) -> list[str]:
     """The site's certificate and key on the host; returns their paths."""
-    files.directory(name="Create nginx's TLS directory", path=settings.tls_dir, user="root",
+    kit.directory(name="Create nginx's TLS directory", path=settings.tls_dir, user="root",
                     group="root", mode="700")
     certificate, key = settings.tls_certificate_path, settings.tls_key_path
     if settings.tls_mode is TlsMode.GIVEN:
-        files.put(name="Install the site's certificate chain", src=settings.nginx_tls_certificate,
+        kit.put(name="Install the site's certificate chain", src=settings.nginx_tls_certificate,
                   dest=certificate, user="root", group="root", mode="644")
         with open(settings.nginx_tls_key, encoding="ascii") as handle:
             secret_file(name="Install the site's private key", dest=key, content=handle.read(),
@@ -63,7 +63,7 @@ def configure_base(settings) -> list[str]:
         kit.template("nginx/nginx.conf.j2", written[-1], nginx_user=platform.nginx_user)
     if settings.https:
         written += _tls(settings)
-        files.directory(name="Create the ACME challenge directory", path=settings.acme_webroot,
+        kit.directory(name="Create the ACME challenge directory", path=settings.acme_webroot,
                         user="root", group="root", mode="755")
     return written
 
@@ -82,11 +82,11 @@ def configure(settings) -> list[str]:
     if settings.image_build:
         # What a container's start writes again (omero_image/entrypoint.py), here as the
         # build's options give it.
-        files.directory(name="Create the container's runtime directory", path=container.RUN,
+        kit.directory(name="Create the container's runtime directory", path=container.RUN,
                         user="root", group="root", mode="755")
         for include, content in container.nginx_includes(str(settings.nginx_listen), str(settings.web_bind)).items():
             written.append(f"{container.RUN}/{include}")
-            files.put(name=f"Write {written[-1]}", src=StringIO(content), dest=written[-1],
+            kit.put(name=f"Write {written[-1]}", src=StringIO(content), dest=written[-1],
                       user="root", group="root", mode="644")
     written.append(platform.nginx_site_path)
     kit.template("nginx/omero-web.conf.j2", written[-1], **site_values(settings))

@@ -12,7 +12,7 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
 from pyinfra.connectors.ssh import SSHConnector
-from pyinfra.facts.files import Directory, File, Sha256File
+from pyinfra.facts.files import Directory, File
 from pyinfra.facts.server import Command, Users
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
@@ -27,12 +27,13 @@ from facts.omero import (
 )
 
 from . import service_commands
+from .batched import fact, file_checksum, path_state, want_path
 
 
 @operation()
 def not_in_group(user: str, group: str):
     """``user`` not a secondary member of ``group`` (pyinfra's ``server.user`` only adds)."""
-    account = host.get_fact(Users).get(user)
+    account = fact(Users).get(user)
     if account is None or group not in account["groups"]:
         host.noop(f"{user} is not in {group}")
         return
@@ -135,10 +136,10 @@ def systemd_running(service: str, restart_sources: list[str], stamp: str, kind: 
     the last change to any of ``restart_sources`` (``stamp`` records when the deploy last
     started it)."""
     unit = f"{service}.{kind}"
-    enabled = host.get_fact(SystemdEnabled).get(unit)
+    enabled = fact(SystemdEnabled).get(unit)
     if not enabled:
         yield service_commands.shell("systemd", "enable", unit)
-    if not host.get_fact(SystemdStatus).get(unit):
+    if not fact(SystemdStatus).get(unit):
         yield service_commands.shell("systemd", "start", unit)
     elif host.get_fact(ChangedSince, paths=tuple(restart_sources), reference=stamp):
         yield service_commands.shell("systemd", "restart", unit)
@@ -200,13 +201,20 @@ def _uploader() -> str:
     return "root"
 
 
+def secret_file(*, dest: str, **kwargs):
+    """Plans ``written_secret`` (its arguments), its file in the host's batched fact."""
+    want_path(dest, checksum=True)
+    return written_secret(dest=dest, **kwargs)
+
+
 @operation()
-def secret_file(dest: str, content: str, user: str, group: str, mode: str):
+def written_secret(dest: str, content: str, user: str, group: str, mode: str):
     """``dest`` holding ``content``, which holds a secret: never shown (``--diff`` included)
     and never readable by others on its way: every file it passes through is made 0600
     before the content lands in it; it gets its owner and mode, then is renamed into place."""
-    current = host.get_fact(File, path=dest)
-    if (current and host.get_fact(Sha256File, path=dest) == hashlib.sha256(content.encode()).hexdigest()
+    current = path_state(dest, checksum=True)
+    if (current and current["type"] == "file"
+            and file_checksum(dest) == hashlib.sha256(content.encode()).hexdigest()
             and (current["user"], current["group"], int(str(current["mode"]), 8)) == (user, group, int(mode, 8))):
         host.noop(f"{dest} is as wanted")
         return

@@ -4,8 +4,6 @@ import shlex
 from io import StringIO
 from pathlib import PurePosixPath
 
-from pyinfra.operations import files, pip
-
 from . import kit
 from .operations import complete_directory, icepy_wheel, package_manager_idle, refreshed, secret_file
 
@@ -14,11 +12,11 @@ def install(settings) -> None:
     """Base packages, the lab's CA certificates and proxy, and the supervisor if used."""
     platform = settings.platform
     package_manager_idle(name="Wait for a package manager an earlier run left running")
-    files.directory(name="Create the deploy's state directory", path=settings.state_dir,
+    kit.directory(name="Create the deploy's state directory", path=settings.state_dir,
                     user="root", group="root", mode="700")
     if settings.service_manager == "supervisord" and platform.is_debian:
         # Debian's package scripts start daemons; under supervisord only it may start them.
-        files.put(
+        kit.put(
             name="Keep package scripts from starting services (supervisord runs them)",
             src=str(kit.FILES / "policy-rc.d"),
             dest="/usr/sbin/policy-rc.d",
@@ -31,12 +29,12 @@ def install(settings) -> None:
         secret_file(name="Send curl through the proxy", content=f'proxy = "{settings.http_proxy}"\n',
                     dest=settings.curl_proxy_config, user="root", group="root", mode="600")
     else:
-        files.file(name="Remove curl's proxy configuration (no omero_http_proxy)",
+        kit.file(name="Remove curl's proxy configuration (no omero_http_proxy)",
                    path=settings.curl_proxy_config, present=False)
     certificates = []
     for path in settings.extra_ca_certificates:
         certificates.append(f"{platform.ca_dir}/omero-extra-{PurePosixPath(path).stem}.crt")
-        files.put(name=f"Trust the CA certificate {PurePosixPath(path).name}", src=path,
+        kit.put(name=f"Trust the CA certificate {PurePosixPath(path).name}", src=path,
                   dest=certificates[-1], user="root", group="root", mode="644")
     packages = list(platform.base_packages)
     if settings.builds_icepy:
@@ -49,7 +47,7 @@ def install(settings) -> None:
         refreshed(name="Rebuild the system CA bundle", commands=[platform.ca_update_command],
                   sources=certificates, stamp=settings.stamp("ca-bundle-rebuilt"))
     if settings.service_manager == "supervisord":
-        files.directory(name="Create the supervisord log directory", path="/var/log/supervisor",
+        kit.directory(name="Create the supervisord log directory", path="/var/log/supervisor",
                         user="root", group="root", mode="755")
 
 
@@ -70,7 +68,7 @@ def install_ice(settings) -> None:
                               "--no-same-owner"],
     )
     linker_conf = "/etc/ld.so.conf.d/ice-3.6.5.conf"
-    files.put(
+    kit.put(
         name="Put Ice's libraries on the linker path",
         src=StringIO(f"{settings.ice_home}/lib64\n{settings.ice_home}/lib\n"),
         dest=linker_conf, user="root", group="root", mode="644",
@@ -87,7 +85,7 @@ def site_packages(venv: str) -> str:
 
 def venv(settings, path: str) -> None:
     """A root-owned venv whose pip reaches the lab's index (CA, proxy)."""
-    pip.venv(name=f"Create the venv {path}", path=path, python=settings.platform.python)
+    kit.venv(name=f"Create the venv {path}", path=path, python=settings.platform.python)
     # pip.conf may hold proxy credentials; pip runs as root only.
     kit.secret_template("pip/pip.conf.j2", f"{path}/pip.conf", user="root", group="root", mode="600",
                         ca_bundle=settings.platform.ca_bundle, http_proxy=settings.http_proxy,
@@ -98,18 +96,18 @@ def omero_venv(settings, path: str, packages: list[str]) -> None:
     """A root-owned venv holding IcePy 3.6.5 (from the wheel cache) and ``packages``."""
     venv(settings, path)
     wheel_dir = settings.wheel_dir
-    files.directory(name="Create the wheel cache", path=wheel_dir, user="root", group="root",
+    kit.directory(name="Create the wheel cache", path=wheel_dir, user="root", group="root",
                     mode="755")
     if settings.icepy_wheel:
         kit.fetch(settings, settings.icepy_wheel, wheel_dir)
     else:
         build_script = f"{wheel_dir}/build-icepy-wheel.sh"
-        files.put(name="Install the IcePy wheel build script", src=str(kit.FILES / "build-icepy-wheel.sh"),
+        kit.put(name="Install the IcePy wheel build script", src=str(kit.FILES / "build-icepy-wheel.sh"),
                   dest=build_script, user="root", group="root", mode="755")
         icepy_wheel(name="Build the IcePy 3.6.5 wheel (once; about 7 minutes)",
                     python=f"{path}/bin/python", wheel_dir=wheel_dir, build_script=build_script)
-    pip.packages(
+    kit.pip_packages(
         name="Install IcePy 3.6.5 from the wheel cache", packages=["zeroc-ice==3.6.5"],
         virtualenv=path, extra_install_args=f"--no-index --find-links {shlex.quote(wheel_dir)}",
     )
-    pip.packages(name=f"Install {', '.join(packages)}", packages=packages, virtualenv=path)
+    kit.pip_packages(name=f"Install {', '.join(packages)}", packages=packages, virtualenv=path)

@@ -4,8 +4,6 @@ maintenance page. The web nodes behind it admit it alone (nginx.py's site, ``fro
 
 from io import StringIO
 
-from pyinfra.operations import files
-
 from . import container, kit, nginx
 from .operations import only_entries
 
@@ -42,19 +40,19 @@ def configure(settings) -> list[str]:
     """Write the proxy's nginx configuration; returns the files a reload applies."""
     written = nginx.configure_base(settings)
     user = settings.platform.nginx_user
-    files.directory(name="Create the proxy's cache directory", path=settings.proxy_cache_dir,
+    kit.directory(name="Create the proxy's cache directory", path=settings.proxy_cache_dir,
                     user=user, group=user, mode="700")
-    files.directory(name="Create the maintenance page's directory", path=settings.maintenance_dir,
+    kit.directory(name="Create the maintenance page's directory", path=settings.maintenance_dir,
                     user="root", group="root", mode="755")
-    files.put(name="Install the maintenance page", src=str(kit.FILES / "omero-maintenance.html"),
+    kit.put(name="Install the maintenance page", src=str(kit.FILES / "omero-maintenance.html"),
               dest=f"{settings.maintenance_dir}/maintenance.html", user="root", group="root", mode="644")
-    files.directory(name="Create the directory of the proxy's web nodes", path=settings.proxy_nodes_dir,
+    kit.directory(name="Create the directory of the proxy's web nodes", path=settings.proxy_nodes_dir,
                     user="root", group="root", mode="755")
     # Every node up: a node a killed rolling restart left drained is put back here. Its web
     # deploy ran before (deploy.py's order), so a node added to the inventory serves already.
     for name, endpoint in settings.web_nodes:
         written.append(settings.proxy_node_file(name))
-        files.put(name=f"Send requests to {name}", src=StringIO(node_line(endpoint)), dest=written[-1],
+        kit.put(name=f"Send requests to {name}", src=StringIO(node_line(endpoint)), dest=written[-1],
                   user="root", group="root", mode="644")
     # A node taken out of the inventory leaves the upstream by a graceful reload: requests it
     # is serving finish first. The directory's change is what the reload sees.

@@ -7,7 +7,6 @@ import shlex
 from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.facts.files import File
-from pyinfra.operations import files
 
 from . import kit, readonly
 from .operations import refreshed, systemd_reloaded, systemd_running
@@ -22,7 +21,7 @@ def export(settings) -> None:
     servers' addresses alone."""
     kit.packages(settings, "Install the NFS server",
                  ["nfs-kernel-server" if settings.platform.is_debian else "nfs-utils"])
-    files.directory(name="Create /etc/exports.d", path="/etc/exports.d", user="root", group="root", mode="755")
+    kit.directory(name="Create /etc/exports.d", path="/etc/exports.d", user="root", group="root", mode="755")
     kit.template("readonly/omero.exports.j2", EXPORTS,
                  line=readonly.export_line(settings.data_dir, settings.readonly_clients))
     # The kernel's NFS server (nfs-server.service on Debian, Ubuntu and RHEL), started at boot.
@@ -57,7 +56,7 @@ def mount(settings) -> None:
     systemd_running(name="Mount the repository read-only", service=unit.removesuffix(".mount"), kind="mount",
                     restart_sources=[unit_file], stamp=settings.stamp("repository-mounted"))
     # Bio-Formats memo files: the node's own (readonly.config), in the server user's home.
-    files.directory(name="Create the read-only server's Bio-Formats memo directory", path=settings.server_memo_dir,
+    kit.directory(name="Create the read-only server's Bio-Formats memo directory", path=settings.server_memo_dir,
                     user=settings.server_user, group=settings.server_user, mode="700")
 
 

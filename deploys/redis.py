@@ -7,7 +7,6 @@ import ipaddress
 import shlex
 
 from pyinfra import host
-from pyinfra.operations import files
 
 from facts.omero import InContainer
 
@@ -30,7 +29,7 @@ def caches(settings) -> dict:
 
 def _filter(settings) -> list[str]:
     """The address filter, loaded (whole, replacing our table) before Redis starts; returns its files."""
-    files.directory(name="Create Redis's address filter directory", path=settings.redis_filter_dir,
+    kit.directory(name="Create Redis's address filter directory", path=settings.redis_filter_dir,
                     user="root", group="root", mode="755")
     clients = [ipaddress.ip_address(address) for address in settings.redis_clients]
     kit.template("redis/nftables.conf.j2", settings.redis_filter_file, port=PORT, table=FILTER_TABLE,
@@ -65,7 +64,7 @@ def deploy(settings) -> None:
     kit.packages(settings, "Install Redis", [platform.redis_package])
     # The redis account reads its configuration, and may not change it (Debian's package makes
     # the directory its own, 2770: setgid, which chmod keeps on a directory, so kept here too).
-    files.directory(name="Create Redis's configuration directory", path="/etc/redis", user="root",
+    kit.directory(name="Create Redis's configuration directory", path="/etc/redis", user="root",
                     group="redis", mode="2750")
     kit.secret_template(
         "redis/redis.conf.j2", platform.redis_conf, user="root", group="redis", mode="640",

@@ -6,8 +6,6 @@ state and lag, which also promotes the standby (docs/standby.md)."""
 
 import shlex
 
-from pyinfra.operations import files
-
 from . import database, kit, services
 from .database_operations import (
     postgres_reloaded,
@@ -34,7 +32,7 @@ def primary(settings) -> None:
     if settings.standby_address:
         command(settings)
     # A promoted standby's: a primary streams from nothing.
-    files.file(name=f"Remove {_passfile(settings)}", path=_passfile(settings), present=False)
+    kit.file(name=f"Remove {_passfile(settings)}", path=_passfile(settings), present=False)
 
 
 def prepare_standby(settings) -> None:
@@ -72,7 +70,7 @@ def follow(settings) -> None:
     # After the copy: on RHEL the configuration lives in the data directory the copy replaced,
     # and a promoted standby must not wait for a standby of its own.
     config_files = database.configure(settings)
-    files.file(name=f"Remove {_synchronous_file(settings)}", path=_synchronous_file(settings), present=False)
+    kit.file(name=f"Remove {_synchronous_file(settings)}", path=_synchronous_file(settings), present=False)
     database.run(settings, config_files)
     command(settings)
 
@@ -86,7 +84,7 @@ def synchronous(settings) -> None:
         kit.template("postgresql/omero-standby.conf.j2", path, user="postgres", group="postgres", mode="644",
                      names=names)
     else:
-        files.file(name=f"Remove {path}", path=path, present=False)
+        kit.file(name=f"Remove {path}", path=path, present=False)
     postgres_reloaded(name="Apply synchronous_standby_names", setting="synchronous_standby_names",
                       wanted=names, port=settings.db_port, **AS_POSTGRES)
 

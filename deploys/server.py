@@ -4,7 +4,7 @@ symlink, configured from files, schema created once, upgraded in place on a vers
 import shlex
 from pathlib import PurePosixPath
 
-from pyinfra.operations import files, pip
+from pyinfra.operations import files
 
 from facts.omero import shell_path
 
@@ -37,7 +37,7 @@ def install(settings) -> list[str]:
     packages = [*(() if settings.server_readonly else (settings.platform.postgres_client_package,)), "openssl"]
     kit.packages(settings, "Install the PostgreSQL client and openssl", packages)
     omero_user(settings, settings.server_user, shared_group=True)
-    files.directory(name="Create the OMERO.server base directory", path=settings.server_basedir,
+    kit.directory(name="Create the OMERO.server base directory", path=settings.server_basedir,
                     user="root", group="root", mode="755")
     script_apps = [app for app in settings.web_apps if app.server_script]
     # OMERO 5.6's grid descriptor starts DropBox and MonitorServer with the server; they
@@ -52,7 +52,7 @@ def install(settings) -> list[str]:
         *dropbox,
     ])
     if not settings.server_dropbox:
-        pip.packages(name="Uninstall omero-dropbox (omero_server_dropbox is off)",
+        kit.pip_packages(name="Uninstall omero-dropbox (omero_server_dropbox is off)",
                      packages=["omero-dropbox"], present=False, virtualenv=settings.server_venv)
     if not settings.server_readonly:
         data_directories(settings)
@@ -67,8 +67,8 @@ def install(settings) -> list[str]:
         # The read-write server's repository; the database is dumped there before an upgrade.
         readonly_hosts.mount(settings)
     else:
-        files.directory(name="Create the database dump directory", path=settings.server_db_dump_dir,
-                        user=settings.server_user, group=settings.server_user, mode="700")
+        kit.directory(name="Create the database dump directory", path=settings.server_db_dump_dir,
+                      user=settings.server_user, group=settings.server_user, mode="700")
         stop_and_dump_before_upgrade(
             name="Before an upgrade: stop OMERO.server and dump the database",
             symlink=settings.server_symlink, version=settings.server_version,
@@ -90,7 +90,7 @@ def install(settings) -> list[str]:
     # user's alone, whatever mode a start gives the file. etc/ is open to the shared group
     # (in-place import runs the server's CLI, which reads etc/); var/ to no one else.
     for writable, group, mode in server_writable_dirs(settings):
-        files.directory(name=f"Give the server its {writable.removeprefix(settings.server_dir + '/')} directory",
+        kit.directory(name=f"Give the server its {writable.removeprefix(settings.server_dir + '/')} directory",
                         path=writable, user=settings.server_user, group=group, mode=mode)
     files.link(name="Point OMERO.server at this version", path=settings.server_symlink,
                target=settings.server_dir, user="root", group="root")
@@ -109,10 +109,10 @@ def data_directories(settings) -> None:
     group, but for DropBox's folders (the server user and the shared group exist)."""
     # Others may pass through (to their DropBox folder) but not list; what the server makes
     # in it (UMask 0007) gets the shared group and nothing for others.
-    files.directory(name="Create the OMERO data directory", path=settings.data_dir,
+    kit.directory(name="Create the OMERO data directory", path=settings.data_dir,
                     user=settings.server_user, group=settings.group, mode="2751")
     # In-place import: the repository group-writable, new files inheriting the group.
-    files.directory(name="Create the managed repository", path=f"{settings.data_dir}/ManagedRepository",
+    kit.directory(name="Create the managed repository", path=f"{settings.data_dir}/ManagedRepository",
                     user=settings.server_user, group=settings.group, mode="2770")
     dropbox = [PurePosixPath(settings.dropbox_dir).name] if settings.server_dropbox else []
     # Pixels/, Files/, ... made under an earlier deploy's umask (0002) are open to everyone.
@@ -124,7 +124,7 @@ def data_directories(settings) -> None:
         # file in that, gets the shared group, through which the server reads them. Others
         # pass through to their own folder, and do not see the others'.
         # Unset omero.fs.watchDir means <omero.data.dir>/DropBox (omero-dropbox's fsDropBox).
-        files.directory(name="Create the DropBox directory", path=settings.dropbox_dir,
+        kit.directory(name="Create the DropBox directory", path=settings.dropbox_dir,
                         user=settings.server_user, group=settings.group, mode="2751")
 
 
@@ -138,9 +138,9 @@ def _app_scripts(settings) -> list[str]:
             continue
         script = f"{settings.server_dir}/lib/scripts/{app.server_script}"
         if app.package not in listed:
-            files.file(name=f"Remove {app.package}'s server script", path=script, present=False)
+            kit.file(name=f"Remove {app.package}'s server script", path=script, present=False)
             continue
-        files.directory(name=f"Create the directory of {app.package}'s server script",
+        kit.directory(name=f"Create the directory of {app.package}'s server script",
                         path=script.rsplit("/", 1)[0], user="root", group="root", mode="755")
         # Shipped inside the app's package, installed in the server venv for it.
         shipped = f"{site_packages(settings.server_venv)}/{app.module}/scripts/{app.server_script}"
@@ -166,7 +166,7 @@ def configure(settings) -> list[str]:
             dest=f"{settings.server_home}/.pgpass", user=user, group=user, mode="600",
         )
     config_dir = settings.server_config_dir
-    files.directory(name="Create the OMERO.server config directory", path=config_dir,
+    kit.directory(name="Create the OMERO.server config directory", path=config_dir,
                     user="root", group=user, mode="750")
     config_file = f"{config_dir}/00-omero-server.omero"
     # It holds the database password.
@@ -208,7 +208,7 @@ def certificates(settings) -> None:
     password_file = settings.server_certificate_password_file
     secret_file(name="Give the server its certificate store's password", content=settings.certificate_password + "\n",
                 dest=password_file, user=user, group=user, mode="600")
-    files.directory(name="Create the server's certificate directory", path=certs,
+    kit.directory(name="Create the server's certificate directory", path=certs,
                     user=user, group=user, mode="700")
     refreshed(
         name="Create the server's TLS certificate and its PKCS#12 store",

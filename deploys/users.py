@@ -6,8 +6,9 @@ import shlex
 from pyinfra import host
 from pyinfra.api import OperationError, operation
 from pyinfra.facts.server import Command
-from pyinfra.operations import files, server
+from pyinfra.operations import server
 
+from . import kit
 from .operations import not_in_group
 
 
@@ -27,7 +28,7 @@ def omero_user(settings, user: str, *, shared_group: bool) -> None:
         system=True, home=settings.home_of(user), shell="/usr/sbin/nologin",
     )
     # The CLI's sessions and temporary files, the server's .pgpass and certificates: its own.
-    files.directory(name=f"Keep {user}'s home its own", path=settings.home_of(user), user=user, group=user,
+    kit.directory(name=f"Keep {user}'s home its own", path=settings.home_of(user), user=user, group=user,
                     mode="700")
     if not shared_group:
         # Earlier deploys put the web user in the shared group.

@@ -5,7 +5,6 @@ import shlex
 
 from pyinfra import host
 from pyinfra.facts.hardware import Cpus
-from pyinfra.operations import files, pip
 
 from . import container, kit, redis, rolling, services
 from .operations import changed, refreshed, wait_until, waiting
@@ -20,7 +19,7 @@ SESSION_PACKAGES = ("django-redis==7.0.0", "redis==8.1.0")
 
 def install(settings) -> None:
     omero_user(settings, settings.web_user, shared_group=False)
-    files.directory(name="Create the OMERO.web base directory", path=settings.web_basedir,
+    kit.directory(name="Create the OMERO.web base directory", path=settings.web_basedir,
                     user="root", group="root", mode="755")
     omero_venv(settings, settings.web_venv, [
         f"omero-py=={settings.py_version}", f"omero-web=={settings.web_version}", "gunicorn",
@@ -29,16 +28,16 @@ def install(settings) -> None:
     ])
     listed = {app.package for app in settings.web_apps}
     removed = [app for name, app in APPS.items() if name not in listed]
-    pip.packages(name="Uninstall the OMERO.web apps not in omero_web_apps",
+    kit.pip_packages(name="Uninstall the OMERO.web apps not in omero_web_apps",
                  packages=[app.package for app in removed], present=False, virtualenv=settings.web_venv)
     for app in removed:
-        files.directory(name=f"Remove {app.package}'s static files",
+        kit.directory(name=f"Remove {app.package}'s static files",
                         path=f"{settings.web_static_root}/{app.static_dir}", present=False)
     # OMERODIR: logs, the Django secret key (0600) and the static files nginx serves in var/;
     # etc/grid/config.xml holds every omero_web_config value: the web user's alone.
     for path, mode in ((settings.web_omerodir, "755"), (f"{settings.web_omerodir}/var", "755"),
                        (f"{settings.web_omerodir}/etc", "700"), (f"{settings.web_omerodir}/etc/grid", "700")):
-        files.directory(name=f"Create {path}", path=path, user=settings.web_user,
+        kit.directory(name=f"Create {path}", path=path, user=settings.web_user,
                         group=settings.web_user, mode=mode)
 
 
@@ -46,7 +45,7 @@ def configure(settings, host_cpus: int) -> list[str]:
     """Write and load OMERO.web's configuration, collect its static files; returns what a
     restart applies."""
     config_dir = settings.web_config_dir
-    files.directory(name="Create the OMERO.web config directory", path=config_dir,
+    kit.directory(name="Create the OMERO.web config directory", path=config_dir,
                     user="root", group=settings.web_user, mode="750")
     server_list = json.dumps(web_server_list(settings.web_server_addresses, settings.readonly_balancer,
                                              settings.web_readonly))

@@ -98,6 +98,16 @@ def fake_responses(os_name: str, pid1: str, cpus: int = 2) -> dict:
     }
 
 
+# The venvs' installed distributions (facts.paths.VenvDistributions), answered by venv_listing.
+VENV_LISTING = re.compile(r"/site-packages/\*\.dist-info; do")
+
+
+def venv_listing(venv: str, specs: list[str]) -> list[str]:
+    """What the venv listing answers for ``venv`` holding ``specs`` (``name==version``)."""
+    return [f"venv {venv}", *(f"dist {name.replace('-', '_')}-{version}.dist-info"
+                              for name, version in (spec.split("==") for spec in specs))]
+
+
 def run_deploy(hosts: dict[str, tuple[tuple[str, ...], dict]], **kwargs) -> dict[str, HostRun]:
     """_plan, recorded (tests/plan/record.py) when ``$OMERO_PLAN_RECORD`` names a directory."""
     directory = os.environ.get("OMERO_PLAN_RECORD")

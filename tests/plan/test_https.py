@@ -10,7 +10,7 @@ from deploys.errors import OmeroOptionError
 from tests.certificates import CertificateAuthority
 
 from .conftest import ALL_ROLES
-from .harness import SUPPORTED_OSES
+from .harness import SUPPORTED_OSES, VENV_LISTING, venv_listing
 
 pytestmark = pytest.mark.plan
 
@@ -141,7 +141,7 @@ def test_web_apps_installed_and_registered(deploy):
 
 
 def test_removed_app_uninstalled_and_its_files_gone(deploy):
-    installed = {re.compile(r"venv3/bin/pip3? freeze --all"): ["omero-parade==0.2.4", "omero-web==5.33.2"]}
+    installed = {VENV_LISTING: venv_listing("/opt/omero/web/venv3", ["omero-parade==0.2.4", "omero-web==5.33.2"])}
     run = deploy({"web": (("omero_web",), {"omero_web_apps": ["omero-figure"]})}, responses=installed)["web"]
     [uninstall] = [c for c in run.raw_commands if "uninstall" in c]
     assert "omero-parade" in uninstall and "omero-figure" not in uninstall

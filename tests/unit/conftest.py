@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 import pytest
 from pyinfra.api import FileUploadCommand, FunctionCommand
 
-from deploys import certificate_operations, database_operations, operations, rolling
+from deploys import (
+    batched,
+    certificate_operations,
+    database_operations,
+    file_operations,
+    operations,
+    rolling,
+    venv_operations,
+)
 
 
 def pytest_configure(config):
@@ -75,8 +83,10 @@ def run_op(monkeypatch):
 
     def run(op, facts, *args, connector=None, data=None, **kwargs) -> Run:
         fake = FakeHost(facts, connector, data)
-        for module in (operations, database_operations, certificate_operations, rolling):
+        for module in (operations, database_operations, certificate_operations, file_operations, venv_operations,
+                       batched, rolling):
             monkeypatch.setattr(module, "host", fake)
+        monkeypatch.setattr(batched, "_key", lambda: fake)  # the batched facts' host
         result = Run(noops=fake.noops, fact_calls=fake.fact_calls)
         for command in op._inner(*args, **kwargs):
             raw, printed = _texts(command)

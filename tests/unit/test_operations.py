@@ -420,29 +420,30 @@ def written(uploader: str = "root") -> list:
     ]
 
 
-AS_WANTED = {"user": "omero-server", "group": "omero-server", "mode": 600}
+AS_WANTED = {"type": "file", "user": "omero-server", "group": "omero-server", "mode": 600, "sha256": PGPASS_SHA256}
+ASKED = ("PathStates", {"paths": (PGPASS,), "hashed": (PGPASS,)})
 
 
-@pytest.mark.parametrize(("file", "sha256", "commands", "noops"), [
-    pytest.param(None, None, written(), [], id="absent"),
-    pytest.param(False, None, written(), [], id="not a file"),
-    pytest.param(AS_WANTED, PGPASS_SHA256, [], [f"{PGPASS} is as wanted"], id="as wanted"),
-    pytest.param(AS_WANTED, "0" * 64, written(), [], id="other content"),
-    pytest.param({**AS_WANTED, "mode": 644}, PGPASS_SHA256, written(), [], id="readable by others"),
-    pytest.param({**AS_WANTED, "user": "root"}, PGPASS_SHA256, written(), [], id="other owner"),
-    pytest.param({**AS_WANTED, "group": "omero"}, PGPASS_SHA256, written(), [], id="other group"),
+@pytest.mark.parametrize(("found", "commands", "noops"), [
+    pytest.param(None, written(), [], id="absent"),
+    pytest.param({**AS_WANTED, "type": "directory", "sha256": None}, written(), [], id="not a file"),
+    pytest.param({**AS_WANTED, "type": "link", "sha256": None}, written(), [], id="a link"),
+    pytest.param(AS_WANTED, [], [f"{PGPASS} is as wanted"], id="as wanted"),
+    pytest.param({**AS_WANTED, "sha256": "0" * 64}, written(), [], id="other content"),
+    pytest.param({**AS_WANTED, "mode": 644}, written(), [], id="readable by others"),
+    pytest.param({**AS_WANTED, "user": "root"}, written(), [], id="other owner"),
+    pytest.param({**AS_WANTED, "group": "omero"}, written(), [], id="other group"),
 ])
-def test_secret_file(run_op, file, sha256, commands, noops):
-    run = run_op(ops.secret_file, {"File": file, "Sha256File": sha256}, PGPASS, PGPASS_CONTENT,
+def test_secret_file(run_op, found, commands, noops):
+    run = run_op(ops.written_secret, {"PathStates": {PGPASS: found}}, PGPASS, PGPASS_CONTENT,
                  "omero-server", "omero-server", "600")
     assert run.commands == commands
     assert run.noops == noops
-    assert run.fact_calls[0] == ("File", {"path": PGPASS})
-    assert run.fact_calls[1:] == ([("Sha256File", {"path": PGPASS})] if file else [])
+    assert run.fact_calls == [ASKED]
 
 
 def test_secret_file_mode_compared_as_a_number(run_op):
-    run = run_op(ops.secret_file, {"File": AS_WANTED, "Sha256File": PGPASS_SHA256}, PGPASS, PGPASS_CONTENT,
+    run = run_op(ops.written_secret, {"PathStates": {PGPASS: AS_WANTED}}, PGPASS, PGPASS_CONTENT,
                  "omero-server", "omero-server", "0600")
     assert run.commands == []
 
@@ -450,13 +451,13 @@ def test_secret_file_mode_compared_as_a_number(run_op):
 def test_secret_file_uploaded_by_the_ssh_user(run_op):
     """Through SSH + sudo the SSH user writes the upload: the file it writes into is its own, 0600."""
     ssh = object.__new__(ops.SSHConnector)
-    run = run_op(ops.secret_file, {"File": None}, PGPASS, PGPASS_CONTENT, "omero-server", "omero-server",
+    run = run_op(ops.written_secret, {"PathStates": {}}, PGPASS, PGPASS_CONTENT, "omero-server", "omero-server",
                  "600", connector=ssh, data={"ssh_user": "admin"})
     assert run.commands == written("admin")
 
 
 def test_secret_file_quotes(run_op):
-    run = run_op(ops.secret_file, {"File": None}, "/etc/my app/secret", "s", "web user", "web group", "640")
+    run = run_op(ops.written_secret, {"PathStates": {}}, "/etc/my app/secret", "s", "web user", "web group", "640")
     staged = "/tmp/pyinfra-temp-for-secret-_etc_my-app_secret"
     assert run.commands[4:] == [f"chown 'web user:web group' {staged}", f"chmod 640 {staged}",
                                 f"mv -f {staged} '/etc/my app/secret'"]

@@ -1,0 +1,123 @@
+"""Facts asked once per host for the whole run instead of once per operation.
+
+A run that changes nothing is as many round trips as facts asked. The operations that
+use these facts say at planning time what they will ask (``want_path``, ``want_venv``),
+and the first of them to run on a host asks for everything wanted there in one command.
+The answer stays good until an operation runs a command on that host: then the next
+question asks again (a pyinfra callback counts, per host, the operations that ran
+commands). A run that changes nothing therefore asks once; a cold deploy about as often
+as before, each time for more.
+"""
+
+from weakref import WeakKeyDictionary, WeakSet
+
+from pyinfra import host
+from pyinfra.api.state import BaseStateCallback
+from pyinfra.context import ctx_host, ctx_state
+from pyinfra.facts.files import Sha256File
+
+from facts.paths import PathStates, VenvDistributions
+
+_paths: WeakKeyDictionary = WeakKeyDictionary()  # host -> {path: checksum wanted}
+_venvs: WeakKeyDictionary = WeakKeyDictionary()  # host -> {venv: None}
+_changes: WeakKeyDictionary = WeakKeyDictionary()  # host -> operations that ran commands
+_answers: WeakKeyDictionary = WeakKeyDictionary()  # host -> {fact: (asked, when, answer)}
+_watched: WeakSet = WeakSet()
+
+
+class _ChangeCounter(BaseStateCallback):
+    """Counts, per host, the operations that ran commands. pyinfra announces each operation
+    as it starts (on every host, run on those that have it); the ones started before it on
+    that host are complete by then, but an operation that runs others inside itself."""
+
+    def __init__(self):
+        self.started: WeakKeyDictionary = WeakKeyDictionary()  # host -> operations not yet complete
+
+    def operation_host_start(self, state, host, op_hash):
+        started = self.started.setdefault(host, [])
+        for earlier in list(started):
+            try:
+                meta = state.get_op_data_for_host(host, earlier).operation_meta
+            except KeyError:  # not this host's
+                started.remove(earlier)
+                continue
+            if meta.is_complete():
+                started.remove(earlier)
+                if meta.executed:
+                    _changes[host] = _changes.get(host, 0) + 1
+        started.append(op_hash)
+
+
+def _key():
+    """The host being planned or run (the real object: ``host`` is pyinfra's proxy)."""
+    return ctx_host.get()
+
+
+def _watch() -> None:
+    current = ctx_state.get()
+    if current is not None and current not in _watched:
+        current.add_callback_handler(_ChangeCounter())
+        _watched.add(current)
+
+
+def want_path(path: str, checksum: bool = False) -> None:
+    """While planning: an operation on this host will ask what is at ``path`` (with
+    ``checksum``, a regular file's sha256 too)."""
+    _watch()
+    wanted = _paths.setdefault(_key(), {})
+    wanted[path] = wanted.get(path, False) or checksum
+
+
+def want_venv(venv: str) -> None:
+    """While planning: an operation on this host will ask what is installed in ``venv``."""
+    _watch()
+    _venvs.setdefault(_key(), {})[venv] = None
+
+
+def _ask(fact, key: str, _fact=None, **arguments):
+    """The answer to ``fact`` (or ``_fact``, kept as ``fact``) asked with ``arguments``
+    (everything wanted on this host), asked again only when ``key`` was not asked for, or
+    a command ran on the host since."""
+    current = _key()
+    when = (getattr(ctx_state.get(), "is_executing", False), _changes.get(current, 0))
+    answers = _answers.setdefault(current, {})
+    asked, answered_when, answer = answers.get(fact, ((), None, None))
+    if answered_when != when or (key and key not in asked):
+        asked = next(iter(arguments.values()), ())
+        answer = host.get_fact(_fact or fact, **arguments)
+        answers[fact] = (asked, when, answer)
+    return answer
+
+
+def fact(cls, **arguments):
+    """``host.get_fact(cls, **arguments)``, asked once until a command runs on the host
+    (for facts several operations ask with the same arguments: systemd's unit lists)."""
+    return _ask((cls, tuple(sorted(arguments.items()))), "", _fact=cls, **arguments)
+
+
+def path_state(path: str, checksum: bool = False) -> dict | None:
+    """What is at ``path`` now (see facts.paths.PathStates); None when nothing is."""
+    wanted = _paths.setdefault(_key(), {})
+    if checksum and not wanted.get(path):
+        wanted[path] = True
+        _answers.get(_key(), {}).pop(PathStates, None)
+    wanted.setdefault(path, checksum)
+    answer = _ask(PathStates, path, paths=tuple(wanted),
+                  hashed=tuple(p for p, hashed in wanted.items() if hashed))
+    return answer.get(path)
+
+
+def file_checksum(path: str) -> str | None:
+    """The sha256 of the regular file at ``path``, None when there is none: from the batched
+    fact, or asked alone for a file too large for it."""
+    current = path_state(path, checksum=True)
+    if not current or current["type"] != "file":
+        return None
+    return current["sha256"] or host.get_fact(Sha256File, path=path)
+
+
+def venv_distributions(venv: str) -> dict[str, str]:
+    """``{normalised name: version}`` installed in ``venv`` now (facts.paths.VenvDistributions)."""
+    wanted = _venvs.setdefault(_key(), {})
+    wanted.setdefault(venv, None)
+    return _ask(VenvDistributions, venv, venvs=tuple(wanted)).get(venv, {})

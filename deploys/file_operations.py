@@ -1,0 +1,145 @@
+"""Directories and files decided from one batched fact (deploys/batched.py) instead of
+pyinfra's one File, Directory and Sha1File fact each. Same decisions and the same commands
+as files.directory, files.file and files.put with the arguments this deploy gives them;
+kit.py plans each path with ``batched.want_path`` before these run."""
+
+import hashlib
+import posixpath
+from io import IOBase
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
+
+from .batched import file_checksum, path_state
+
+
+def _mode(mode: str | int | None) -> int | None:
+    """A mode as pyinfra's File fact gives it: the octal digits read as a decimal number."""
+    return int(str(mode)) if mode is not None else None
+
+
+def _chmod(path: str, mode: int) -> StringCommand:
+    return StringCommand(f"chmod {mode}", QuoteString(path))
+
+
+def _chown(path: str, user: str | None, group: str | None) -> StringCommand:
+    if user:
+        return StringCommand("chown", QuoteString(f"{user}:{group}" if group else user), QuoteString(path))
+    return StringCommand("chgrp", QuoteString(group), QuoteString(path))
+
+
+def _refuse_unless(path: str, current: dict | None, kind: str) -> None:
+    if current is not None and current["type"] != kind:
+        raise OperationError(f"{path} exists and is not a {kind}")
+
+
+def _owner_and_mode(path: str, current: dict, user, group, mode) -> list[StringCommand]:
+    """The chmod and chown that make ``current`` (what is at ``path``) as wanted."""
+    commands = []
+    if mode is not None and current["mode"] != mode:
+        commands.append(_chmod(path, mode))
+    if (user and current["user"] != user) or (group and current["group"] != group):
+        commands.append(_chown(path, user, group))
+    return commands
+
+
+@operation()
+def directory(path: str, present: bool = True, user: str | None = None, group: str | None = None,
+              mode: str | None = None):
+    """``path`` a directory with ``user``, ``group`` and ``mode`` (without ``present``: no
+    directory there); anything else at ``path`` is refused, as files.directory does."""
+    current = path_state(path)
+    _refuse_unless(path, current, "directory")
+    if not present:
+        if current:
+            yield StringCommand("rm", "-rf", QuoteString(path))
+        else:
+            host.noop(f"directory {path} does not exist")
+        return
+    mode = _mode(mode)
+    if current is None:
+        yield StringCommand("mkdir", "-p", QuoteString(path))
+        if mode is not None:
+            yield _chmod(path, mode)
+        if user or group:
+            yield _chown(path, user, group)
+        return
+    commands = _owner_and_mode(path, current, user, group, mode)
+    if not commands:
+        host.noop(f"directory {path} already exists")
+    yield from commands
+
+
+@operation()
+def file(path: str, present: bool = True, user: str | None = None, group: str | None = None,
+         mode: str | None = None):
+    """``path`` a regular file (made empty when missing) with ``user``, ``group`` and ``mode``;
+    without ``present``: no file there. Anything else at ``path`` is refused."""
+    current = path_state(path)
+    _refuse_unless(path, current, "file")
+    if not present:
+        if current:
+            yield StringCommand("rm", "-f", QuoteString(path))
+        else:
+            host.noop(f"file {path} does not exist")
+        return
+    mode = _mode(mode)
+    if current is None:
+        yield from _parent(path, user, group)
+        yield StringCommand("touch", QuoteString(path))
+        if mode is not None:
+            yield _chmod(path, mode)
+        if user or group:
+            yield _chown(path, user, group)
+        return
+    commands = _owner_and_mode(path, current, user, group, mode)
+    if not commands:
+        host.noop(f"file {path} already exists")
+    yield from commands
+
+
+def _parent(path: str, user: str | None, group: str | None):
+    """The directory above ``path``, made (owned by ``user``:``group``) when missing; a
+    link there is taken as it is, as files.put does."""
+    parent = posixpath.dirname(path)
+    if not parent:
+        return
+    current = path_state(parent)
+    if current is None:
+        yield StringCommand("mkdir", "-p", QuoteString(parent))
+        if user or group:
+            yield _chown(parent, user, group)
+    elif current["type"] not in ("directory", "link"):
+        raise OperationError(f"{parent} exists and is not a directory")
+
+
+def checksum(src: str | IOBase) -> str:
+    """The sha256 of what ``src`` (a local path, or a file-like object) holds."""
+    if hasattr(src, "getvalue"):
+        content = src.getvalue()
+        return hashlib.sha256(content.encode() if isinstance(content, str) else content).hexdigest()
+    return hashlib.sha256(Path(src).read_bytes()).hexdigest()
+
+
+@operation()
+def put(src: str | IOBase, dest: str, user: str | None = None, group: str | None = None,
+        mode: str | None = None):
+    """``dest`` (a file path) holding what ``src`` holds (a local path or a file-like
+    object), with ``user``, ``group`` and ``mode``; its directory made when missing."""
+    current = path_state(dest, checksum=True)
+    if current is not None and current["type"] == "directory":
+        raise OperationError(f"{dest} is a directory: give the file's own path")
+    yield from _parent(dest, user, group)
+    mode = _mode(mode)
+    if current is None or file_checksum(dest) != checksum(src):
+        yield FileUploadCommand(src, dest, remote_temp_filename=host.get_temp_filename(dest))
+        if user or group:
+            yield _chown(dest, user, group)
+        if mode is not None:
+            yield _chmod(dest, mode)
+        return
+    commands = _owner_and_mode(dest, current, user, group, mode)
+    if not commands:
+        host.noop(f"file {dest} is already uploaded")
+    yield from commands
