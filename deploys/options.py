@@ -9,8 +9,6 @@ The README's options table and docs/malformed-input.md's are generated from it
 (``python -m deploys.option_docs --write``).
 """
 
-import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,39 +35,22 @@ from .grammar import (
     parse_web_apps,
 )
 from .names import parse_account, parse_ca_files, parse_path, parse_pg_name, parse_secrets_dir
+from .option_rows import (
+    ACCOUNTS,
+    ARTIFACT,
+    PASSWORD,
+    ROOT_TREE,
+    SERVICE_DIR,
+    SHA,
+    SHA256_EXAMPLE,
+    TLS_FILE,
+    USERS,
+    Option,
+    option,
+    rows_of,
+)
 from .values import Endpoint, ServerNames
 from .webapps import WebApp
-
-
-def option(grammar: Callable[[Any], Any], default: Any, doc: str, example: Any = None,
-           name: str | None = None, checks: str = "") -> Any:
-    """A row of the table: a field of ``Options`` with its grammar, default (as an inventory
-    gives it), documentation, a good value for messages (the default when None), and what is
-    checked beyond the grammar (Markdown, for docs/malformed-input.md)."""
-    return dataclasses.field(metadata={"grammar": grammar, "default": default, "doc": doc,
-                                       "example": example, "name": name, "checks": checks})
-
-
-# The sha256 of an empty file: the form of a good value, for error messages.
-_SHA256_EXAMPLE = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-
-
-# What is checked beyond one value's grammar, shared by several rows (docs/malformed-input.md).
-_ARTIFACT = ("an `http(s)://` URL without credentials (curl's command line is every account's to see) or an "
-             "existing local file, named like {}; required on omero_server hosts, with its sha256")
-_SHA = "the 64 hex digit sha256 of the file (a local file's is compared); set only with the file"
-_PASSWORD = ("a password no guesser tries first (see below), printable ASCII without a single quote; "
-             "unset: generated")
-_ACCOUNTS = ("each role its own account or group: omero_server_user, omero_web_user, omero_group, "
-             "omero_backup_user and omero_analysis_users_group all different")
-_USERS = (f"{_ACCOUNTS}; neither service user the platform's nginx user; on the host, not a login "
-          "account nor an account this deploy did not make")
-_ROOT_TREE = ("root's trees (omero_server_basedir, omero_web_basedir, omero_ice_home, omero_wheel_dir, "
-              "omero_analysis_basedir) apart from each other")
-_SERVICE_DIR = ("written by a service account (omero_data_dir, omero_server_db_dump_dir, omero_backup_local_dir): "
-                "apart from root's trees (beside the server base's own entries is fine) and from each other")
-_TLS_FILE = ("a local file, given with the other of the pair (omero_nginx_tls then `auto`): the chain, leaf "
-             "first, covers every server name, matches the key and has not expired; the key unencrypted PEM")
 
 
 @dataclass(frozen=True)
@@ -125,14 +106,14 @@ class Options:
         "patched for Python >= 3.11, once, and kept in `omero_wheel_dir`.",
         example="https://wheels.lab.example.org/zeroc_ice-3.6.5-cp312-cp312-linux_x86_64.whl",
         name="omero_icepy_wheel",
-        checks=_ARTIFACT.format("`zeroc_ice-3.6.5-<tags>.whl`").replace("; required on omero_server hosts", ""))
+        checks=ARTIFACT.format("`zeroc_ice-3.6.5-<tags>.whl`").replace("; required on omero_server hosts", ""))
     icepy_wheel_sha256: str | None = option(optional(parse_text), None,
         "sha256 of `omero_icepy_wheel` (required with it).",
-        example=_SHA256_EXAMPLE,
-        checks=_SHA)
+        example=SHA256_EXAMPLE,
+        checks=SHA)
     wheel_dir: str = option(parse_path, "/opt/omero/wheels",
         "Host directory holding the IcePy wheel, built or copied, reused by every venv.",
-        checks=_ROOT_TREE)
+        checks=ROOT_TREE)
     # -- PostgreSQL (hosts in group omero_database) -----------------------------------------
     db_name: str = option(parse_pg_name, "omero", "Name of the OMERO database.")
     db_user: str = option(parse_pg_name, "omero", "PostgreSQL role that owns the OMERO database.")
@@ -141,7 +122,7 @@ class Options:
         "first deploy and kept in `omero_secrets_dir` on the machine running pyinfra. "
         "Only its SCRAM verifier is sent to PostgreSQL.",
         name="omero_db_password",
-        checks=_PASSWORD)
+        checks=PASSWORD)
     db_port: int = option(parse_port, 5432, "PostgreSQL port.")
     db_replication_user: str = option(parse_pg_name, "omero_replication",
         "With an `omero_database_standby` host: the PostgreSQL role it streams from the primary with "
@@ -164,23 +145,23 @@ class Options:
         "(required for omero_server hosts; the version is read from its name).",
         example="https://downloads.example.org/omero/OMERO.server-5.6.16-ice36.zip",
         name="omero_server_artifact",
-        checks=_ARTIFACT.format("`OMERO.server-<version>-ice36.zip`")
+        checks=ARTIFACT.format("`OMERO.server-<version>-ice36.zip`")
         + "; on omero_server_readonly hosts, the omero_server host's version")
     server_sha256: str | None = option(optional(parse_text), None,
         "sha256 of `omero_server_artifact` (required with it).",
-        example=_SHA256_EXAMPLE,
-        checks=_SHA)
+        example=SHA256_EXAMPLE,
+        checks=SHA)
     ice_artifact_source: str | None = option(optional(parse_text), None,
         "URL or local path of the Ice 3.6.5 C++ binaries tarball for the host's OS (e.g. "
         "Glencoe's `Ice-3.6.5-ubuntu2404-x86_64.tar.gz`; required for omero_server hosts).",
         example="https://downloads.example.org/ice/Ice-3.6.5-ubuntu2404-x86_64.tar.gz",
         name="omero_ice_artifact",
-        checks=_ARTIFACT.format("`<letters, digits and . _ + ->.tar.gz`"))
+        checks=ARTIFACT.format("`<letters, digits and . _ + ->.tar.gz`"))
     ice_sha256: str | None = option(optional(parse_text), None, "sha256 of `omero_ice_artifact` (required with it).",
-        example=_SHA256_EXAMPLE,
-        checks=_SHA)
+        example=SHA256_EXAMPLE,
+        checks=SHA)
     ice_home: str = option(parse_path, "/opt/ice-3.6.5", "Where the Ice binaries are unpacked.",
-        checks=_ROOT_TREE)
+        checks=ROOT_TREE)
     java_version_choice: int | None = option(optional(one_of(11, 17, 21)), None,
         "OpenJDK major version. Unset: 11 where the OS packages it (OME's recommendation), "
         "else 17 (Debian 12) or 21 (Debian 13).",
@@ -188,18 +169,18 @@ class Options:
         name="omero_java_version")
     server_basedir: str = option(parse_path, "/opt/omero/server",
         "Server base: versioned directories, the `OMERO.server` symlink, `venv3`, `config`.",
-        checks=_ROOT_TREE)
+        checks=ROOT_TREE)
     server_user: str = option(parse_account, "omero-server", "System user running OMERO.server.",
-        checks=_USERS)
+        checks=USERS)
     group: str = option(parse_account, "omero", "Group shared by the OMERO users (in-place import).",
-        checks=_ACCOUNTS + "; on the host, not a login account's group")
+        checks=ACCOUNTS + "; on the host, not a login account's group")
     data_dir: str = option(parse_path, "/OMERO", "The binary repository (`omero.data.dir`).",
-        checks=_SERVICE_DIR)
+        checks=SERVICE_DIR)
     root_password_given: str | None = option(optional(parse_text), None,
         "Password of OMERO's `root` user, set when the schema is created. Unset: "
         "`$OMERO_ROOT_PASSWORD`, else generated like `omero_db_password`.",
         name="omero_root_password",
-        checks=_PASSWORD)
+        checks=PASSWORD)
     server_config: dict[str, str] = option(parse_config, {},
         "Further OMERO.server settings, `{key: value}`, written to the config directory "
         "(values are JSON-encoded when not strings).",
@@ -207,7 +188,7 @@ class Options:
     py_version: str = option(parse_release, "5.23.0", "omero-py release installed in the server and web venvs.")
     server_db_dump_dir: str = option(parse_path, "/opt/omero/server/backups",
         "Where the database is dumped before an upgrade.",
-        checks=_SERVICE_DIR)
+        checks=SERVICE_DIR)
     server_dropbox: bool = option(one_of(True, False), False,
         "OMERO.dropbox: `omero-dropbox` in the server venv, so the server imports what users "
         "copy into their folder `<omero_data_dir>/DropBox/<OMERO user name>` (made by the "
@@ -233,9 +214,9 @@ class Options:
     web_version: str = option(parse_release, "5.33.2", "omero-web release.")
     web_basedir: str = option(parse_path, "/opt/omero/web",
         "Web base: `venv3`, `config`, and `OMERO.web` (its OMERODIR).",
-        checks=_ROOT_TREE)
+        checks=ROOT_TREE)
     web_user: str = option(parse_account, "omero-web", "System user running OMERO.web.",
-        checks=_USERS)
+        checks=USERS)
     web_bind: Endpoint = option(parse_endpoint, "127.0.0.1:4080",
         "Where gunicorn listens (nginx proxies to it): a loopback address, since gunicorn trusts "
         "the headers nginx sets.",
@@ -277,12 +258,12 @@ class Options:
         "first; it turns HTTPS on. Checked before any host changes: it must cover every "
         "server name, match the key and not be expired.",
         example="/etc/ssl/lab/omero.lab.example.org.fullchain.pem",
-        checks=_TLS_FILE)
+        checks=TLS_FILE)
     nginx_tls_key: str | None = option(optional(parse_text), None,
         "Local path of the certificate's unencrypted PEM private key (required with it); "
         "copied 0600, never shown.",
         example="/etc/ssl/lab/omero.lab.example.org.key",
-        checks=_TLS_FILE)
+        checks=TLS_FILE)
     nginx_tls_renew_days: int = option(bounded(1, 365), 30,
         "A self-signed certificate is made anew by a deploy this many days before it expires "
         "(it is valid 397 days).")
@@ -336,11 +317,11 @@ class Options:
     analysis_users_group: str = option(parse_account, "jupyterhub-users",
         "The Unix group whose members may log in to JupyterHub (with their own account's "
         "password, through PAM). Created empty if missing: add the lab's users to it.",
-        checks=_ACCOUNTS)
+        checks=ACCOUNTS)
     analysis_basedir: str = option(parse_path, "/opt/omero/analysis",
         "Analysis base: the hub's venv `hub-venv`, the users' venv `user-venv`, "
         "configurable-http-proxy in `proxy-<version>`, `jupyterhub_config.py`.",
-        checks=_ROOT_TREE)
+        checks=ROOT_TREE)
     # Three ports in a row (proxy, its API, the hub), unprivileged.
     analysis_port: int = option(bounded(1024, 65533), 8000,
         "configurable-http-proxy listens on 127.0.0.1 at this port (nginx proxies to it), "
@@ -379,7 +360,7 @@ class Options:
         "A restic repository on the host itself (best on another disk). Backups run when "
         "this is set or the inventory has an `omero_backup` host; both: into each.",
         example="/srv/omero-backup",
-        checks=_SERVICE_DIR)
+        checks=SERVICE_DIR)
     backup_remote_dir: str = option(parse_path, "/srv/omero-backup",
         "On the `omero_backup` host: where each OMERO host's repository is kept "
         "(`<dir>/<inventory name>/repository`, the host's account shut in "
@@ -388,13 +369,13 @@ class Options:
         "On the `omero_backup` host: the group of the OMERO hosts' accounts and the "
         "start of each one's name (`<user>-<inventory name>`; at most 16 characters). "
         "Each account may only use SFTP, with its host's own key, in its own repository.",
-        checks=_ACCOUNTS + "; at most 16 characters (it begins an account name per OMERO host)")
+        checks=ACCOUNTS + "; at most 16 characters (it begins an account name per OMERO host)")
     backup_password_given: str | None = option(optional(parse_text), None,
         "Password of the host's backup repositories. Unset: `$OMERO_BACKUP_PASSWORD`, else "
         "generated like `omero_db_password` (keep `omero_secrets_dir` safe: without it no "
         "backup can be read).",
         name="omero_backup_password",
-        checks=_PASSWORD)
+        checks=PASSWORD)
     backup_schedule: str = option(parse_schedule, "02:30",
         "When backups run: `HH:MM` (daily), `Mon HH:MM` (weekly) or `every 30m` / "
         "`every 6h` (host time).")
@@ -414,28 +395,7 @@ class Options:
         example=False)
 
 
-@dataclass(frozen=True)
-class Option:
-    """A row of the table, as the deploy, the docs and the tests read it."""
-
-    name: str
-    field: str  # Options' attribute
-    grammar: Callable[[Any], Any]
-    default: Any
-    doc: str
-    example: Any
-    checks: str
-
-    @property
-    def good_value(self) -> Any:
-        return self.default if self.example is None else self.example
-
-
-OPTIONS: tuple[Option, ...] = tuple(
-    Option(name=row.metadata["name"] or f"omero_{row.name}", field=row.name, grammar=row.metadata["grammar"],
-           default=row.metadata["default"], doc=row.metadata["doc"], example=row.metadata["example"],
-           checks=row.metadata["checks"])
-    for row in dataclasses.fields(Options))
+OPTIONS: tuple[Option, ...] = rows_of(Options)
 # Options this deploy had and no longer has: what to do instead.
 REMOVED: dict[str, str] = {
     "omero_analysis_path": "was removed: JupyterHub is served at / of a name of its own now (its "
