@@ -30,16 +30,16 @@ def install(settings) -> None:
     server.group(name=f"Create the group {settings.analysis_users_group} (who may use JupyterHub)",
                  group=settings.analysis_users_group)
     kit.directory(name="Create the analysis base directory", path=settings.analysis_basedir,
-                    user="root", group="root", mode="755")
+                  user="root", group="root", mode="755")
     kit.directory(name="Create JupyterHub's state directory", path=settings.hub_state_dir,
-                    user="root", group="root", mode="700")
+                  user="root", group="root", mode="700")
     _proxy(settings)
     venv(settings, settings.hub_venv)
     hub_packages = [f"jupyterhub=={settings.jupyterhub_version}"]
     if settings.service_manager == "systemd":
         hub_packages.append(f"jupyterhub-systemdspawner=={settings.systemdspawner_version}")
     kit.pip_packages(name=f"Install JupyterHub {settings.jupyterhub_version} (the hub)",
-                 packages=hub_packages, virtualenv=settings.hub_venv)
+                     packages=hub_packages, virtualenv=settings.hub_venv)
     omero_venv(settings, settings.user_venv, [
         f"jupyterhub=={settings.jupyterhub_version}", f"jupyterlab=={settings.jupyterlab_version}",
         "ipykernel", f"omero-py=={settings.py_version}", f"ezomero=={settings.ezomero_version}",
@@ -70,7 +70,7 @@ def _data_tools(settings) -> None:
     """omero_movein, from a wheel built from this repository as it is now."""
     wheel = f"{settings.wheel_dir}/{movein_wheel.FILENAME}"
     kit.put(name="Upload the data tools' wheel (omero_movein, built from this repository)",
-              src=BytesIO(movein_wheel.build()), dest=wheel, user="root", group="root", mode="644")
+            src=BytesIO(movein_wheel.build()), dest=wheel, user="root", group="root", mode="644")
     # Same version, other content: reinstalled whenever the wheel on the host is newer.
     refreshed(name="Install the data tools (omero-png2tiff, omero-masks2rois) in the users' venv",
               commands=[f"{shlex.quote(settings.user_venv + '/bin/pip')} install --quiet --no-deps "

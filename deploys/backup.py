@@ -32,9 +32,9 @@ def _install(settings) -> None:
         kit.directory(name=f"Create {path}", path=path, user="root", group="root", mode="755")
     for module in sorted((kit.FILES / "omero_backup").glob("*.py")):
         kit.put(name=f"Install omero-backup's {module.name}", src=str(module), dest=f"{package}/{module.name}",
-                  user="root", group="root", mode="644")
+                user="root", group="root", mode="644")
     kit.put(name="Install omero-backup", src=str(kit.FILES / "omero-backup"), dest=settings.backup_program,
-              user="root", group="root", mode="755")
+            user="root", group="root", mode="755")
     # One program: as omero-restore it restores.
     files.link(name="Install omero-restore", path=settings.restore_program, target=settings.backup_program,
                user="root", group="root")
@@ -83,10 +83,10 @@ def configure(settings) -> list[str]:
     if DATABASE in settings.roles:
         # pg_dump and psql run as postgres and write here.
         kit.directory(name="Create the database dump directory", path=settings.backup_dump_dir,
-                        user="postgres", group="postgres", mode="700")
+                      user="postgres", group="postgres", mode="700")
     if settings.backup_local_dir:
         kit.directory(name="Create the local backup repository's directory", path=settings.backup_local_dir,
-                        user="root", group="root", mode="700")
+                      user="root", group="root", mode="700")
     secret_file(name="Give restic the repository password", content=settings.backup_password + "\n",
                 dest=settings.backup_password_file, user="root", group="root", mode="600")
     if settings.backup_remote:
@@ -96,7 +96,7 @@ def configure(settings) -> list[str]:
                      backup_remote=settings.backup_remote, backup_ssh_key_file=settings.backup_ssh_key_file,
                      backup_state_dir=settings.backup_state_dir)
     kit.put(name=f"Write {settings.backup_config_file}", src=StringIO(_config(settings)),
-              dest=settings.backup_config_file, user="root", group="root", mode="600")
+            dest=settings.backup_config_file, user="root", group="root", mode="600")
     backup_repositories(name="Create the backup repositories", program=settings.backup_program,
                         names=[name for name, _ in settings.backup_repositories])
     return [settings.backup_program, f"{BACKUP_LIB_DIR}/omero_backup/*.py", settings.backup_config_file]
@@ -196,7 +196,7 @@ def target(settings) -> None:
     # sshd's drop-in confines every member of this group, whichever host it is for.
     server.group(name=f"Create the group {group}", group=group, system=True)
     kit.directory(name="Create the backup repositories' directory", path=base, user="root", group="root",
-                    mode="755")
+                  mode="755")
     for name, account, _ in settings.backup_clients:
         chroot = f"{base}/{name}"
         # No shell: sshd runs internal-sftp itself.
@@ -207,12 +207,12 @@ def target(settings) -> None:
         # sshd chroots only into a directory that root owns and no one else can write.
         kit.directory(name=f"Create the chroot of {name}", path=chroot, user="root", group="root", mode="755")
         kit.directory(name=f"Create the repository directory of {name}", path=chroot + BACKUP_REPOSITORY,
-                        user=account, group=group, mode="700")
+                      user=account, group=group, mode="700")
     # Keys outside the chroots and root's: an account can neither read nor replace them.
     kit.directory(name=f"Create {BACKUP_KEYS_DIR}", path=BACKUP_KEYS_DIR, user="root", group="root", mode="755")
     for name, account, key in settings.backup_clients:
         kit.put(name=f"Allow the key of {name}", src=StringIO(f"restrict {key}\n"),
-                  dest=f"{BACKUP_KEYS_DIR}/{account}", user="root", group="root", mode="644")
+                dest=f"{BACKUP_KEYS_DIR}/{account}", user="root", group="root", mode="644")
     _only_files(name="Remove the keys of hosts no longer in the inventory", directory=BACKUP_KEYS_DIR,
                 keep=[account for _, account, _ in settings.backup_clients])
     # Before chroots every host logged in as one account with these keys.

@@ -28,7 +28,7 @@ def configure(settings) -> list[str]:
     platform = settings.platform
     conf_d = f"{platform.postgres_conf_dir}/conf.d"
     kit.directory(name="Create PostgreSQL's conf.d", path=conf_d, user="postgres",
-                    group="postgres", mode="755")
+                  group="postgres", mode="755")
     written = []
     if not platform.is_debian:
         postgresql_conf = f"{platform.postgres_conf_dir}/postgresql.conf"
@@ -60,7 +60,7 @@ def run(settings, config_files: list[str]) -> None:
     """PostgreSQL running (restarted when ``config_files`` changed since) and accepting connections."""
     platform = settings.platform
     kit.directory(name="Create PostgreSQL's socket directory", path="/var/run/postgresql",
-                    user="postgres", group="postgres", mode="2775")
+                  user="postgres", group="postgres", mode="2775")
     command = (f"{platform.postgres_bin_dir}/postgres -D {platform.postgres_data_dir} "
                f"-c config_file={platform.postgres_conf_dir}/postgresql.conf")
     if settings.image_build:

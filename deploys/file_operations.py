@@ -34,8 +34,9 @@ def _refuse_unless(path: str, current: dict | None, kind: str) -> None:
         raise OperationError(f"{path} exists and is not a {kind}")
 
 
-def _owner_and_mode(path: str, current: dict, user, group, mode) -> list[StringCommand]:
-    """The chmod and chown that make ``current`` (what is at ``path``) as wanted."""
+def _owner_and_mode(path: str, current: dict | None, user, group, mode) -> list[StringCommand]:
+    """The chmod and chown that make ``current`` (what is at ``path``; None: just made) as wanted."""
+    current = current or {"mode": None, "user": None, "group": None}
     commands = []
     if mode is not None and current["mode"] != mode:
         commands.append(_chmod(path, mode))
@@ -60,10 +61,7 @@ def directory(path: str, present: bool = True, user: str | None = None, group: s
     mode = _mode(mode)
     if current is None:
         yield StringCommand("mkdir", "-p", QuoteString(path))
-        if mode is not None:
-            yield _chmod(path, mode)
-        if user or group:
-            yield _chown(path, user, group)
+        yield from _owner_and_mode(path, None, user, group, mode)
         return
     commands = _owner_and_mode(path, current, user, group, mode)
     if not commands:
@@ -88,10 +86,7 @@ def file(path: str, present: bool = True, user: str | None = None, group: str | 
     if current is None:
         yield from _parent(path, user, group)
         yield StringCommand("touch", QuoteString(path))
-        if mode is not None:
-            yield _chmod(path, mode)
-        if user or group:
-            yield _chown(path, user, group)
+        yield from _owner_and_mode(path, None, user, group, mode)
         return
     commands = _owner_and_mode(path, current, user, group, mode)
     if not commands:

@@ -24,11 +24,11 @@ def install(settings) -> None:
 def _tls(settings) -> list[str]:
     """The site's certificate and key on the host; returns their paths."""
     kit.directory(name="Create nginx's TLS directory", path=settings.tls_dir, user="root",
-                    group="root", mode="700")
+                  group="root", mode="700")
     certificate, key = settings.tls_certificate_path, settings.tls_key_path
     if settings.tls_mode is TlsMode.GIVEN:
         kit.put(name="Install the site's certificate chain", src=settings.nginx_tls_certificate,
-                  dest=certificate, user="root", group="root", mode="644")
+                dest=certificate, user="root", group="root", mode="644")
         with open(settings.nginx_tls_key, encoding="ascii") as handle:
             secret_file(name="Install the site's private key", dest=key, content=handle.read(),
                         user="root", group="root", mode="600")
@@ -64,7 +64,7 @@ def configure_base(settings) -> list[str]:
     if settings.https:
         written += _tls(settings)
         kit.directory(name="Create the ACME challenge directory", path=settings.acme_webroot,
-                        user="root", group="root", mode="755")
+                      user="root", group="root", mode="755")
     return written
 
 
@@ -83,11 +83,11 @@ def configure(settings) -> list[str]:
         # What a container's start writes again (omero_image/entrypoint.py), here as the
         # build's options give it.
         kit.directory(name="Create the container's runtime directory", path=container.RUN,
-                        user="root", group="root", mode="755")
+                      user="root", group="root", mode="755")
         for include, content in container.nginx_includes(str(settings.nginx_listen), str(settings.web_bind)).items():
             written.append(f"{container.RUN}/{include}")
             kit.put(name=f"Write {written[-1]}", src=StringIO(content), dest=written[-1],
-                      user="root", group="root", mode="644")
+                    user="root", group="root", mode="644")
     written.append(platform.nginx_site_path)
     kit.template("nginx/omero-web.conf.j2", written[-1], **site_values(settings))
     if "omero_analysis" in settings.roles:
@@ -98,18 +98,24 @@ def configure(settings) -> list[str]:
 
 def site_values(settings) -> dict:
     """What the OMERO.web site's template reads."""
+    return {
+        **server_values(settings), "server_names": settings.server_names,
+        "nginx_server_name": settings.site_server_name, "front": settings.front, "image_build": settings.image_build,
+        "web_bind": settings.web_bind, "static_root": settings.web_static_root,
+    }
+
+
+def server_values(settings) -> dict:
+    """What every site's server blocks read (templates/nginx/macros.j2): listening, TLS, limits."""
     platform = settings.platform
     return {
-        "any_host": settings.any_host, "server_names": settings.server_names,
-        "nginx_server_name": settings.site_server_name, "front": settings.front, "image_build": settings.image_build,
-        "container": container, "nginx_listen": settings.nginx_listen, "https": settings.https,
-        "nginx_https_listen": settings.nginx_https_listen, "acme_webroot": settings.acme_webroot,
-        "nginx_http2_directive": platform.nginx_http2_directive,
+        "any_host": settings.any_host, "container": container, "nginx_listen": settings.nginx_listen,
+        "https": settings.https, "nginx_https_listen": settings.nginx_https_listen,
+        "acme_webroot": settings.acme_webroot, "nginx_http2_directive": platform.nginx_http2_directive,
         "nginx_rejects_handshakes": platform.nginx_rejects_handshakes,
         "tls_certificate_path": settings.tls_certificate_path, "tls_key_path": settings.tls_key_path,
         "nginx_hsts": settings.nginx_hsts, "nginx_client_max_body_size": settings.nginx_client_max_body_size,
-        "web_bind": settings.web_bind, "web_request_timeout": settings.web_request_timeout,
-        "static_root": settings.web_static_root,
+        "web_request_timeout": settings.web_request_timeout,
     }
 
 

@@ -13,15 +13,15 @@ def install(settings) -> None:
     platform = settings.platform
     package_manager_idle(name="Wait for a package manager an earlier run left running")
     kit.directory(name="Create the deploy's state directory", path=settings.state_dir,
-                    user="root", group="root", mode="700")
+                  user="root", group="root", mode="700")
     if settings.service_manager == "supervisord" and platform.is_debian:
         # Debian's package scripts start daemons; under supervisord only it may start them.
         kit.put(
-            name="Keep package scripts from starting services (supervisord runs them)",
-            src=str(kit.FILES / "policy-rc.d"),
-            dest="/usr/sbin/policy-rc.d",
-            user="root", group="root", mode="755",
-        )
+                name="Keep package scripts from starting services (supervisord runs them)",
+                src=str(kit.FILES / "policy-rc.d"),
+                dest="/usr/sbin/policy-rc.d",
+                user="root", group="root", mode="755",
+            )
     if settings.http_proxy:
         kit.package_manager_proxy(settings)
         # curl (artifact downloads) reads it from here, never from its command line, which
@@ -30,12 +30,12 @@ def install(settings) -> None:
                     dest=settings.curl_proxy_config, user="root", group="root", mode="600")
     else:
         kit.file(name="Remove curl's proxy configuration (no omero_http_proxy)",
-                   path=settings.curl_proxy_config, present=False)
+                 path=settings.curl_proxy_config, present=False)
     certificates = []
     for path in settings.extra_ca_certificates:
         certificates.append(f"{platform.ca_dir}/omero-extra-{PurePosixPath(path).stem}.crt")
         kit.put(name=f"Trust the CA certificate {PurePosixPath(path).name}", src=path,
-                  dest=certificates[-1], user="root", group="root", mode="644")
+                dest=certificates[-1], user="root", group="root", mode="644")
     packages = list(platform.base_packages)
     if settings.builds_icepy:
         packages += platform.build_packages
@@ -48,7 +48,7 @@ def install(settings) -> None:
                   sources=certificates, stamp=settings.stamp("ca-bundle-rebuilt"))
     if settings.service_manager == "supervisord":
         kit.directory(name="Create the supervisord log directory", path="/var/log/supervisor",
-                        user="root", group="root", mode="755")
+                      user="root", group="root", mode="755")
 
 
 def install_java(settings) -> None:
@@ -69,10 +69,10 @@ def install_ice(settings) -> None:
     )
     linker_conf = "/etc/ld.so.conf.d/ice-3.6.5.conf"
     kit.put(
-        name="Put Ice's libraries on the linker path",
-        src=StringIO(f"{settings.ice_home}/lib64\n{settings.ice_home}/lib\n"),
-        dest=linker_conf, user="root", group="root", mode="644",
-    )
+            name="Put Ice's libraries on the linker path",
+            src=StringIO(f"{settings.ice_home}/lib64\n{settings.ice_home}/lib\n"),
+            dest=linker_conf, user="root", group="root", mode="644",
+        )
     refreshed(name="Refresh the linker cache", commands=["ldconfig"], sources=[linker_conf],
               stamp=settings.stamp("ldconfig"))
 
@@ -97,13 +97,13 @@ def omero_venv(settings, path: str, packages: list[str]) -> None:
     venv(settings, path)
     wheel_dir = settings.wheel_dir
     kit.directory(name="Create the wheel cache", path=wheel_dir, user="root", group="root",
-                    mode="755")
+                  mode="755")
     if settings.icepy_wheel:
         kit.fetch(settings, settings.icepy_wheel, wheel_dir)
     else:
         build_script = f"{wheel_dir}/build-icepy-wheel.sh"
         kit.put(name="Install the IcePy wheel build script", src=str(kit.FILES / "build-icepy-wheel.sh"),
-                  dest=build_script, user="root", group="root", mode="755")
+                dest=build_script, user="root", group="root", mode="755")
         icepy_wheel(name="Build the IcePy 3.6.5 wheel (once; about 7 minutes)",
                     python=f"{path}/bin/python", wheel_dir=wheel_dir, build_script=build_script)
     kit.pip_packages(

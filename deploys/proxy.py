@@ -4,7 +4,7 @@ maintenance page. The web nodes behind it admit it alone (nginx.py's site, ``fro
 
 from io import StringIO
 
-from . import container, kit, nginx
+from . import kit, nginx
 from .operations import only_entries
 
 # Passive health: a node failing this often is skipped for this long, then tried again.
@@ -18,16 +18,9 @@ def node_line(endpoint: str, down: bool = False) -> str:
 
 def site_values(settings) -> dict:
     """What the proxy's site template reads."""
-    platform = settings.platform
     return {
-        "any_host": settings.any_host, "nginx_server_name": settings.nginx_server_name,
-        "image_build": False, "container": container, "nginx_listen": settings.nginx_listen,
-        "https": settings.https, "nginx_https_listen": settings.nginx_https_listen,
-        "acme_webroot": settings.acme_webroot, "nginx_http2_directive": platform.nginx_http2_directive,
-        "nginx_rejects_handshakes": platform.nginx_rejects_handshakes,
-        "tls_certificate_path": settings.tls_certificate_path, "tls_key_path": settings.tls_key_path,
-        "nginx_hsts": settings.nginx_hsts, "nginx_client_max_body_size": settings.nginx_client_max_body_size,
-        "web_request_timeout": settings.web_request_timeout, "cache_dir": settings.proxy_cache_dir,
+        **nginx.server_values(settings), "nginx_server_name": settings.nginx_server_name, "image_build": False,
+        "cache_dir": settings.proxy_cache_dir,
         "cache_static_size": settings.proxy_cache_static_size,
         "cache_thumbnails_size": settings.proxy_cache_thumbnails_size,
         "cache_images_size": settings.proxy_cache_images_size, "cache_minutes": settings.proxy_cache_minutes,
@@ -41,19 +34,19 @@ def configure(settings) -> list[str]:
     written = nginx.configure_base(settings)
     user = settings.platform.nginx_user
     kit.directory(name="Create the proxy's cache directory", path=settings.proxy_cache_dir,
-                    user=user, group=user, mode="700")
+                  user=user, group=user, mode="700")
     kit.directory(name="Create the maintenance page's directory", path=settings.maintenance_dir,
-                    user="root", group="root", mode="755")
+                  user="root", group="root", mode="755")
     kit.put(name="Install the maintenance page", src=str(kit.FILES / "omero-maintenance.html"),
-              dest=f"{settings.maintenance_dir}/maintenance.html", user="root", group="root", mode="644")
+            dest=f"{settings.maintenance_dir}/maintenance.html", user="root", group="root", mode="644")
     kit.directory(name="Create the directory of the proxy's web nodes", path=settings.proxy_nodes_dir,
-                    user="root", group="root", mode="755")
+                  user="root", group="root", mode="755")
     # Every node up: a node a killed rolling restart left drained is put back here. Its web
     # deploy ran before (deploy.py's order), so a node added to the inventory serves already.
     for name, endpoint in settings.web_nodes:
         written.append(settings.proxy_node_file(name))
         kit.put(name=f"Send requests to {name}", src=StringIO(node_line(endpoint)), dest=written[-1],
-                  user="root", group="root", mode="644")
+                user="root", group="root", mode="644")
     # A node taken out of the inventory leaves the upstream by a graceful reload: requests it
     # is serving finish first. The directory's change is what the reload sees.
     only_entries(name="Take web nodes no longer in the inventory out of the upstream",

@@ -57,7 +57,7 @@ def mount(settings) -> None:
                     restart_sources=[unit_file], stamp=settings.stamp("repository-mounted"))
     # Bio-Formats memo files: the node's own (readonly.config), in the server user's home.
     kit.directory(name="Create the read-only server's Bio-Formats memo directory", path=settings.server_memo_dir,
-                    user=settings.server_user, group=settings.server_user, mode="700")
+                  user=settings.server_user, group=settings.server_user, mode="700")
 
 
 def balancer(settings) -> None:

@@ -30,7 +30,7 @@ def caches(settings) -> dict:
 def _filter(settings) -> list[str]:
     """The address filter, loaded (whole, replacing our table) before Redis starts; returns its files."""
     kit.directory(name="Create Redis's address filter directory", path=settings.redis_filter_dir,
-                    user="root", group="root", mode="755")
+                  user="root", group="root", mode="755")
     clients = [ipaddress.ip_address(address) for address in settings.redis_clients]
     kit.template("redis/nftables.conf.j2", settings.redis_filter_file, port=PORT, table=FILTER_TABLE,
                  ipv4=[str(a) for a in clients if a.version == 4], ipv6=[str(a) for a in clients if a.version == 6])
@@ -65,7 +65,7 @@ def deploy(settings) -> None:
     # The redis account reads its configuration, and may not change it (Debian's package makes
     # the directory its own, 2770: setgid, which chmod keeps on a directory, so kept here too).
     kit.directory(name="Create Redis's configuration directory", path="/etc/redis", user="root",
-                    group="redis", mode="2750")
+                  group="redis", mode="2750")
     kit.secret_template(
         "redis/redis.conf.j2", platform.redis_conf, user="root", group="redis", mode="640",
         bind=settings.redis_bind, port=PORT, pidfile=platform.redis_pidfile, logfile=platform.redis_log,

@@ -38,7 +38,7 @@ def install(settings) -> list[str]:
     kit.packages(settings, "Install the PostgreSQL client and openssl", packages)
     omero_user(settings, settings.server_user, shared_group=True)
     kit.directory(name="Create the OMERO.server base directory", path=settings.server_basedir,
-                    user="root", group="root", mode="755")
+                  user="root", group="root", mode="755")
     script_apps = [app for app in settings.web_apps if app.server_script]
     # OMERO 5.6's grid descriptor starts DropBox and MonitorServer with the server; they
     # run once omero-dropbox is in the venv of omero-py (OME's sysadmin docs, "OMERO.dropbox"),
@@ -53,7 +53,7 @@ def install(settings) -> list[str]:
     ])
     if not settings.server_dropbox:
         kit.pip_packages(name="Uninstall omero-dropbox (omero_server_dropbox is off)",
-                     packages=["omero-dropbox"], present=False, virtualenv=settings.server_venv)
+                         packages=["omero-dropbox"], present=False, virtualenv=settings.server_venv)
     if not settings.server_readonly:
         data_directories(settings)
     # pyinfra runs operations in the order of the code, across hosts: the repository is
@@ -91,7 +91,7 @@ def install(settings) -> list[str]:
     # (in-place import runs the server's CLI, which reads etc/); var/ to no one else.
     for writable, group, mode in server_writable_dirs(settings):
         kit.directory(name=f"Give the server its {writable.removeprefix(settings.server_dir + '/')} directory",
-                        path=writable, user=settings.server_user, group=group, mode=mode)
+                      path=writable, user=settings.server_user, group=group, mode=mode)
     files.link(name="Point OMERO.server at this version", path=settings.server_symlink,
                target=settings.server_dir, user="root", group="root")
     return [settings.server_symlink, site_packages(settings.server_venv), *_app_scripts(settings)]
@@ -110,10 +110,10 @@ def data_directories(settings) -> None:
     # Others may pass through (to their DropBox folder) but not list; what the server makes
     # in it (UMask 0007) gets the shared group and nothing for others.
     kit.directory(name="Create the OMERO data directory", path=settings.data_dir,
-                    user=settings.server_user, group=settings.group, mode="2751")
+                  user=settings.server_user, group=settings.group, mode="2751")
     # In-place import: the repository group-writable, new files inheriting the group.
     kit.directory(name="Create the managed repository", path=f"{settings.data_dir}/ManagedRepository",
-                    user=settings.server_user, group=settings.group, mode="2770")
+                  user=settings.server_user, group=settings.group, mode="2770")
     dropbox = [PurePosixPath(settings.dropbox_dir).name] if settings.server_dropbox else []
     # Pixels/, Files/, ... made under an earlier deploy's umask (0002) are open to everyone.
     closed_to_others(name="Close the data directory's contents to other accounts", directory=settings.data_dir,
@@ -125,7 +125,7 @@ def data_directories(settings) -> None:
         # pass through to their own folder, and do not see the others'.
         # Unset omero.fs.watchDir means <omero.data.dir>/DropBox (omero-dropbox's fsDropBox).
         kit.directory(name="Create the DropBox directory", path=settings.dropbox_dir,
-                        user=settings.server_user, group=settings.group, mode="2751")
+                      user=settings.server_user, group=settings.group, mode="2751")
 
 
 def _app_scripts(settings) -> list[str]:
@@ -141,7 +141,7 @@ def _app_scripts(settings) -> list[str]:
             kit.file(name=f"Remove {app.package}'s server script", path=script, present=False)
             continue
         kit.directory(name=f"Create the directory of {app.package}'s server script",
-                        path=script.rsplit("/", 1)[0], user="root", group="root", mode="755")
+                      path=script.rsplit("/", 1)[0], user="root", group="root", mode="755")
         # Shipped inside the app's package, installed in the server venv for it.
         shipped = f"{site_packages(settings.server_venv)}/{app.module}/scripts/{app.server_script}"
         refreshed(name=f"Install {app.package}'s server script",
@@ -167,7 +167,7 @@ def configure(settings) -> list[str]:
         )
     config_dir = settings.server_config_dir
     kit.directory(name="Create the OMERO.server config directory", path=config_dir,
-                    user="root", group=user, mode="750")
+                  user="root", group=user, mode="750")
     config_file = f"{config_dir}/00-omero-server.omero"
     # It holds the database password.
     secret_file(name=f"Write {config_file}", dest=config_file, content=_config(settings, db),
@@ -209,7 +209,7 @@ def certificates(settings) -> None:
     secret_file(name="Give the server its certificate store's password", content=settings.certificate_password + "\n",
                 dest=password_file, user=user, group=user, mode="600")
     kit.directory(name="Create the server's certificate directory", path=certs,
-                    user=user, group=user, mode="700")
+                  user=user, group=user, mode="700")
     refreshed(
         name="Create the server's TLS certificate and its PKCS#12 store",
         commands=[server_steps.certificate_command(certs, password_file)],

@@ -29,7 +29,7 @@ def omero_user(settings, user: str, *, shared_group: bool) -> None:
     )
     # The CLI's sessions and temporary files, the server's .pgpass and certificates: its own.
     kit.directory(name=f"Keep {user}'s home its own", path=settings.home_of(user), user=user, group=user,
-                    mode="700")
+                  mode="700")
     if not shared_group:
         # Earlier deploys put the web user in the shared group.
         not_in_group(name=f"Take {user} out of the group {settings.group}", user=user, group=settings.group)

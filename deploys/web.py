@@ -20,7 +20,7 @@ SESSION_PACKAGES = ("django-redis==7.0.0", "redis==8.1.0")
 def install(settings) -> None:
     omero_user(settings, settings.web_user, shared_group=False)
     kit.directory(name="Create the OMERO.web base directory", path=settings.web_basedir,
-                    user="root", group="root", mode="755")
+                  user="root", group="root", mode="755")
     omero_venv(settings, settings.web_venv, [
         f"omero-py=={settings.py_version}", f"omero-web=={settings.web_version}", "gunicorn",
         *(f"{app.package}=={app.version}" for app in settings.web_apps),
@@ -29,16 +29,16 @@ def install(settings) -> None:
     listed = {app.package for app in settings.web_apps}
     removed = [app for name, app in APPS.items() if name not in listed]
     kit.pip_packages(name="Uninstall the OMERO.web apps not in omero_web_apps",
-                 packages=[app.package for app in removed], present=False, virtualenv=settings.web_venv)
+                     packages=[app.package for app in removed], present=False, virtualenv=settings.web_venv)
     for app in removed:
         kit.directory(name=f"Remove {app.package}'s static files",
-                        path=f"{settings.web_static_root}/{app.static_dir}", present=False)
+                      path=f"{settings.web_static_root}/{app.static_dir}", present=False)
     # OMERODIR: logs, the Django secret key (0600) and the static files nginx serves in var/;
     # etc/grid/config.xml holds every omero_web_config value: the web user's alone.
     for path, mode in ((settings.web_omerodir, "755"), (f"{settings.web_omerodir}/var", "755"),
                        (f"{settings.web_omerodir}/etc", "700"), (f"{settings.web_omerodir}/etc/grid", "700")):
         kit.directory(name=f"Create {path}", path=path, user=settings.web_user,
-                        group=settings.web_user, mode=mode)
+                      group=settings.web_user, mode=mode)
 
 
 def configure(settings, host_cpus: int) -> list[str]:
@@ -46,7 +46,7 @@ def configure(settings, host_cpus: int) -> list[str]:
     restart applies."""
     config_dir = settings.web_config_dir
     kit.directory(name="Create the OMERO.web config directory", path=config_dir,
-                    user="root", group=settings.web_user, mode="750")
+                  user="root", group=settings.web_user, mode="750")
     server_list = json.dumps(web_server_list(settings.web_server_addresses, settings.readonly_balancer,
                                              settings.web_readonly))
     config_file = f"{config_dir}/01-omero-web.omero"
