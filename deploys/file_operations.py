@@ -50,23 +50,8 @@ def directory(path: str, present: bool = True, user: str | None = None, group: s
               mode: str | None = None):
     """``path`` a directory with ``user``, ``group`` and ``mode`` (without ``present``: no
     directory there); anything else at ``path`` is refused, as files.directory does."""
-    current = path_state(path)
-    _refuse_unless(path, current, "directory")
-    if not present:
-        if current:
-            yield StringCommand("rm", "-rf", QuoteString(path))
-        else:
-            host.noop(f"directory {path} does not exist")
-        return
-    mode = _mode(mode)
-    if current is None:
-        yield StringCommand("mkdir", "-p", QuoteString(path))
-        yield from _owner_and_mode(path, None, user, group, mode)
-        return
-    commands = _owner_and_mode(path, current, user, group, mode)
-    if not commands:
-        host.noop(f"directory {path} already exists")
-    yield from commands
+    yield from _kept(path, "directory", present, user, group, mode, remove="-rf",
+                     make=lambda: [StringCommand("mkdir", "-p", QuoteString(path))])
 
 
 @operation()
@@ -74,23 +59,24 @@ def file(path: str, present: bool = True, user: str | None = None, group: str | 
          mode: str | None = None):
     """``path`` a regular file (made empty when missing) with ``user``, ``group`` and ``mode``;
     without ``present``: no file there. Anything else at ``path`` is refused."""
+    yield from _kept(path, "file", present, user, group, mode, remove="-f",
+                     make=lambda: [*_parent(path, user, group), StringCommand("touch", QuoteString(path))])
+
+
+def _kept(path: str, kind: str, present: bool, user, group, mode, remove: str, make):
+    """The commands that leave ``path`` as wanted: removed (``rm remove``) when not
+    ``present``, else made (``make()``, when missing) with its owner and mode."""
     current = path_state(path)
-    _refuse_unless(path, current, "file")
+    _refuse_unless(path, current, kind)
     if not present:
         if current:
-            yield StringCommand("rm", "-f", QuoteString(path))
+            yield StringCommand("rm", remove, QuoteString(path))
         else:
-            host.noop(f"file {path} does not exist")
+            host.noop(f"{kind} {path} does not exist")
         return
-    mode = _mode(mode)
-    if current is None:
-        yield from _parent(path, user, group)
-        yield StringCommand("touch", QuoteString(path))
-        yield from _owner_and_mode(path, None, user, group, mode)
-        return
-    commands = _owner_and_mode(path, current, user, group, mode)
+    commands = [*(make() if current is None else []), *_owner_and_mode(path, current, user, group, _mode(mode))]
     if not commands:
-        host.noop(f"file {path} already exists")
+        host.noop(f"{kind} {path} already exists")
     yield from commands
 
 
