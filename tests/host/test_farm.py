@@ -1,13 +1,15 @@
 """The front proxy on the farm (tests/host/farm.py): requests through it to every web node,
 the web nodes refusing everyone else, its caches and their privacy, the maintenance page,
 and a bounded load from this machine that loses no request while a web node is stopped, while
-every node restarts for a configuration change (in turn, drained first), and while a node
+omero-web is upgraded from older releases on every node (in turn, drained first), and while a node
 is added and taken out again. The site is left as its inventory says.
 """
 
 import time
 
 import requests
+
+from deploys.options import DEFAULTS
 
 from .load import Load
 from .testhosts import deploy, hosts_with_changes, podman, wait_for
@@ -163,13 +165,28 @@ def restart_windows(farm) -> list[tuple[int, int]]:
     return sorted(windows)
 
 
-def test_configuration_change_restarts_nodes_in_turn_without_losing_a_request(farm):
+def web_release(node) -> str:
+    """The omero-web release in the node's OMERO.web venv."""
+    return node.run("/opt/omero/web/venv3/bin/python -c 'import importlib.metadata as m; "
+                    "print(m.version(\"omero-web\"))'").stdout.strip()
+
+
+def test_upgrade_restarts_nodes_in_turn_without_losing_a_request(farm):
+    # The site as a lab left it on older releases (test_upgrade.py's), then upgraded to the
+    # pinned ones under load by taking the versions out of the inventory.
+    older = {"omero_web_version": "5.29.2", "omero_py_version": "5.22.1"}
+    for node in farm.web:
+        farm.overrides.setdefault(node.name, {}).update(older)
+    deploy(farm.write_inventory(), *farm.hosts)
+    assert {web_release(node) for node in farm.web} == {older["omero_web_version"]}
     before = main_pids(farm)
     for node in farm.web:
-        farm.overrides.setdefault(node.name, {})["omero_web_config"] = {"omero.web.page_size": 77}
-    with loaded(farm, threads=10, pause=1, budget=4000) as load:
+        for option in older:
+            del farm.overrides[node.name][option]
+    with loaded(farm, threads=10, pause=1, budget=6000) as load:
         deploy(farm.write_inventory(), *farm.hosts)
     assert_no_failures(load)
+    assert {web_release(node) for node in farm.web} == {DEFAULTS["omero_web_version"]}
     after = main_pids(farm)
     assert all(after[name] != before[name] for name in before), (before, after)
     # One at a time: each node stopped after the one before was up again.
