@@ -1,8 +1,10 @@
-"""Rolling restarts of OMERO.web behind the front proxy: when a web node's omero-web must
-restart (what services.start decides from its restart sources), the nodes take turns. Each in
-turn is drained on every omero_proxy host (its upstream line rewritten ``down``, nginx
-reloaded gracefully), restarted (gunicorn lets the requests it holds finish), checked (its
-login page) and put back.
+"""Rolling changes of OMERO.web behind the front proxy: when a web node's omero-web must
+restart (what services.start decides from its restart sources), or its venv must get other
+releases, the nodes take turns. Each in turn is drained on every omero_proxy host (its
+upstream line rewritten ``down``, nginx reloaded gracefully), changed (the new releases
+installed, their static files collected: a running OMERO.web whose code changed on disk under
+it answers errors), restarted (gunicorn lets the requests it holds finish), checked (its login
+page) and put back.
 
 The turns are taken in the controller: one operation, a Python callback on each web node, and
 a lock every node's callback queues for (pyinfra runs an operation on all hosts at once, each
@@ -22,7 +24,9 @@ from pyinfra.facts.systemd import SystemdStatus
 from facts.omero import ChangedSince, SupervisorPrograms
 
 from . import service_commands
+from .batched import venv_distributions
 from .proxy import node_line
+from .venv_operations import parse
 
 _TURN = Semaphore()  # held by the node restarting; the others wait for it
 # Per run (State): the nodes whose restart failed; the rest are then left as they are.
@@ -47,7 +51,9 @@ def _set_node(proxy, node_file: str, line: str) -> tuple[bool, str]:
                        f"&& mv -f {staged} {path} && nginx -s reload && sleep {_RELOAD_SETTLE}; }}")
 
 
-def _roll(state, host, proxies: list[str], node_file: str, endpoint: str, restart: str, check: str) -> bool:
+def _roll(state, host, proxies: list[str], node_file: str, endpoint: str, steps: list[tuple[str, str]]) -> bool:
+    """``host``'s turn: drained on every proxy, ``steps`` ((name, shell command), in order) run
+    on it, put back; False (and said) when any fails, the node then left drained."""
     failed = _FAILED.setdefault(state, [])
 
     def fail(message: str) -> bool:
@@ -64,7 +70,7 @@ def _roll(state, host, proxies: list[str], node_file: str, endpoint: str, restar
             ok, output = _set_node(proxy, node_file, node_line(endpoint, down=True))
             if not ok:
                 return fail(f"could not drain {host.name} on the proxy {proxy.name}: {output}")
-        for step, command in (("restart", restart), ("check", check)):
+        for step, command in steps:
             ok, output = _run(host, command)
             if not ok:
                 return fail(f"omero-web's {step} failed on {host.name}, which stays drained from the "
@@ -76,6 +82,35 @@ def _roll(state, host, proxies: list[str], node_file: str, endpoint: str, restar
     return True
 
 
+def _running(service: str, manager: str, supervisor_conf: str) -> bool:
+    if manager == "systemd":
+        return bool(host.get_fact(SystemdStatus).get(f"{service}.service"))
+    return (host.get_fact(SupervisorPrograms, conf=supervisor_conf) or {}).get(service) == "RUNNING"
+
+
+@operation()
+def upgraded(service: str, manager: str, supervisor_conf: str, virtualenv: str, packages: list[str],
+             collect: str, stamp: str, proxies: list[str], node_file: str, endpoint: str, check: str):
+    """The pinned ``packages`` (``name==version``) installed in ``virtualenv`` in the node's
+    turn, with ``service`` running: drained, installed, static files collected (``collect``),
+    restarted, checked, put back; ``stamp`` (the restart's) then marks the restart done. A
+    service not running yet is installed by the deploy's own steps."""
+    if not _running(service, manager, supervisor_conf):
+        host.noop(f"{service} is not running: installed before it starts")
+        return
+    installed = venv_distributions(virtualenv)
+    changing = [spec for spec in packages
+                if (wanted := parse(spec))[1] is not None and installed.get(wanted[0]) != wanted[1]]
+    if not changing:
+        host.noop(f"{virtualenv} has the pinned releases")
+        return
+    install = f"{shlex.quote(virtualenv.rstrip('/'))}/bin/pip install {shlex.join(changing)}"
+    steps = [("install", install), ("static files", collect),
+             ("restart", service_commands.shell(manager, "restart", service, supervisor_conf)), ("check", check)]
+    yield FunctionCommand(_roll, (proxies, node_file, endpoint, steps), {})
+    yield StringCommand("touch", QuoteString(stamp))
+
+
 @operation()
 def restarted(service: str, manager: str, supervisor_conf: str, restart_sources: list[str], stamp: str,
               proxies: list[str], node_file: str, endpoint: str, check: str):
@@ -83,16 +118,12 @@ def restarted(service: str, manager: str, supervisor_conf: str, restart_sources:
     ``stamp``: drained from the ``proxies`` (inventory names) first, where ``node_file`` is its
     upstream line for ``endpoint``, put back once ``check`` (a shell command) passes. A service
     not running is left to services.start, which starts it."""
-    if manager == "systemd":
-        running = host.get_fact(SystemdStatus).get(f"{service}.service")
-    else:
-        running = (host.get_fact(SupervisorPrograms, conf=supervisor_conf) or {}).get(service) == "RUNNING"
-    if not running:
+    if not _running(service, manager, supervisor_conf):
         host.noop(f"{service} is not running: started, not restarted")
         return
     if not host.get_fact(ChangedSince, paths=tuple(restart_sources), reference=stamp):
         host.noop(f"{service} runs what is on disk")
         return
     restart = service_commands.shell(manager, "restart", service, supervisor_conf)
-    yield FunctionCommand(_roll, (proxies, node_file, endpoint, restart, check), {})
+    yield FunctionCommand(_roll, (proxies, node_file, endpoint, [("restart", restart), ("check", check)]), {})
     yield StringCommand("touch", QuoteString(stamp))

@@ -17,15 +17,29 @@ from .webapps import APPS
 SESSION_PACKAGES = ("django-redis==7.0.0", "redis==8.1.0")
 
 
+def packages(settings) -> list[str]:
+    """What OMERO.web's venv holds beside IcePy."""
+    return [f"omero-py=={settings.py_version}", f"omero-web=={settings.web_version}", "gunicorn",
+            *(f"{app.package}=={app.version}" for app in settings.web_apps),
+            *(SESSION_PACKAGES if settings.redis_address else ())]
+
+
 def install(settings) -> None:
     omero_user(settings, settings.web_user, shared_group=False)
     kit.directory(name="Create the OMERO.web base directory", path=settings.web_basedir,
                   user="root", group="root", mode="755")
-    omero_venv(settings, settings.web_venv, [
-        f"omero-py=={settings.py_version}", f"omero-web=={settings.web_version}", "gunicorn",
-        *(f"{app.package}=={app.version}" for app in settings.web_apps),
-        *(SESSION_PACKAGES if settings.redis_address else ()),
-    ])
+    if settings.front:
+        # Behind the front proxy, new releases reach the running nodes one at a time.
+        rolling.upgraded(
+            name="Upgrade OMERO.web in turn, drained from the proxy", service="omero-web",
+            manager=settings.service_manager, supervisor_conf=settings.platform.supervisor_conf,
+            virtualenv=settings.web_venv, packages=packages(settings),
+            collect=(f"runuser -u {shlex.quote(settings.web_user)} -- env "
+                     f"{_omero(settings)} web syncmedia >/dev/null"),
+            stamp=settings.stamp("omero-web-started"), proxies=list(settings.front.proxies),
+            node_file=settings.proxy_node_file(host.name), endpoint=settings.front.endpoint,
+            check=waiting(login_check(settings), "OMERO.web"))
+    omero_venv(settings, settings.web_venv, packages(settings))
     listed = {app.package for app in settings.web_apps}
     removed = [app for name, app in APPS.items() if name not in listed]
     kit.pip_packages(name="Uninstall the OMERO.web apps not in omero_web_apps",
@@ -59,7 +73,7 @@ def configure(settings, host_cpus: int) -> list[str]:
         web_apps=settings.web_apps, web_config=settings.web_config,
         caches=redis.caches(settings) if settings.redis_address else None, secret_key=settings.web_secret_key,
     )
-    omero = f"OMERODIR={shlex.quote(settings.web_omerodir)} {shlex.quote(settings.web_omero)}"
+    omero = _omero(settings)
     code = site_packages(settings.web_venv)
     # Each runs when what it depends on is newer on disk than its last completion.
     loaded = settings.stamp("omero-web-config-loaded")
@@ -75,6 +89,18 @@ def configure(settings, host_cpus: int) -> list[str]:
               sources=[loaded, code], stamp=settings.stamp("omero-web-static-collected"),
               user=settings.web_user)
     return [config_file, code]
+
+
+def _omero(settings) -> str:
+    """OMERO.web's ``omero`` command with its OMERODIR, for a shell."""
+    return f"OMERODIR={shlex.quote(settings.web_omerodir)} {shlex.quote(settings.web_omero)}"
+
+
+def login_check(settings) -> str:
+    """A shell command that succeeds when OMERO.web serves its login page."""
+    # Under a name OMERO.web allows (allowed_hosts), as nginx passes it on.
+    host_header = f"-H {shlex.quote('Host: ' + settings.check_name)} " if settings.check_name else ""
+    return f"curl -gfs -o /dev/null {host_header}{shlex.quote(settings.web_url + '/webclient/login/')}"
 
 
 def workers(settings, host_cpus: int) -> int:
@@ -101,9 +127,7 @@ def start(settings, host_cpus: int, restart_sources: list[str]) -> None:
         writable=(f"{settings.web_omerodir}/var", settings.web_home),
         unit_values={"roles": settings.roles, "postgres_unit": settings.platform.postgres_unit},
     )
-    # Under a name OMERO.web allows (allowed_hosts), as nginx passes it on.
-    host_header = f"-H {shlex.quote('Host: ' + settings.check_name)} " if settings.check_name else ""
-    check = f"curl -gfs -o /dev/null {host_header}{shlex.quote(settings.web_url + '/webclient/login/')}"
+    check = login_check(settings)
     if settings.front:
         # Behind the front proxy, the nodes restart one at a time, each drained from it first.
         rolling.restarted(

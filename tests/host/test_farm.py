@@ -183,7 +183,7 @@ def test_upgrade_restarts_nodes_in_turn_without_losing_a_request(farm):
     for node in farm.web:
         for option in older:
             del farm.overrides[node.name][option]
-    with loaded(farm, threads=10, pause=1, budget=6000) as load:
+    with loaded(farm, threads=10, pause=1, budget=5000) as load:
         deploy(farm.write_inventory(), *farm.hosts)
     assert_no_failures(load)
     assert {web_release(node) for node in farm.web} == {DEFAULTS["omero_web_version"]}

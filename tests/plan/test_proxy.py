@@ -7,6 +7,7 @@ import re
 import pytest
 
 from deploys.errors import OmeroDeployError
+from deploys.options import DEFAULTS
 from deploys.proxy import node_line
 
 from .harness import SUPPORTED_OSES
@@ -136,6 +137,19 @@ def test_nodes_gone_from_the_inventory_leave_the_upstream(deploy):
 
 RUNNING = {re.compile(r"systemctl show --all --property Id --property SubState"): [
     "Id=omero-web.service", "SubState=running", ""]}
+WEB_VENV = "/opt/omero/web/venv3"
+
+
+def venv_holding(web_version: str) -> dict:
+    """The answer of the venvs' fact: OMERO.web's venv with ``web_version`` and the pinned omero-py."""
+    return {re.compile(r"dist-info"): [f"venv {WEB_VENV}", f"dist omero_web-{web_version}.dist-info",
+                                       f"dist omero_py-{DEFAULTS['omero_py_version']}.dist-info",
+                                       "dist gunicorn-23.0.0.dist-info"]}
+
+
+def drains_of(runs, name: str) -> list[str]:
+    node_file = f"{NODES}/fake_{name}.conf"
+    return [command for command in runs["proxy"].raw_commands if node_file in command and "nginx -s reload" in command]
 
 
 @pytest.mark.parametrize(("changed", "rolled"), [
@@ -143,12 +157,11 @@ RUNNING = {re.compile(r"systemctl show --all --property Id --property SubState")
     pytest.param([], False, id="nothing changed since"),
 ])
 def test_web_nodes_restart_in_turn_drained_from_the_proxy(deploy, changed, rolled):
-    responses = {**RUNNING, re.compile(re.escape(WEB_STAMP)): changed}
+    responses = {**RUNNING, **venv_holding(DEFAULTS["omero_web_version"]), re.compile(re.escape(WEB_STAMP)): changed}
     runs = deploy(farm(), os_name="debian12", responses=responses)
     for name in ("web1", "web2"):
-        web, proxy = runs[name], runs["proxy"]
-        node_file = f"{NODES}/fake_{name}.conf"
-        drains = [command for command in proxy.raw_commands if node_file in command and "nginx -s reload" in command]
+        web = runs[name]
+        drains = drains_of(runs, name)
         assert ("systemctl restart omero-web.service" in web.raw_commands) == rolled
         if not rolled:
             assert drains == []
@@ -160,6 +173,22 @@ def test_web_nodes_restart_in_turn_drained_from_the_proxy(deploy, changed, rolle
         # Its restart stamp touched after the turn (the fake host still answers "changed", so
         # services.start's own restart after it shows here; tests/host/test_farm.py sees none).
         assert f"touch {WEB_STAMP}" in web.raw_commands
+
+
+def test_web_nodes_upgraded_in_turn_drained_from_the_proxy(deploy):
+    # Running omero-web 5.29.2: each node's new release is installed in its turn, then restarted.
+    runs = deploy(farm(), os_name="debian12", responses={**RUNNING, **venv_holding("5.29.2")})
+    for name in ("web1", "web2"):
+        web = runs[name]
+        endpoint = f"10.0.0.{10 + int(name[-1])}:80"
+        drains = drains_of(runs, name)
+        assert len(drains) == 2
+        assert node_line(endpoint, down=True) in drains[0] and node_line(endpoint) in drains[1]
+        install = f"{WEB_VENV}/bin/pip install omero-web=={DEFAULTS['omero_web_version']}"
+        turn = web.raw_commands.index(install)
+        assert web.raw_commands[turn + 1].startswith("runuser -u omero-web -- env OMERODIR=")
+        assert web.raw_commands[turn + 2] == "systemctl restart omero-web.service"
+        assert f"touch {WEB_STAMP}" in web.raw_commands[turn:]
 
 
 @pytest.mark.parametrize(("hosts", "problem"), [

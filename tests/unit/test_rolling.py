@@ -32,15 +32,45 @@ def test_restarted_when_running_and_changed(run_op, running, changed, rolled):
         assert run.commands == [] and len(run.noops) == 1
         return
     assert run.commands == [
-        ("call", "_roll", (["proxy"], NODE_FILE, "10.0.0.11:80", "systemctl restart omero-web.service",
-                           ARGS["check"])),
+        ("call", "_roll", (["proxy"], NODE_FILE, "10.0.0.11:80",
+                           [("restart", "systemctl restart omero-web.service"), ("check", ARGS["check"])])),
         f"touch {STAMP}"]
 
 
 def test_restarted_under_supervisord(run_op):
     facts = {"SupervisorPrograms": {"omero-web": "RUNNING"}, "ChangedSince": [CONFIG]}
     run = run_op(rolling.restarted, facts, **{**ARGS, "manager": "supervisord"})
-    assert run.commands[0][2][3] == "supervisorctl -c /etc/supervisor/supervisord.conf restart omero-web"
+    restart = "supervisorctl -c /etc/supervisor/supervisord.conf restart omero-web"
+    assert run.commands[0][2][3][0] == ("restart", restart)
+
+
+VENV = "/opt/omero/web/venv3"
+UPGRADE = dict(service="omero-web", manager="systemd", supervisor_conf="/etc/supervisor/supervisord.conf",
+               virtualenv=VENV, packages=["omero-web==5.33.2", "omero-py==5.23.0", "gunicorn"],
+               collect="collect-static", stamp=STAMP, proxies=["proxy"], node_file=NODE_FILE,
+               endpoint="10.0.0.11:80", check="check-login")
+
+
+@pytest.mark.parametrize(("running", "installed", "changing"), [
+    pytest.param(True, {"omero-web": "5.29.2", "omero-py": "5.23.0", "gunicorn": "23.0.0"}, ["omero-web==5.33.2"],
+                 id="running an older omero-web: its turn, installing that alone"),
+    pytest.param(True, {"omero-py": "5.23.0"}, ["omero-web==5.33.2"], id="a pinned package missing: its turn"),
+    pytest.param(True, {"omero-web": "5.33.2", "omero-py": "5.23.0"}, [],
+                 id="the pinned releases (an unpinned one is the install's)"),
+    pytest.param(False, {"omero-web": "5.29.2"}, [], id="not running: the deploy's own install"),
+])
+def test_upgraded_in_its_turn_when_running_and_a_release_differs(run_op, monkeypatch, running, installed,
+                                                                  changing):
+    monkeypatch.setattr(rolling, "venv_distributions", lambda venv: installed if venv == VENV else {})
+    run = run_op(rolling.upgraded, {"SystemdStatus": {"omero-web.service": running}}, **UPGRADE)
+    if not changing:
+        assert run.commands == [] and len(run.noops) == 1
+        return
+    assert run.commands == [
+        ("call", "_roll", (["proxy"], NODE_FILE, "10.0.0.11:80", [
+            ("install", f"{VENV}/bin/pip install {' '.join(changing)}"), ("static files", "collect-static"),
+            ("restart", "systemctl restart omero-web.service"), ("check", "check-login")])),
+        f"touch {STAMP}"]
 
 
 class Target:
@@ -70,7 +100,7 @@ class State:
 
 def turn(hosts: dict, node: Target, state) -> bool:
     return rolling._roll(state, node, list(hosts), f"/etc/nginx/omero-proxy-nodes/{node.name}.conf",
-                         "10.0.0.11:80", "systemctl restart omero-web.service", "check-login")
+                         "10.0.0.11:80", [("restart", "systemctl restart omero-web.service"), ("check", "check-login")])
 
 
 def test_a_turn_drains_on_every_proxy_restarts_checks_and_puts_back():
