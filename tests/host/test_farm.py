@@ -177,14 +177,14 @@ def test_upgrade_restarts_nodes_in_turn_without_losing_a_request(farm):
     older = {"omero_web_version": "5.29.2", "omero_py_version": "5.22.1"}
     for node in farm.web:
         farm.overrides.setdefault(node.name, {}).update(older)
-    deploy(farm.write_inventory(), *farm.hosts)
+    farm.deploy()
     assert {web_release(node) for node in farm.web} == {older["omero_web_version"]}
     before = main_pids(farm)
     for node in farm.web:
         for option in older:
             del farm.overrides[node.name][option]
     with loaded(farm, threads=10, pause=1, budget=5000) as load:
-        deploy(farm.write_inventory(), *farm.hosts)
+        farm.deploy()
     assert_no_failures(load)
     assert {web_release(node) for node in farm.web} == {DEFAULTS["omero_web_version"]}
     after = main_pids(farm)
@@ -203,7 +203,7 @@ def test_a_node_added_then_removed_without_losing_a_request(farm):
     farm.web.append(spare)
     try:
         with loaded(farm, threads=10, pause=2, budget=4000) as load:
-            deploy(farm.write_inventory(), *farm.hosts)
+            farm.deploy()
         assert_no_failures(load)
         before = served_by(spare)
         for _ in range(40):
@@ -212,7 +212,7 @@ def test_a_node_added_then_removed_without_losing_a_request(farm):
     finally:
         farm.web.remove(spare)
     with loaded(farm, threads=10, pause=1, budget=4000) as load:
-        deploy(farm.write_inventory(), *farm.hosts)
+        farm.deploy()
     assert_no_failures(load)
     before = served_by(spare)
     for _ in range(20):
