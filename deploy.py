@@ -10,6 +10,7 @@ Every option is validated for every host before anything changes.
 """
 
 from pyinfra import host, inventory
+from pyinfra.facts.hardware import Cpus
 from pyinfra.facts.server import LinuxDistribution
 
 from deploys import (
@@ -28,22 +29,21 @@ from deploys import (
     settings,
     web,
 )
+from deploys.batched import ask
 from deploys.operations import barrier
 from deploys.topology import ANALYSIS, BACKUP, BALANCER, DATABASE, PROXY, READONLY, REDIS, SERVER, STANDBY, WEB
-from facts.omero import Accounts, DirectoryOwners, InitSystem
+from facts.omero import Accounts, DirectoryOwners, HostAddresses, InitSystem
 
-config = settings.load(
-    host,
-    inventory,
-    platform.detect(host.get_fact(LinuxDistribution)),
-    pid1=host.get_fact(InitSystem),
-)
+# What the deploy branches on, asked in two round trips (the second's questions follow from the first).
+distribution, pid1 = ask((LinuxDistribution, {}), (InitSystem, {}))
+config = settings.load(host, inventory, platform.detect(distribution), pid1=pid1)
 backup_host = BACKUP in host.groups
-checks.check_host(
-    config, host.name, backup_host,
-    accounts=host.get_fact(Accounts, names=tuple(checks.host_accounts(config, backup_host).values())),
-    directories=host.get_fact(DirectoryOwners, paths=tuple(checks.host_directories(config, backup_host).values())),
+accounts, directories, _, _ = ask(
+    (Accounts, {"names": tuple(checks.host_accounts(config, backup_host).values())}),
+    (DirectoryOwners, {"paths": tuple(checks.host_directories(config, backup_host).values())}),
+    (Cpus, {}), (HostAddresses, {}),  # kept for web and nginx
 )
+checks.check_host(config, host.name, backup_host, accounts=accounts, directories=directories)
 
 prerequisites.install(config)
 # The backup host is ready before any OMERO host creates its repository there.

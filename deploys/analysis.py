@@ -13,9 +13,7 @@ single-user servers and kernels), so that what users install or break never touc
 import shlex
 from io import BytesIO
 
-from pyinfra.operations import server
-
-from . import kit, movein_wheel, services
+from . import kit, movein_wheel, services, system_operations
 from .operations import changed, complete_directory, owned_by, refreshed, run_once, wait_until
 from .prerequisites import omero_venv, site_packages, venv
 
@@ -27,7 +25,7 @@ def install(settings) -> None:
     kit.packages(settings, "Install Node.js and npm (configurable-http-proxy)", platform.nodejs_packages,
                  dnf_module=(f"Node.js {platform.nodejs_major}", "nodejs", platform.nodejs_module_stream))
     # Empty: the lab's administrators add the users who may log in.
-    server.group(name=f"Create the group {settings.analysis_users_group} (who may use JupyterHub)",
+    system_operations.group(name=f"Create the group {settings.analysis_users_group} (who may use JupyterHub)",
                  group=settings.analysis_users_group)
     kit.directory(name="Create the analysis base directory", path=settings.analysis_basedir,
                   user="root", group="root", mode="755")

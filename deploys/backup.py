@@ -10,9 +10,9 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import FactBase, QuoteString, StringCommand, operation
-from pyinfra.operations import files, server
+from pyinfra.operations import files
 
-from . import kit, services
+from . import kit, services, system_operations
 from .grammar import timer_lines
 from .operations import backup_repositories, refreshed, secret_file
 from .topology import BACKUP_REPOSITORY, DATABASE, SERVER, SFTP_HOST_ALIAS, WEB
@@ -194,13 +194,13 @@ def target(settings) -> None:
     kit.packages(settings, "Install the SSH server (SFTP)", platform.sftp_server_packages)
     group, base = settings.backup_user, settings.backup_remote_dir
     # sshd's drop-in confines every member of this group, whichever host it is for.
-    server.group(name=f"Create the group {group}", group=group, system=True)
+    system_operations.group(name=f"Create the group {group}", group=group, system=True)
     kit.directory(name="Create the backup repositories' directory", path=base, user="root", group="root",
                   mode="755")
     for name, account, _ in settings.backup_clients:
         chroot = f"{base}/{name}"
         # No shell: sshd runs internal-sftp itself.
-        server.user(name=f"Create the user {account}", user=account, group=group, system=True, home=chroot,
+        system_operations.user(name=f"Create the user {account}", user=account, group=group, system=True, home=chroot,
                     shell="/usr/sbin/nologin", ensure_home=False)
         _repository_in_chroot(name=f"Move the repository of {name} into its chroot", base=base,
                               directory_name=name, account=account, group=group)

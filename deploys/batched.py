@@ -1,14 +1,16 @@
 """Facts asked once per host for the whole run instead of once per operation.
 
 A run that changes nothing is as many round trips as facts asked. The operations that
-use these facts say at planning time what they will ask (``want_path``, ``want_venv``),
-and the first of them to run on a host asks for everything wanted there in one command.
-The answer stays good until an operation runs a command on that host: then the next
-question asks again (a pyinfra callback counts, per host, the operations that ran
-commands). A run that changes nothing therefore asks once; a cold deploy about as often
-as before, each time for more.
+use these facts say at planning time what they will ask (``want_path``, ``want_venv``,
+``want``, or an operation decorated with ``asks``), and the first question on a host
+asks everything wanted there in one command (facts.paths.Batch). An answer stays good
+until an operation runs a command on that host: then the next question asks again, only
+what it needs (a pyinfra callback counts, per host, the operations that ran commands). A
+run that changes nothing therefore asks once; a cold deploy about as often as before.
 """
 
+import functools
+from collections.abc import Callable, Iterable
 from weakref import WeakKeyDictionary, WeakSet
 
 from pyinfra import host
@@ -16,10 +18,12 @@ from pyinfra.api.state import BaseStateCallback
 from pyinfra.context import ctx_host, ctx_state
 from pyinfra.facts.files import Sha256File
 
-from facts.paths import PathStates, VenvDistributions
+from facts.paths import Batch, PathStates, VenvDistributions
 
 _paths: WeakKeyDictionary = WeakKeyDictionary()  # host -> {path: checksum wanted}
 _venvs: WeakKeyDictionary = WeakKeyDictionary()  # host -> {venv: None}
+_facts: WeakKeyDictionary = WeakKeyDictionary()  # host -> {(fact, arguments): user to ask as}
+_batched: WeakKeyDictionary = WeakKeyDictionary()  # host -> stages (planning, executing) batched
 _changes: WeakKeyDictionary = WeakKeyDictionary()  # host -> operations that ran commands
 _answers: WeakKeyDictionary = WeakKeyDictionary()  # host -> {fact: (asked, when, answer)}
 _watched: WeakSet = WeakSet()
@@ -74,12 +78,79 @@ def want_venv(venv: str) -> None:
     _venvs.setdefault(_key(), {})[venv] = None
 
 
+def want(cls, user: str | None = None, **arguments) -> None:
+    """While planning: an operation on this host will ask ``fact(cls, **arguments)`` (from
+    within an operation run as ``user``, who answers it in the batch too)."""
+    _watch()
+    _facts.setdefault(_key(), {})[(cls, tuple(sorted(arguments.items())))] = user
+
+
+def asks(wanted: Callable[..., Iterable[tuple]]):
+    """Decorates an operation whose facts ``wanted(**its keyword arguments)`` names, as
+    ``(fact class, {arguments})`` or ``(fact class, {arguments}, user)`` (a path it asks
+    ``path_state`` of: ``(PathStates, {"path": path})``): each is wanted when the operation is
+    planned, so the host's first question asks them all at once."""
+
+    def decorate(op):
+        @functools.wraps(op)
+        def planned(**kwargs):
+            for cls, arguments, *user in wanted(**kwargs):
+                if cls is PathStates:
+                    want_path(**arguments)
+                else:
+                    want(cls, *user, **arguments)
+            return op(**kwargs)
+
+        return planned
+
+    return decorate
+
+
+def ask(*wanted: tuple) -> list:
+    """The answers to ``wanted`` (``(fact class, {arguments})`` each), asked now in one
+    command (while planning: what the deploy itself branches on), and kept for ``fact``."""
+    current = _key()
+    when = (getattr(ctx_state.get(), "is_executing", False), _changes.get(current, 0))
+    specs = tuple((cls, tuple(sorted(arguments.items())), None) for cls, arguments in wanted)
+    found = host.get_fact(Batch, specs=specs)
+    answers = _answers.setdefault(current, {})
+    for index, (cls, arguments, _) in enumerate(specs):
+        if index not in found:  # asked alone: pyinfra's own errors
+            found[index] = host.get_fact(cls, **dict(arguments))
+        answers[(cls, arguments)] = ((), when, found[index])
+    return [found[index] for index in range(len(specs))]
+
+
+def _batch(current, when) -> None:
+    """The first question inside an operation in a stage (planning, executing) on a host
+    that nothing has changed yet: every wanted fact asked in one command, the answers kept
+    as if each had been asked."""
+    stage, changes = when
+    if changes or not host.in_op or stage in _batched.setdefault(current, set()):
+        return
+    _batched[current].add(stage)
+    paths = _paths.get(current, {})
+    keys = [(PathStates, tuple(paths)), (VenvDistributions, tuple(_venvs.get(current, {})))]
+    specs = [(PathStates, (("hashed", tuple(p for p, hashed in paths.items() if hashed)), ("limit", 0),
+                           ("paths", tuple(paths))), None),
+             (VenvDistributions, (("venvs", keys[1][1]),), None)]
+    for (cls, arguments), user in _facts.get(current, {}).items():
+        keys.append(((cls, arguments), ()))
+        specs.append((cls, arguments, user))
+    found = host.get_fact(Batch, specs=tuple(specs))
+    answers = _answers.setdefault(current, {})
+    for index, (key, asked) in enumerate(keys):
+        if index in found:
+            answers[key] = (asked, when, found[index])
+
+
 def _ask(fact, key: str, _fact=None, **arguments):
     """The answer to ``fact`` (or ``_fact``, kept as ``fact``) asked with ``arguments``
     (everything wanted on this host), asked again only when ``key`` was not asked for, or
     a command ran on the host since."""
     current = _key()
     when = (getattr(ctx_state.get(), "is_executing", False), _changes.get(current, 0))
+    _batch(current, when)
     answers = _answers.setdefault(current, {})
     asked, answered_when, answer = answers.get(fact, ((), None, None))
     if answered_when != when or (key and key not in asked):

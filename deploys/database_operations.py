@@ -20,17 +20,27 @@ from facts.omero import (
 from facts.replication import PostgresReplicationSlots, PostgresRoleReplication, PostgresSetting, PostgresStandby
 
 from . import scram, server_steps
+from .batched import asks, fact
 
 
+def _asked_as_postgres(cls, arguments: dict, _su_user=None, port=5432, **_):
+    """``cls`` wanted with ``arguments`` and the operation's ``port``, answered in the batch as
+    the operation's user (the rest of the operation's keyword arguments are not the fact's)."""
+    return (cls, {**arguments, "port": port}, _su_user)
+
+
+@asks(lambda role, replication=False, **kwargs: [
+    _asked_as_postgres(PostgresRoleVerifier, {"role": role}, **kwargs),
+    *([_asked_as_postgres(PostgresRoleReplication, {"role": role}, **kwargs)] if replication else [])])
 @operation()
 def postgres_role(role: str, password: str, port: int = 5432, replication: bool = False):
     """A login role whose password is ``password``; only its SCRAM verifier is sent. With
     ``replication``, a role that may stream WAL (a standby's) and nothing more."""
-    current = host.get_fact(PostgresRoleVerifier, role=role, port=port)
+    current = fact(PostgresRoleVerifier, role=role, port=port)
     attributes = "LOGIN"
     if replication:
         attributes = "LOGIN REPLICATION"
-        streams = host.get_fact(PostgresRoleReplication, role=role, port=port)
+        streams = fact(PostgresRoleReplication, role=role, port=port)
     if current is not None and scram.scram_matches(password, current) and (not replication or streams):
         host.noop(f"role {role} exists with the wanted password")
         return
@@ -43,10 +53,11 @@ def postgres_role(role: str, password: str, port: int = 5432, replication: bool 
     )
 
 
+@asks(lambda database, **kwargs: [_asked_as_postgres(PostgresDatabaseOwner, {"database": database}, **kwargs)])
 @operation()
 def postgres_database(database: str, owner: str, port: int = 5432):
     """A UTF8 database owned by ``owner``."""
-    current = host.get_fact(PostgresDatabaseOwner, database=database, port=port)
+    current = fact(PostgresDatabaseOwner, database=database, port=port)
     if current is None:
         yield make_execute_psql_command(
             f'CREATE DATABASE "{database}" OWNER "{owner}" ENCODING \'UTF8\' TEMPLATE template0',
@@ -124,12 +135,13 @@ def omero_schema_upgrade(omerodir: str, db: dict):
         yield f"{psql} -f {shlex.quote(script)}"
 
 
+@asks(lambda prefix, **kwargs: [_asked_as_postgres(PostgresReplicationSlots, {"prefix": prefix}, **kwargs)])
 @operation()
 def replication_slot(slot: str | None, prefix: str, port: int = 5432):
     """The physical replication slot ``slot`` (None: no standby) and no other slot named
     ``prefix``...: one a removed standby left would keep WAL on the primary for ever. A slot
     in use is left until its standby has gone."""
-    slots = host.get_fact(PostgresReplicationSlots, prefix=prefix, port=port)
+    slots = fact(PostgresReplicationSlots, prefix=prefix, port=port)
     if slot is not None and slot not in slots:
         yield make_execute_psql_command(f"SELECT pg_create_physical_replication_slot('{slot}')", port=port)
     for name, active in sorted(slots.items()):
@@ -139,11 +151,12 @@ def replication_slot(slot: str | None, prefix: str, port: int = 5432):
         host.noop(f"the replication slots are {', '.join(sorted(slots)) or 'none'}")
 
 
+@asks(lambda setting, **kwargs: [_asked_as_postgres(PostgresSetting, {"setting": setting}, **kwargs)])
 @operation()
 def postgres_reloaded(setting: str, wanted: str, port: int = 5432):
     """The running server's ``setting`` is ``wanted`` (as the configuration files now say):
     the configuration is reloaded when it is not, whichever run wrote the files."""
-    if host.get_fact(PostgresSetting, setting=setting, port=port) == wanted:
+    if fact(PostgresSetting, setting=setting, port=port) == wanted:
         host.noop(f"PostgreSQL runs with {setting} = {wanted!r}")
         return
     yield make_execute_psql_command("SELECT pg_reload_conf()", port=port)

@@ -63,6 +63,12 @@ def file(path: str, present: bool = True, user: str | None = None, group: str | 
                      make=lambda: [*_parent(path, user, group), StringCommand("touch", QuoteString(path))])
 
 
+@operation()
+def link_absent(path: str):
+    """No symbolic link at ``path``; anything else there is refused, as files.link does."""
+    yield from _kept(path, "link", False, None, None, None, remove="-f", make=list)
+
+
 def _kept(path: str, kind: str, present: bool, user, group, mode, remove: str, make):
     """The commands that leave ``path`` as wanted: removed (``rm remove``) when not
     ``present``, else made (``make()``, when missing) with its owner and mode."""

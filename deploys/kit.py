@@ -8,18 +8,19 @@ from pathlib import Path
 from jinja2 import FileSystemLoader
 from pyinfra import host, inventory, state
 from pyinfra.api.util import get_template
-from pyinfra.operations import apt, dnf, files
+from pyinfra.operations import dnf, files
 
 from . import file_operations, venv_operations
 from .batched import want_path, want_venv
 from .operations import dnf_repo_enabled, secret_file
+from .system_operations import apt_packages, dnf_packages
 from .values import Artifact
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 FILES = TEMPLATES.parent / "files"
 
 
-# files.directory, files.file and files.put, each deciding from the host's one batched fact
+# files.directory, files.file, files.link (removed) and files.put, each deciding from the host's one batched fact
 # (deploys/batched.py); pyinfra's own under --diff, which they cannot show.
 def directory(*, path: str, **kwargs):
     """files.directory (path, present, user, group, mode)."""
@@ -36,6 +37,14 @@ def file(*, path: str, **kwargs):
     want_path(path)
     want_path(str(Path(path).parent))
     return file_operations.file(path=path, **kwargs)
+
+
+def link_absent(*, path: str, **kwargs):
+    """files.link (path, present=False)."""
+    if state.config.DIFF:
+        return files.link(path=path, present=False, **kwargs)
+    want_path(path)
+    return file_operations.link_absent(path=path, **kwargs)
 
 
 def put(*, src, dest: str, **kwargs):
@@ -88,25 +97,24 @@ def secret_template(src: str, dest: str, *, user: str, group: str, mode: str, **
                        mode=mode)
 
 
-def packages(settings, name: str, names: list[str], *, update: bool = False, epel: str | None = None,
+def packages(settings, name: str, names: list[str], *, epel: str | None = None,
              dnf_module: tuple[str, str, str] | None = None, crb: str | None = None):
     """Install ``names`` with the host's package manager, without recommended packages.
 
-    apt: ``update`` refreshes the lists when older than an hour. dnf, before installing:
-    ``epel`` enables EPEL (the text says for what), ``dnf_module`` a module stream
-    (what, module, stream), ``crb`` CodeReady Builder (for what).
+    apt refreshes its lists first when they are older than an hour and a package is to be
+    installed. dnf, before installing: ``epel`` enables EPEL (the text says for what),
+    ``dnf_module`` a module stream (what, module, stream), ``crb`` CodeReady Builder (for what).
     """
     if settings.platform.is_debian:
-        refresh = {"update": True, "cache_time": 3600} if update else {}
-        return apt.packages(name=name, packages=names, **refresh, no_recommends=True)
+        return apt_packages(name=name, packages=names, update=True, cache_time=3600)
     if dnf_module:
         what, module, stream = dnf_module
         dnf.module(name=f"Enable {what}", module=module, stream=stream)
     if crb:
         dnf_repo_enabled(name=f"Enable CodeReady Builder ({crb})", repo="crb")
     if epel:
-        dnf.packages(name=f"Enable EPEL ({epel})", packages=["epel-release"])
-    return dnf.packages(name=name, packages=names)
+        dnf_packages(name=f"Enable EPEL ({epel})", packages=["epel-release"])
+    return dnf_packages(name=name, packages=names)
 
 
 def package_manager_proxy(settings) -> None:

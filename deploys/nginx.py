@@ -3,12 +3,10 @@ static files served here, the distribution's default site off."""
 
 from io import StringIO
 
-from pyinfra import host
-from pyinfra.operations import files
-
 from facts.omero import HostAddresses
 
 from . import analysis, container, kit, services
+from .batched import fact
 from .certificate_operations import self_signed_certificate
 from .operations import changed, refreshed, secret_file, wait_until
 from .values import TlsMode
@@ -34,7 +32,7 @@ def _tls(settings) -> list[str]:
                         user="root", group="root", mode="600")
         return [certificate, key]
     # For the server names and every address the host has (reached by address too).
-    addresses = {*host.get_fact(HostAddresses), *([settings.address] if settings.address else [])}
+    addresses = {*fact(HostAddresses), *([settings.address] if settings.address else [])}
     names = [*settings.certificate_names, *sorted(addresses - set(settings.certificate_names))]
     self_signed_certificate(
         name="Make the site's self-signed certificate when due",
@@ -56,7 +54,7 @@ def configure_base(settings) -> list[str]:
     platform = settings.platform
     written = []
     for path in platform.nginx_default_sites:
-        files.link(name=f"Turn off the distribution's default site {path}", path=path, present=False)
+        kit.link_absent(name=f"Turn off the distribution's default site {path}", path=path)
     if not platform.is_debian:
         # RHEL's nginx.conf carries the default server itself.
         written.append("/etc/nginx/nginx.conf")

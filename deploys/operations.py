@@ -12,7 +12,6 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
 from pyinfra.connectors.ssh import SSHConnector
-from pyinfra.facts.files import Directory, File
 from pyinfra.facts.server import Command, Users
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
@@ -25,11 +24,13 @@ from facts.omero import (
     SystemdNeedsReload,
     package_manager_running,
 )
+from facts.paths import PathStates
 
 from . import service_commands
-from .batched import fact, file_checksum, path_state, want_path
+from .batched import asks, fact, file_checksum, path_state, want_path
 
 
+@asks(lambda **_: [(Users, {})])
 @operation()
 def not_in_group(user: str, group: str):
     """``user`` not a secondary member of ``group`` (pyinfra's ``server.user`` only adds)."""
@@ -73,6 +74,11 @@ def _touch(stamp: str) -> StringCommand:
     return StringCommand("touch", QuoteString(stamp))
 
 
+def _changes_since(restart_sources=None, sources=None, stamp=None, **_):
+    return [(ChangedSince, {"paths": tuple(sources or restart_sources), "reference": stamp})]
+
+
+@asks(_changes_since)
 @operation()
 def refreshed(commands: list[str], sources: list[str], stamp: str, touch: bool = True,
               user: str | None = None):
@@ -83,7 +89,7 @@ def refreshed(commands: list[str], sources: list[str], stamp: str, touch: bool =
     Decided from the host, not from this run: a run cut short after a source changed is
     finished by the next one. The stamp is root's, so a service user cannot forge it.
     """
-    if not host.get_fact(ChangedSince, paths=tuple(sources), reference=stamp):
+    if not fact(ChangedSince, paths=tuple(sources), reference=stamp):
         host.noop(f"nothing changed since {stamp}")
         return
     for command in commands:
@@ -92,6 +98,7 @@ def refreshed(commands: list[str], sources: list[str], stamp: str, touch: bool =
         yield _touch(stamp)
 
 
+@asks(lambda conf, **kwargs: [(SupervisorPrograms, {"conf": conf}), *_changes_since(**kwargs)])
 @operation()
 def supervised(program: str, conf: str, restart_sources: list[str], stamp: str,
                environment: dict[str, str] | None = None):
@@ -104,7 +111,7 @@ def supervised(program: str, conf: str, restart_sources: list[str], stamp: str,
     def supervisorctl(action: str) -> str:
         return service_commands.shell("supervisord", action, program, conf)
 
-    programs = host.get_fact(SupervisorPrograms, conf=conf)
+    programs = fact(SupervisorPrograms, conf=conf)
     if programs is None:
         # supervisord starts every autostart program itself, in priority order.
         given = "".join(f" {shlex.quote(f'{variable}={value}')}" for variable, value in (environment or {}).items())
@@ -113,7 +120,7 @@ def supervised(program: str, conf: str, restart_sources: list[str], stamp: str,
                f"{ctl} pid >/dev/null")
     elif program not in programs:
         yield f"{ctl} update"
-    elif host.get_fact(ChangedSince, paths=tuple(restart_sources), reference=stamp):
+    elif fact(ChangedSince, paths=tuple(restart_sources), reference=stamp):
         # update restarts the program if its own section changed; restart covers the rest.
         yield f"{ctl} update && {supervisorctl('restart')}"
     elif programs[program] in ("STARTING", "BACKOFF"):
@@ -130,6 +137,7 @@ def supervised(program: str, conf: str, restart_sources: list[str], stamp: str,
     yield _touch(stamp)
 
 
+@asks(lambda **kwargs: [(SystemdEnabled, {}), (SystemdStatus, {}), *_changes_since(**kwargs)])
 @operation()
 def systemd_running(service: str, restart_sources: list[str], stamp: str, kind: str = "service"):
     """The unit ``service``.``kind`` (a service, a timer) enabled and active, started after
@@ -141,7 +149,7 @@ def systemd_running(service: str, restart_sources: list[str], stamp: str, kind: 
         yield service_commands.shell("systemd", "enable", unit)
     if not fact(SystemdStatus).get(unit):
         yield service_commands.shell("systemd", "start", unit)
-    elif host.get_fact(ChangedSince, paths=tuple(restart_sources), reference=stamp):
+    elif fact(ChangedSince, paths=tuple(restart_sources), reference=stamp):
         yield service_commands.shell("systemd", "restart", unit)
     else:
         if enabled:
@@ -150,12 +158,13 @@ def systemd_running(service: str, restart_sources: list[str], stamp: str, kind: 
     yield _touch(stamp)
 
 
+@asks(lambda units, files, **_: [(SystemdNeedsReload, {"units": tuple(units), "files": tuple(files)})])
 @operation()
 def systemd_reloaded(units: list[str], files: list[str]):
     """systemd runs what is on disk for ``units``: ``daemon-reload`` when a unit file or
     drop-in changed since it was loaded, or one of ``files`` is not loaded yet, whichever
     run wrote it."""
-    if not host.get_fact(SystemdNeedsReload, units=tuple(units), files=tuple(files)):
+    if not fact(SystemdNeedsReload, units=tuple(units), files=tuple(files)):
         host.noop(f"systemd has loaded the current {', '.join(units)}")
         return
     yield "systemctl daemon-reload"
@@ -178,11 +187,12 @@ def waiting(check: str, what: str, timeout: int = 120) -> str:
             "sleep 0.5; done")
 
 
+@asks(lambda **_: [(PackageManagerActivity, {})])
 @operation()
 def package_manager_idle(timeout: int = 900):
     """The package manager free for this run: what a killed run left installing is waited for
     (at most ``timeout`` seconds, saying what), then a dpkg cut off half-way is finished."""
-    activity = host.get_fact(PackageManagerActivity)
+    activity = fact(PackageManagerActivity)
     if not activity["running"] and not activity["interrupted"]:
         host.noop("no package manager is running or cut off")
         return
@@ -290,15 +300,17 @@ def owned_by(tree: str, user: str, group: str):
     yield f"chown -R {shlex.quote(f'{user}:{group}')} {quoted}"
 
 
+@asks(lambda creates, **_: [(PathStates, {"path": creates})])
 @operation()
 def run_once(command: str, creates: str):
-    """Run ``command`` unless ``creates`` exists (it is the command's proof of work)."""
-    if host.get_fact(File, path=creates) or host.get_fact(Directory, path=creates):
+    """Run ``command`` unless ``creates`` is a file or directory (the command's proof of work)."""
+    if (path_state(creates) or {}).get("type") in ("file", "directory"):
         host.noop(f"{creates} exists")
         return
     yield command
 
 
+@asks(lambda target, **_: [(PathStates, {"path": path}) for path in (target, f"{target}.partial")])
 @operation()
 def complete_directory(target: str, fill: Callable[[str], list[str]], inside: str | None = None,
                        owner: str | None = None):
@@ -318,12 +330,12 @@ def complete_directory(target: str, fill: Callable[[str], list[str]], inside: st
     refused, neither counted as done nor renamed over.
     """
     scratch = f"{target}.partial"
-    current = host.get_fact(Directory, path=target)
-    if current is False:
+    current = path_state(target)
+    if current and current["type"] != "directory":
         raise OperationError(f"{target} exists and is not a directory")
     if current:
         # Only with ``inside`` can a run stop between the rename and the scratch's removal.
-        if inside and host.get_fact(Directory, path=scratch) is not None:
+        if inside and path_state(scratch) is not None:
             yield shlex.join(["rm", "-rf", scratch])
         else:
             host.noop(f"{target} exists")

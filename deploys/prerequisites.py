@@ -41,7 +41,7 @@ def install(settings) -> None:
         packages += platform.build_packages
     if settings.service_manager == "supervisord":
         packages.append(platform.supervisor_package)
-    kit.packages(settings, "Install base packages", packages, update=True,
+    kit.packages(settings, "Install base packages", packages,
                  epel="supervisor" if settings.service_manager == "supervisord" else None)
     if certificates:
         refreshed(name="Rebuild the system CA bundle", commands=[platform.ca_update_command],

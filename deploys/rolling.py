@@ -24,7 +24,7 @@ from pyinfra.facts.systemd import SystemdStatus
 from facts.omero import ChangedSince, SupervisorPrograms
 
 from . import service_commands
-from .batched import venv_distributions
+from .batched import asks, fact, venv_distributions
 from .proxy import node_line
 from .venv_operations import parse
 
@@ -84,10 +84,16 @@ def _roll(state, host, proxies: list[str], node_file: str, endpoint: str, steps:
 
 def _running(service: str, manager: str, supervisor_conf: str) -> bool:
     if manager == "systemd":
-        return bool(host.get_fact(SystemdStatus).get(f"{service}.service"))
-    return (host.get_fact(SupervisorPrograms, conf=supervisor_conf) or {}).get(service) == "RUNNING"
+        return bool(fact(SystemdStatus).get(f"{service}.service"))
+    return (fact(SupervisorPrograms, conf=supervisor_conf) or {}).get(service) == "RUNNING"
 
 
+def _status(manager: str, supervisor_conf: str) -> tuple:
+    """What ``_running`` asks."""
+    return (SystemdStatus, {}) if manager == "systemd" else (SupervisorPrograms, {"conf": supervisor_conf})
+
+
+@asks(lambda manager, supervisor_conf, **_: [_status(manager, supervisor_conf)])
 @operation()
 def upgraded(service: str, manager: str, supervisor_conf: str, virtualenv: str, packages: list[str],
              collect: str, stamp: str, proxies: list[str], node_file: str, endpoint: str, check: str):
@@ -111,6 +117,8 @@ def upgraded(service: str, manager: str, supervisor_conf: str, virtualenv: str, 
     yield StringCommand("touch", QuoteString(stamp))
 
 
+@asks(lambda manager, supervisor_conf, restart_sources, stamp, **_: [
+    _status(manager, supervisor_conf), (ChangedSince, {"paths": tuple(restart_sources), "reference": stamp})])
 @operation()
 def restarted(service: str, manager: str, supervisor_conf: str, restart_sources: list[str], stamp: str,
               proxies: list[str], node_file: str, endpoint: str, check: str):
@@ -121,7 +129,7 @@ def restarted(service: str, manager: str, supervisor_conf: str, restart_sources:
     if not _running(service, manager, supervisor_conf):
         host.noop(f"{service} is not running: started, not restarted")
         return
-    if not host.get_fact(ChangedSince, paths=tuple(restart_sources), reference=stamp):
+    if not fact(ChangedSince, paths=tuple(restart_sources), reference=stamp):
         host.noop(f"{service} runs what is on disk")
         return
     restart = service_commands.shell(manager, "restart", service, supervisor_conf)

@@ -6,9 +6,8 @@ import shlex
 from pyinfra import host
 from pyinfra.api import OperationError, operation
 from pyinfra.facts.server import Command
-from pyinfra.operations import server
 
-from . import kit
+from . import kit, system_operations
 from .operations import not_in_group
 
 
@@ -21,9 +20,9 @@ def omero_user(settings, user: str, *, shared_group: bool) -> None:
         group_numbered(name=f"Check the group {settings.group} is number {settings.group_gid}",
                        group=settings.group, gid=settings.group_gid)
     for group in (*shared, user):
-        server.group(name=f"Create the group {group}", group=group, system=True,
-                     gid=settings.group_gid if group == settings.group else None)
-    server.user(
+        system_operations.group(name=f"Create the group {group}", group=group, system=True,
+                                gid=settings.group_gid if group == settings.group else None)
+    system_operations.user(
         name=f"Create the user {user}", user=user, group=user, groups=shared,
         system=True, home=settings.home_of(user), shell="/usr/sbin/nologin",
     )

@@ -7,6 +7,7 @@ from pyinfra import host
 from pyinfra.facts.hardware import Cpus
 
 from . import container, kit, redis, rolling, services
+from .batched import fact
 from .operations import changed, refreshed, wait_until, waiting
 from .prerequisites import omero_venv, site_packages
 from .readonly import web_server_list
@@ -142,6 +143,6 @@ def start(settings, host_cpus: int, restart_sources: list[str]) -> None:
 
 
 def deploy(settings) -> None:
-    cpus = host.get_fact(Cpus) or 1
+    cpus = fact(Cpus) or 1
     install(settings)
     start(settings, cpus, configure(settings, cpus))

@@ -1,18 +1,19 @@
-"""Facts that answer for many paths or venvs in one command: what a run that changes
-nothing asks of a host, in as few round trips as possible (deploys/batched.py)."""
+"""Facts that answer for many paths, venvs or other facts in one command: what a run that
+changes nothing asks of a host, in as few round trips as possible (deploys/batched.py)."""
 
+import re
 import shlex
 
-from pyinfra.api import FactBase
+from pyinfra.api import FactBase, StringCommand
 
 # One line per path: type (find's %y: f, d, l, ...; - when absent), owner, group, octal mode,
-# sha256 (- when not asked for, not a regular file or over 1 MiB), then the path itself. A
-# large file (a wheel, a server zip) is hashed only by the operation that needs it: the
-# fact is asked again after every change in a first deploy.
+# sha256 (- when not asked for, not a regular file or over the limit), then the path itself.
+# A large file (a wheel, a server zip) is hashed only in the first question of a run (the
+# fact is asked again after every change in a first deploy), or by the operation needing it.
 _STAT = ("s() { i=$(find \"$1\" -maxdepth 0 -printf '%y %u %g %m %s' 2>/dev/null); "
          "[ -n \"$i\" ] || i='- - - - -'; h=-; "
-         "if [ \"$2\" = 1 ] && [ -f \"$1\" ] && [ ! -L \"$1\" ] && [ \"${i##* }\" -le 1048576 ]; then "
-         "h=$(sha256sum < \"$1\" 2>/dev/null | cut -d' ' -f1); fi; "
+         "if [ \"$2\" = 1 ] && [ -f \"$1\" ] && [ ! -L \"$1\" ] && { [ \"$3\" = 0 ] || [ \"${i##* }\" -le \"$3\" ]; }; "
+         "then h=$(sha256sum < \"$1\" 2>/dev/null | cut -d' ' -f1); fi; "
          "printf '%s %s %s\\n' \"${i% *}\" \"${h:--}\" \"$1\"; }")
 _TYPES = {"f": "file", "d": "directory", "l": "link"}
 
@@ -21,18 +22,18 @@ class PathStates(FactBase):
     """What is at each of ``paths``: ``{path: None}`` when nothing is, else ``{"type":
     "file" | "directory" | "link" | "other", "user", "group", "mode": int (octal digits, as
     pyinfra's File fact gives it), "sha256": str | None}``; a regular file's checksum only
-    for those of ``hashed`` (a subset of ``paths``), and only up to 1 MiB. Symbolic links
-    are not followed."""
+    for those of ``hashed`` (a subset of ``paths``), and only up to ``limit`` bytes (0: any
+    size). Symbolic links are not followed."""
 
     @staticmethod
     def default():
         return {}
 
-    def command(self, paths: tuple[str, ...], hashed: tuple[str, ...] = ()) -> str:
+    def command(self, paths: tuple[str, ...], hashed: tuple[str, ...] = (), limit: int = 1048576) -> str:
         if not paths:
             return "true"
         wanted = set(hashed)
-        calls = "; ".join(f"s {shlex.quote(path)} {int(path in wanted)}" for path in paths)
+        calls = "; ".join(f"s {shlex.quote(path)} {int(path in wanted)} {int(limit)}" for path in paths)
         return f"{_STAT}; {calls}"
 
     def process(self, output) -> dict:
@@ -83,3 +84,68 @@ class VenvDistributions(FactBase):
 def normalise(name: str) -> str:
     """A distribution name as PEP 503 compares them (``Zeroc_Ice`` is ``zeroc-ice``)."""
     return "-".join(part for part in name.lower().replace("_", "-").replace(".", "-").split("-") if part)
+
+
+# Each fact's output in Batch: a header line, then its output with its exit status glued to
+# the end (``o=$(cmd; echo "@@$?")`` keeps the last line whether or not it ends in a newline).
+_SECTION = "@@batch-fact "
+_STATUS = re.compile(r"@@(\d+)$")
+_ABSENT = "@@batch-fact-absent"
+
+
+class Batch(FactBase):
+    """Several facts in one command: ``specs`` is ``((fact class, kwargs items, user), ...)``
+    (``user``: run as that account with runuser, None: as the connection runs facts). Answers
+    ``{index: answer}`` with each fact's own ``process`` applied to its own output; a fact
+    whose command failed, or whose required command is absent, has no answer: the caller asks
+    it alone, as pyinfra would, with pyinfra's errors."""
+
+    @staticmethod
+    def default():
+        return {}
+
+    def command(self, specs: tuple) -> str:
+        self.specs = specs  # pyinfra processes the output with the instance that made the command
+        parts = ["true"]
+        for index, (cls, arguments, user) in enumerate(specs):
+            fact = cls()
+            command = _text(fact.command(**dict(arguments)) if callable(fact.command) else fact.command)
+            required = fact.requires_command
+            required = _text(required(**dict(arguments)) if callable(required) else required)
+            if user:
+                command = f"runuser -u {shlex.quote(user)} -- sh -c {shlex.quote(command)}"
+            if required:
+                command = (f"if command -v {required} >/dev/null 2>&1; then {command}; "
+                           f"else echo {_ABSENT}; fi")
+            parts.append(f"echo '{_SECTION}{index}'; o=$( ( {command} ) 2>/dev/null; echo \"@@$?\"); "
+                         "printf '%s\\n' \"$o\"")
+        return "; ".join(parts)
+
+    def process(self, output: list[str]) -> dict:
+        sections: dict[int, list[str]] = {}
+        current = None
+        for line in output:
+            if line.startswith(_SECTION) and line[len(_SECTION):].isdigit():
+                current = sections.setdefault(int(line[len(_SECTION):]), [])
+            elif current is not None:
+                current.append(line)
+        answers = {}
+        for index, lines in sections.items():
+            status = _STATUS.search(lines[-1]) if lines else None
+            if status is None or status.group(1) != "0":
+                continue
+            lines[-1] = lines[-1][:status.start()]
+            if not lines[-1]:
+                lines.pop()
+            if lines == [_ABSENT]:
+                continue
+            fact = self.specs[index][0]()
+            # As pyinfra: no output is the fact's default.
+            answers[index] = fact.process(lines) if lines else fact.default()
+        return answers
+
+
+def _text(command) -> str | None:
+    if isinstance(command, StringCommand):
+        return command.get_raw_value()
+    return command

@@ -19,6 +19,7 @@ from deploys import (
     file_operations,
     operations,
     rolling,
+    system_operations,
     venv_operations,
 )
 
@@ -31,6 +32,8 @@ class FakeHost:
     """Answers ``get_fact(Fact, **kwargs)`` from ``facts``: ``{fact class name: value}``, the
     value called with the keyword arguments when it is callable. A fact missing from the
     table is an error, so a case states every fact the operation reads."""
+
+    in_op = False  # what batched reads: the facts are this table's, asked one by one
 
     def __init__(self, facts: dict, connector=None, data: dict | None = None):
         self.facts = facts
@@ -84,7 +87,7 @@ def run_op(monkeypatch):
     def run(op, facts, *args, connector=None, data=None, **kwargs) -> Run:
         fake = FakeHost(facts, connector, data)
         for module in (operations, database_operations, certificate_operations, file_operations, venv_operations,
-                       batched, rolling):
+                       batched, rolling, system_operations):
             monkeypatch.setattr(module, "host", fake)
         monkeypatch.setattr(batched, "_key", lambda: fake)  # the batched facts' host
         result = Run(noops=fake.noops, fact_calls=fake.fact_calls)

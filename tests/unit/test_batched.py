@@ -63,7 +63,7 @@ def test_command(fact, kwargs, command):
 
 
 def test_path_states_quotes_paths():
-    assert paths.PathStates().command(("/etc/it's",)).endswith("; s '/etc/it'\"'\"'s' 0")
+    assert paths.PathStates().command(("/etc/it's",)).endswith("; s '/etc/it'\"'\"'s' 0 1048576")
 
 
 @pytest.mark.parametrize(("output", "value"), [

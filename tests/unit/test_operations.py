@@ -464,19 +464,20 @@ def test_secret_file_quotes(run_op):
 
 
 # -- run_once -------------------------------------------------------------------------------
-@pytest.mark.parametrize(("file", "directory", "commands", "noops"), [
-    pytest.param(None, None, ["omero certificates"], [], id="absent"),
-    pytest.param(False, False, ["omero certificates"], [], id="neither a file nor a directory"),
-    pytest.param({"mode": 644}, None, [], ["/OMERO/certs/server.pem exists"], id="a file"),
-    pytest.param(False, {"mode": 755}, [], ["/OMERO/certs/server.pem exists"], id="a directory"),
+CERT = "/OMERO/certs/server.pem"
+
+
+@pytest.mark.parametrize(("state", "commands", "noops"), [
+    pytest.param(None, ["omero certificates"], [], id="absent"),
+    pytest.param({"type": "link"}, ["omero certificates"], [], id="neither a file nor a directory"),
+    pytest.param({"type": "file"}, [], [f"{CERT} exists"], id="a file"),
+    pytest.param({"type": "directory"}, [], [f"{CERT} exists"], id="a directory"),
 ])
-def test_run_once(run_op, file, directory, commands, noops):
-    run = run_op(ops.run_once, {"File": file, "Directory": directory}, "omero certificates",
-                 "/OMERO/certs/server.pem")
+def test_run_once(run_op, state, commands, noops):
+    run = run_op(ops.run_once, {"PathStates": {CERT: state}}, "omero certificates", CERT)
     assert run.commands == commands
     assert run.noops == noops
-    assert run.fact_calls[0] == ("File", {"path": "/OMERO/certs/server.pem"})
-    assert run.fact_calls[1:] == ([] if file else [("Directory", {"path": "/OMERO/certs/server.pem"})])
+    assert [(name, kwargs["paths"]) for name, kwargs in run.fact_calls] == [("PathStates", (CERT,))]
 
 
 # -- complete_directory ---------------------------------------------------------------------
@@ -484,7 +485,8 @@ def test_run_once(run_op, file, directory, commands, noops):
 TOOLS, TOOLS_SCRATCH = "/opt/my tools", "/opt/my tools.partial"
 Q_TOOLS, Q_SCRATCH = "'/opt/my tools'", "'/opt/my tools.partial'"
 FILLED = f"rm -rf {Q_SCRATCH} && mkdir -p {Q_SCRATCH} && unzip -q '/srv/tools $v.zip' -d {Q_SCRATCH}"
-A_DIRECTORY = {"user": "root", "group": "root", "mode": 755}
+A_DIRECTORY = {"type": "directory", "user": "root", "group": "root", "mode": 755}
+A_FILE = {**A_DIRECTORY, "type": "file"}
 
 
 def _unzip(scratch: str) -> list[str]:
@@ -510,24 +512,24 @@ def _unzip(scratch: str) -> list[str]:
                  id="complete, no scratch left"),
     pytest.param(A_DIRECTORY, A_DIRECTORY, {"inside": "tools-1.0"}, [f"rm -rf {Q_SCRATCH}"], [],
                  id="complete, scratch left by a run killed after the rename"),
-    pytest.param(A_DIRECTORY, False, {"inside": "tools-1.0"}, [f"rm -rf {Q_SCRATCH}"], [],
+    pytest.param(A_DIRECTORY, A_FILE, {"inside": "tools-1.0"}, [f"rm -rf {Q_SCRATCH}"], [],
                  id="complete, a file where the scratch goes"),
 ])
 def test_complete_directory(run_op, target, scratch, kwargs, commands, noops):
     # A scratch directory from a killed run is removed by the same command that makes it anew.
     states = {TOOLS: target, TOOLS_SCRATCH: scratch}
-    run = run_op(ops.complete_directory, {"Directory": lambda path: states[path]}, TOOLS, _unzip, **kwargs)
+    run = run_op(ops.complete_directory, {"PathStates": states}, TOOLS, _unzip, **kwargs)
     assert run.commands == commands
     assert run.noops == noops
     checks_scratch = target and "inside" in kwargs
-    assert run.fact_calls == [("Directory", {"path": TOOLS}),
-                              *([("Directory", {"path": TOOLS_SCRATCH})] if checks_scratch else [])]
+    assert [(name, kwargs["paths"]) for name, kwargs in run.fact_calls] == [
+        ("PathStates", (TOOLS,)), *([("PathStates", (TOOLS, TOOLS_SCRATCH))] if checks_scratch else [])]
 
 
 def test_complete_directory_refuses_what_is_not_a_directory(run_op):
     # A file or a symlink at the target: neither counted as done nor renamed over.
     with pytest.raises(OperationError, match="^/opt/my tools exists and is not a directory$"):
-        run_op(ops.complete_directory, {"Directory": False}, TOOLS, _unzip)
+        run_op(ops.complete_directory, {"PathStates": {TOOLS: {**A_DIRECTORY, "type": "link"}}}, TOOLS, _unzip)
 
 
 # -- dnf_repo_enabled -----------------------------------------------------------------------

@@ -1,0 +1,74 @@
+"""pyinfra's server.group, server.user, apt.packages and dnf.packages, decided from the
+host's batched facts (deploys/batched.py) when nothing is to change; when something is,
+pyinfra's own operation decides and sends the commands. Each pyinfra operation asks its
+facts itself (the accounts, the groups, the OS, the package list, apt's cache age): a
+run that changes nothing asks none of them."""
+
+from pyinfra import host
+from pyinfra.api import operation
+from pyinfra.facts.deb import DebPackages
+from pyinfra.facts.rpm import RpmPackages
+from pyinfra.facts.server import Groups, Users
+from pyinfra.operations import apt, dnf, server
+
+from facts.paths import PathStates
+
+from .batched import asks, fact, path_state
+
+
+@asks(lambda **_: [(Groups, {})])
+@operation()
+def group(group: str, system: bool = False, gid: int | None = None):
+    """server.group: ``group`` present (made with ``gid`` when given; an existing group is
+    not renumbered, as server.group does not)."""
+    if group in fact(Groups):
+        host.noop(f"group {group} exists")
+        return
+    yield from server.group._inner(group=group, system=system, gid=gid)
+
+
+def _user_facts(home=None, ensure_home=True, **_):
+    return [(Users, {}), *([(PathStates, {"path": home})] if ensure_home and home else [])]
+
+
+@asks(_user_facts)
+@operation()
+def user(user: str, group: str, home: str, shell: str, groups: tuple[str, ...] = (), system: bool = False,
+         ensure_home: bool = True):
+    """server.user: ``user`` with exactly these home, shell, primary ``group`` and secondary
+    ``groups``; with ``ensure_home``, its home a directory it and ``group`` own."""
+    current = fact(Users).get(user)
+    settled = (current is not None and current["home"] == home and current["shell"] == shell
+               and current["group"] == group and set(current["groups"]) == set(groups))
+    if settled and ensure_home:
+        home_state = path_state(home)
+        settled = (home_state is not None and home_state["type"] == "directory"
+                   and (home_state["user"], home_state["group"]) == (user, group))
+    if settled:
+        host.noop(f"user {user} exists as wanted")
+        return
+    yield from server.user._inner(user=user, group=group, groups=list(groups), system=system, home=home,
+                                  shell=shell, ensure_home=ensure_home)
+
+
+@asks(lambda **_: [(DebPackages, {})])
+@operation()
+def apt_packages(packages: list[str], update: bool = False, cache_time: int | None = None):
+    """apt.packages without recommended packages; the lists refreshed (``update``, when
+    older than ``cache_time`` seconds) only when a package is to be installed."""
+    installed = fact(DebPackages)
+    if all(name in installed for name in packages):
+        host.noop(f"{', '.join(packages)} installed")
+        return
+    yield from apt.packages._inner(packages=packages, update=update, cache_time=cache_time, no_recommends=True)
+
+
+@asks(lambda **_: [(RpmPackages, {})])
+@operation()
+def dnf_packages(packages: list[str]):
+    """dnf.packages."""
+    installed = fact(RpmPackages)
+    if all(name in installed for name in packages):
+        host.noop(f"{', '.join(packages)} installed")
+        return
+    yield from dnf.packages._inner(packages=packages)
