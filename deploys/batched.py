@@ -78,11 +78,11 @@ def want_venv(venv: str) -> None:
     _venvs.setdefault(_key(), {})[venv] = None
 
 
-def want(cls, user: str | None = None, **arguments) -> None:
+def want(cls, arguments: dict, as_user: str | None = None) -> None:
     """While planning: an operation on this host will ask ``fact(cls, **arguments)`` (from
-    within an operation run as ``user``, who answers it in the batch too)."""
+    within an operation run ``as_user``, who answers it in the batch too)."""
     _watch()
-    _facts.setdefault(_key(), {})[(cls, tuple(sorted(arguments.items())))] = user
+    _facts.setdefault(_key(), {})[(cls, tuple(sorted(arguments.items())))] = as_user
 
 
 def asks(wanted: Callable[..., Iterable[tuple]]):
@@ -98,7 +98,7 @@ def asks(wanted: Callable[..., Iterable[tuple]]):
                 if cls is PathStates:
                     want_path(**arguments)
                 else:
-                    want(cls, *user, **arguments)
+                    want(cls, arguments, *user)
             return op(**kwargs)
 
         return planned

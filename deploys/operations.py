@@ -12,7 +12,7 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
 from pyinfra.connectors.ssh import SSHConnector
-from pyinfra.facts.server import Command, Users
+from pyinfra.facts.server import Command
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
 from facts.omero import (
@@ -22,6 +22,7 @@ from facts.omero import (
     PackageManagerActivity,
     SupervisorPrograms,
     SystemdNeedsReload,
+    UserAccount,
     package_manager_running,
 )
 from facts.paths import PathStates
@@ -30,11 +31,11 @@ from . import service_commands
 from .batched import asks, fact, file_checksum, path_state, want_path
 
 
-@asks(lambda **_: [(Users, {})])
+@asks(lambda user, **_: [(UserAccount, {"user": user})])
 @operation()
 def not_in_group(user: str, group: str):
     """``user`` not a secondary member of ``group`` (pyinfra's ``server.user`` only adds)."""
-    account = fact(Users).get(user)
+    account = fact(UserAccount, user=user)
     if account is None or group not in account["groups"]:
         host.noop(f"{user} is not in {group}")
         return
@@ -137,17 +138,19 @@ def supervised(program: str, conf: str, restart_sources: list[str], stamp: str,
     yield _touch(stamp)
 
 
-@asks(lambda **kwargs: [(SystemdEnabled, {}), (SystemdStatus, {}), *_changes_since(**kwargs)])
+@asks(lambda service, kind="service", **kwargs: [
+    (SystemdEnabled, {"services": f"{service}.{kind}"}), (SystemdStatus, {"services": f"{service}.{kind}"}),
+    *_changes_since(**kwargs)])
 @operation()
 def systemd_running(service: str, restart_sources: list[str], stamp: str, kind: str = "service"):
     """The unit ``service``.``kind`` (a service, a timer) enabled and active, started after
     the last change to any of ``restart_sources`` (``stamp`` records when the deploy last
     started it)."""
     unit = f"{service}.{kind}"
-    enabled = fact(SystemdEnabled).get(unit)
+    enabled = fact(SystemdEnabled, services=unit).get(unit)
     if not enabled:
         yield service_commands.shell("systemd", "enable", unit)
-    if not fact(SystemdStatus).get(unit):
+    if not fact(SystemdStatus, services=unit).get(unit):
         yield service_commands.shell("systemd", "start", unit)
     elif fact(ChangedSince, paths=tuple(restart_sources), reference=stamp):
         yield service_commands.shell("systemd", "restart", unit)

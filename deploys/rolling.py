@@ -83,17 +83,20 @@ def _roll(state, host, proxies: list[str], node_file: str, endpoint: str, steps:
 
 
 def _running(service: str, manager: str, supervisor_conf: str) -> bool:
+    cls, arguments = _status(service, manager, supervisor_conf)
     if manager == "systemd":
-        return bool(fact(SystemdStatus).get(f"{service}.service"))
-    return (fact(SupervisorPrograms, conf=supervisor_conf) or {}).get(service) == "RUNNING"
+        return bool(fact(cls, **arguments).get(f"{service}.service"))
+    return (fact(cls, **arguments) or {}).get(service) == "RUNNING"
 
 
-def _status(manager: str, supervisor_conf: str) -> tuple:
+def _status(service: str, manager: str, supervisor_conf: str) -> tuple:
     """What ``_running`` asks."""
-    return (SystemdStatus, {}) if manager == "systemd" else (SupervisorPrograms, {"conf": supervisor_conf})
+    if manager == "systemd":
+        return SystemdStatus, {"services": f"{service}.service"}
+    return SupervisorPrograms, {"conf": supervisor_conf}
 
 
-@asks(lambda manager, supervisor_conf, **_: [_status(manager, supervisor_conf)])
+@asks(lambda service, manager, supervisor_conf, **_: [_status(service, manager, supervisor_conf)])
 @operation()
 def upgraded(service: str, manager: str, supervisor_conf: str, virtualenv: str, packages: list[str],
              collect: str, stamp: str, proxies: list[str], node_file: str, endpoint: str, check: str):
@@ -117,8 +120,9 @@ def upgraded(service: str, manager: str, supervisor_conf: str, virtualenv: str, 
     yield StringCommand("touch", QuoteString(stamp))
 
 
-@asks(lambda manager, supervisor_conf, restart_sources, stamp, **_: [
-    _status(manager, supervisor_conf), (ChangedSince, {"paths": tuple(restart_sources), "reference": stamp})])
+@asks(lambda service, manager, supervisor_conf, restart_sources, stamp, **_: [
+    _status(service, manager, supervisor_conf),
+    (ChangedSince, {"paths": tuple(restart_sources), "reference": stamp})])
 @operation()
 def restarted(service: str, manager: str, supervisor_conf: str, restart_sources: list[str], stamp: str,
               proxies: list[str], node_file: str, endpoint: str, check: str):

@@ -1,16 +1,17 @@
 """pyinfra's server.group, server.user, apt.packages and dnf.packages, decided from the
 host's batched facts (deploys/batched.py) when nothing is to change; when something is,
 pyinfra's own operation decides and sends the commands. Each pyinfra operation asks its
-facts itself (the accounts, the groups, the OS, the package list, apt's cache age): a
+facts itself (every account, the groups, the OS, the package list, apt's cache age): a
 run that changes nothing asks none of them."""
 
 from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.rpm import RpmPackages
-from pyinfra.facts.server import Groups, Users
+from pyinfra.facts.server import Groups
 from pyinfra.operations import apt, dnf, server
 
+from facts.omero import UserAccount
 from facts.paths import PathStates
 
 from .batched import asks, fact, path_state
@@ -27,8 +28,8 @@ def group(group: str, system: bool = False, gid: int | None = None):
     yield from server.group._inner(group=group, system=system, gid=gid)
 
 
-def _user_facts(home=None, ensure_home=True, **_):
-    return [(Users, {}), *([(PathStates, {"path": home})] if ensure_home and home else [])]
+def _user_facts(user, home=None, ensure_home=True, **_):
+    return [(UserAccount, {"user": user}), *([(PathStates, {"path": home})] if ensure_home and home else [])]
 
 
 @asks(_user_facts)
@@ -37,7 +38,7 @@ def user(user: str, group: str, home: str, shell: str, groups: tuple[str, ...] =
          ensure_home: bool = True):
     """server.user: ``user`` with exactly these home, shell, primary ``group`` and secondary
     ``groups``; with ``ensure_home``, its home a directory it and ``group`` own."""
-    current = fact(Users).get(user)
+    current = fact(UserAccount, user=user)
     settled = (current is not None and current["home"] == home and current["shell"] == shell
                and current["group"] == group and set(current["groups"]) == set(groups))
     if settled and ensure_home:

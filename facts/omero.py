@@ -274,6 +274,33 @@ class Accounts(FactBase):
         return accounts
 
 
+class UserAccount(FactBase):
+    """The account ``user`` as pyinfra's ``server.user`` compares it: ``{"home", "shell",
+    "group": primary group, "groups": [secondary groups]}``, None when there is none (pyinfra's
+    Users fact asks this of every account, with its password hash and last login)."""
+
+    @staticmethod
+    def default():
+        return None
+
+    def command(self, user: str) -> str:
+        name = shlex.quote(user)
+        return (f"if e=$(getent passwd {name}); then echo \"passwd $e\"; echo \"group $(id -gn {name})\"; "
+                f"echo \"groups $(id -Gn {name})\"; fi")
+
+    def process(self, output) -> dict | None:
+        found = {}
+        for line in output:
+            kind, _, rest = line.partition(" ")
+            found[kind] = rest
+        fields = found.get("passwd", "").split(":")
+        if len(fields) != 7 or "group" not in found:
+            return None
+        primary = found["group"].strip()
+        return {"home": fields[5] or None, "shell": fields[6] or None, "group": primary,
+                "groups": [group for group in found.get("groups", "").split() if group != primary]}
+
+
 class DirectoryOwners(FactBase):
     """Where each of ``paths`` really is (symbolic links followed) and, for every directory
     above it that exists, its owner's uid and mode:

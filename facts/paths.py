@@ -6,48 +6,57 @@ import shlex
 
 from pyinfra.api import FactBase, StringCommand
 
-# One line per path: type (find's %y: f, d, l, ...; - when absent), owner, group, octal mode,
-# sha256 (- when not asked for, not a regular file or over the limit), then the path itself.
-# A large file (a wheel, a server zip) is hashed only in the first question of a run (the
-# fact is asked again after every change in a first deploy), or by the operation needing it.
-_STAT = ("s() { i=$(find \"$1\" -maxdepth 0 -printf '%y %u %g %m %s' 2>/dev/null); "
-         "[ -n \"$i\" ] || i='- - - - -'; h=-; "
-         "if [ \"$2\" = 1 ] && [ -f \"$1\" ] && [ ! -L \"$1\" ] && { [ \"$3\" = 0 ] || [ \"${i##* }\" -le \"$3\" ]; }; "
-         "then h=$(sha256sum < \"$1\" 2>/dev/null | cut -d' ' -f1); fi; "
-         "printf '%s %s %s\\n' \"${i% *}\" \"${h:--}\" \"$1\"; }")
+# One find for every path: a line each (find's %y: f, d, l, ...; owner, group, octal mode,
+# size, the path); a path it does not list is absent. Then, after a marker, sha256sum's line
+# for each regular file asked to be hashed and within the limit.
+_FIND = "find {paths} -maxdepth 0 -printf '%y %u %g %m %s %p\\n' 2>/dev/null"
+_HASH = "find {paths} -maxdepth 0 -type f{size} -exec sha256sum {{}} + 2>/dev/null"
+_HASHES = "@@sha256"
 _TYPES = {"f": "file", "d": "directory", "l": "link"}
 
 
 class PathStates(FactBase):
-    """What is at each of ``paths``: ``{path: None}`` when nothing is, else ``{"type":
-    "file" | "directory" | "link" | "other", "user", "group", "mode": int (octal digits, as
-    pyinfra's File fact gives it), "sha256": str | None}``; a regular file's checksum only
-    for those of ``hashed`` (a subset of ``paths``), and only up to ``limit`` bytes (0: any
-    size). Symbolic links are not followed."""
+    """What is at each of ``paths`` (absolute): ``{path: None}`` when nothing is, else
+    ``{"type": "file" | "directory" | "link" | "other", "user", "group", "mode": int (octal
+    digits, as pyinfra's File fact gives it), "sha256": str | None}``; a regular file's
+    checksum only for those of ``hashed`` (a subset of ``paths``), and only up to ``limit``
+    bytes (0: any size). A first deploy asks again after every change, so a large file (a
+    wheel, a server zip) is hashed by the operation needing it. Symbolic links are not
+    followed."""
 
     @staticmethod
     def default():
         return {}
 
     def command(self, paths: tuple[str, ...], hashed: tuple[str, ...] = (), limit: int = 1048576) -> str:
+        self.paths = paths  # pyinfra processes the output with the instance that made the command
+        relative = [path for path in paths if not path.startswith("/")]
+        if relative:  # find would read them as its expression
+            raise ValueError(f"not absolute paths: {relative}")
         if not paths:
             return "true"
-        wanted = set(hashed)
-        calls = "; ".join(f"s {shlex.quote(path)} {int(path in wanted)} {int(limit)}" for path in paths)
-        return f"{_STAT}; {calls}"
+        parts = [_FIND.format(paths=" ".join(shlex.quote(path) for path in paths))]
+        if hashed:
+            size = f" -size -{int(limit) + 1}c" if limit else ""
+            parts += [f"echo {_HASHES}", _HASH.format(paths=" ".join(shlex.quote(path) for path in hashed), size=size)]
+        return "; ".join([*parts, "true"])
 
     def process(self, output) -> dict:
-        states: dict = {}
-        for line in output:
-            fields = line.rstrip("\n").split(" ", 5)
-            if len(fields) != 6:
+        states: dict = dict.fromkeys(getattr(self, "paths", ()))
+        lines = iter(output)
+        for line in lines:
+            if line == _HASHES:
+                break
+            fields = line.split(" ", 5)
+            if len(fields) != 6 or not fields[3].isdigit():
                 continue
-            kind, user, group, mode, digest, path = fields
-            if kind == "-":
-                states[path] = None
-                continue
+            kind, user, group, mode, _, path = fields
             states[path] = {"type": _TYPES.get(kind, "other"), "user": user, "group": group,
-                            "mode": int(mode), "sha256": None if digest == "-" else digest}
+                            "mode": int(mode), "sha256": None}
+        for line in lines:
+            digest, _, path = line.partition("  ")
+            if states.get(path) and len(digest) == 64:
+                states[path]["sha256"] = digest
         return states
 
 
@@ -105,10 +114,11 @@ class Batch(FactBase):
         return {}
 
     def command(self, specs: tuple) -> str:
-        self.specs = specs  # pyinfra processes the output with the instance that made the command
+        self.facts = []  # each fact's output is processed by the instance that made its command
         parts = ["true"]
         for index, (cls, arguments, user) in enumerate(specs):
             fact = cls()
+            self.facts.append(fact)
             command = _text(fact.command(**dict(arguments)) if callable(fact.command) else fact.command)
             required = fact.requires_command
             required = _text(required(**dict(arguments)) if callable(required) else required)
@@ -139,7 +149,7 @@ class Batch(FactBase):
                 lines.pop()
             if lines == [_ABSENT]:
                 continue
-            fact = self.specs[index][0]()
+            fact = self.facts[index]
             # As pyinfra: no output is the fact's default.
             answers[index] = fact.process(lines) if lines else fact.default()
         return answers

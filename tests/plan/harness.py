@@ -94,7 +94,8 @@ def fake_responses(os_name: str, pid1: str, cpus: int = 2) -> dict:
         re.compile(r"echo __DOWN__; fi"): ["__DOWN__"],
         # The default site Debian's nginx package enables: our batched path fact's answer,
         # and the stat of pyinfra's Link fact (under --diff).
-        re.compile(r"; s /etc/nginx/sites-enabled/default \d"): ["l root root 777 - /etc/nginx/sites-enabled/default"],
+        re.compile(r"^find .* /etc/nginx/sites-enabled/default .*-maxdepth 0 -printf"): [
+            "l root root 777 34 /etc/nginx/sites-enabled/default"],
         re.compile(r"stat -c .* /etc/nginx/sites-enabled/default"): [
             "user=root group=root mode=lrwxrwxrwx atime=0 mtime=0 ctime=0 size=34 "
             "'/etc/nginx/sites-enabled/default' -> '/etc/nginx/sites-available/default'"],

@@ -8,7 +8,7 @@ import subprocess
 from io import StringIO
 
 import pytest
-from pyinfra.api import OperationError
+from pyinfra.api import FactBase, OperationError
 
 from deploys import batched
 from deploys import file_operations as file_ops
@@ -35,9 +35,10 @@ def test_path_states_read_for_real(tmp_path):
     (tmp_path / "big").write_bytes(b"x" * (1024 * 1024 + 1))
     os.chmod(tmp_path / "big", 0o644)
     asked = [str(tmp_path / name) for name in ("d", "f f", "l", "g", "missing", "big")]
-    command = paths.PathStates().command(tuple(asked), hashed=(asked[1], asked[2], asked[5]))
+    fact = paths.PathStates()
+    command = fact.command(tuple(asked), hashed=(asked[1], asked[2], asked[5]))
     output = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
-    found = paths.PathStates().process(output.splitlines())
+    found = fact.process(output.splitlines())
     me = subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
     group = subprocess.run(["id", "-gn"], capture_output=True, text=True).stdout.strip()
     assert found == {
@@ -48,6 +49,10 @@ def test_path_states_read_for_real(tmp_path):
         asked[4]: None,
         asked[5]: {"type": "file", "user": me, "group": group, "mode": 644, "sha256": None},
     }
+    # Without a limit (the first question of a run), the large file is hashed too.
+    command = fact.command((asked[5],), hashed=(asked[5],), limit=0)
+    output = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
+    assert fact.process(output.splitlines())[asked[5]]["sha256"] == hashlib.sha256(b"x" * (1024 * 1024 + 1)).hexdigest()
 
 
 @pytest.mark.parametrize(("fact", "kwargs", "command"), [
@@ -63,22 +68,38 @@ def test_command(fact, kwargs, command):
 
 
 def test_path_states_quotes_paths():
-    assert paths.PathStates().command(("/etc/it's",)).endswith("; s '/etc/it'\"'\"'s' 0 1048576")
+    assert paths.PathStates().command(("/etc/it's", "/a b"), hashed=("/a b",)) == (
+        "find '/etc/it'\"'\"'s' '/a b' -maxdepth 0 -printf '%y %u %g %m %s %p\\n' 2>/dev/null; echo @@sha256; "
+        "find '/a b' -maxdepth 0 -type f -size -1048577c -exec sha256sum {} + 2>/dev/null; true")
 
 
-@pytest.mark.parametrize(("output", "value"), [
-    pytest.param([], {}, id="nothing answered"),
-    pytest.param(["- - - - - /a b"], {"/a b": None}, id="absent, a space in the path"),
-    pytest.param(["p root root 600 - /run/fifo"],
+def test_path_states_refuses_relative_paths():
+    with pytest.raises(ValueError, match="not absolute paths: \\['-delete'\\]"):
+        paths.PathStates().command(("/etc", "-delete"))
+
+
+SHA_A = "a" * 64
+
+
+@pytest.mark.parametrize(("asked", "output", "value"), [
+    pytest.param((), [], {}, id="nothing asked"),
+    pytest.param(("/a b",), [], {"/a b": None}, id="absent, a space in the path"),
+    pytest.param(("/run/fifo",), ["p root root 600 0 /run/fifo"],
                  {"/run/fifo": {"type": "other", "user": "root", "group": "root", "mode": 600, "sha256": None}},
                  id="neither file, directory nor link"),
-    pytest.param(["d 1001 1001 2775 - /srv"],
+    pytest.param(("/srv",), ["d 1001 1001 2775 4096 /srv"],
                  {"/srv": {"type": "directory", "user": "1001", "group": "1001", "mode": 2775, "sha256": None}},
                  id="owners without names, setgid"),
-    pytest.param(["garbage"], {}, id="a line it cannot read"),
+    pytest.param(("/x y",), ["f root root 644 3 /x y", "@@sha256", f"{SHA_A}  /x y"],
+                 {"/x y": {**FILE, "sha256": SHA_A}}, id="hashed, a space in the path"),
+    pytest.param(("/x",), ["f root root 644 3 /x", "@@sha256", f"{SHA_A}  /elsewhere", "short  /x"],
+                 {"/x": {**FILE, "sha256": None}}, id="hashes of other paths or unreadable ignored"),
+    pytest.param(("/x",), ["garbage", "f root root rw 3 /y"], {"/x": None}, id="lines it cannot read"),
 ])
-def test_path_states_process(output, value):
-    assert paths.PathStates().process(output) == value
+def test_path_states_process(asked, output, value):
+    fact = paths.PathStates()
+    fact.command(asked)
+    assert fact.process(output) == value
 
 
 @pytest.mark.parametrize(("output", "value"), [
@@ -333,3 +354,175 @@ def test_a_fact_asked_once_until_a_command_runs(run_op, monkeypatch):
 
     run = run_op(type("op", (), {"_inner": staticmethod(three)}), {"SystemdEnabled": {}, "SystemdStatus": {}})
     assert [name for name, _ in run.fact_calls] == ["SystemdEnabled", "SystemdStatus", "SystemdEnabled"]
+
+
+# -- Batch: several facts in one command -------------------------------------------------------
+class _Lines(FactBase):
+    """A fact answering whatever ``script`` prints, line by line."""
+
+    @staticmethod
+    def default():
+        return "nothing"
+
+    def command(self, script: str) -> str:
+        return script
+
+    def process(self, output):
+        return list(output)
+
+
+class _NeedsTool(_Lines):
+    def requires_command(self, script: str, tool: str = "no-such-tool-here") -> str:
+        return tool
+
+    def command(self, script: str, tool: str = "no-such-tool-here") -> str:
+        return script
+
+
+def _batch(specs):
+    fact = paths.Batch()
+    command = fact.command(tuple(specs))
+    output = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
+    return fact.process(output.splitlines())
+
+
+def test_batch_read_for_real(tmp_path):
+    """Each fact's output, whatever its last line, reaches its own process; a failed one or
+    one whose tool is missing has no answer (it is asked alone, with pyinfra's errors)."""
+    (tmp_path / "f").write_text("x")
+    found = _batch([
+        (_Lines, (("script", "printf 'a\\nb\\n'"),), None),
+        (_Lines, (("script", "printf 'no newline at the end'"),), None),
+        (_Lines, (("script", "printf '\\nblank first\\n'"),), None),
+        (_Lines, (("script", "true"),), None),
+        (_Lines, (("script", "echo partial; exit 3"),), None),
+        (_NeedsTool, (("script", "echo never"),), None),
+        (_NeedsTool, (("script", "echo here"), ("tool", "sh")), None),
+        (paths.PathStates, (("paths", (str(tmp_path / "f"), str(tmp_path / "gone"))),), None),
+    ])
+    assert found[0] == ["a", "b"]
+    assert found[1] == ["no newline at the end"]
+    assert found[2] == ["", "blank first"]
+    assert found[3] == "nothing"  # no output: the fact's default, as pyinfra gives it
+    assert 4 not in found and 5 not in found
+    assert found[6] == ["here"]
+    assert found[7][str(tmp_path / "f")]["type"] == "file" and found[7][str(tmp_path / "gone")] is None
+
+
+def test_batch_runs_a_fact_as_its_user():
+    command = paths.Batch().command(((_Lines, (("script", "id -un"),), "post gres"),))
+    assert "runuser -u 'post gres' -- sh -c 'id -un'" in command
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="runuser needs root, as the deploy's facts run")
+def test_batch_runs_a_fact_as_its_user_for_real():
+    assert _batch([(_Lines, (("script", "id -un"),), "nobody")]) == {0: ["nobody"]}
+
+
+# -- the host's first question asks everything wanted ------------------------------------------
+def _in_op(run_op, answers, body):
+    """``body()`` run as an operation's generator on the fake host, inside the operation."""
+
+    def op():
+        batched.host.in_op = True
+        yield from body()
+
+    return run_op(type("op", (), {"_inner": staticmethod(op)}), answers)
+
+
+def test_first_question_in_an_operation_asks_everything_wanted(run_op):
+    seen = []
+
+    def batch(specs):
+        seen.append(specs)
+        return {0: {"/a": DIR}, 1: {"/v": {"django": "4.2"}}, 2: ["answered"]}
+
+    def body():
+        batched.want_path("/a", checksum=True)
+        batched.want_venv("/v")
+        batched.want(_Lines, {"script": "psql"}, "postgres")
+        assert batched.path_state("/a") == DIR
+        assert batched.venv_distributions("/v") == {"django": "4.2"}
+        assert batched.fact(_Lines, script="psql") == ["answered"]
+        yield from ()
+
+    run = _in_op(run_op, {"Batch": batch}, body)
+    assert [name for name, _ in run.fact_calls] == ["Batch"]
+    # Every wanted path with its checksum, of any size (the first question of a run).
+    assert seen == [((paths.PathStates, (("hashed", ("/a",)), ("limit", 0), ("paths", ("/a",))), None),
+                     (paths.VenvDistributions, (("venvs", ("/v",)),), None),
+                     (_Lines, (("script", "psql"),), "postgres"))]
+
+
+def test_a_fact_the_batch_did_not_answer_is_asked_alone(run_op):
+    def body():
+        batched.want(_Lines, {"script": "x"})
+        assert batched.fact(_Lines, script="x") == ["alone"]
+        yield from ()
+
+    run = _in_op(run_op, {"Batch": {}, "_Lines": ["alone"]}, body)
+    assert [name for name, _ in run.fact_calls] == ["Batch", "_Lines"]
+
+
+def test_once_the_host_changed_each_fact_is_asked_alone(run_op, monkeypatch):
+    def body():
+        batched.want(_Lines, {"script": "x"})
+        monkeypatch.setitem(batched._changes, batched._key(), 1)
+        assert batched.fact(_Lines, script="x") == ["alone"]
+        yield from ()
+
+    run = _in_op(run_op, {"_Lines": ["alone"]}, body)
+    assert [name for name, _ in run.fact_calls] == ["_Lines"]
+
+
+def test_no_batch_outside_an_operation(run_op):
+    """While the deploy file is planned, a question is asked alone (the wants are not all known)."""
+
+    def op():
+        batched.want(_Lines, {"script": "x"})
+        assert batched.fact(_Lines, script="x") == ["alone"]
+        yield from ()
+
+    run = run_op(type("op", (), {"_inner": staticmethod(op)}), {"_Lines": ["alone"]})
+    assert [name for name, _ in run.fact_calls] == ["_Lines"]
+
+
+def test_ask_answers_together_and_keeps_the_answers(run_op):
+    def op():
+        assert batched.ask((_Lines, {"script": "a"}), (_NeedsTool, {"script": "b"})) == [["a"], ["b alone"]]
+        assert batched.fact(_Lines, script="a") == ["a"]  # kept
+        yield from ()
+
+    run = run_op(type("op", (), {"_inner": staticmethod(op)}), {"Batch": {0: ["a"]}, "_NeedsTool": ["b alone"]})
+    assert [name for name, _ in run.fact_calls] == ["Batch", "_NeedsTool"]
+
+
+def test_asks_wants_what_the_operation_names_when_planned(monkeypatch):
+    wanted = []
+    monkeypatch.setattr(batched, "want", lambda cls, arguments, *user: wanted.append((cls, arguments, *user)))
+    monkeypatch.setattr(batched, "want_path", lambda path: wanted.append(path))
+
+    @batched.asks(lambda unit, **_: [(_Lines, {"script": unit}, "root"), (paths.PathStates, {"path": "/p"})])
+    def planned(**kwargs):
+        return kwargs
+
+    assert planned(unit="nginx", name="Start nginx") == {"unit": "nginx", "name": "Start nginx"}
+    assert wanted == [(_Lines, {"script": "nginx"}, "root"), "/p"]
+
+
+# -- link_absent ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(("found", "commands", "noops"), [
+    pytest.param({**DIR, "type": "link"}, ["rm -f /etc/nginx/sites-enabled/default"], [], id="a link"),
+    pytest.param(None, [], ["link /etc/nginx/sites-enabled/default does not exist"], id="none"),
+])
+def test_link_absent(run_op, found, commands, noops):
+    run = run_op(file_ops.link_absent, {"PathStates": {"/etc/nginx/sites-enabled/default": found}},
+                 "/etc/nginx/sites-enabled/default")
+    assert run.commands == commands
+    assert run.noops == noops
+
+
+@pytest.mark.parametrize("kind", ["file", "directory"])
+def test_link_absent_refuses_what_is_not_one(run_op, kind):
+    with pytest.raises(OperationError, match="exists and is not a link"):
+        run_op(file_ops.link_absent, {"PathStates": {"/etc/x": {**DIR, "type": kind}}}, "/etc/x")

@@ -1,7 +1,9 @@
 """Our facts, table-driven: the command each sends (quoting included) and the value it
 makes of what the host answers."""
 
+import grp
 import os
+import pwd
 import subprocess
 from datetime import datetime, timezone
 
@@ -19,6 +21,9 @@ COMMANDS = [
     pytest.param(facts.Accounts, {"names": ()}, "true", id="Accounts-none (getent would list everyone)"),
     pytest.param(facts.DirectoryOwners, {"paths": ()}, "true", id="DirectoryOwners-none"),
     pytest.param(facts.InitSystem, {}, "cat /proc/1/comm 2>/dev/null || echo unknown", id="InitSystem"),
+    pytest.param(facts.UserAccount, {"user": "it's"},
+                 "if e=$(getent passwd 'it'\"'\"'s'); then echo \"passwd $e\"; echo \"group $(id -gn 'it'\"'\"'s')\"; "
+                 "echo \"groups $(id -Gn 'it'\"'\"'s')\"; fi", id="UserAccount"),
     pytest.param(facts.InContainer, {}, "systemd-detect-virt --container 2>/dev/null || true", id="InContainer"),
     pytest.param(facts.SupervisorPrograms, {"conf": "/etc/my supervisor/supervisord.conf"},
                  f"if {SUPERVISORCTL} pid >/dev/null 2>&1; then {SUPERVISORCTL} status || true; "
@@ -255,6 +260,34 @@ def test_package_manager_running_reads_proc(tmp_path, comm, running):
     listed = subprocess.run(["sh", "-c", facts.package_manager_running(listed=True).replace("/proc/", f"{tmp_path}/")],
                             capture_output=True, text=True).stdout.split()
     assert listed == ([f"{tmp_path}/42/comm:{comm}"] if running else [])
+
+
+def test_user_account_read_for_real():
+    """The command run by a real shell, for an account there is and one there is not."""
+    fact = facts.UserAccount()
+    root = subprocess.run(["sh", "-c", fact.command("root")], capture_output=True, text=True, check=True)
+    entry = pwd.getpwnam("root")
+    primary = grp.getgrgid(entry.pw_gid).gr_name
+    secondary = [grp.getgrgid(gid).gr_name for gid in os.getgrouplist("root", entry.pw_gid)]
+    assert fact.process(root.stdout.splitlines()) == {
+        "home": entry.pw_dir, "shell": entry.pw_shell, "group": primary,
+        "groups": [name for name in secondary if name != primary]}
+    nobody = subprocess.run(["sh", "-c", fact.command("no such user")], capture_output=True, text=True, check=True)
+    assert nobody.stdout == ""
+
+
+@pytest.mark.parametrize(("output", "value"), [
+    pytest.param(["passwd omero-web:x:997:997::/var/lib/omero-web:/usr/sbin/nologin", "group omero-web",
+                  "groups omero-web omero adm"],
+                 {"home": "/var/lib/omero-web", "shell": "/usr/sbin/nologin", "group": "omero-web",
+                  "groups": ["omero", "adm"]}, id="secondary groups without the primary one"),
+    pytest.param(["passwd a:x:1:1:::", "group a", "groups a"], {"home": None, "shell": None, "group": "a",
+                                                                "groups": []}, id="no home, no shell"),
+    pytest.param(["passwd a:x:1:1::/h:/bin/sh"], None, id="no group answered"),
+    pytest.param(["passwd garbage", "group a"], None, id="an entry it cannot read"),
+])
+def test_user_account_process(output, value):
+    assert facts.UserAccount().process(output) == value
 
 
 def test_directory_owners_read_for_real(tmp_path):

@@ -41,13 +41,13 @@ def _wait_running(ctl: str, name: str) -> str:
     pytest.param({}, [], id="no such user"),
 ])
 def test_not_in_group(run_op, users, commands):
-    run = run_op(ops.not_in_group, {"Users": users}, "omero-web", "omero")
+    run = run_op(ops.not_in_group, {"UserAccount": lambda user: users.get(user)}, "omero-web", "omero")
     assert run.commands == commands
     assert len(run.noops) == (0 if commands else 1)
 
 
 def test_not_in_group_quotes_names(run_op):
-    run = run_op(ops.not_in_group, {"Users": {"a b": {"group": "x", "groups": ["c;d"]}}}, "a b", "c;d")
+    run = run_op(ops.not_in_group, {"UserAccount": {"group": "x", "groups": ["c;d"]}}, "a b", "c;d")
     assert run.commands == ["gpasswd -d 'a b' 'c;d'"]
 
 
@@ -279,7 +279,8 @@ def test_systemd_running_changes(run_op, enabled, active, changed, commands):
     stamped = commands[-1] != "systemctl enable omero-web.service"
     assert run.commands == commands + (["touch /var/lib/omero-deploy/omero-web-started"] if stamped else [])
     assert run.noops == []
-    assert run.fact_calls[:2] == [("SystemdEnabled", {}), ("SystemdStatus", {})]
+    unit = {"services": "omero-web.service"}
+    assert run.fact_calls[:2] == [("SystemdEnabled", unit), ("SystemdStatus", unit)]
     if active.get("omero-web.service"):
         assert run.fact_calls[2:] == [("ChangedSince", {
             "paths": ("/etc/systemd/system/omero-web.service", "/opt/omero/web/config/*.omero"),

@@ -1,0 +1,88 @@
+"""pyinfra's user, group and package operations decided from the batched facts
+(deploys/system_operations.py): nothing to change is a no-op asking nothing else; anything
+to change is pyinfra's own operation, given the same arguments."""
+
+import pytest
+from pyinfra.operations import apt, dnf, server
+
+from deploys import system_operations as system_ops
+
+pytestmark = pytest.mark.unit
+
+HOME = {"type": "directory", "user": "omero-web", "group": "omero-web", "mode": 700, "sha256": None}
+ACCOUNT = {"home": "/var/lib/omero-web", "shell": "/usr/sbin/nologin", "group": "omero-web", "groups": []}
+
+
+@pytest.fixture
+def pyinfras(monkeypatch):
+    """pyinfra's operations, replaced by one yielding what it was asked to do."""
+    calls = []
+
+    def stand_in(operation):
+        def inner(**kwargs):
+            calls.append((operation, kwargs))
+            yield f"{operation} decides"
+        return inner
+
+    for module, name in ((server, "user"), (server, "group"), (apt, "packages"), (dnf, "packages")):
+        monkeypatch.setattr(getattr(module, name), "_inner", stand_in(f"{module.__name__.split('.')[-1]}.{name}"))
+    return calls
+
+
+@pytest.mark.parametrize(("groups", "delegated"), [
+    pytest.param(["omero", "adm"], False, id="there"),
+    pytest.param(["adm"], True, id="absent"),
+])
+def test_group(run_op, pyinfras, groups, delegated):
+    run = run_op(system_ops.group, {"Groups": groups}, "omero", system=True, gid=1234)
+    assert pyinfras == ([("server.group", {"group": "omero", "system": True, "gid": 1234})] if delegated else [])
+    assert run.noops == ([] if delegated else ["group omero exists"])
+
+
+@pytest.mark.parametrize(("account", "home", "delegated"), [
+    pytest.param(ACCOUNT, HOME, False, id="as wanted"),
+    pytest.param(None, None, True, id="absent"),
+    pytest.param({**ACCOUNT, "home": "/home/omero-web"}, HOME, True, id="another home"),
+    pytest.param({**ACCOUNT, "shell": "/bin/bash"}, HOME, True, id="a login shell"),
+    pytest.param({**ACCOUNT, "group": "users"}, HOME, True, id="another primary group"),
+    pytest.param({**ACCOUNT, "groups": ["omero"]}, HOME, True, id="a secondary group too many"),
+    pytest.param(ACCOUNT, None, True, id="no home directory"),
+    pytest.param(ACCOUNT, {**HOME, "user": "root"}, True, id="a home it does not own"),
+    pytest.param(ACCOUNT, {**HOME, "type": "link"}, True, id="a link for a home"),
+])
+def test_user(run_op, pyinfras, account, home, delegated):
+    run = run_op(system_ops.user, {"UserAccount": lambda user: account, "PathStates": {"/var/lib/omero-web": home}},
+                 "omero-web", "omero-web", "/var/lib/omero-web", "/usr/sbin/nologin", system=True)
+    wanted = {"user": "omero-web", "group": "omero-web", "groups": [], "system": True, "home": "/var/lib/omero-web",
+              "shell": "/usr/sbin/nologin", "ensure_home": True}
+    assert pyinfras == ([("server.user", wanted)] if delegated else [])
+    assert run.commands == (["server.user decides"] if delegated else [])
+
+
+def test_user_without_ensure_home_leaves_the_home_alone(run_op, pyinfras):
+    # The backup host's accounts: their chroot is root's.
+    run = run_op(system_ops.user, {"UserAccount": {**ACCOUNT, "home": "/srv/backup/lab", "group": "omero-backup"}},
+                 "omero-web", "omero-backup", "/srv/backup/lab", "/usr/sbin/nologin", ensure_home=False)
+    assert pyinfras == [] and run.noops == ["user omero-web exists as wanted"]
+    assert [name for name, _ in run.fact_calls] == ["UserAccount"]
+
+
+@pytest.mark.parametrize(("installed", "delegated"), [
+    pytest.param({"nginx": ["1.22"], "openssl": ["3.0"]}, False, id="all installed"),
+    pytest.param({"nginx": ["1.22"]}, True, id="one missing"),
+])
+def test_apt_packages(run_op, pyinfras, installed, delegated):
+    run = run_op(system_ops.apt_packages, {"DebPackages": installed}, ["nginx", "openssl"], update=True,
+                 cache_time=3600)
+    wanted = {"packages": ["nginx", "openssl"], "update": True, "cache_time": 3600, "no_recommends": True}
+    assert pyinfras == ([("apt.packages", wanted)] if delegated else [])
+    assert run.noops == ([] if delegated else ["nginx, openssl installed"])
+
+
+@pytest.mark.parametrize(("installed", "delegated"), [
+    pytest.param({"nginx": ["1.20"]}, False, id="installed"),
+    pytest.param({}, True, id="missing"),
+])
+def test_dnf_packages(run_op, pyinfras, installed, delegated):
+    run_op(system_ops.dnf_packages, {"RpmPackages": installed}, ["nginx"])
+    assert pyinfras == ([("dnf.packages", {"packages": ["nginx"]})] if delegated else [])
