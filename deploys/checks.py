@@ -265,7 +265,7 @@ class Checker:
         if not SHA256.fullmatch(artifact.sha256):
             self.fail(sha_option, f"must be the 64 hex digit sha256 of {artifact.filename}")
         if not artifact.is_url:
-            actual = _sha256_of(artifact.source)
+            actual = sha256_of(artifact.source)
             if actual != artifact.sha256:
                 self.fail(sha_option, f"does not match {artifact.source} (its sha256 is {actual})")
         return artifact
@@ -280,12 +280,21 @@ def covers(certificate_names: list[str], name: str) -> bool:
     return bool(dot) and first != "*" and f"*.{rest}" in certificate_names
 
 
-def _sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+_checksums: dict[tuple, str] = {}
+
+
+def sha256_of(path: str) -> str:
+    """The sha256 of the local file ``path``, read once per run while it is unchanged (every
+    host of a site is planned with the same artifacts)."""
+    stat = os.stat(path)
+    key = (os.path.realpath(path), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if key not in _checksums:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        _checksums[key] = digest.hexdigest()
+    return _checksums[key]
 
 
 def _is_login_account(account: dict) -> bool:

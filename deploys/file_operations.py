@@ -6,12 +6,12 @@ kit.py plans each path with ``batched.want_path`` before these run."""
 import hashlib
 import posixpath
 from io import IOBase
-from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
 
 from .batched import file_checksum, path_state
+from .checks import sha256_of
 
 
 def _mode(mode: str | int | None) -> int | None:
@@ -106,7 +106,7 @@ def checksum(src: str | IOBase) -> str:
     if hasattr(src, "getvalue"):
         content = src.getvalue()
         return hashlib.sha256(content.encode() if isinstance(content, str) else content).hexdigest()
-    return hashlib.sha256(Path(src).read_bytes()).hexdigest()
+    return sha256_of(src)
 
 
 @operation()
