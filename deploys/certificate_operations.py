@@ -9,6 +9,8 @@ from pyinfra.api import QuoteString, StringCommand, operation
 
 from facts.omero import TlsCertificate
 
+from .chained import chaining
+
 
 def certificate_due(current: dict | None, names: list[str], renew_days: int, now: datetime,
                     renewed_elsewhere: bool = False) -> str | None:
@@ -37,6 +39,7 @@ def _subject_alt_names(names: list[str]) -> str:
 
 
 @operation()
+@chaining
 def self_signed_certificate(certificate: str, key: str, names: list[str], renew_days: int, days: int,
                             renewed_elsewhere: bool = False):
     """A self-signed certificate for ``names`` (host names, addresses; the first is its

@@ -21,6 +21,7 @@ from facts.replication import PostgresReplicationSlots, PostgresRoleReplication,
 
 from . import scram, server_steps
 from .batched import asks, fact
+from .chained import chaining
 
 
 def _asked_as_postgres(cls, arguments: dict, _su_user=None, port=5432, **_):
@@ -137,6 +138,7 @@ def omero_schema_upgrade(omerodir: str, db: dict):
 
 @asks(lambda prefix, **kwargs: [_asked_as_postgres(PostgresReplicationSlots, {"prefix": prefix}, **kwargs)])
 @operation()
+@chaining
 def replication_slot(slot: str | None, prefix: str, port: int = 5432):
     """The physical replication slot ``slot`` (None: no standby) and no other slot named
     ``prefix``...: one a removed standby left would keep WAL on the primary for ever. A slot

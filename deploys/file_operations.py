@@ -11,6 +11,7 @@ from pyinfra import host
 from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
 
 from .batched import file_checksum, path_state
+from .chained import chaining
 from .checks import sha256_of
 
 
@@ -46,6 +47,7 @@ def _owner_and_mode(path: str, current: dict | None, user, group, mode) -> list[
 
 
 @operation()
+@chaining
 def directory(path: str, present: bool = True, user: str | None = None, group: str | None = None,
               mode: str | None = None):
     """``path`` a directory with ``user``, ``group`` and ``mode`` (without ``present``: no
@@ -55,6 +57,7 @@ def directory(path: str, present: bool = True, user: str | None = None, group: s
 
 
 @operation()
+@chaining
 def file(path: str, present: bool = True, user: str | None = None, group: str | None = None,
          mode: str | None = None):
     """``path`` a regular file (made empty when missing) with ``user``, ``group`` and ``mode``;
@@ -110,6 +113,7 @@ def checksum(src: str | IOBase) -> str:
 
 
 @operation()
+@chaining
 def put(src: str | IOBase, dest: str, user: str | None = None, group: str | None = None,
         mode: str | None = None):
     """``dest`` (a file path) holding what ``src`` holds (a local path or a file-like

@@ -29,6 +29,7 @@ from facts.paths import PathStates
 
 from . import service_commands
 from .batched import asks, fact, file_checksum, path_state, want_path
+from .chained import chaining
 
 
 @asks(lambda user, **_: [(UserAccount, {"user": user})])
@@ -81,6 +82,7 @@ def _changes_since(restart_sources=None, sources=None, stamp=None, **_):
 
 @asks(_changes_since)
 @operation()
+@chaining
 def refreshed(commands: list[str], sources: list[str], stamp: str, touch: bool = True,
               user: str | None = None):
     """Run ``commands`` (as ``user``, else root) when any of ``sources`` (paths, globs)
@@ -101,6 +103,7 @@ def refreshed(commands: list[str], sources: list[str], stamp: str, touch: bool =
 
 @asks(lambda conf, **kwargs: [(SupervisorPrograms, {"conf": conf}), *_changes_since(**kwargs)])
 @operation()
+@chaining
 def supervised(program: str, conf: str, restart_sources: list[str], stamp: str,
                environment: dict[str, str] | None = None):
     """``program`` known to a running supervisord and RUNNING, started after the last change
@@ -142,6 +145,7 @@ def supervised(program: str, conf: str, restart_sources: list[str], stamp: str,
     (SystemdEnabled, {"services": f"{service}.{kind}"}), (SystemdStatus, {"services": f"{service}.{kind}"}),
     *_changes_since(**kwargs)])
 @operation()
+@chaining
 def systemd_running(service: str, restart_sources: list[str], stamp: str, kind: str = "service"):
     """The unit ``service``.``kind`` (a service, a timer) enabled and active, started after
     the last change to any of ``restart_sources`` (``stamp`` records when the deploy last
@@ -221,6 +225,7 @@ def secret_file(*, dest: str, **kwargs):
 
 
 @operation()
+@chaining
 def written_secret(dest: str, content: str, user: str, group: str, mode: str):
     """``dest`` holding ``content``, which holds a secret: never shown (``--diff`` included)
     and never readable by others on its way: every file it passes through is made 0600

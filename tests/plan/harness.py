@@ -22,6 +22,8 @@ from pyinfra.context import ctx_inventory, ctx_state
 from pyinfra_cli.exceptions import UnexpectedExternalError
 from pyinfra_cli.util import load_deploy_file
 
+from deploys.chained import Chained
+
 DEPLOY = str(Path(__file__).resolve().parents[2] / "deploy.py")
 
 _OS_RELEASES = {
@@ -211,6 +213,13 @@ def _record(host) -> HostRun:
     fake_run, fake_put_file = connector.run_shell_command, connector.put_file
 
     def run_shell_command(command, *args, **kwargs):
+        if isinstance(command, Chained):
+            # Sent as one; recorded (and answered) as the commands it runs in turn.
+            for part in command.commands:
+                status, output = run_shell_command(part, *args, **kwargs)
+                if not status:
+                    break
+            return status, output
         raw = command if isinstance(command, str) else command.get_raw_value()
         run.raw_commands.append(raw)
         if _BATCHED.search(raw):
