@@ -19,6 +19,7 @@ from deploys import (
     checks,
     database,
     nginx,
+    packages,
     platform,
     prerequisites,
     proxy,
@@ -45,7 +46,7 @@ accounts, directories, _, _ = ask(
 )
 checks.check_host(config, host.name, backup_host, accounts=accounts, directories=directories)
 
-prerequisites.install(config)
+prerequisites.install(config, packages.needed(config, backup_host))
 # The backup host is ready before any OMERO host creates its repository there.
 if backup_host:
     backup.target(config)

@@ -21,12 +21,9 @@ OMERO_PORT = 4064
 
 
 def install(settings) -> None:
-    platform = settings.platform
-    kit.packages(settings, "Install Node.js and npm (configurable-http-proxy)", platform.nodejs_packages,
-                 dnf_module=(f"Node.js {platform.nodejs_major}", "nodejs", platform.nodejs_module_stream))
     # Empty: the lab's administrators add the users who may log in.
     system_operations.group(name=f"Create the group {settings.analysis_users_group} (who may use JupyterHub)",
-                 group=settings.analysis_users_group)
+                            group=settings.analysis_users_group)
     kit.directory(name="Create the analysis base directory", path=settings.analysis_basedir,
                   user="root", group="root", mode="755")
     kit.directory(name="Create JupyterHub's state directory", path=settings.hub_state_dir,

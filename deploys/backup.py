@@ -25,8 +25,6 @@ BACKUP_LIB_DIR = "/usr/local/lib/omero-backup"
 
 
 def _install(settings) -> None:
-    packages = ["restic", "openssh-client" if settings.platform.is_debian else "openssh-clients"]
-    kit.packages(settings, "Install restic", packages, epel="restic")
     package = f"{BACKUP_LIB_DIR}/omero_backup"
     for path in (BACKUP_LIB_DIR, package):
         kit.directory(name=f"Create {path}", path=path, user="root", group="root", mode="755")
@@ -190,8 +188,6 @@ def target(settings) -> None:
     """The omero_backup host: per OMERO host an account, chrooted by sshd into a root-owned
     directory holding only that host's repository, which it reaches over SFTP alone with
     its own key (see docs/backup.md)."""
-    platform = settings.platform
-    kit.packages(settings, "Install the SSH server (SFTP)", platform.sftp_server_packages)
     group, base = settings.backup_user, settings.backup_remote_dir
     # sshd's drop-in confines every member of this group, whichever host it is for.
     system_operations.group(name=f"Create the group {group}", group=group, system=True)

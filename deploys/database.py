@@ -11,11 +11,8 @@ AS_POSTGRES = {"_su_user": "postgres"}
 
 
 def install(settings) -> None:
+    """The cluster on RHEL (the packages are prerequisites'; Debian's makes the cluster)."""
     platform = settings.platform
-    # Debian's package creates the cluster (UTF8 with a UTF8 locale; C.UTF-8 without one).
-    kit.packages(settings, "Install PostgreSQL", platform.postgres_packages,
-                 dnf_module=(f"PostgreSQL {platform.postgres_version}", "postgresql",
-                             str(platform.postgres_version)))
     if not platform.is_debian:
         run_once(name="Initialise the PostgreSQL cluster (UTF8)",
                  command="PGSETUP_INITDB_OPTIONS='--encoding=UTF8 --locale=C.UTF-8' "

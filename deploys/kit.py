@@ -97,23 +97,22 @@ def secret_template(src: str, dest: str, *, user: str, group: str, mode: str, **
                        mode=mode)
 
 
-def packages(settings, name: str, names: list[str], *, epel: str | None = None,
-             dnf_module: tuple[str, str, str] | None = None, crb: str | None = None):
+def packages(settings, name: str, names: list[str], *, epel: list[str] = (),
+             dnf_modules: list[tuple[str, str, str]] = (), crb: list[str] = ()):
     """Install ``names`` with the host's package manager, without recommended packages.
 
     apt refreshes its lists first when they are older than an hour and a package is to be
-    installed. dnf, before installing: ``epel`` enables EPEL (the text says for what),
-    ``dnf_module`` a module stream (what, module, stream), ``crb`` CodeReady Builder (for what).
+    installed. dnf, before installing: ``epel`` enables EPEL (for what), ``dnf_modules``
+    module streams (what, module, stream), ``crb`` CodeReady Builder (for what).
     """
     if settings.platform.is_debian:
         return apt_packages(name=name, packages=names, update=True, cache_time=3600)
-    if dnf_module:
-        what, module, stream = dnf_module
+    for what, module, stream in dnf_modules:
         dnf.module(name=f"Enable {what}", module=module, stream=stream)
     if crb:
-        dnf_repo_enabled(name=f"Enable CodeReady Builder ({crb})", repo="crb")
+        dnf_repo_enabled(name=f"Enable CodeReady Builder ({', '.join(crb)})", repo="crb")
     if epel:
-        dnf_packages(name=f"Enable EPEL ({epel})", packages=["epel-release"])
+        dnf_packages(name=f"Enable EPEL ({', '.join(epel)})", packages=["epel-release"])
     return dnf_packages(name=name, packages=names)
 
 

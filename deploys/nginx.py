@@ -14,11 +14,6 @@ from .values import TlsMode
 SELF_SIGNED_DAYS = 397  # what browsers accept for a certificate's lifetime
 
 
-def install(settings) -> None:
-    packages = ["nginx"] + (["openssl"] if settings.tls_mode.made_on_host else [])
-    kit.packages(settings, "Install nginx", packages)
-
-
 def _tls(settings) -> list[str]:
     """The site's certificate and key on the host; returns their paths."""
     kit.directory(name="Create nginx's TLS directory", path=settings.tls_dir, user="root",
@@ -139,5 +134,4 @@ def start(settings, config_files: list[str], check_path: str | None = "/webclien
 
 
 def deploy(settings) -> None:
-    install(settings)
     start(settings, configure(settings))

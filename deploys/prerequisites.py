@@ -6,10 +6,11 @@ from pathlib import PurePosixPath
 
 from . import kit
 from .operations import complete_directory, icepy_wheel, package_manager_idle, refreshed, secret_file
+from .packages import Needs
 
 
-def install(settings) -> None:
-    """Base packages, the lab's CA certificates and proxy, and the supervisor if used."""
+def install(settings, needs: Needs) -> None:
+    """The packages the host's roles need (``needs``), the lab's CA certificates and proxy."""
     platform = settings.platform
     package_manager_idle(name="Wait for a package manager an earlier run left running")
     kit.directory(name="Create the deploy's state directory", path=settings.state_dir,
@@ -36,13 +37,8 @@ def install(settings) -> None:
         certificates.append(f"{platform.ca_dir}/omero-extra-{PurePosixPath(path).stem}.crt")
         kit.put(name=f"Trust the CA certificate {PurePosixPath(path).name}", src=path,
                 dest=certificates[-1], user="root", group="root", mode="644")
-    packages = list(platform.base_packages)
-    if settings.builds_icepy:
-        packages += platform.build_packages
-    if settings.service_manager == "supervisord":
-        packages.append(platform.supervisor_package)
-    kit.packages(settings, "Install base packages", packages,
-                 epel="supervisor" if settings.service_manager == "supervisord" else None)
+    kit.packages(settings, "Install the packages", needs.packages, epel=needs.epel, dnf_modules=needs.dnf_modules,
+                 crb=needs.crb)
     if certificates:
         refreshed(name="Rebuild the system CA bundle", commands=[platform.ca_update_command],
                   sources=certificates, stamp=settings.stamp("ca-bundle-rebuilt"))
@@ -51,16 +47,9 @@ def install(settings) -> None:
                       user="root", group="root", mode="755")
 
 
-def install_java(settings) -> None:
-    kit.packages(settings, f"Install Java {settings.java_version}",
-                 [settings.platform.java_package(settings.java_version)])
-
-
 def install_ice(settings) -> None:
-    """Ice 3.6.5's C++ services (icegridnode & co.) from the site's tarball."""
-    platform = settings.platform
-    kit.packages(settings, "Install Ice's runtime libraries", platform.ice_runtime_packages,
-                 crb="libdb-cxx for Ice")
+    """Ice 3.6.5's C++ services (icegridnode & co.) from the site's tarball (their libraries
+    are among the packages)."""
     tarball = kit.fetch(settings, settings.ice_artifact, settings.download_dir)
     complete_directory(
         name="Unpack Ice 3.6.5", target=settings.ice_home,

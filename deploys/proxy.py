@@ -59,7 +59,6 @@ def configure(settings) -> list[str]:
 
 
 def deploy(settings) -> None:
-    nginx.install(settings)
     # Under maintenance the login page is the maintenance page: nothing to wait for.
     nginx.start(settings, configure(settings),
                 check_path=None if settings.proxy_maintenance else "/webclient/login/")

@@ -11,7 +11,7 @@ from facts.omero import shell_path
 from . import kit, readonly, readonly_hosts, server_steps, services
 from .database_operations import omero_schema, omero_schema_upgrade, stop_and_dump_before_upgrade
 from .operations import changed, closed_to_others, complete_directory, refreshed, secret_file, wait_until
-from .prerequisites import install_ice, install_java, omero_venv, site_packages
+from .prerequisites import install_ice, omero_venv, site_packages
 from .users import as_user, omero_user
 from .webapps import APPS
 
@@ -30,12 +30,9 @@ def _db(settings) -> dict:
 
 
 def install(settings) -> list[str]:
-    """Java, Ice, the venv and the server itself; returns what a restart applies."""
-    install_java(settings)
+    """Ice, the venv and the server itself (Java and the rest are among the packages);
+    returns what a restart applies."""
     install_ice(settings)
-    # psql applies the schema (not on a read-only server); openssl makes Glacier2's certificate.
-    packages = [*(() if settings.server_readonly else (settings.platform.postgres_client_package,)), "openssl"]
-    kit.packages(settings, "Install the PostgreSQL client and openssl", packages)
     omero_user(settings, settings.server_user, shared_group=True)
     kit.directory(name="Create the OMERO.server base directory", path=settings.server_basedir,
                   user="root", group="root", mode="755")

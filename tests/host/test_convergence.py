@@ -90,7 +90,7 @@ def test_run_right_after_one_killed_during_a_package_install_finishes(host, tmp_
     however fast apt would have finished."""
     inventory = write_inventory(tmp_path / "killed-install.py", {"omero_database": [host], "omero_web": [host]},
                                 {host.name: host_data(host, secrets_dir)})
-    interrupted_deploy(inventory, "Install base packages", during=4.0)
+    interrupted_deploy(inventory, "Install the packages", during=4.0)
     left = re.findall(r"/proc/([0-9]+)/comm", host.run(package_manager_running(listed=True), check=False).stdout)
     assert left, "the killed run left no package manager running: the case was not made"
     host.run(f"kill -STOP {' '.join(left)}")
