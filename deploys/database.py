@@ -4,7 +4,7 @@ the OMERO.server hosts need it, with the OMERO role and a UTF8 database it owns.
 from pyinfra.operations import files
 
 from . import container, kit, services
-from .database_operations import postgres_database, postgres_role
+from .database_operations import postgres_configured, postgres_database, postgres_role
 from .operations import changed, run_once, wait_until
 
 AS_POSTGRES = {"_su_user": "postgres"}
@@ -69,11 +69,20 @@ def run(settings, config_files: list[str]) -> None:
     services.program(settings, "postgresql", command=command, user="postgres", stopsignal="INT")
     if settings.service_manager == "systemd":
         services.drop_in(platform.postgres_unit, "omero-restart", "systemd/postgresql-restart.conf.j2")
-    started = services.start(settings, "postgresql", restart_sources=config_files)
+    if settings.image_build:
+        # The image's PostgreSQL listens on the container's port (above): a change restarts it.
+        started, configured = services.start(settings, "postgresql", restart_sources=config_files), None
+    else:
+        started = services.start(settings, "postgresql")
+        configured = postgres_configured(
+            name="Apply PostgreSQL's configuration (reloaded; restarted to listen elsewhere)", sources=config_files,
+            stamp=settings.stamp("postgresql-configured"), listen_addresses=settings.db_listen_addresses,
+            port=settings.db_port, reload=services.action_command(settings, "reload", "postgresql"),
+            restart=services.action_command(settings, "restart", "postgresql"))
     wait_until(name="Wait until PostgreSQL accepts connections",
                check=f"{platform.postgres_bin_dir}/pg_isready -q -h /var/run/postgresql "
                      f"-p {settings.db_port}",
-               what="PostgreSQL", when=changed(started))
+               what="PostgreSQL", when=changed(started, configured))
 
 
 def deploy(settings) -> None:

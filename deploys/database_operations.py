@@ -12,12 +12,19 @@ from pyinfra.facts.postgres import make_execute_psql_command
 from pyinfra.facts.server import Command
 
 from facts.omero import (
+    ChangedSince,
     OmeroSchemaVersion,
     OmeroServerVersion,
     PostgresDatabaseOwner,
     PostgresRoleVerifier,
 )
-from facts.replication import PostgresReplicationSlots, PostgresRoleReplication, PostgresSetting, PostgresStandby
+from facts.replication import (
+    PostgresListening,
+    PostgresReplicationSlots,
+    PostgresRoleReplication,
+    PostgresSetting,
+    PostgresStandby,
+)
 
 from . import scram, server_steps
 from .batched import asks, fact
@@ -134,6 +141,24 @@ def omero_schema_upgrade(omerodir: str, db: dict):
     psql = f"psql -XAw -v ON_ERROR_STOP=1 {_connection(db)}"
     for script in scripts.split():
         yield f"{psql} -f {shlex.quote(script)}"
+
+
+@asks(lambda sources, stamp, port, **_: [(ChangedSince, {"paths": tuple(sources), "reference": stamp}),
+                                         (PostgresListening, {"port": port})])
+@operation()
+@chaining
+def postgres_configured(sources: list[str], stamp: str, listen_addresses: str, port: int, reload: str,
+                        restart: str):
+    """The running server reads its configuration files (``sources``) as they are on disk
+    (``stamp`` records when it last did): reloaded after a change, restarted only when it
+    listens elsewhere than ``listen_addresses`` and ``port``, which a restart alone changes
+    (a reload keeps OMERO.server's connections, which a restart drops)."""
+    if not fact(ChangedSince, paths=tuple(sources), reference=stamp):
+        host.noop(f"PostgreSQL has read its configuration since it last changed ({stamp})")
+        return
+    listening = fact(PostgresListening, port=port)
+    yield reload if listening == (listen_addresses, str(port)) else restart
+    yield StringCommand("touch", QuoteString(stamp))
 
 
 @asks(lambda prefix, **kwargs: [_asked_as_postgres(PostgresReplicationSlots, {"prefix": prefix}, **kwargs)])

@@ -189,9 +189,10 @@ def wait_until(check: str, what: str, when: Callable[[], bool], timeout: int = 1
 
 def waiting(check: str, what: str, timeout: int = 120) -> str:
     """A shell loop running ``check`` until it succeeds, failing after ``timeout`` seconds."""
-    return (f"i=0; until {check}; do i=$((i+1)); if [ $i -gt {timeout * 2} ]; then "
+    # Checked five times a second: a deploy waits on every start it makes.
+    return (f"i=0; until {check}; do i=$((i+1)); if [ $i -gt {timeout * 5} ]; then "
             f"echo {shlex.quote(f'timed out after {timeout}s waiting for {what}')} >&2; exit 1; fi; "
-            "sleep 0.5; done")
+            "sleep 0.2; done")
 
 
 @asks(lambda **_: [(PackageManagerActivity, {})])

@@ -3,7 +3,8 @@ operations and handed to the backup tool (files/omero-backup) in its configurati
 
 import shlex
 
-# Each manager's words for an action; supervisord has no reload, a HUP is nginx's graceful one.
+# Each manager's words for an action; supervisord has no reload: a HUP is nginx's graceful one
+# and PostgreSQL's configuration reload.
 ACTIONS = {
     "systemd": {"start": ["start"], "stop": ["stop"], "restart": ["restart"], "status": ["status"],
                 "reload": ["reload"], "enable": ["enable"]},

@@ -1,11 +1,11 @@
 """pyinfra's server.group, server.user, apt.packages and dnf.packages, decided from the
-host's batched facts (deploys/batched.py) when nothing is to change; when something is,
-pyinfra's own operation decides and sends the commands. Each pyinfra operation asks its
+host's batched facts (deploys/batched.py) when nothing is to change (or, for an account,
+when it is new); otherwise pyinfra's own operation decides and sends the commands. Each pyinfra operation asks its
 facts itself (every account, the groups, the OS, the package list, apt's cache age): a
 run that changes nothing asks none of them."""
 
 from pyinfra import host
-from pyinfra.api import operation
+from pyinfra.api import QuoteString, StringCommand, operation
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.rpm import RpmPackages
 from pyinfra.facts.server import Groups
@@ -15,6 +15,7 @@ from facts.omero import UserAccount
 from facts.paths import PathStates
 
 from .batched import asks, fact, path_state
+from .chained import chaining
 
 
 @asks(lambda **_: [(Groups, {})])
@@ -34,11 +35,22 @@ def _user_facts(user, home=None, ensure_home=True, **_):
 
 @asks(_user_facts)
 @operation()
+@chaining
 def user(user: str, group: str, home: str, shell: str, groups: tuple[str, ...] = (), system: bool = False,
          ensure_home: bool = True):
     """server.user: ``user`` with exactly these home, shell, primary ``group`` and secondary
     ``groups``; with ``ensure_home``, its home a directory it and ``group`` own."""
     current = fact(UserAccount, user=user)
+    if current is None:
+        # What server.user sends for a new account, without the facts it asks first (every
+        # account on the host, the groups, the OS).
+        yield StringCommand("useradd", "-d", QuoteString(home), "-s", QuoteString(shell), "-g", QuoteString(group),
+                            *(["-G", QuoteString(",".join(groups))] if groups else []), *(["-r"] if system else []),
+                            "-M", QuoteString(user))
+        if ensure_home:
+            yield StringCommand("mkdir", "-p", QuoteString(home))
+            yield StringCommand("chown", QuoteString(f"{user}:{group}"), QuoteString(home))
+        return
     settled = (current is not None and current["home"] == home and current["shell"] == shell
                and current["group"] == group and set(current["groups"]) == set(groups))
     if settled and ensure_home:

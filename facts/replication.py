@@ -93,6 +93,29 @@ class PostgresReplicationSlots(FactBase):
         return slots
 
 
+class PostgresListening(FactBase):
+    """Where the running server listens, ``(listen_addresses, port)`` as it reads them (asked
+    on ``port`` as the postgres account, from root); None when it does not answer there."""
+
+    @staticmethod
+    def default():
+        return None
+
+    def requires_command(self, port: int) -> str:
+        return "psql"
+
+    def command(self, port: int) -> str:
+        query = "SELECT 'listen:' || current_setting('listen_addresses') || '|' || current_setting('port')"
+        return f"runuser -u postgres -- psql -XAt -p {int(port)} -c {shlex.quote(query)} 2>/dev/null || true"
+
+    def process(self, output):
+        for line in output:
+            if line.startswith("listen:"):
+                addresses, _, port = line[len("listen:"):].rpartition("|")
+                return addresses, port
+        return None
+
+
 class PostgresSetting(FactBase):
     """The running server's value of ``setting`` (``SHOW``); None when it is not running."""
 

@@ -314,12 +314,12 @@ def test_systemd_reloaded(run_op, needs, commands, noops):
 @pytest.mark.parametrize(("when", "kwargs", "commands", "noops"), [
     pytest.param(False, {}, [], ["OMERO.web was not (re)started"], id="not started"),
     pytest.param(True, {}, [
-        "i=0; until curl -fs http://localhost:4080/; do i=$((i+1)); if [ $i -gt 240 ]; then "
-        "echo 'timed out after 120s waiting for OMERO.web' >&2; exit 1; fi; sleep 0.5; done"], [],
+        "i=0; until curl -fs http://localhost:4080/; do i=$((i+1)); if [ $i -gt 600 ]; then "
+        "echo 'timed out after 120s waiting for OMERO.web' >&2; exit 1; fi; sleep 0.2; done"], [],
         id="started, default timeout"),
     pytest.param(True, {"timeout": 7}, [
-        "i=0; until curl -fs http://localhost:4080/; do i=$((i+1)); if [ $i -gt 14 ]; then "
-        "echo 'timed out after 7s waiting for OMERO.web' >&2; exit 1; fi; sleep 0.5; done"], [],
+        "i=0; until curl -fs http://localhost:4080/; do i=$((i+1)); if [ $i -gt 35 ]; then "
+        "echo 'timed out after 7s waiting for OMERO.web' >&2; exit 1; fi; sleep 0.2; done"], [],
         id="started, timeout given"),
 ])
 def test_wait_until(run_op, when, kwargs, commands, noops):

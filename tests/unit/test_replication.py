@@ -65,12 +65,43 @@ def test_parse_conninfo(text, parsed):
     (facts.PostgresSetting, ["setting:omero_standby_a"], "omero_standby_a"),
     (facts.PostgresSetting, ["setting:"], ""),
     (facts.PostgresSetting, ["psql: error"], None),
+    (facts.PostgresListening, ["listen:localhost,10.0.0.11|5433"], ("localhost,10.0.0.11", "5433")),
+    (facts.PostgresListening, ["listen:*|5432"], ("*", "5432")),
+    (facts.PostgresListening, ["psql: error: connection to server failed"], None),
 ])
 def test_psql_facts(fact, output, value):
     assert fact().process(output) == value
 
 
+def test_postgres_listening_asked_as_postgres():
+    assert facts.PostgresListening().command(5433) == (
+        "runuser -u postgres -- psql -XAt -p 5433 -c 'SELECT '\"'\"'listen:'\"'\"' || "
+        "current_setting('\"'\"'listen_addresses'\"'\"') || '\"'\"'|'\"'\"' || "
+        "current_setting('\"'\"'port'\"'\"')' 2>/dev/null || true")
+
+
 # -- operations -------------------------------------------------------------------------------
+CONF_FILES = ["/etc/postgresql/15/main/conf.d/omero.conf", "/etc/postgresql/15/main/pg_hba.conf"]
+CONFIGURED = "/var/lib/omero-pyinfra/postgresql-configured.done"
+
+
+WANTED = ("localhost,10.0.0.11", "5432")
+RELOAD, RESTART = "systemctl reload postgresql.service", "systemctl restart postgresql.service"
+
+
+@pytest.mark.parametrize(("changed", "listening", "command"), [
+    pytest.param([], WANTED, None, id="nothing changed since"),
+    pytest.param(CONF_FILES[1:], WANTED, RELOAD, id="pg_hba.conf changed: a reload keeps the connections"),
+    pytest.param(CONF_FILES, WANTED, RELOAD, id="first deploy, listening where wanted already"),
+    pytest.param(CONF_FILES[:1], ("localhost", "5432"), RESTART, id="to listen for a server host: a restart"),
+    pytest.param(CONF_FILES[:1], ("localhost,10.0.0.11", "5433"), RESTART, id="another port"),
+    pytest.param(CONF_FILES, None, RESTART, id="not answering"),
+])
+def test_postgres_configured(run_op, changed, listening, command):
+    run = run_op(db_ops.postgres_configured, {"ChangedSince": changed, "PostgresListening": listening},
+                 CONF_FILES, CONFIGURED, WANTED[0], int(WANTED[1]), RELOAD, RESTART)
+    assert run.commands == ([command, f"touch {CONFIGURED}"] if command else [])
+    assert len(run.noops) == (0 if command else 1)
 def test_standby_following_the_primary_is_left_alone(run_op):
     run = run_op(db_ops.standby_cluster, {"PostgresStandby": FOLLOWING}, "/pg/main", CONNINFO, "omero_standby_sb",
                  "stop", "/bin/pg_basebackup", "/state/copy.pgid")

@@ -41,7 +41,6 @@ def test_group(run_op, pyinfras, groups, delegated):
 
 @pytest.mark.parametrize(("account", "home", "delegated"), [
     pytest.param(ACCOUNT, HOME, False, id="as wanted"),
-    pytest.param(None, None, True, id="absent"),
     pytest.param({**ACCOUNT, "home": "/home/omero-web"}, HOME, True, id="another home"),
     pytest.param({**ACCOUNT, "shell": "/bin/bash"}, HOME, True, id="a login shell"),
     pytest.param({**ACCOUNT, "group": "users"}, HOME, True, id="another primary group"),
@@ -57,6 +56,20 @@ def test_user(run_op, pyinfras, account, home, delegated):
               "shell": "/usr/sbin/nologin", "ensure_home": True}
     assert pyinfras == ([("server.user", wanted)] if delegated else [])
     assert run.commands == (["server.user decides"] if delegated else [])
+
+
+@pytest.mark.parametrize(("kwargs", "commands"), [
+    pytest.param({"system": True}, [
+        "useradd -d /var/lib/omero-web -s /usr/sbin/nologin -g omero-web -r -M omero-web",
+        "mkdir -p /var/lib/omero-web", "chown omero-web:omero-web /var/lib/omero-web"], id="a system account"),
+    pytest.param({"groups": ("omero", "my lab"), "ensure_home": False}, [
+        "useradd -d /var/lib/omero-web -s /usr/sbin/nologin -g omero-web -G 'omero,my lab' -M omero-web"],
+        id="in other groups, its home left alone"),
+])
+def test_new_user_made_as_server_user_makes_it(run_op, pyinfras, kwargs, commands):
+    run = run_op(system_ops.user, {"UserAccount": None}, "omero-web", "omero-web", "/var/lib/omero-web",
+                 "/usr/sbin/nologin", **kwargs)
+    assert run.commands == commands and pyinfras == []
 
 
 def test_user_without_ensure_home_leaves_the_home_alone(run_op, pyinfras):
