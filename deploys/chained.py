@@ -15,7 +15,8 @@ class Chained(StringCommand):
         self.commands = commands
         parts: list = []
         for command in commands:
-            parts += [*(["&&"] if parts else []), "(", command, ")"]
+            # The newline ends a comment a command may end with, which would swallow the ")".
+            parts += [*(["&&"] if parts else []), "(", command, "\n)"]
         super().__init__(*parts)
 
 

@@ -22,8 +22,8 @@ def test_runs_between_uploads_and_functions_are_joined():
     call = FunctionCommand(print, (), {})
     sent = list(chained(["mkdir -p /a ", StringCommand("chmod", "700", "/a"), upload, "chown a /etc/x",
                          "chmod 600 /etc/x", call, "touch /done"]))
-    assert _texts(sent) == ["( mkdir -p /a ) && ( chmod 700 /a )", "FileUploadCommand",
-                            "( chown a /etc/x ) && ( chmod 600 /etc/x )", "FunctionCommand", "touch /done"]
+    assert _texts(sent) == ["( mkdir -p /a \n) && ( chmod 700 /a \n)", "FileUploadCommand",
+                            "( chown a /etc/x \n) && ( chmod 600 /etc/x \n)", "FunctionCommand", "touch /done"]
     assert isinstance(sent[0], Chained) and not isinstance(sent[-1], Chained)
 
 
@@ -44,7 +44,8 @@ def test_stops_at_the_first_failure_as_pyinfra_does():
 def test_each_command_in_its_own_shell():
     # An exit, a cd or a variable of one command does not reach the next (pyinfra runs each in a
     # shell of its own); commands of several statements keep their meaning.
-    result = _run("cd /tmp; X=1; exit 0", "pwd; echo \"x=${X:-unset}\"", "for i in 1 2; do echo $i; done")
+    result = _run("cd /tmp; X=1; exit 0  # a comment", "pwd; echo \"x=${X:-unset}\"",
+                  "for i in 1 2; do echo $i; done")
     assert result.returncode == 0
     assert result.stdout.split("\n")[:2] != ["/tmp", "x=1"]
     assert result.stdout.endswith("x=unset\n1\n2\n")
