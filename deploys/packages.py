@@ -5,7 +5,7 @@ servers' NFS and haproxy, which their own steps install."""
 
 from dataclasses import dataclass, field
 
-from .topology import ANALYSIS, DATABASE, PROXY, READONLY, SERVER, WEB
+from .topology import ANALYSIS, DATABASE, PROXY, READONLY, SERVER, STANDBY, WEB
 
 
 @dataclass
@@ -26,7 +26,7 @@ def needed(settings, backup_host: bool) -> Needs:
     if settings.service_manager == "supervisord":
         needs.packages.append(platform.supervisor_package)
         needs.epel.append("supervisor")
-    if DATABASE in roles:
+    if roles & {DATABASE, STANDBY}:
         # Debian's package creates the cluster (UTF8 with a UTF8 locale; C.UTF-8 without one).
         needs.packages += platform.postgres_packages
         needs.dnf_modules.append((f"PostgreSQL {platform.postgres_version}", "postgresql",

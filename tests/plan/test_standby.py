@@ -70,6 +70,9 @@ def test_standby_copies_the_primary_and_creates_nothing(pair):
         assert not re.search(r"CREATE (ROLE|DATABASE)|replication_slot|synchronous", command), command
     assert f"{conf_dir}/conf.d/omero.conf" in standby.uploads
     assert "replication" not in standby.uploads[f"{conf_dir}/pg_hba.conf"]
+    # It runs PostgreSQL: the server's package among the host's, installed before the copy.
+    assert any(re.search(r"install .*\bpostgresql-(16|server)\b", command) for command in standby.commands)
+    assert standby.ops.index("Install the packages") < standby.ops.index(f"Make PostgreSQL a standby of {DB}")
     # Its configuration is written after the copy (on RHEL the copy replaces the data directory holding it).
     assert standby.ops.index(f"Write {conf_dir}/conf.d/omero.conf") > standby.ops.index(
         f"Make PostgreSQL a standby of {DB}")
