@@ -2,6 +2,7 @@
 package manager, and artifacts put on the host."""
 
 import os
+from collections.abc import Sequence
 from io import StringIO
 from pathlib import Path
 
@@ -97,8 +98,8 @@ def secret_template(src: str, dest: str, *, user: str, group: str, mode: str, **
                        mode=mode)
 
 
-def packages(settings, name: str, names: list[str], *, epel: list[str] = (),
-             dnf_modules: list[tuple[str, str, str]] = (), crb: list[str] = ()):
+def packages(settings, name: str, names: list[str], *, epel: Sequence[str] = (),
+             dnf_modules: Sequence[tuple[str, str, str]] = (), crb: Sequence[str] = ()):
     """Install ``names`` with the host's package manager, without recommended packages.
 
     apt refreshes its lists first when they are older than an hour and a package is to be

@@ -66,6 +66,7 @@ def user(user: str, group: str, home: str, shell: str, groups: tuple[str, ...] =
 
 @asks(lambda **_: [(DebPackages, {})])
 @operation()
+@chaining
 def apt_packages(packages: list[str], update: bool = False, cache_time: int | None = None):
     """apt.packages without recommended packages; the lists refreshed (``update``, when
     older than ``cache_time`` seconds) only when a package is to be installed."""
@@ -78,6 +79,7 @@ def apt_packages(packages: list[str], update: bool = False, cache_time: int | No
 
 @asks(lambda **_: [(RpmPackages, {})])
 @operation()
+@chaining
 def dnf_packages(packages: list[str]):
     """dnf.packages."""
     installed = fact(RpmPackages)
