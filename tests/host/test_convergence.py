@@ -37,11 +37,13 @@ KILL_POINTS = [
     ("Write /opt/omero/web/config/01-omero-web.omero", None),
     ("Write /etc/nginx/conf.d/omero-web.conf", None),
 ]
-SERVICES = {  # unit: the files it must have read
-    "postgresql@15-main.service": [f"{PG_CONF}/pg_hba.conf", f"{PG_CONF}/conf.d/omero.conf"],
+SERVICES = {  # unit: the files its processes must have started after
     "omero-web.service": ["/opt/omero/web/OMERO.web/etc/grid/config.xml", "/etc/systemd/system/omero-web.service"],
     "nginx.service": ["/etc/nginx/conf.d/omero-web.conf"],
 }
+# PostgreSQL applies its configuration by a reload (a restart only to listen elsewhere): it
+# says itself when it last read its files.
+PG_FILES = [f"{PG_CONF}/pg_hba.conf", f"{PG_CONF}/conf.d/omero.conf"]
 # nginx applies a new configuration by a reload: its master stays, the workers that serve
 # are new ones (those still finishing old requests are titled "... is shutting down").
 SERVING_CHILDREN = {"nginx.service": "^nginx: worker process$"}
@@ -69,7 +71,8 @@ def serving_processes(host, unit: str) -> list[str]:
 
 
 def running_configuration_is_current(host) -> None:
-    """Each service's serving processes started after every file it reads was last written."""
+    """Each service's serving processes started after every file it reads was last written;
+    PostgreSQL read its files after they were last written."""
     for unit, paths in SERVICES.items():
         for pid in serving_processes(host, unit):
             # Process start: boot time (whole seconds) + its start in clock ticks since boot.
@@ -81,6 +84,11 @@ def running_configuration_is_current(host) -> None:
                 written = float(host.run(f"stat -c %.9Y {path}").stdout)
                 # btime is rounded down: a second's slack.
                 assert written < start + 1, f"{unit} (pid {pid}) started before {path} was written"
+    loaded = float(host.run("runuser -u postgres -- psql -XAtc "
+                            "'SELECT extract(epoch FROM pg_conf_load_time())'").stdout)
+    for path in PG_FILES:
+        written = float(host.run(f"stat -c %.9Y {path}").stdout)
+        assert written <= loaded, f"PostgreSQL last read its configuration before {path} was written"
 
 
 def test_run_right_after_one_killed_during_a_package_install_finishes(host, tmp_path, secrets_dir):
