@@ -32,10 +32,8 @@ def needed(settings, backup_host: bool) -> Needs:
         needs.dnf_modules.append((f"PostgreSQL {platform.postgres_version}", "postgresql",
                                   str(platform.postgres_version)))
     if roles & {SERVER, READONLY}:
-        needs.packages += [settings.platform.java_package(settings.java_version), *platform.ice_runtime_packages]
+        needs.packages += server_packages(settings)
         needs.crb.append("libdb-cxx for Ice")
-        # psql applies the schema (not on a read-only server); openssl makes Glacier2's certificate.
-        needs.packages += [*(() if settings.server_readonly else (platform.postgres_client_package,)), "openssl"]
     if roles & {WEB, PROXY}:
         needs.packages += ["nginx", *(["openssl"] if settings.tls_mode.made_on_host else [])]
     if WEB in roles and ANALYSIS in roles:
@@ -48,3 +46,11 @@ def needed(settings, backup_host: bool) -> Needs:
         needs.packages += platform.sftp_server_packages
     needs.packages = list(dict.fromkeys(needs.packages))
     return needs
+
+
+def server_packages(settings) -> list[str]:
+    """An OMERO.server host's: Java, Ice's runtime libraries, psql, which applies the schema
+    (not on a read-only server), and openssl, which makes Glacier2's certificate."""
+    platform = settings.platform
+    return [platform.java_package(settings.java_version), *platform.ice_runtime_packages,
+            *(() if settings.server_readonly else (platform.postgres_client_package,)), "openssl"]

@@ -1,4 +1,4 @@
-"""The part of an omero_server host that needs no OMERO artifact: Java.
+"""The part of an omero_server host that needs no OMERO artifact: its packages, Java among them.
 
 Run by test_java.py with the same inventory form as deploy.py.
 """
@@ -6,9 +6,10 @@ Run by test_java.py with the same inventory form as deploy.py.
 from pyinfra import host, inventory
 from pyinfra.facts.server import LinuxDistribution
 
-from deploys import platform, prerequisites, settings
+from deploys import kit, packages, platform, settings
 from facts.omero import InitSystem
 
 config = settings.load(host, inventory, platform.detect(host.get_fact(LinuxDistribution)),
                        pid1=host.get_fact(InitSystem))
-prerequisites.install_java(config)
+kit.packages(config, "Install the OMERO.server packages", packages.server_packages(config),
+             crb=["libdb-cxx for Ice"])

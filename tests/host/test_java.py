@@ -1,4 +1,4 @@
-"""Java as an omero_server host gets it (the rest of the server needs the zip)."""
+"""Java and the other packages an omero_server host gets (the rest of the server needs the zip)."""
 
 from .testhosts import SUBNET, ContainerHost, host_data, hosts_with_changes, pyinfra, write_inventory
 
