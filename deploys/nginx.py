@@ -112,9 +112,11 @@ def server_values(settings) -> dict:
     }
 
 
-def start(settings, config_files: list[str], check_path: str | None = "/webclient/login/") -> None:
+def start(settings, config_files: list[str], check_path: str | None = "/webclient/login/",
+          check_status: int | None = None) -> None:
     """nginx running the configuration ``config_files`` make; after a (re)start or reload,
-    ``check_path`` fetched from it until it answers (None: no check)."""
+    ``check_path`` fetched from it until it answers (with ``check_status``, when given: a
+    reload returns before nginx serves the new configuration; None: no check)."""
     # A container's own nginx.conf; errors on stderr before it is read (the image is read-only).
     conf = f"-c {container.expansion(container.NGINX_CONF)} -e stderr " if settings.image_build else ""
     services.program(settings, "nginx", command=f"/usr/sbin/nginx {conf}-g 'daemon off;'",
@@ -129,7 +131,7 @@ def start(settings, config_files: list[str], check_path: str | None = "/webclien
                          commands=[services.action_command(settings, "reload", "nginx")],
                          sources=config_files, stamp=settings.stamp("nginx-reloaded"))
     if check_path:
-        wait_until(name="Wait until nginx serves OMERO.web", check=settings.nginx_check(check_path),
+        wait_until(name="Wait until nginx serves OMERO.web", check=settings.nginx_check(check_path, check_status),
                    what="nginx", when=changed(started, reloaded))
 
 

@@ -59,6 +59,6 @@ def configure(settings) -> list[str]:
 
 
 def deploy(settings) -> None:
-    # Under maintenance the login page is the maintenance page: nothing to wait for.
-    nginx.start(settings, configure(settings),
-                check_path=None if settings.proxy_maintenance else "/webclient/login/")
+    # Under maintenance the login page is the maintenance page (503): that is what to wait for.
+    nginx.start(settings, configure(settings), check_path="/webclient/login/",
+                check_status=503 if settings.proxy_maintenance else None)

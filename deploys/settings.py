@@ -175,17 +175,21 @@ class Settings(Options, Layout):
         hub = (self.analysis_server_name,) if ANALYSIS in self.roles else ()
         return (*self.server_names, *hub)
 
-    def nginx_check(self, path: str) -> str:
+    def nginx_check(self, path: str, status: int | None = None) -> str:
         """A curl command on the host fetching ``path`` from the site as a browser would: under
-        its name, over HTTPS when on (any certificate: this checks nginx, not the trust)."""
+        its name, over HTTPS when on (any certificate: this checks nginx, not the trust);
+        successful when answered (with ``status``: answered with that status)."""
         listener = (self.nginx_https_listen if self.https else self.nginx_listen).local
         scheme = "https" if self.https else "http"
         if self.check_name is None:
-            return f"curl -gfsk -o /dev/null {shlex.quote(f'{scheme}://{listener}{path}')}"
-        address = urlsplit(f"http://{listener}").hostname or ""
-        resolve = f"{self.check_name}:{listener.port}:{f'[{address}]' if ':' in address else address}"
-        return (f"curl -gfsk -o /dev/null --resolve {shlex.quote(resolve)} "
-                f"{shlex.quote(f'{scheme}://{self.check_name}:{listener.port}{path}')}")
+            url = shlex.quote(f"{scheme}://{listener}{path}")
+        else:
+            address = urlsplit(f"http://{listener}").hostname or ""
+            resolve = f"{self.check_name}:{listener.port}:{f'[{address}]' if ':' in address else address}"
+            url = f"--resolve {shlex.quote(resolve)} {shlex.quote(f'{scheme}://{self.check_name}:{listener.port}{path}')}"
+        if status is None:
+            return f"curl -gfsk -o /dev/null {url}"
+        return f"curl -gsk -o /dev/null -w '%{{http_code}}' {url} | grep -qx {int(status)}"
 
 
 def _replication(host, inventory, options: Options, platform: Platform, roles: frozenset[str],

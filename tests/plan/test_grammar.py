@@ -340,6 +340,12 @@ def test_nginx_checked_from_its_host_as_a_browser_would(data, command):
     assert _web_settings(**data).nginx_check("/x") == command
 
 
+def test_nginx_checked_for_a_status():
+    assert _web_settings(omero_nginx_server_name="omero.lab").nginx_check("/x", 503) == (
+        "curl -gsk -o /dev/null -w '%{http_code}' --resolve omero.lab:80:127.0.0.1 http://omero.lab:80/x "
+        "| grep -qx 503")
+
+
 @pytest.mark.parametrize(("data", "allowed", "origins"), [
     ({}, ("*",), ()),
     ({"omero_nginx_server_name": "omero.lab *.omero.lab"}, ("omero.lab", ".omero.lab"),
