@@ -1,8 +1,8 @@
 """pyinfra's server.group, server.user, apt.packages and dnf.packages, decided from the
 host's batched facts (deploys/batched.py) when nothing is to change (or, for an account,
-when it is new); otherwise pyinfra's own operation decides and sends the commands. Each pyinfra operation asks its
-facts itself (every account, the groups, the OS, the package list, apt's cache age): a
-run that changes nothing asks none of them."""
+when it is new); otherwise pyinfra's own operation decides and sends the commands. Each
+pyinfra operation asks its facts itself (every account, the groups, the OS, the package
+list, apt's cache age): a run that changes nothing asks none of them."""
 
 from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, operation
@@ -51,8 +51,8 @@ def user(user: str, group: str, home: str, shell: str, groups: tuple[str, ...] =
             yield StringCommand("mkdir", "-p", QuoteString(home))
             yield StringCommand("chown", QuoteString(f"{user}:{group}"), QuoteString(home))
         return
-    settled = (current is not None and current["home"] == home and current["shell"] == shell
-               and current["group"] == group and set(current["groups"]) == set(groups))
+    settled = (current["home"] == home and current["shell"] == shell and current["group"] == group
+               and set(current["groups"]) == set(groups))
     if settled and ensure_home:
         home_state = path_state(home)
         settled = (home_state is not None and home_state["type"] == "directory"
