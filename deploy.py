@@ -9,6 +9,9 @@ omero_redis keeps the web nodes' shared sessions.
 Every option is validated for every host before anything changes.
 """
 
+import sys
+from types import ModuleType
+
 from pyinfra import host, inventory
 from pyinfra.facts.hardware import Cpus
 from pyinfra.facts.server import LinuxDistribution
@@ -34,6 +37,13 @@ from deploys.batched import ask
 from deploys.operations import barrier
 from deploys.topology import ANALYSIS, BACKUP, BALANCER, DATABASE, PROXY, READONLY, REDIS, SERVER, STANDBY, WEB
 from facts.omero import Accounts, DirectoryOwners, HostAddresses, InitSystem
+
+# pyinfra orders operations from the call stack, and inspect looks up each frame's module by
+# its file: a file that is no module (this one, which pyinfra runs) costs a scan of every
+# loaded module, once per operation. Known as a module, it is found at once.
+deploy_file = ModuleType("omero_pyinfra_deploy_file")
+deploy_file.__file__ = __file__
+sys.modules.setdefault(deploy_file.__name__, deploy_file)
 
 # What the deploy branches on, asked in two round trips (the second's questions follow from the first).
 distribution, pid1 = ask((LinuxDistribution, {}), (InitSystem, {}))
