@@ -6,10 +6,13 @@ use these facts say at planning time what they will ask (``want_path``, ``want_v
 asks everything wanted there in one command (facts.paths.Batch). An answer stays good
 until an operation runs a command on that host: then the next question asks again, only
 what it needs (a pyinfra callback counts, per host, the operations that ran commands). A
-run that changes nothing therefore asks once; a cold deploy about as often as before.
+run that changes nothing therefore asks once. What is at a path stays known past an
+operation that declares the paths it changes (``changes_only``: this deploy's file
+operations), unless the path is one of those, or above or below one.
 """
 
 import functools
+import posixpath
 from collections.abc import Callable, Iterable
 from weakref import WeakKeyDictionary, WeakSet
 
@@ -25,6 +28,9 @@ _venvs: WeakKeyDictionary = WeakKeyDictionary()  # host -> {venv: None}
 _facts: WeakKeyDictionary = WeakKeyDictionary()  # host -> {(fact, arguments): user to ask as}
 _batched: WeakKeyDictionary = WeakKeyDictionary()  # host -> stages (planning, executing) batched
 _changes: WeakKeyDictionary = WeakKeyDictionary()  # host -> operations that ran commands
+_scoped: WeakKeyDictionary = WeakKeyDictionary()  # host -> {operation: the only paths it changes}
+_unscoped: WeakKeyDictionary = WeakKeyDictionary()  # host -> operations that ran commands, not scoped
+_dirty: WeakKeyDictionary = WeakKeyDictionary()  # host -> changes of scoped operations since asked
 _answers: WeakKeyDictionary = WeakKeyDictionary()  # host -> {fact: (asked, when, answer)}
 _watched: WeakSet = WeakSet()
 
@@ -49,6 +55,11 @@ class _ChangeCounter(BaseStateCallback):
                 started.remove(earlier)
                 if meta.executed:
                     _changes[host] = _changes.get(host, 0) + 1
+                    change = _scoped.get(host, {}).pop(earlier, None)
+                    if change is None:
+                        _unscoped[host] = _unscoped.get(host, 0) + 1
+                    else:
+                        _dirty.setdefault(host, set()).add(change)
         started.append(op_hash)
 
 
@@ -62,6 +73,21 @@ def _watch() -> None:
     if current is not None and current not in _watched:
         current.add_callback_handler(_ChangeCounter())
         _watched.add(current)
+
+
+def changes_only(path: str, made: bool = False, removed: bool = False) -> None:
+    """While the operation runs: it changes nothing on this host but what is at ``path``;
+    ``made``: made with any directory above it that is missing, ``removed``: removed with
+    everything below it."""
+    _scoped.setdefault(_key(), {})[host.current_op_hash] = (posixpath.normpath(path), made, removed)
+
+
+def _touches(path: str, change: tuple[str, bool, bool]) -> bool:
+    """Whether ``change`` (as ``changes_only`` names it) may have changed what is at ``path``."""
+    changed, made, removed = change
+    path = posixpath.normpath(path)
+    above = posixpath.commonpath((path, changed))
+    return path == changed or (made and above == path) or (removed and above == changed)
 
 
 def want_path(path: str, checksum: bool = False) -> None:
@@ -106,19 +132,40 @@ def asks(wanted: Callable[..., Iterable[tuple]]):
     return decorate
 
 
+def _when(current, fact) -> tuple:
+    """When an answer about ``fact`` was asked: the stage (planning, executing) and the
+    operations that ran commands on the host since (for paths: those not scoped)."""
+    changes = _unscoped if fact is PathStates else _changes
+    return getattr(ctx_state.get(), "is_executing", False), changes.get(current, 0)
+
+
 def ask(*wanted: tuple) -> list:
     """The answers to ``wanted`` (``(fact class, {arguments})`` each), asked now in one
     command (while planning: what the deploy itself branches on), and kept for ``fact``."""
+    return _together(wanted, again=True)
+
+
+def facts(*wanted: tuple) -> list:
+    """``fact(cls, **arguments)`` of each of ``wanted`` (``(fact class, {arguments})``):
+    those not known since a command last ran on the host asked together, in one command."""
     current = _key()
-    when = (getattr(ctx_state.get(), "is_executing", False), _changes.get(current, 0))
-    specs = tuple((cls, tuple(sorted(arguments.items())), None) for cls, arguments in wanted)
-    found = host.get_fact(Batch, specs=specs)
+    _batch(current, _when(current, None))
+    return _together(wanted, again=False)
+
+
+def _together(wanted: tuple, again: bool) -> list:
+    """The answers to ``wanted``, those not known (all, ``again``) asked in one Batch."""
+    current = _key()
+    when = _when(current, None)
     answers = _answers.setdefault(current, {})
-    for index, (cls, arguments, _) in enumerate(specs):
-        if index not in found:  # asked alone: pyinfra's own errors
-            found[index] = host.get_fact(cls, **dict(arguments))
-        answers[(cls, arguments)] = ((), when, found[index])
-    return [found[index] for index in range(len(specs))]
+    keys = [(cls, tuple(sorted(arguments.items()))) for cls, arguments in wanted]
+    unknown = [key for key in keys if again or answers.get(key, (None, None, None))[1] != when]
+    found = host.get_fact(Batch, specs=tuple((cls, arguments, None) for cls, arguments in unknown)) if unknown else {}
+    for index, (cls, arguments) in enumerate(unknown):
+        # A fact the batch could not answer is asked alone: pyinfra's own errors.
+        answer = found[index] if index in found else host.get_fact(cls, **dict(arguments))
+        answers[(cls, arguments)] = ((), when, answer)
+    return [answers[key][2] for key in keys]
 
 
 def _batch(current, when) -> None:
@@ -141,7 +188,7 @@ def _batch(current, when) -> None:
     answers = _answers.setdefault(current, {})
     for index, (key, asked) in enumerate(keys):
         if index in found:
-            answers[key] = (asked, when, found[index])
+            answers[key] = (asked, _when(current, key), found[index])
 
 
 def _ask(fact, key: str, _fact=None, **arguments):
@@ -149,14 +196,17 @@ def _ask(fact, key: str, _fact=None, **arguments):
     (everything wanted on this host), asked again only when ``key`` was not asked for, or
     a command ran on the host since."""
     current = _key()
-    when = (getattr(ctx_state.get(), "is_executing", False), _changes.get(current, 0))
-    _batch(current, when)
+    _batch(current, _when(current, None))
+    when = _when(current, fact)
     answers = _answers.setdefault(current, {})
     asked, answered_when, answer = answers.get(fact, ((), None, None))
-    if answered_when != when or (key and key not in asked):
+    dirty = _dirty.get(current, ()) if fact is PathStates else ()
+    if answered_when != when or (key and key not in asked) or any(_touches(key, change) for change in dirty):
         asked = next(iter(arguments.values()), ())
         answer = host.get_fact(_fact or fact, **arguments)
         answers[fact] = (asked, when, answer)
+        if fact is PathStates:
+            _dirty[current] = set()
     return answer
 
 

@@ -10,7 +10,7 @@ from io import IOBase
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
 
-from .batched import file_checksum, path_state
+from .batched import changes_only, file_checksum, path_state
 from .chained import chaining
 from .checks import sha256_of
 
@@ -79,11 +79,13 @@ def _kept(path: str, kind: str, present: bool, user, group, mode, remove: str, m
     _refuse_unless(path, current, kind)
     if not present:
         if current:
+            changes_only(path, removed=True)
             yield StringCommand("rm", remove, QuoteString(path))
         else:
             host.noop(f"{kind} {path} does not exist")
         return
     commands = [*(make() if current is None else []), *_owner_and_mode(path, current, user, group, _mode(mode))]
+    changes_only(path, made=current is None)
     if not commands:
         host.noop(f"{kind} {path} already exists")
     yield from commands
@@ -121,7 +123,9 @@ def put(src: str | IOBase, dest: str, user: str | None = None, group: str | None
     current = path_state(dest, checksum=True)
     if current is not None and current["type"] == "directory":
         raise OperationError(f"{dest} is a directory: give the file's own path")
-    yield from _parent(dest, user, group)
+    parent = list(_parent(dest, user, group))
+    changes_only(dest, made=bool(parent))
+    yield from parent
     mode = _mode(mode)
     if current is None or file_checksum(dest) != checksum(src):
         yield FileUploadCommand(src, dest, remote_temp_filename=host.get_temp_filename(dest))

@@ -28,7 +28,7 @@ from facts.omero import (
 from facts.paths import PathStates
 
 from . import service_commands
-from .batched import asks, fact, file_checksum, path_state, want_path
+from .batched import asks, fact, facts, file_checksum, path_state, want_path
 from .chained import chaining
 
 
@@ -115,7 +115,8 @@ def supervised(program: str, conf: str, restart_sources: list[str], stamp: str,
     def supervisorctl(action: str) -> str:
         return service_commands.shell("supervisord", action, program, conf)
 
-    programs = fact(SupervisorPrograms, conf=conf)
+    programs, changed = facts((SupervisorPrograms, {"conf": conf}),
+                              *_changes_since(restart_sources=restart_sources, stamp=stamp))
     if programs is None:
         # supervisord starts every autostart program itself, in priority order.
         given = "".join(f" {shlex.quote(f'{variable}={value}')}" for variable, value in (environment or {}).items())
@@ -124,7 +125,7 @@ def supervised(program: str, conf: str, restart_sources: list[str], stamp: str,
                f"{ctl} pid >/dev/null")
     elif program not in programs:
         yield f"{ctl} update"
-    elif fact(ChangedSince, paths=tuple(restart_sources), reference=stamp):
+    elif changed:
         # update restarts the program if its own section changed; restart covers the rest.
         yield f"{ctl} update && {supervisorctl('restart')}"
     elif programs[program] in ("STARTING", "BACKOFF"):
@@ -151,15 +152,16 @@ def systemd_running(service: str, restart_sources: list[str], stamp: str, kind: 
     the last change to any of ``restart_sources`` (``stamp`` records when the deploy last
     started it)."""
     unit = f"{service}.{kind}"
-    enabled = fact(SystemdEnabled, services=unit).get(unit)
-    if not enabled:
+    enabled, running, changed = facts((SystemdEnabled, {"services": unit}), (SystemdStatus, {"services": unit}),
+                                      *_changes_since(restart_sources=restart_sources, stamp=stamp))
+    if not enabled.get(unit):
         yield service_commands.shell("systemd", "enable", unit)
-    if not fact(SystemdStatus, services=unit).get(unit):
+    if not running.get(unit):
         yield service_commands.shell("systemd", "start", unit)
-    elif fact(ChangedSince, paths=tuple(restart_sources), reference=stamp):
+    elif changed:
         yield service_commands.shell("systemd", "restart", unit)
     else:
-        if enabled:
+        if enabled.get(unit):
             host.noop(f"{unit} is enabled and running what is on disk")
         return
     yield _touch(stamp)

@@ -1,6 +1,6 @@
 """pyinfra's server.group, server.user, apt.packages and dnf.packages, decided from the
-host's batched facts (deploys/batched.py) when nothing is to change (or, for an account,
-when it is new); otherwise pyinfra's own operation decides and sends the commands. Each
+host's batched facts (deploys/batched.py) when nothing is to change (or, for a group or an
+account, when it is new); otherwise pyinfra's own operation decides and sends the commands. Each
 pyinfra operation asks its facts itself (every account, the groups, the OS, the package
 list, apt's cache age): a run that changes nothing asks none of them."""
 
@@ -26,7 +26,9 @@ def group(group: str, system: bool = False, gid: int | None = None):
     if group in fact(Groups):
         host.noop(f"group {group} exists")
         return
-    yield from server.group._inner(group=group, system=system, gid=gid)
+    # What server.group sends on Linux, without the facts it asks first (the groups, the OS).
+    yield StringCommand("groupadd", *(["-r"] if system else []), QuoteString(group),
+                        *(["--gid", QuoteString(str(gid))] if gid else []))
 
 
 def _user_facts(user, home=None, ensure_home=True, **_):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from pyinfra.api import FileUploadCommand, FunctionCommand
+from pyinfra.operations import server
 
 from deploys import (
     batched,
@@ -23,6 +24,7 @@ from deploys import (
     venv_operations,
 )
 from deploys.chained import Chained
+from facts.paths import Batch
 
 
 def pytest_configure(config):
@@ -35,6 +37,7 @@ class FakeHost:
     table is an error, so a case states every fact the operation reads."""
 
     in_op = False  # what batched reads: the facts are this table's, asked one by one
+    current_op_hash = None
 
     def __init__(self, facts: dict, connector=None, data: dict | None = None):
         self.facts = facts
@@ -43,6 +46,9 @@ class FakeHost:
         self.noops: list[str] = []
 
     def get_fact(self, fact, **kwargs):
+        if fact is Batch and "Batch" not in self.facts:  # each fact answered as if asked alone
+            return {index: self.get_fact(cls, **dict(arguments))
+                    for index, (cls, arguments, _) in enumerate(kwargs["specs"])}
         name = fact.__name__
         self.fact_calls.append((name, kwargs))
         if name not in self.facts:
@@ -87,8 +93,9 @@ def run_op(monkeypatch):
 
     def run(op, facts, *args, connector=None, data=None, **kwargs) -> Run:
         fake = FakeHost(facts, connector, data)
+        # pyinfra's server operations too: ours are checked against them.
         for module in (operations, database_operations, certificate_operations, file_operations, venv_operations,
-                       batched, rolling, system_operations):
+                       batched, rolling, system_operations, server):
             monkeypatch.setattr(module, "host", fake)
         monkeypatch.setattr(batched, "_key", lambda: fake)  # the batched facts' host
         result = Run(noops=fake.noops, fact_calls=fake.fact_calls)

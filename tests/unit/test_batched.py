@@ -141,11 +141,55 @@ def test_asked_again_after_a_command(run_op, monkeypatch):
 
     def twice():
         yield from file_ops.directory._inner("/a", mode="755")
-        monkeypatch.setitem(batched._changes, batched._key(), 1)  # what the callback counts
+        # What the callback counts: an operation that ran commands, not saying where.
+        monkeypatch.setitem(batched._changes, batched._key(), 1)
+        monkeypatch.setitem(batched._unscoped, batched._key(), 1)
         yield from file_ops.directory._inner("/a", mode="755")
 
     run = run_op(type("op", (), {"_inner": staticmethod(twice)}), answers)
     assert len(run.fact_calls) == 2
+
+
+@pytest.mark.parametrize(("change", "asked_again"), [
+    pytest.param(("/b", True, True), False, id="another path"),
+    pytest.param(("/a", False, False), True, id="the path itself"),
+    pytest.param(("/a/b", True, False), True, id="made below it (with what is above)"),
+    pytest.param(("/a/b", False, True), False, id="removed below it"),
+    pytest.param(("/", False, True), True, id="removed with what is above"),
+    pytest.param(("/", True, False), False, id="made above it"),
+    pytest.param(("/ab", True, True), False, id="a path that begins the same"),
+])
+def test_a_change_elsewhere_keeps_the_answer(run_op, monkeypatch, change, asked_again):
+    """After an operation that names the only path it changed (changes_only), what is at
+    other paths is not asked again."""
+    answers = {"PathStates": lambda paths, hashed: {"/a": DIR}}
+
+    def twice():
+        yield from file_ops.directory._inner("/a", mode="755")
+        monkeypatch.setitem(batched._changes, batched._key(), 1)
+        monkeypatch.setitem(batched._dirty, batched._key(), {change})
+        yield from file_ops.directory._inner("/a", mode="755")
+
+    run = run_op(type("op", (), {"_inner": staticmethod(twice)}), answers)
+    assert len(run.fact_calls) == (2 if asked_again else 1)
+
+
+@pytest.mark.parametrize(("op", "found", "args", "change"), [
+    pytest.param(file_ops.directory, {}, ("/a/b",), ("/a/b", True, False), id="a directory made"),
+    pytest.param(file_ops.directory, {"/a/b": DIR}, ("/a/b",), ("/a/b", False, False), id="a directory kept"),
+    pytest.param(file_ops.directory, {"/a/b": DIR}, ("/a/b", False), ("/a/b", False, True), id="a directory removed"),
+    pytest.param(file_ops.file, {}, ("/a/b",), ("/a/b", True, False), id="a file made"),
+    pytest.param(file_ops.put, {"/a": DIR}, (StringIO("x"), "/a/b"), ("/a/b", False, False),
+                 id="a file put in a directory there"),
+    pytest.param(file_ops.put, {}, (StringIO("x"), "/a/b"), ("/a/b", True, False),
+                 id="a file put, its directory made"),
+])
+def test_file_operations_name_what_they_change(run_op, op, found, args, change):
+    def answer(paths, hashed=(), limit=None):
+        return {path: found.get(path) for path in paths}
+
+    run_op(op, {"PathStates": answer, "Sha256File": None}, *args)
+    assert list(batched._scoped[batched._key()].values()) == [change]
 
 
 class _Meta:
@@ -158,29 +202,39 @@ class _Meta:
         return self.complete
 
 
-@pytest.mark.parametrize(("operations", "changes"), [
-    pytest.param([("a", True, True), ("b", True, False), ("c", True, True)], 2, id="two of three ran commands"),
-    pytest.param([("a", True, False), ("b", True, False)], 0, id="none"),
-    pytest.param([("a", False, True), ("b", True, True)], 1, id="one still running (b inside a)"),
-    pytest.param([("other host's", None, None), ("b", True, True)], 1, id="another host's"),
+SCOPED = ("/a", True, False)  # what an operation said it alone changed (changes_only)
+
+
+@pytest.mark.parametrize(("operations", "changes", "unscoped"), [
+    pytest.param([("a", True, True), ("b", True, False), ("c", True, True)], 2, 2, id="two of three ran commands"),
+    pytest.param([("a", True, False), ("b", True, False)], 0, 0, id="none"),
+    pytest.param([("a", False, True), ("b", True, True)], 1, 1, id="one still running (b inside a)"),
+    pytest.param([("other host's", None, None), ("b", True, True)], 1, 1, id="another host's"),
+    pytest.param([("a", True, True, SCOPED), ("b", True, True)], 2, 1, id="one said what it changed"),
+    pytest.param([("a", True, False, SCOPED)], 0, 0, id="one said what it would change, and ran nothing"),
 ])
-def test_change_counter(operations, changes):
-    """The count that makes a batched answer stale: operations that ran commands, counted
-    once complete (checked when the next one starts)."""
+def test_change_counter(operations, changes, unscoped):
+    """The counts that make a batched answer stale: operations that ran commands, counted
+    once complete (checked when the next one starts); for paths, those that did not say
+    which path alone they changed (the others' paths are kept apart)."""
     from types import SimpleNamespace
 
     ops = {name: SimpleNamespace(operation_meta=_Meta(complete, executed))
-           for name, complete, executed in operations if complete is not None}
+           for name, complete, executed, *_ in operations if complete is not None}
 
     def get_op_data_for_host(host, op_hash):
         return ops[op_hash]
 
     state, host = SimpleNamespace(get_op_data_for_host=get_op_data_for_host), type("Host", (), {})()
     counter = batched._ChangeCounter()
-    for name, _, _ in operations:
+    for name, _, _, *scoped in operations:
+        if scoped:
+            batched._scoped.setdefault(host, {})[name] = scoped[0]
         counter.operation_host_start(state, host, name)
     counter.operation_host_start(state, host, "next")
-    assert batched._changes.get(host, 0) == changes
+    assert (batched._changes.get(host, 0), batched._unscoped.get(host, 0)) == (changes, unscoped)
+    ran_scoped = any(executed and complete and scoped for _, complete, executed, *scoped in operations)
+    assert batched._dirty.get(host, set()) == ({SCOPED} if ran_scoped else set())
 
 
 # -- directory ----------------------------------------------------------------------------------

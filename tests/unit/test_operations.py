@@ -247,7 +247,8 @@ def test_supervised_quotes_what_reaches_the_shell(run_op):
     run = run_op(ops.supervised, {"SupervisorPrograms": {"web app": "EXITED"}, "ChangedSince": []},
                  "web app", "/etc/my supervisor.conf", [], "/stamp")
     assert run.commands == [f"{ctl} start 'web app'", _wait_running(ctl, "'web app'"), "touch /stamp"]
-    run = run_op(ops.supervised, {"SupervisorPrograms": None}, "web app", "/etc/my supervisor.conf", [], "/s")
+    run = run_op(ops.supervised, {"SupervisorPrograms": None, "ChangedSince": []}, "web app",
+                 "/etc/my supervisor.conf", [], "/s")
     assert run.commands[:2] == [
         "supervisord -c '/etc/my supervisor.conf'",
         f"for i in $(seq 100); do {ctl} pid >/dev/null 2>&1 && break; sleep 0.1; done; {ctl} pid >/dev/null"]
@@ -624,7 +625,7 @@ def test_backup_repositories(run_op, present, commands, noops):
 
 
 def test_systemd_running_a_timer(run_op):
-    run = run_op(ops.systemd_running, {"SystemdEnabled": {}, "SystemdStatus": {}}, "omero-backup",
+    run = run_op(ops.systemd_running, {"SystemdEnabled": {}, "SystemdStatus": {}, "ChangedSince": []}, "omero-backup",
                  ["/etc/systemd/system/omero-backup.timer"], "/stamp", kind="timer")
     assert run.commands == ["systemctl enable omero-backup.timer", "systemctl start omero-backup.timer",
                             "touch /stamp"]

@@ -29,14 +29,20 @@ def pyinfras(monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize(("groups", "delegated"), [
-    pytest.param(["omero", "adm"], False, id="there"),
-    pytest.param(["adm"], True, id="absent"),
+def test_group_there_is_a_no_op(run_op, pyinfras):
+    run = run_op(system_ops.group, {"Groups": ["omero", "adm"]}, "omero", system=True, gid=1234)
+    assert run.commands == [] and pyinfras == [] and run.noops == ["group omero exists"]
+
+
+@pytest.mark.parametrize("kwargs", [
+    pytest.param({"system": True, "gid": 1234}, id="a numbered system group"),
+    pytest.param({}, id="a plain group"),
 ])
-def test_group(run_op, pyinfras, groups, delegated):
-    run = run_op(system_ops.group, {"Groups": groups}, "omero", system=True, gid=1234)
-    assert pyinfras == ([("server.group", {"group": "omero", "system": True, "gid": 1234})] if delegated else [])
-    assert run.noops == ([] if delegated else ["group omero exists"])
+def test_new_group_made_as_server_group_makes_it(run_op, kwargs):
+    ours = run_op(system_ops.group, {"Groups": ["adm"]}, "my lab", **kwargs)
+    pyinfras = run_op(server.group, {"Groups": ["adm"], "Os": "Linux"}, "my lab", **kwargs)
+    assert ours.commands == pyinfras.commands and len(ours.commands) == 1
+    assert [name for name, _ in ours.fact_calls] == ["Groups"]
 
 
 @pytest.mark.parametrize(("account", "home", "delegated"), [
