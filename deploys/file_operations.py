@@ -14,6 +14,9 @@ from .batched import changes_only, file_checksum, path_state
 from .chained import chaining
 from .checks import sha256_of
 
+# Connector arguments that upload as the user pyinfra connects as (no sudo, su, doas or dzdo).
+_AS_CONNECTED = {"_sudo": False, "_su_user": None, "_doas": False, "_dzdo": False}
+
 
 def _mode(mode: str | int | None) -> int | None:
     """A mode as pyinfra's File fact gives it: the octal digits read as a decimal number."""
@@ -128,7 +131,12 @@ def put(src: str | IOBase, dest: str, user: str | None = None, group: str | None
     yield from parent
     mode = _mode(mode)
     if current is None or file_checksum(dest) != checksum(src):
-        yield FileUploadCommand(src, dest, remote_temp_filename=host.get_temp_filename(dest))
+        # Uploaded as the connecting user and copied into place in the one command that sets
+        # its owner and mode: through sudo, pyinfra's upload sends a copy and a removal of its own.
+        temp = host.get_temp_filename(dest)
+        yield FileUploadCommand(src, temp, **_AS_CONNECTED)
+        yield StringCommand("cp", temp, QuoteString(dest))
+        yield StringCommand("rm", "-f", temp)
         if user or group:
             yield _chown(dest, user, group)
         if mode is not None:

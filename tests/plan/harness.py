@@ -9,6 +9,7 @@ every command; uploads are captured here, as the fake connector drops them.
 
 import os
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -226,10 +227,10 @@ def _record(host) -> HostRun:
             fake_run("true", *args, **kwargs)
             connector.executed_commands[-1] = command if isinstance(command, str) else command.get_masked_value()
             return _batch_output(connector, raw)
-        # A file staged elsewhere, then renamed into place (secret_file): follow it.
-        renamed = re.match(r"^mv -f (\S+) (\S+)$", raw)
-        if renamed and renamed.group(1) in run.uploads:
-            run.uploads[renamed.group(2)] = run.uploads.pop(renamed.group(1))
+        # A file staged elsewhere, then renamed or copied into place: follow it.
+        words = shlex.split(raw) if raw.startswith(("mv -f ", "cp ")) else []
+        if words and words[-2] in run.uploads:
+            run.uploads[words[-1]] = run.uploads.pop(words[-2])
         return fake_run(command, *args, **kwargs)
 
     def put_file(filename_or_io, remote_filename, *args, **kwargs):

@@ -8,7 +8,7 @@ import subprocess
 from io import StringIO
 
 import pytest
-from pyinfra.api import FactBase, OperationError
+from pyinfra.api import FactBase, FileUploadCommand, OperationError
 
 from deploys import batched
 from deploys import file_operations as file_ops
@@ -288,8 +288,10 @@ def test_file_refuses_a_directory(run_op):
 
 
 # -- put -----------------------------------------------------------------------------------------
-UPLOAD = ("upload", CONTENT, "/etc/nginx/x.conf", "/tmp/pyinfra-temp-for-_etc_nginx_x.conf")
-WRITTEN = [UPLOAD, "chown root:root /etc/nginx/x.conf", "chmod 644 /etc/nginx/x.conf"]
+TEMP = "/tmp/pyinfra-temp-for-_etc_nginx_x.conf"
+# Uploaded as the user pyinfra connects as, then copied into place (as root, when it sudoes).
+UPLOAD = [("upload", CONTENT, TEMP, None), f"cp {TEMP} /etc/nginx/x.conf", f"rm -f {TEMP}"]
+WRITTEN = [*UPLOAD, "chown root:root /etc/nginx/x.conf", "chmod 644 /etc/nginx/x.conf"]
 
 
 @pytest.mark.parametrize(("found", "parent", "commands", "noops"), [
@@ -318,6 +320,22 @@ def test_put_over_a_large_file_asks_its_checksum_alone(run_op, remote, commands)
                  StringIO(CONTENT), "/etc/nginx/x.conf", user="root", group="root", mode="644")
     assert run.commands == commands
     assert run.fact_calls[-1] == ("Sha256File", {"path": "/etc/nginx/x.conf"})
+
+
+def test_put_uploads_as_the_connecting_user(run_op):
+    """No sudo (or su, doas, dzdo) for the upload itself: the copy into place has it."""
+    sent = []
+
+    def put(*args, **kwargs):
+        for command in file_ops.put._inner(*args, **kwargs):
+            sent.append(command)
+            yield command
+
+    found = {"/etc/nginx/x.conf": None, "/etc/nginx": DIR}
+    run_op(type("op", (), {"_inner": staticmethod(put)}), {"PathStates": found},
+           StringIO(CONTENT), "/etc/nginx/x.conf", user="root", group="root", mode="644")
+    upload = next(command for command in sent if isinstance(command, FileUploadCommand))
+    assert upload.connector_arguments == {"_sudo": False, "_su_user": None, "_doas": False, "_dzdo": False}
 
 
 def test_put_a_local_file(run_op, tmp_path):
