@@ -28,7 +28,7 @@ _venvs: WeakKeyDictionary = WeakKeyDictionary()  # host -> {venv: None}
 _facts: WeakKeyDictionary = WeakKeyDictionary()  # host -> {(fact, arguments): user to ask as}
 _batched: WeakKeyDictionary = WeakKeyDictionary()  # host -> stages (planning, executing) batched
 _changes: WeakKeyDictionary = WeakKeyDictionary()  # host -> operations that ran commands
-_scoped: WeakKeyDictionary = WeakKeyDictionary()  # host -> {operation: the only paths it changes}
+_scoped: WeakKeyDictionary = WeakKeyDictionary()  # host -> {operation: the only changes it makes}
 _unscoped: WeakKeyDictionary = WeakKeyDictionary()  # host -> operations that ran commands, not scoped
 _dirty: WeakKeyDictionary = WeakKeyDictionary()  # host -> changes of scoped operations since asked
 _answers: WeakKeyDictionary = WeakKeyDictionary()  # host -> {fact: (asked, when, answer)}
@@ -55,11 +55,11 @@ class _ChangeCounter(BaseStateCallback):
                 started.remove(earlier)
                 if meta.executed:
                     _changes[host] = _changes.get(host, 0) + 1
-                    change = _scoped.get(host, {}).pop(earlier, None)
-                    if change is None:
+                    changes = _scoped.get(host, {}).pop(earlier, None)
+                    if changes is None:
                         _unscoped[host] = _unscoped.get(host, 0) + 1
                     else:
-                        _dirty.setdefault(host, set()).add(change)
+                        _dirty.setdefault(host, set()).update(changes)
         started.append(op_hash)
 
 
@@ -76,10 +76,11 @@ def _watch() -> None:
 
 
 def changes_only(path: str, made: bool = False, removed: bool = False) -> None:
-    """While the operation runs: it changes nothing on this host but what is at ``path``;
-    ``made``: made with any directory above it that is missing, ``removed``: removed with
-    everything below it."""
-    _scoped.setdefault(_key(), {})[host.current_op_hash] = (posixpath.normpath(path), made, removed)
+    """While the operation runs: it changes nothing on this host but what is at ``path``
+    (and at the paths named in other calls); ``made``: made with any directory above it that
+    is missing, ``removed``: removed with everything below it."""
+    changes = _scoped.setdefault(_key(), {}).setdefault(host.current_op_hash, set())
+    changes.add((posixpath.normpath(path), made, removed))
 
 
 def _touches(path: str, change: tuple[str, bool, bool]) -> bool:

@@ -61,6 +61,15 @@ def directory(path: str, present: bool = True, user: str | None = None, group: s
 
 @operation()
 @chaining
+def directories(paths: dict[str, str | None], present: bool = True, user: str | None = None,
+                group: str | None = None):
+    """``directory`` of each of ``paths`` (``{path: mode}``), in one operation."""
+    for path, mode in paths.items():
+        yield from directory._inner(path, present=present, user=user, group=group, mode=mode)
+
+
+@operation()
+@chaining
 def file(path: str, present: bool = True, user: str | None = None, group: str | None = None,
          mode: str | None = None):
     """``path`` a regular file (made empty when missing) with ``user``, ``group`` and ``mode``;

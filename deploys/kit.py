@@ -31,6 +31,14 @@ def directory(*, path: str, **kwargs):
     return file_operations.directory(path=path, **kwargs)
 
 
+def directories(*, paths: dict[str, str | None], **kwargs):
+    """files.directory of each of ``paths`` (``{path: mode}``; present, user, group), in one
+    operation (one command to make them)."""
+    for path in paths:
+        want_path(path)
+    return file_operations.directories(paths=paths, **kwargs)
+
+
 def file(*, path: str, **kwargs):
     """files.file (path, present, user, group, mode)."""
     if state.config.DIFF:

@@ -45,15 +45,17 @@ def install(settings) -> None:
     removed = [app for name, app in APPS.items() if name not in listed]
     kit.pip_packages(name="Uninstall the OMERO.web apps not in omero_web_apps",
                      packages=[app.package for app in removed], present=False, virtualenv=settings.web_venv)
-    for app in removed:
-        kit.directory(name=f"Remove {app.package}'s static files",
-                      path=f"{settings.web_static_root}/{app.static_dir}", present=False)
+    if removed:
+        kit.directories(name="Remove the static files of the OMERO.web apps not in omero_web_apps",
+                        paths=dict.fromkeys(f"{settings.web_static_root}/{app.static_dir}" for app in removed),
+                        present=False)
     # OMERODIR: logs, the Django secret key (0600) and the static files nginx serves in var/;
     # etc/grid/config.xml holds every omero_web_config value: the web user's alone.
-    for path, mode in ((settings.web_omerodir, "755"), (f"{settings.web_omerodir}/var", "755"),
-                       (f"{settings.web_omerodir}/etc", "700"), (f"{settings.web_omerodir}/etc/grid", "700")):
-        kit.directory(name=f"Create {path}", path=path, user=settings.web_user,
-                      group=settings.web_user, mode=mode)
+    omerodir = settings.web_omerodir
+    kit.directories(name=f"Create {omerodir} (OMERODIR)",
+                    paths={omerodir: "755", f"{omerodir}/var": "755", f"{omerodir}/etc": "700",
+                           f"{omerodir}/etc/grid": "700"},
+                    user=settings.web_user, group=settings.web_user)
 
 
 def configure(settings, host_cpus: int) -> list[str]:

@@ -145,7 +145,7 @@ def test_removed_app_uninstalled_and_its_files_gone(deploy):
     run = deploy({"web": (("omero_web",), {"omero_web_apps": ["omero-figure"]})}, responses=installed)["web"]
     [uninstall] = [c for c in run.raw_commands if "uninstall" in c]
     assert "omero-parade" in uninstall and "omero-figure" not in uninstall
-    assert "Remove omero-parade's static files" in run.ops
+    assert "Remove the static files of the OMERO.web apps not in omero_web_apps" in run.ops
     assert "omero_parade" not in run.uploads[WEB_CONFIG]
 
 

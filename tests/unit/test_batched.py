@@ -175,13 +175,16 @@ def test_a_change_elsewhere_keeps_the_answer(run_op, monkeypatch, change, asked_
 
 
 @pytest.mark.parametrize(("op", "found", "args", "change"), [
-    pytest.param(file_ops.directory, {}, ("/a/b",), ("/a/b", True, False), id="a directory made"),
-    pytest.param(file_ops.directory, {"/a/b": DIR}, ("/a/b",), ("/a/b", False, False), id="a directory kept"),
-    pytest.param(file_ops.directory, {"/a/b": DIR}, ("/a/b", False), ("/a/b", False, True), id="a directory removed"),
-    pytest.param(file_ops.file, {}, ("/a/b",), ("/a/b", True, False), id="a file made"),
-    pytest.param(file_ops.put, {"/a": DIR}, (StringIO("x"), "/a/b"), ("/a/b", False, False),
+    pytest.param(file_ops.directory, {}, ("/a/b",), [("/a/b", True, False)], id="a directory made"),
+    pytest.param(file_ops.directory, {"/a/b": DIR}, ("/a/b",), [("/a/b", False, False)], id="a directory kept"),
+    pytest.param(file_ops.directory, {"/a/b": DIR}, ("/a/b", False), [("/a/b", False, True)],
+                 id="a directory removed"),
+    pytest.param(file_ops.directories, {"/a": DIR}, ({"/a": "755", "/a/b": "700"},),
+                 [("/a", False, False), ("/a/b", True, False)], id="directories, one made"),
+    pytest.param(file_ops.file, {}, ("/a/b",), [("/a/b", True, False)], id="a file made"),
+    pytest.param(file_ops.put, {"/a": DIR}, (StringIO("x"), "/a/b"), [("/a/b", False, False)],
                  id="a file put in a directory there"),
-    pytest.param(file_ops.put, {}, (StringIO("x"), "/a/b"), ("/a/b", True, False),
+    pytest.param(file_ops.put, {}, (StringIO("x"), "/a/b"), [("/a/b", True, False)],
                  id="a file put, its directory made"),
 ])
 def test_file_operations_name_what_they_change(run_op, op, found, args, change):
@@ -189,7 +192,7 @@ def test_file_operations_name_what_they_change(run_op, op, found, args, change):
         return {path: found.get(path) for path in paths}
 
     run_op(op, {"PathStates": answer, "Sha256File": None}, *args)
-    assert list(batched._scoped[batched._key()].values()) == [change]
+    assert list(batched._scoped[batched._key()].values()) == [set(change)]
 
 
 class _Meta:
@@ -229,7 +232,7 @@ def test_change_counter(operations, changes, unscoped):
     counter = batched._ChangeCounter()
     for name, _, _, *scoped in operations:
         if scoped:
-            batched._scoped.setdefault(host, {})[name] = scoped[0]
+            batched._scoped.setdefault(host, {})[name] = {scoped[0]}
         counter.operation_host_start(state, host, name)
     counter.operation_host_start(state, host, "next")
     assert (batched._changes.get(host, 0), batched._unscoped.get(host, 0)) == (changes, unscoped)
@@ -285,6 +288,17 @@ def test_file(run_op, found, kwargs, commands, noops):
 def test_file_refuses_a_directory(run_op):
     with pytest.raises(OperationError, match="exists and is not a file"):
         run_op(file_ops.file, {"PathStates": {"/etc/x": DIR}}, "/etc/x", present=False)
+
+
+@pytest.mark.parametrize("present", [True, False])
+def test_directories_as_directory_of_each(run_op, present):
+    found = {"PathStates": {"/a": DIR, "/a/b": None, "/c": {**DIR, "mode": 700}}}
+    modes = {"/a": "755", "/a/b": "750", "/c": "755"}
+    run = run_op(file_ops.directories, found, modes, present=present, user="omero", group="omero")
+    each = [command for path, mode in modes.items()
+            for command in run_op(file_ops.directory, found, path, present=present, user="omero", group="omero",
+                                  mode=mode).commands]
+    assert run.commands == each and len(each) >= 2
 
 
 # -- put -----------------------------------------------------------------------------------------
