@@ -95,8 +95,9 @@ def omero_venv(settings, path: str, packages: list[str]) -> None:
                 dest=build_script, user="root", group="root", mode="755")
         icepy_wheel(name="Build the IcePy 3.6.5 wheel (once; about 7 minutes)",
                     python=f"{path}/bin/python", wheel_dir=wheel_dir, build_script=build_script)
+    # One pip run: IcePy only as a wheel (the cache's: PyPI has only its source).
     kit.pip_packages(
-        name="Install IcePy 3.6.5 from the wheel cache", packages=["zeroc-ice==3.6.5"],
-        virtualenv=path, extra_install_args=f"--no-index --find-links {shlex.quote(wheel_dir)}",
+        name=f"Install IcePy 3.6.5 from the wheel cache, {', '.join(packages)}",
+        packages=["zeroc-ice==3.6.5", *packages], virtualenv=path,
+        extra_install_args=f"--find-links {shlex.quote(wheel_dir)} --only-binary zeroc-ice",
     )
-    kit.pip_packages(name=f"Install {', '.join(packages)}", packages=packages, virtualenv=path)

@@ -15,27 +15,29 @@ SERVER = ("omero_database", "omero_server")
 PIP = "/opt/omero/server/venv3/bin/pip"
 # The server venv as an earlier run left it.
 VENV = "/opt/omero/server/venv3"
-WITH_DROPBOX = ["omero-py==5.23.0", "omero-dropbox==5.7.0"]
-WITHOUT_DROPBOX = ["omero-py==5.23.0"]
+WITH_DROPBOX = ["zeroc-ice==3.6.5", "omero-py==5.23.0", "omero-dropbox==5.7.0"]
+WITHOUT_DROPBOX = ["zeroc-ice==3.6.5", "omero-py==5.23.0"]
+# IcePy (only as a wheel, from the wheel cache) goes in with the rest.
+INSTALL = f"{PIP} install --find-links /opt/omero/wheels --only-binary zeroc-ice"
 MAKE_DROPBOX = ["mkdir -p /OMERO/DropBox", "chmod 2751 /OMERO/DropBox", "chown omero-server:omero /OMERO/DropBox"]
 UNINSTALL = f"{PIP} uninstall --yes omero-dropbox"
 
 CASES = [
     # (omero_server_dropbox, the venv found, the pip command expected, DropBox made, uninstalled)
-    pytest.param(True, [], f"{PIP} install omero-py==5.23.0 omero-dropbox==5.7.0",
+    pytest.param(True, [], f"{INSTALL} zeroc-ice==3.6.5 omero-py==5.23.0 omero-dropbox==5.7.0",
                  True, False, id="on, fresh host"),
-    pytest.param(True, WITHOUT_DROPBOX, f"{PIP} install omero-dropbox==5.7.0", True, False,
+    pytest.param(True, WITHOUT_DROPBOX, f"{INSTALL} omero-dropbox==5.7.0", True, False,
                  id="on, server installed without it"),
     pytest.param(True, WITH_DROPBOX, None, True, False, id="on, already installed"),
-    pytest.param(False, [], f"{PIP} install omero-py==5.23.0", False, False,
+    pytest.param(False, [], f"{INSTALL} zeroc-ice==3.6.5 omero-py==5.23.0", False, False,
                  id="off, fresh host"),
     pytest.param(False, WITH_DROPBOX, None, False, True, id="off, installed by an earlier run"),
 ]
 
 
 def pip_installs(run) -> list[str]:
-    """The server venv's pip installs, but IcePy's from the wheel cache."""
-    return [c for c in run.commands if c.startswith(f"{PIP} install ") and "--find-links" not in c]
+    """The server venv's pip installs."""
+    return [c for c in run.commands if c.startswith(f"{PIP} install ")]
 
 
 @pytest.mark.parametrize("os_name", OSES)
@@ -55,7 +57,7 @@ def test_directory_follows_the_data_dir_group_and_version(deploy):
     data = {"omero_server_dropbox": True, "omero_data_dir": "/srv/omero-data", "omero_group": "imaging",
             "omero_dropbox_version": "5.6.2"}
     run = deploy({"server": (SERVER, data)}, responses={VENV_LISTING: venv_listing(VENV, WITHOUT_DROPBOX)})["server"]
-    assert pip_installs(run) == [f"{PIP} install omero-dropbox==5.6.2"]
+    assert pip_installs(run) == [f"{INSTALL} omero-dropbox==5.6.2"]
     for command in ("mkdir -p /srv/omero-data/DropBox", "chmod 2751 /srv/omero-data/DropBox",
                     "chown omero-server:imaging /srv/omero-data/DropBox"):
         assert command in run.commands
