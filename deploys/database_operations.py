@@ -27,7 +27,7 @@ from facts.replication import (
 )
 
 from . import scram, server_steps
-from .batched import asks, fact
+from .batched import asks, fact, facts
 from .chained import chaining
 
 
@@ -153,10 +153,11 @@ def postgres_configured(sources: list[str], stamp: str, listen_addresses: str, p
     (``stamp`` records when it last did): reloaded after a change, restarted only when it
     listens elsewhere than ``listen_addresses`` and ``port``, which a restart alone changes
     (a reload keeps OMERO.server's connections, which a restart drops)."""
-    if not fact(ChangedSince, paths=tuple(sources), reference=stamp):
+    changed, listening = facts((ChangedSince, {"paths": tuple(sources), "reference": stamp}),
+                               (PostgresListening, {"port": port}))
+    if not changed:
         host.noop(f"PostgreSQL has read its configuration since it last changed ({stamp})")
         return
-    listening = fact(PostgresListening, port=port)
     yield reload if listening == (listen_addresses, str(port)) else restart
     yield StringCommand("touch", QuoteString(stamp))
 
