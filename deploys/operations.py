@@ -142,18 +142,28 @@ def supervised(program: str, conf: str, restart_sources: list[str], stamp: str,
     yield _touch(stamp)
 
 
+def _needs_reload(units=(), unit_files=(), **_):
+    return [(SystemdNeedsReload, {"units": tuple(units), "files": tuple(unit_files)})] if units else []
+
+
 @asks(lambda service, kind="service", **kwargs: [
     (SystemdEnabled, {"services": f"{service}.{kind}"}), (SystemdStatus, {"services": f"{service}.{kind}"}),
-    *_changes_since(**kwargs)])
+    *_changes_since(**kwargs), *_needs_reload(**kwargs)])
 @operation()
 @chaining
-def systemd_running(service: str, restart_sources: list[str], stamp: str, kind: str = "service"):
+def systemd_running(service: str, restart_sources: list[str], stamp: str, kind: str = "service",
+                    units: tuple[str, ...] = (), unit_files: tuple[str, ...] = ()):
     """The unit ``service``.``kind`` (a service, a timer) enabled and active, started after
     the last change to any of ``restart_sources`` (``stamp`` records when the deploy last
-    started it)."""
+    started it). First, as ``systemd_reloaded``: systemd loads what is on disk for ``units``
+    (``unit_files``: their files and drop-ins this deploy writes)."""
     unit = f"{service}.{kind}"
-    enabled, running, changed = facts((SystemdEnabled, {"services": unit}), (SystemdStatus, {"services": unit}),
-                                      *_changes_since(restart_sources=restart_sources, stamp=stamp))
+    enabled, running, changed, *reload = facts(
+        (SystemdEnabled, {"services": unit}), (SystemdStatus, {"services": unit}),
+        *_changes_since(restart_sources=restart_sources, stamp=stamp),
+        *_needs_reload(units=units, unit_files=unit_files))
+    if any(reload):
+        yield "systemctl daemon-reload"
     if not enabled.get(unit):
         yield service_commands.shell("systemd", "enable", unit)
     if not running.get(unit):
@@ -161,7 +171,7 @@ def systemd_running(service: str, restart_sources: list[str], stamp: str, kind: 
     elif changed:
         yield service_commands.shell("systemd", "restart", unit)
     else:
-        if enabled.get(unit):
+        if enabled.get(unit) and not any(reload):
             host.noop(f"{unit} is enabled and running what is on disk")
         return
     yield _touch(stamp)

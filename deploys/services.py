@@ -3,11 +3,20 @@
 A component describes its program once; this module turns it into a systemd unit or a
 supervisord program, starts it, and restarts it when something it depends on changed on
 disk since the deploy last started it (so a run cut short is finished by the next).
+systemd loads the units and drop-ins written here (daemon-reload, when it has not loaded
+what is on disk) at the next start on the host: a daemon-reload loads every unit.
 """
+
+from weakref import WeakKeyDictionary
+
+from pyinfra.context import ctx_host
 
 from . import container, service_commands
 from .kit import template
-from .operations import supervised, systemd_reloaded, systemd_running
+from .operations import supervised, systemd_running
+
+# host -> ([units], [their files]) written since the host's last systemd start was planned.
+_written: WeakKeyDictionary = WeakKeyDictionary()
 
 # supervisord starts programs in this order when the container boots.
 PRIORITY = {"postgresql": 100, "omero-server": 200, "omero-web": 300, "omero-jupyterhub": 350, "nginx": 400,
@@ -36,8 +45,13 @@ def program(settings, service: str, *, command: str, user: str, environment: dic
         unit_file = _unit_file(service)
         template(unit_template, unit_file, command=command, run_as=user, environment=environment or {},
                  directory=directory, writable=writable, umask=umask, **(unit_values or {}))
-        systemd_reloaded(name=f"Reload systemd's {service} unit", units=[f"{service}.service"],
-                         files=[unit_file])
+        _loaded_at_next_start(f"{service}.service", unit_file)
+
+
+def _loaded_at_next_start(unit: str, path: str) -> None:
+    units, files = _written.setdefault(ctx_host.get(), ([], []))
+    units.append(unit)
+    files.append(path)
 
 
 def _unit_file(service: str, kind: str = "service") -> str:
@@ -49,7 +63,7 @@ def drop_in(unit: str, name: str, src: str, **context):
     ``context``: the values ``src`` reads."""
     path = f"/etc/systemd/system/{unit}.d/{name}.conf"
     template(src, path, **context)
-    systemd_reloaded(name=f"Reload systemd's {unit}", units=[unit], files=[path])
+    _loaded_at_next_start(unit, path)
     return path
 
 
@@ -59,11 +73,10 @@ def timer(settings, service: str, schedule: list[str], description: str):
     timer_file = _unit_file(service, "timer")
     template("backup/omero-backup.timer.j2", timer_file, schedule=schedule,
              description=description)
-    systemd_reloaded(name=f"Reload systemd's {service} units",
-                     units=[f"{service}.service", f"{service}.timer"],
-                     files=[_unit_file(service), timer_file])
-    return systemd_running(name=f"Run and enable {service}.timer", service=service, kind="timer",
-                           restart_sources=[timer_file], stamp=settings.stamp(f"{service}-timer-started"))
+    _loaded_at_next_start(f"{service}.service", _unit_file(service))
+    _loaded_at_next_start(f"{service}.timer", timer_file)
+    return _systemd_running(name=f"Run and enable {service}.timer", service=service, kind="timer",
+                            restart_sources=[timer_file], stamp=settings.stamp(f"{service}-timer-started"))
 
 
 def program_users(settings) -> dict[str, str]:
@@ -109,9 +122,14 @@ def start(settings, service: str, restart_sources=()):
                           conf=settings.platform.supervisor_conf,
                           restart_sources=[program_file, *restart_sources], stamp=stamp,
                           environment=image_environment(settings) if settings.image_build else None)
-    return systemd_running(name=f"Run and enable {service}", service=service,
-                           restart_sources=[_unit_file(service), *restart_sources],
-                           stamp=stamp)
+    return _systemd_running(name=f"Run and enable {service}", service=service,
+                            restart_sources=[_unit_file(service), *restart_sources], stamp=stamp)
+
+
+def _systemd_running(**kwargs):
+    """systemd_running, loading first what was written since the last start."""
+    units, files = _written.pop(ctx_host.get(), ([], []))
+    return systemd_running(**kwargs, units=tuple(units), unit_files=tuple(files))
 
 
 def action_command(settings, action: str, service: str) -> str:

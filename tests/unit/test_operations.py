@@ -295,6 +295,25 @@ def test_systemd_running_enabled_active_unchanged_does_nothing(run_op):
     assert run.commands == []
 
 
+UNITS = {"units": ("omero-web.service", "nginx.service"),
+         "unit_files": ("/etc/systemd/system/omero-web.service", "/etc/systemd/system/nginx.service.d/omero-web.conf")}
+
+
+@pytest.mark.parametrize(("needs", "state", "commands", "noops"), [
+    pytest.param(True, True, ["systemctl daemon-reload"], [], id="running, a unit changed on disk"),
+    pytest.param(True, False, ["systemctl daemon-reload", "systemctl enable omero-web.service",
+                               "systemctl start omero-web.service", "touch /stamp"], [], id="new: loaded first"),
+    pytest.param(False, True, [], ["omero-web.service is enabled and running what is on disk"],
+                 id="loaded, running"),
+])
+def test_systemd_running_loads_the_units_written_first(run_op, needs, state, commands, noops):
+    unit = {"omero-web.service": state}
+    run = run_op(ops.systemd_running, {"SystemdEnabled": unit, "SystemdStatus": unit, "ChangedSince": [],
+                                       "SystemdNeedsReload": needs}, "omero-web", [], "/stamp", **UNITS)
+    assert run.commands == commands and run.noops == noops
+    assert ("SystemdNeedsReload", {"units": UNITS["units"], "files": UNITS["unit_files"]}) in run.fact_calls
+
+
 # -- systemd_reloaded -----------------------------------------------------------------------
 @pytest.mark.parametrize(("needs", "commands", "noops"), [
     pytest.param(True, ["systemctl daemon-reload"], [], id="unit changed on disk or not loaded yet"),
