@@ -583,6 +583,31 @@ def test_ask_answers_together_and_keeps_the_answers(run_op):
     assert [name for name, _ in run.fact_calls] == ["Batch", "_NeedsTool"]
 
 
+def test_facts_asks_only_what_is_not_known_together(run_op, monkeypatch):
+    """facts(): answers kept since the last command are used; the rest asked in one Batch
+    (one the batch could not answer, alone)."""
+    asked = []
+
+    def batch(specs):
+        asked.append([arguments for _, arguments, _ in specs])
+        return {index: [dict(arguments)["script"]] for index, (cls, arguments, _) in enumerate(specs)
+                if cls is _Lines}
+
+    def op():
+        batched.fact(_Lines, script="a")
+        monkeypatch.setitem(batched._changes, batched._key(), 1)  # a command ran
+        batched.fact(_Lines, script="b")
+        found = batched.facts((_Lines, {"script": "b"}), (_Lines, {"script": "c"}), (_NeedsTool, {"script": "d"}),
+                              (_Lines, {"script": "e"}))
+        assert found == [["b alone"], ["c"], ["d alone"], ["e"]]
+        yield from ()
+
+    run = run_op(type("op", (), {"_inner": staticmethod(op)}),
+                 {"Batch": lambda specs: batch(specs), "_Lines": ["b alone"], "_NeedsTool": ["d alone"]})
+    assert [name for name, _ in run.fact_calls] == ["_Lines", "_Lines", "Batch", "_NeedsTool"]
+    assert asked == [[(("script", "c"),), (("script", "d"),), (("script", "e"),)]]
+
+
 def test_asks_wants_what_the_operation_names_when_planned(monkeypatch):
     wanted = []
     monkeypatch.setattr(batched, "want", lambda cls, arguments, *user: wanted.append((cls, arguments, *user)))
