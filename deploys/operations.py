@@ -158,11 +158,11 @@ def systemd_running(service: str, restart_sources: list[str], stamp: str, kind: 
     started it). First, as ``systemd_reloaded``: systemd loads what is on disk for ``units``
     (``unit_files``: their files and drop-ins this deploy writes)."""
     unit = f"{service}.{kind}"
-    enabled, running, changed, *reload = facts(
+    enabled, running, changed, *unloaded = facts(
         (SystemdEnabled, {"services": unit}), (SystemdStatus, {"services": unit}),
         *_changes_since(restart_sources=restart_sources, stamp=stamp),
         *_needs_reload(units=units, unit_files=unit_files))
-    if any(reload):
+    if any(unloaded):
         yield "systemctl daemon-reload"
     if not enabled.get(unit):
         yield service_commands.shell("systemd", "enable", unit)
@@ -171,7 +171,7 @@ def systemd_running(service: str, restart_sources: list[str], stamp: str, kind: 
     elif changed:
         yield service_commands.shell("systemd", "restart", unit)
     else:
-        if enabled.get(unit) and not any(reload):
+        if enabled.get(unit) and not any(unloaded):
             host.noop(f"{unit} is enabled and running what is on disk")
         return
     yield _touch(stamp)
