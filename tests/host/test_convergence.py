@@ -33,7 +33,7 @@ FIRST_CA = EXTRA_CA_CERTIFICATES[0].rsplit("/", 1)[1] if EXTRA_CA_CERTIFICATES e
 KILL_POINTS = [
     (f"Trust the CA certificate {FIRST_CA}", None),
     (f"Write {PG_CONF}/pg_hba.conf", None),
-    ("Install omero-py==5.23.0, omero-web==5.33.2, gunicorn", 8.0),
+    ("Install IcePy 3.6.5 from the wheel cache, omero-py==5.23.0, omero-web==5.33.2, gunicorn", 8.0),
     ("Write /opt/omero/web/config/01-omero-web.omero", None),
     ("Write /etc/nginx/conf.d/omero-web.conf", None),
 ]
