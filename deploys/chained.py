@@ -27,6 +27,9 @@ def chained(commands: Iterable) -> Iterator:
     for command in commands:
         if isinstance(command, str):
             command = StringCommand(command.strip())
+        if isinstance(command, Chained):  # another chained operation's, inside this one
+            run.extend(command.commands)
+            continue
         if type(command) is StringCommand:
             run.append(command)
             continue

@@ -301,6 +301,18 @@ def test_directories_as_directory_of_each(run_op, present):
     assert run.commands == each and len(each) >= 2
 
 
+def test_directories_sent_as_one_command(run_op):
+    sent = []
+
+    def directories(*args, **kwargs):
+        sent.extend(file_ops.directories._inner(*args, **kwargs))
+        yield from ()
+
+    run_op(type("op", (), {"_inner": staticmethod(directories)}), {"PathStates": {"/a": None, "/a/b": None}},
+           {"/a": "755", "/a/b": "700"}, user="omero", group="omero")
+    assert len(sent) == 1 and len(sent[0].commands) == 6
+
+
 # -- put -----------------------------------------------------------------------------------------
 TEMP = "/tmp/pyinfra-temp-for-_etc_nginx_x.conf"
 # Uploaded as the user pyinfra connects as, then copied into place (as root, when it sudoes).

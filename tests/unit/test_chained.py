@@ -27,6 +27,14 @@ def test_runs_between_uploads_and_functions_are_joined():
     assert isinstance(sent[0], Chained) and not isinstance(sent[-1], Chained)
 
 
+def test_an_operation_chained_inside_another_is_one_run():
+    """An operation made of chained ones (file_operations.directories) sends one command."""
+    inner = list(chained(["mkdir -p /a", "chmod 700 /a"]))
+    sent = list(chained([*inner, "mkdir -p /b", *chained(["chmod 700 /b", "chown b /b"])]))
+    assert _texts(sent) == ["( mkdir -p /a \n) && ( chmod 700 /a \n) && ( mkdir -p /b \n) && ( chmod 700 /b \n)"
+                            " && ( chown b /b \n)"]
+
+
 def test_nothing_to_send():
     assert list(chained([])) == []
 
