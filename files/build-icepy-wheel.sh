@@ -30,5 +30,8 @@ grep -q '_POSIX_C_SOURCE 200112L' "$src/src/ice/mcpp/system.c" ||
 # imp.new_module(name) is types.ModuleType(name), on every Python 3.
 sed -i -e 's/^import sys, string, imp, os,/import sys, string, types, os,/' \
     -e 's/imp\.new_module(/types.ModuleType(/' "$src/lib/Ice.py"
+# Without debug information (-g0; newer setuptools compiles C++ with CXXFLAGS): the wheel is
+# 4.6 MB instead of 34 MB and compiles in half the time.
+export CFLAGS="${CFLAGS:+$CFLAGS }-g0" CXXFLAGS="${CXXFLAGS:+$CXXFLAGS }-g0"
 mkdir -p "$outdir"
 "$python" -m pip wheel --use-pep517 --no-deps -w "$outdir" "$src"

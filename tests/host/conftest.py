@@ -16,8 +16,9 @@ KINDS = {"test_systemd": "systemd", "test_https": "systemd", "test_split": "syst
 KINDS |= {"test_readonly": "systemd", "test_readonly_balancer": "systemd"}
 # Run by scripts/test in a second pytest beside the rest, so that the two take about as long,
 # warm and cold: long modules that make what no other module uses (the VM under emulation;
-# Debian 13, its own image and IcePy wheel; the container image, 8 minutes to build cold).
-BESIDE = {"test_vm", "test_debian13", "test_image"}
+# Debian 13, its own image and IcePy wheel, and the upgrade that moves a site onto it; the
+# container image, 8 minutes to build cold).
+BESIDE = {"test_vm", "test_debian13", "test_upgrade", "test_image"}
 
 
 def pytest_collection_modifyitems(items):
