@@ -2,8 +2,9 @@
 
 A run that changes nothing is as many round trips as facts asked. The operations that
 use these facts say at planning time what they will ask (``want_path``, ``want_venv``,
-``want``, or an operation decorated with ``asks``), and the first question on a host
-asks everything wanted there in one command (facts.paths.Batch). An answer stays good
+``want_unit``, ``want``, or an operation decorated with ``asks``), and the first question on
+a host asks everything wanted there in one command (facts.paths.Batch); what is at paths,
+in venvs and of systemd's units is asked for every path, venv and unit wanted at once. An answer stays good
 until an operation runs a command on that host: then the next question asks again, only
 what it needs (a pyinfra callback counts, per host, the operations that ran commands). A
 run that changes nothing therefore asks once. What is at a path stays known past an
@@ -21,10 +22,12 @@ from pyinfra.api.state import BaseStateCallback
 from pyinfra.context import ctx_host, ctx_state
 from pyinfra.facts.files import Sha256File
 
+from facts.omero import SystemdUnits
 from facts.paths import Batch, PathStates, VenvDistributions
 
 _paths: WeakKeyDictionary = WeakKeyDictionary()  # host -> {path: checksum wanted}
 _venvs: WeakKeyDictionary = WeakKeyDictionary()  # host -> {venv: None}
+_units: WeakKeyDictionary = WeakKeyDictionary()  # host -> {systemd unit: None}
 _facts: WeakKeyDictionary = WeakKeyDictionary()  # host -> {(fact, arguments): user to ask as}
 _batched: WeakKeyDictionary = WeakKeyDictionary()  # host -> stages (planning, executing) batched
 _changes: WeakKeyDictionary = WeakKeyDictionary()  # host -> operations that ran commands
@@ -105,6 +108,12 @@ def want_venv(venv: str) -> None:
     _venvs.setdefault(_key(), {})[venv] = None
 
 
+def want_unit(unit: str) -> None:
+    """While planning: an operation on this host will ask what systemd knows of ``unit``."""
+    _watch()
+    _units.setdefault(_key(), {})[unit] = None
+
+
 def want(cls, arguments: dict, as_user: str | None = None) -> None:
     """While planning: an operation on this host will ask ``fact(cls, **arguments)`` (from
     within an operation run ``as_user``, who answers it in the batch too)."""
@@ -115,8 +124,9 @@ def want(cls, arguments: dict, as_user: str | None = None) -> None:
 def asks(wanted: Callable[..., Iterable[tuple]]):
     """Decorates an operation whose facts ``wanted(**its keyword arguments)`` names, as
     ``(fact class, {arguments})`` or ``(fact class, {arguments}, user)`` (a path it asks
-    ``path_state`` of: ``(PathStates, {"path": path})``): each is wanted when the operation is
-    planned, so the host's first question asks them all at once."""
+    ``path_state`` of: ``(PathStates, {"path": path})``; a unit: ``(SystemdUnits, {"unit":
+    unit})``): each is wanted when the operation is planned, so the host's first question asks
+    them all at once."""
 
     def decorate(op):
         @functools.wraps(op)
@@ -124,6 +134,8 @@ def asks(wanted: Callable[..., Iterable[tuple]]):
             for cls, arguments, *user in wanted(**kwargs):
                 if cls is PathStates:
                     want_path(**arguments)
+                elif cls is SystemdUnits:
+                    want_unit(**arguments)
                 else:
                     want(cls, arguments, *user)
             return op(**kwargs)
@@ -147,8 +159,9 @@ def ask(*wanted: tuple) -> list:
 
 
 def facts(*wanted: tuple) -> list:
-    """``fact(cls, **arguments)`` of each of ``wanted`` (``(fact class, {arguments})``):
-    those not known since a command last ran on the host asked together, in one command."""
+    """``fact(cls, **arguments)`` of each of ``wanted`` (``(fact class, {arguments})``; for
+    ``(SystemdUnits, {"unit": unit})``, what systemd knows of that unit): those not known
+    since a command last ran on the host asked together, in one command."""
     current = _key()
     _batch(current, _when(current, None))
     return _together(wanted, again=False)
@@ -159,14 +172,27 @@ def _together(wanted: tuple, again: bool) -> list:
     current = _key()
     when = _when(current, None)
     answers = _answers.setdefault(current, {})
-    keys = [(cls, tuple(sorted(arguments.items()))) for cls, arguments in wanted]
-    unknown = [key for key in keys if again or answers.get(key, (None, None, None))[1] != when]
-    found = host.get_fact(Batch, specs=tuple((cls, arguments, None) for cls, arguments in unknown)) if unknown else {}
-    for index, (cls, arguments) in enumerate(unknown):
+    units = _units.setdefault(current, {})
+    keys, unknown = [], {}  # unknown: {answer's key: (fact, arguments, keys it is asked for)}
+    for cls, arguments in wanted:
+        if cls is SystemdUnits:
+            unit = arguments["unit"]
+            units.setdefault(unit, None)
+            key, asked, arguments = SystemdUnits, unit, (("units", tuple(units)),)
+        else:
+            key, asked = (cls, tuple(sorted(arguments.items()))), None
+            arguments = key[1]
+        keys.append((key, asked))
+        known, answered_when, _ = answers.get(key, ((), None, None))
+        if again or answered_when != when or (asked is not None and asked not in known):
+            unknown[key] = (cls, arguments, tuple(units) if cls is SystemdUnits else ())
+    specs = tuple((cls, arguments, None) for cls, arguments, _ in unknown.values())
+    found = host.get_fact(Batch, specs=specs) if unknown else {}
+    for index, (key, (cls, arguments, asked)) in enumerate(unknown.items()):
         # A fact the batch could not answer is asked alone: pyinfra's own errors.
         answer = found[index] if index in found else host.get_fact(cls, **dict(arguments))
-        answers[(cls, arguments)] = ((), when, answer)
-    return [answers[key][2] for key in keys]
+        answers[key] = (asked, when, answer)
+    return [answers[key][2] if asked is None else answers[key][2].get(asked, {}) for key, asked in keys]
 
 
 def _batch(current, when) -> None:
@@ -182,6 +208,10 @@ def _batch(current, when) -> None:
     specs = [(PathStates, (("hashed", tuple(p for p, hashed in paths.items() if hashed)), ("limit", 0),
                            ("paths", tuple(paths))), None),
              (VenvDistributions, (("venvs", keys[1][1]),), None)]
+    units = tuple(_units.get(current, {}))
+    if units:
+        keys.append((SystemdUnits, units))
+        specs.append((SystemdUnits, (("units", units),), None))
     for (cls, arguments), user in _facts.get(current, {}).items():
         keys.append(((cls, arguments), ()))
         specs.append((cls, arguments, user))

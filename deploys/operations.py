@@ -13,7 +13,6 @@ from pyinfra import host
 from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
 from pyinfra.connectors.ssh import SSHConnector
 from pyinfra.facts.server import Command
-from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
 from facts.omero import (
     BackupRepositoriesPresent,
@@ -21,7 +20,7 @@ from facts.omero import (
     FirstFile,
     PackageManagerActivity,
     SupervisorPrograms,
-    SystemdNeedsReload,
+    SystemdUnits,
     UserAccount,
     package_manager_running,
 )
@@ -142,13 +141,20 @@ def supervised(program: str, conf: str, restart_sources: list[str], stamp: str,
     yield _touch(stamp)
 
 
-def _needs_reload(units=(), unit_files=(), **_):
-    return [(SystemdNeedsReload, {"units": tuple(units), "files": tuple(unit_files)})] if units else []
+def _units(*units: str) -> list[tuple]:
+    return [(SystemdUnits, {"unit": unit}) for unit in units]
 
 
-@asks(lambda service, kind="service", **kwargs: [
-    (SystemdEnabled, {"services": f"{service}.{kind}"}), (SystemdStatus, {"services": f"{service}.{kind}"}),
-    *_changes_since(**kwargs), *_needs_reload(**kwargs)])
+def _unloaded(states: list[dict], files) -> bool:
+    """Whether systemd runs something else than what is on disk for the units of ``states``
+    (``SystemdUnits``' answers): a unit file or drop-in changed since it was loaded, or one
+    of ``files`` (unit files, drop-ins, whichever run wrote them) not loaded at all."""
+    loaded = {path for state in states for path in state.get("loaded", ())}
+    return any(state.get("needs_reload") for state in states) or not set(files) <= loaded
+
+
+@asks(lambda service, kind="service", units=(), **kwargs: [*_units(f"{service}.{kind}", *units),
+                                                           *_changes_since(**kwargs)])
 @operation()
 @chaining
 def systemd_running(service: str, restart_sources: list[str], stamp: str, kind: str = "service",
@@ -158,32 +164,31 @@ def systemd_running(service: str, restart_sources: list[str], stamp: str, kind: 
     started it). First, as ``systemd_reloaded``: systemd loads what is on disk for ``units``
     (``unit_files``: their files and drop-ins this deploy writes)."""
     unit = f"{service}.{kind}"
-    enabled, running, changed, *unloaded = facts(
-        (SystemdEnabled, {"services": unit}), (SystemdStatus, {"services": unit}),
-        *_changes_since(restart_sources=restart_sources, stamp=stamp),
-        *_needs_reload(units=units, unit_files=unit_files))
-    if any(unloaded):
+    state, changed, *written = facts(*_units(unit), *_changes_since(restart_sources=restart_sources, stamp=stamp),
+                                     *_units(*units))
+    unloaded = bool(units) and _unloaded(written, unit_files)
+    if unloaded:
         yield "systemctl daemon-reload"
-    if not enabled.get(unit):
+    if not state.get("enabled"):
         yield service_commands.shell("systemd", "enable", unit)
-    if not running.get(unit):
+    if not state.get("running"):
         yield service_commands.shell("systemd", "start", unit)
     elif changed:
         yield service_commands.shell("systemd", "restart", unit)
     else:
-        if enabled.get(unit) and not any(unloaded):
+        if state.get("enabled") and not unloaded:
             host.noop(f"{unit} is enabled and running what is on disk")
         return
     yield _touch(stamp)
 
 
-@asks(lambda units, files, **_: [(SystemdNeedsReload, {"units": tuple(units), "files": tuple(files)})])
+@asks(lambda units, **_: _units(*units))
 @operation()
 def systemd_reloaded(units: list[str], files: list[str]):
     """systemd runs what is on disk for ``units``: ``daemon-reload`` when a unit file or
     drop-in changed since it was loaded, or one of ``files`` is not loaded yet, whichever
     run wrote it."""
-    if not fact(SystemdNeedsReload, units=tuple(units), files=tuple(files)):
+    if not _unloaded(facts(*_units(*units)), files):
         host.noop(f"systemd has loaded the current {', '.join(units)}")
         return
     yield "systemctl daemon-reload"

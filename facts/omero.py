@@ -6,6 +6,7 @@ import shlex
 from datetime import datetime, timezone
 
 from pyinfra.api import FactBase
+from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
 from deploys import server_steps
 
@@ -145,29 +146,37 @@ class FirstFile(_NoneWhenAbsent):
         return output[0].strip() if output else None
 
 
-class SystemdNeedsReload(FactBase):
-    """Whether systemd runs something else than what is on disk for ``units``: a unit file or
-    drop-in changed since it was loaded, or one of ``files`` (unit files, drop-ins) that
-    systemd has not loaded at all (a new drop-in directory goes unnoticed until a reload)."""
+class SystemdUnits(FactBase):
+    """What systemd knows of each of ``units``, from one ``systemctl show``: whether it is
+    enabled and running (as pyinfra's ``SystemdEnabled`` and ``SystemdStatus`` say them),
+    whether its unit file or a drop-in changed on disk since it was loaded, and the files it
+    loaded (its unit file, its drop-ins: a new drop-in directory goes unnoticed until a reload).
+    A unit systemd does not know is neither enabled nor running."""
 
-    def command(self, units: tuple[str, ...], files: tuple[str, ...]) -> str:
+    default = dict
+
+    def requires_command(self, units: tuple[str, ...]) -> str:
+        return "systemctl"
+
+    def command(self, units: tuple[str, ...]) -> str:
         names = " ".join(shlex.quote(unit) for unit in units)
-        expected = " ".join(shlex.quote(path) for path in files)
-        announce = f"printf 'Expected=%s\\n' {expected}; " if files else ""
-        return (f"{announce}"
-                f"systemctl show -p NeedDaemonReload -p FragmentPath -p DropInPaths {names}")
+        return ("systemctl show --all -p Id -p UnitFileState -p SubState -p NeedDaemonReload "
+                f"-p FragmentPath -p DropInPaths {names}")
 
-    def process(self, output) -> bool:
-        expected, loaded = set(), set()
-        for line in output:
-            key, _, value = line.strip().partition("=")
-            if key == "NeedDaemonReload" and value == "yes":
-                return True
-            if key == "Expected":
-                expected.add(value)
-            elif key in ("FragmentPath", "DropInPaths"):
-                loaded.update(value.split())
-        return not expected <= loaded
+    def process(self, output) -> dict[str, dict]:
+        shown: list[dict[str, str]] = [{}]
+        for line in output:  # one block of KEY=value lines per unit, blank lines between
+            key, equals, value = line.strip().partition("=")
+            if equals:
+                shown[-1][key] = value
+            elif shown[-1]:
+                shown.append({})
+        return {properties["Id"]: {
+            "enabled": properties.get("UnitFileState") in SystemdEnabled.state_values,
+            "running": properties.get("SubState") in SystemdStatus.state_values,
+            "needs_reload": properties.get("NeedDaemonReload") == "yes",
+            "loaded": tuple(properties.get("FragmentPath", "").split() + properties.get("DropInPaths", "").split()),
+        } for properties in shown if properties.get("Id")}
 
 
 def shell_path(path: str) -> str:

@@ -91,8 +91,6 @@ def fake_responses(os_name: str, pid1: str, cpus: int = 2) -> dict:
         "NPROCESSORS_ONLN": [str(cpus)],
         # A fresh database: the schema query fails the way psql reports it.
         "FROM dbpatch": ['ERROR:  relation "dbpatch" does not exist'],
-        # Every unit file or drop-in written is newer than what systemd loaded.
-        re.compile(r"systemctl show -p NeedDaemonReload"): ["NeedDaemonReload=yes"],
         # supervisord not running yet (the fact's own marker).
         re.compile(r"echo __DOWN__; fi"): ["__DOWN__"],
         # The default site Debian's nginx package enables: our batched path fact's answer,

@@ -302,7 +302,7 @@ def test_node_too_old_for_the_proxy_refused_on_ubuntu_22_04(deploy):
     assert any("configurable-http-proxy@4.6.3" in command for command in run.commands)
 
 
-RUNNING = {re.compile(r"systemctl show --all --property Id --property SubState"): [
+RUNNING = {re.compile(r"systemctl show --all -p Id -p UnitFileState -p SubState"): [
     "Id=omero-jupyterhub.service", "SubState=running", ""]}
 HUB_STAMP = "/var/lib/omero-pyinfra/omero-jupyterhub-started.done"
 

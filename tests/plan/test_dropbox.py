@@ -77,7 +77,7 @@ def test_no_setting_is_written_for_it(deploy):
 def test_running_server_restarted_after_the_change(deploy, enabled, found):
     running = {
         VENV_LISTING: venv_listing(VENV, found),
-        re.compile(r"systemctl show --all --property Id --property SubState"):
+        re.compile(r"systemctl show --all -p Id -p UnitFileState -p SubState"):
             ["Id=omero-server.service", "SubState=running"],
         # The venv's site-packages changed since the server was started (ChangedSince).
         re.compile(r"omero-server-started\.done"): ["/opt/omero/server/venv3/lib/python3.12/site-packages"],

@@ -14,6 +14,7 @@ from deploys import batched
 from deploys import file_operations as file_ops
 from deploys import venv_operations as venv_ops
 from facts import paths
+from facts.omero import SystemdUnits
 
 pytestmark = pytest.mark.unit
 
@@ -452,6 +453,29 @@ def test_a_fact_asked_once_until_a_command_runs(run_op, monkeypatch):
 
     run = run_op(type("op", (), {"_inner": staticmethod(three)}), {"SystemdEnabled": {}, "SystemdStatus": {}})
     assert [name for name, _ in run.fact_calls] == ["SystemdEnabled", "SystemdStatus", "SystemdEnabled"]
+
+
+def test_every_unit_wanted_asked_in_one_question(run_op, monkeypatch):
+    """What systemd knows of the units the host's operations want: one SystemdUnits for them
+    all, once while nothing changes; a unit not wanted before, or a change, asks again (for all)."""
+    answers = {"SystemdUnits": lambda units: {unit: {"running": unit != "c.service"} for unit in units}}
+    a, b, c = ((SystemdUnits, {"unit": f"{name}.service"}) for name in "abc")
+
+    def operations():
+        batched.want_unit("a.service")
+        batched.want_unit("b.service")
+        assert batched.facts(a, b, a) == [{"running": True}] * 3
+        assert batched.facts(b) == [{"running": True}]
+        assert batched.facts(c) == [{"running": False}]
+        monkeypatch.setitem(batched._changes, batched._key(), 1)
+        assert batched.facts(a, b) == [{"running": True}] * 2
+        assert batched.facts(c) == [{"running": False}]
+        yield from ()
+
+    run = run_op(type("op", (), {"_inner": staticmethod(operations)}), answers)
+    assert [arguments for name, arguments in run.fact_calls if name == "SystemdUnits"] == [
+        {"units": ("a.service", "b.service")}, {"units": ("a.service", "b.service", "c.service")},
+        {"units": ("a.service", "b.service", "c.service")}]
 
 
 # -- Batch: several facts in one command -------------------------------------------------------

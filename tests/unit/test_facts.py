@@ -48,15 +48,10 @@ COMMANDS = [
                  'for f in /opt/omero/wheels/zeroc_ice-3.6.5-*.whl; do [ -f "$f" ] && echo "$f" && break; '
                  'done; true',
                  id="FirstFile"),
-    pytest.param(facts.SystemdNeedsReload,
-                 {"units": ("omero-web.service", "nginx.service"),
-                  "files": ("/etc/systemd/system/omero-web.service",
-                            "/etc/systemd/system/nginx.service.d/a b.conf")},
-                 "printf 'Expected=%s\\n' /etc/systemd/system/omero-web.service "
-                 "'/etc/systemd/system/nginx.service.d/a b.conf'; "
-                 "systemctl show -p NeedDaemonReload -p FragmentPath -p DropInPaths "
-                 "omero-web.service nginx.service",
-                 id="SystemdNeedsReload"),
+    pytest.param(facts.SystemdUnits, {"units": ("omero-web.service", "it's.service")},
+                 "systemctl show --all -p Id -p UnitFileState -p SubState -p NeedDaemonReload "
+                 "-p FragmentPath -p DropInPaths omero-web.service 'it'\"'\"'s.service'",
+                 id="SystemdUnits"),
     pytest.param(facts.ChangedSince,
                  {"paths": ("/opt/omero/web/config/*.omero", "/etc/nginx/conf.d/omero web.conf"),
                   "reference": "/var/lib/omero deploy/stamp"},
@@ -87,6 +82,7 @@ def test_command(fact, kwargs, command):
     pytest.param(facts.PostgresRoleVerifier, {"role": "omero", "port": 5432}, "psql"),
     pytest.param(facts.PostgresDatabaseOwner, {"database": "omero", "port": 5432}, "psql"),
     pytest.param(facts.OmeroSchemaVersion, {"host": "h", "port": 1, "database": "d", "user": "u"}, "psql"),
+    pytest.param(facts.SystemdUnits, {"units": ("nginx.service",)}, "systemctl"),
 ])
 def test_requires_command(fact, kwargs, command):
     assert fact().requires_command(**kwargs) == command
@@ -169,42 +165,34 @@ PROCESS = [
     (facts.FirstFile, ["/opt/omero/wheels/zeroc_ice-3.6.5-cp311-cp311-linux_x86_64.whl\n"],
      "/opt/omero/wheels/zeroc_ice-3.6.5-cp311-cp311-linux_x86_64.whl"),
     (facts.FirstFile, [], None),
-    # SystemdNeedsReload
-    (facts.SystemdNeedsReload, ["Expected=/etc/systemd/system/a.service", "NeedDaemonReload=yes",
-                                "FragmentPath=/etc/systemd/system/a.service", "DropInPaths="], True),
-    (facts.SystemdNeedsReload, ["Expected=/etc/systemd/system/a.service", "NeedDaemonReload=no",
-                                "FragmentPath=/etc/systemd/system/a.service", "DropInPaths="], False),
-    (facts.SystemdNeedsReload, ["Expected=/etc/systemd/system/a.service", "NeedDaemonReload=no",
-                                "FragmentPath=", "DropInPaths="], True),  # a unit not yet loaded
-    (facts.SystemdNeedsReload, [
-        "Expected=/etc/systemd/system/nginx.service.d/omero.conf",
-        "Expected=/etc/systemd/system/nginx.service.d/limits.conf",
-        "NeedDaemonReload=no", "FragmentPath=/usr/lib/systemd/system/nginx.service",
-        "DropInPaths=/etc/systemd/system/nginx.service.d/limits.conf "
-        "/etc/systemd/system/nginx.service.d/omero.conf",
-    ], False),
-    (facts.SystemdNeedsReload, [
-        "Expected=/etc/systemd/system/nginx.service.d/omero.conf",
-        "Expected=/etc/systemd/system/nginx.service.d/limits.conf",
-        "NeedDaemonReload=no", "FragmentPath=/usr/lib/systemd/system/nginx.service",
-        "DropInPaths=/etc/systemd/system/nginx.service.d/limits.conf",
-    ], True),  # a new drop-in systemd has not seen
-    (facts.SystemdNeedsReload, [
-        "Expected=/etc/systemd/system/a.service", "Expected=/etc/systemd/system/b.service.d/x.conf",
-        "NeedDaemonReload=no", "FragmentPath=/etc/systemd/system/a.service", "DropInPaths=",
-        "", "NeedDaemonReload=no", "FragmentPath=/usr/lib/systemd/system/b.service",
-        "DropInPaths=/etc/systemd/system/b.service.d/x.conf",
-    ], False),  # two units, each loaded as on disk
-    (facts.SystemdNeedsReload, [
-        "Expected=/etc/systemd/system/a.service", "Expected=/etc/systemd/system/b.service",
-        "NeedDaemonReload=no", "FragmentPath=/etc/systemd/system/a.service", "DropInPaths=",
-        "", "NeedDaemonReload=yes", "FragmentPath=/etc/systemd/system/b.service", "DropInPaths=",
-    ], True),  # the second unit changed on disk
-    (facts.SystemdNeedsReload, ["  Expected=/x.service  ", "  FragmentPath=/x.service  "], False),
-    (facts.SystemdNeedsReload, ["Expected=/x.service", "DropInPaths=/x.service"], False),
-    (facts.SystemdNeedsReload, ["Expected=/x.service", "Other=/x.service"], True),
-    (facts.SystemdNeedsReload,
-     ["Expected=/x.service", "FragmentPath=/x.service", "NeedDaemonReload=yes "], True),
+    # SystemdUnits: one block per unit, in systemctl's order of properties
+    (facts.SystemdUnits, [
+        "Id=nginx.service", "SubState=running", "FragmentPath=/lib/systemd/system/nginx.service",
+        "DropInPaths=/etc/systemd/system/nginx.service.d/a.conf /etc/systemd/system/nginx.service.d/b.conf",
+        "UnitFileState=enabled", "NeedDaemonReload=no", "",
+        "Id=omero-web.service", "SubState=dead", "FragmentPath=/etc/systemd/system/omero-web.service",
+        "DropInPaths=", "UnitFileState=disabled", "NeedDaemonReload=yes",
+    ], {"nginx.service": {"enabled": True, "running": True, "needs_reload": False,
+                          "loaded": ("/lib/systemd/system/nginx.service", "/etc/systemd/system/nginx.service.d/a.conf",
+                                     "/etc/systemd/system/nginx.service.d/b.conf")},
+        "omero-web.service": {"enabled": False, "running": False, "needs_reload": True,
+                              "loaded": ("/etc/systemd/system/omero-web.service",)}}),
+    # a unit systemd does not know (not installed yet): no file loaded
+    (facts.SystemdUnits, ["Id=omero-web.service", "SubState=dead", "FragmentPath=", "DropInPaths=",
+                          "UnitFileState=", "NeedDaemonReload=no"],
+     {"omero-web.service": {"enabled": False, "running": False, "needs_reload": False, "loaded": ()}}),
+    # as pyinfra's SystemdEnabled and SystemdStatus: static counts as enabled; a timer waiting and
+    # a oneshot that exited count as running
+    (facts.SystemdUnits, ["Id=omero-backup.timer", "SubState=waiting", "UnitFileState=static", "",
+                          "Id=omero-web-setup.service", "SubState=exited", "UnitFileState=enabled"],
+     {"omero-backup.timer": {"enabled": True, "running": True, "needs_reload": False, "loaded": ()},
+      "omero-web-setup.service": {"enabled": True, "running": True, "needs_reload": False, "loaded": ()}}),
+    (facts.SystemdUnits, ["Id=a.service", "SubState=failed", "UnitFileState=masked", "  ", "",
+                          "  Id=b.service  ", "  SubState=running  "],
+     {"a.service": {"enabled": False, "running": False, "needs_reload": False, "loaded": ()},
+      "b.service": {"enabled": False, "running": True, "needs_reload": False, "loaded": ()}}),
+    (facts.SystemdUnits, ["SubState=running", "UnitFileState=enabled"], {}),  # no Id: no unit
+    (facts.SystemdUnits, [], {}),
     # ChangedSince
     (facts.ChangedSince, [], []),
     (facts.ChangedSince, ["/etc/nginx/conf.d/omero-web.conf\n", "  ", "/opt/omero/web/config/a b.omero "],

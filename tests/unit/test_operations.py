@@ -255,79 +255,125 @@ def test_supervised_quotes_what_reaches_the_shell(run_op):
 
 
 # -- systemd_running ------------------------------------------------------------------------
-@pytest.mark.parametrize(("enabled", "active", "changed", "commands"), [
-    pytest.param({}, {}, [], ["systemctl enable omero-web.service", "systemctl start omero-web.service"],
+WEB = "omero-web.service"
+
+
+def _units(**states) -> dict:
+    """SystemdUnits' answer: each unit's {"enabled", "running", ...} (a missing key: False)."""
+    return {f"{name.replace('_', '-')}.service": state for name, state in states.items()}
+
+
+@pytest.mark.parametrize(("units", "changed", "commands"), [
+    pytest.param({}, [], ["systemctl enable omero-web.service", "systemctl start omero-web.service"],
                  id="unit not known yet"),
-    pytest.param({"omero-web.service": False}, {"omero-web.service": False}, [],
+    pytest.param(_units(omero_web={"enabled": False, "running": False}), [],
                  ["systemctl enable omero-web.service", "systemctl start omero-web.service"],
                  id="disabled, stopped"),
-    pytest.param({"omero-web.service": True}, {"omero-web.service": False}, ["/etc/x"],
+    pytest.param(_units(omero_web={"enabled": True, "running": False}), ["/etc/x"],
                  ["systemctl start omero-web.service"], id="enabled, stopped"),
-    pytest.param({"omero-web.service": True}, {"omero-web.service": True},
-                 ["/opt/omero/web/config/web.omero"],
+    pytest.param(_units(omero_web={"enabled": True, "running": True}), ["/opt/omero/web/config/web.omero"],
                  ["systemctl restart omero-web.service"], id="configuration changed on disk since started"),
-    pytest.param({"omero-web.service": False}, {"omero-web.service": True}, ["/etc/x"],
+    pytest.param(_units(omero_web={"enabled": False, "running": True}), ["/etc/x"],
                  ["systemctl enable omero-web.service", "systemctl restart omero-web.service"],
                  id="disabled, running, changed"),
-    pytest.param({"nginx.service": True}, {"omero-web.service": True, "nginx.service": False}, [],
+    pytest.param(_units(nginx={"enabled": True, "running": False}, omero_web={"running": True}), [],
                  ["systemctl enable omero-web.service"], id="disabled, running, unchanged"),
 ])
-def test_systemd_running_changes(run_op, enabled, active, changed, commands):
-    run = run_op(ops.systemd_running,
-                 {"SystemdEnabled": enabled, "SystemdStatus": active, "ChangedSince": changed},
+def test_systemd_running_changes(run_op, units, changed, commands):
+    run = run_op(ops.systemd_running, {"SystemdUnits": units, "ChangedSince": changed},
                  "omero-web", ["/etc/systemd/system/omero-web.service", "/opt/omero/web/config/*.omero"],
                  "/var/lib/omero-deploy/omero-web-started")
     stamped = commands[-1] != "systemctl enable omero-web.service"
     assert run.commands == commands + (["touch /var/lib/omero-deploy/omero-web-started"] if stamped else [])
     assert run.noops == []
-    unit = {"services": "omero-web.service"}
-    assert run.fact_calls[:2] == [("SystemdEnabled", unit), ("SystemdStatus", unit)]
-    if active.get("omero-web.service"):
-        assert run.fact_calls[2:] == [("ChangedSince", {
-            "paths": ("/etc/systemd/system/omero-web.service", "/opt/omero/web/config/*.omero"),
-            "reference": "/var/lib/omero-deploy/omero-web-started"})]
+    assert run.fact_calls == [("SystemdUnits", {"units": (WEB,)}), ("ChangedSince", {
+        "paths": ("/etc/systemd/system/omero-web.service", "/opt/omero/web/config/*.omero"),
+        "reference": "/var/lib/omero-deploy/omero-web-started"})]
 
 
 def test_systemd_running_enabled_active_unchanged_does_nothing(run_op):
-    run = run_op(ops.systemd_running, {"SystemdEnabled": {"omero-web.service": True},
-                                       "SystemdStatus": {"omero-web.service": True}, "ChangedSince": []},
-                 "omero-web", [], "/stamp")
+    run = run_op(ops.systemd_running, {"SystemdUnits": _units(omero_web={"enabled": True, "running": True}),
+                                       "ChangedSince": []}, "omero-web", [], "/stamp")
     assert run.commands == []
+    assert run.noops == ["omero-web.service is enabled and running what is on disk"]
 
 
 UNITS = {"units": ("omero-web.service", "nginx.service"),
          "unit_files": ("/etc/systemd/system/omero-web.service", "/etc/systemd/system/nginx.service.d/omero-web.conf")}
+LOADED = {"omero-web.service": {"loaded": ("/etc/systemd/system/omero-web.service",)},
+          "nginx.service": {"loaded": ("/lib/systemd/system/nginx.service",
+                                       "/etc/systemd/system/nginx.service.d/omero-web.conf")}}
 
 
-@pytest.mark.parametrize(("needs", "state", "commands", "noops"), [
-    pytest.param(True, True, ["systemctl daemon-reload"], [], id="running, a unit changed on disk"),
-    pytest.param(True, False, ["systemctl daemon-reload", "systemctl enable omero-web.service",
-                               "systemctl start omero-web.service", "touch /stamp"], [], id="new: loaded first"),
-    pytest.param(False, True, [], ["omero-web.service is enabled and running what is on disk"],
-                 id="loaded, running"),
+@pytest.mark.parametrize(("units", "commands", "noops"), [
+    pytest.param({WEB: {"enabled": True, "running": True, "needs_reload": True, **LOADED[WEB]},
+                  "nginx.service": LOADED["nginx.service"]},
+                 ["systemctl daemon-reload"], [], id="running, its unit changed on disk"),
+    pytest.param({WEB: {"enabled": True, "running": True, **LOADED[WEB]},
+                  "nginx.service": {"loaded": ("/lib/systemd/system/nginx.service",)}},
+                 ["systemctl daemon-reload"], [], id="running, another unit's new drop-in not loaded"),
+    pytest.param({}, ["systemctl daemon-reload", "systemctl enable omero-web.service",
+                      "systemctl start omero-web.service", "touch /stamp"], [], id="new: loaded first"),
+    pytest.param({WEB: {"enabled": True, "running": True, **LOADED[WEB]}, "nginx.service": LOADED["nginx.service"]},
+                 [], ["omero-web.service is enabled and running what is on disk"], id="loaded, running"),
 ])
-def test_systemd_running_loads_the_units_written_first(run_op, needs, state, commands, noops):
-    unit = {"omero-web.service": state}
-    run = run_op(ops.systemd_running, {"SystemdEnabled": unit, "SystemdStatus": unit, "ChangedSince": [],
-                                       "SystemdNeedsReload": needs}, "omero-web", [], "/stamp", **UNITS)
+def test_systemd_running_loads_the_units_written_first(run_op, units, commands, noops):
+    run = run_op(ops.systemd_running, {"SystemdUnits": units, "ChangedSince": []}, "omero-web", [], "/stamp",
+                 **UNITS)
     assert run.commands == commands and run.noops == noops
-    assert ("SystemdNeedsReload", {"units": UNITS["units"], "files": UNITS["unit_files"]}) in run.fact_calls
+    # One question for the unit and those written: what systemd knows of all of them.
+    assert run.fact_calls[0] == ("SystemdUnits", {"units": UNITS["units"]})
+    assert [name for name, _ in run.fact_calls].count("SystemdUnits") == 1
+
+
+def test_systemd_running_a_timer(run_op):
+    run = run_op(ops.systemd_running, {"SystemdUnits": {}, "ChangedSince": []}, "omero-backup",
+                 ["/etc/systemd/system/omero-backup.timer"], "/stamp", kind="timer")
+    assert run.commands == ["systemctl enable omero-backup.timer", "systemctl start omero-backup.timer",
+                            "touch /stamp"]
+    assert run.fact_calls[0] == ("SystemdUnits", {"units": ("omero-backup.timer",)})
 
 
 # -- systemd_reloaded -----------------------------------------------------------------------
-@pytest.mark.parametrize(("needs", "commands", "noops"), [
-    pytest.param(True, ["systemctl daemon-reload"], [], id="unit changed on disk or not loaded yet"),
-    pytest.param(False, [], ["systemd has loaded the current omero-web.service, nginx.service"], id="loaded"),
+@pytest.mark.parametrize(("units", "commands", "noops"), [
+    pytest.param({WEB: {"needs_reload": True, **LOADED[WEB]}, "nginx.service": LOADED["nginx.service"]},
+                 ["systemctl daemon-reload"], [], id="a unit changed on disk"),
+    pytest.param({WEB: LOADED[WEB]}, ["systemctl daemon-reload"], [], id="a drop-in's unit not known"),
+    pytest.param({WEB: {"loaded": ()}, "nginx.service": LOADED["nginx.service"]}, ["systemctl daemon-reload"], [],
+                 id="a unit not loaded yet"),
+    pytest.param(LOADED, [], ["systemd has loaded the current omero-web.service, nginx.service"], id="loaded"),
 ])
-def test_systemd_reloaded(run_op, needs, commands, noops):
-    run = run_op(ops.systemd_reloaded, {"SystemdNeedsReload": needs}, ["omero-web.service", "nginx.service"],
-                 ["/etc/systemd/system/omero-web.service", "/etc/systemd/system/nginx.service.d/omero.conf"])
-    assert run.fact_calls == [("SystemdNeedsReload", {
-        "units": ("omero-web.service", "nginx.service"),
-        "files": ("/etc/systemd/system/omero-web.service",
-                  "/etc/systemd/system/nginx.service.d/omero.conf")})]
+def test_systemd_reloaded(run_op, units, commands, noops):
+    run = run_op(ops.systemd_reloaded, {"SystemdUnits": units}, ["omero-web.service", "nginx.service"],
+                 ["/etc/systemd/system/omero-web.service", "/etc/systemd/system/nginx.service.d/omero-web.conf"])
+    assert run.fact_calls == [("SystemdUnits", {"units": ("omero-web.service", "nginx.service")})]
     assert run.commands == commands
     assert run.noops == noops
+
+
+@pytest.mark.parametrize(("states", "files", "unloaded"), [
+    pytest.param([{"loaded": ("/etc/systemd/system/a.service",)}], ["/etc/systemd/system/a.service"], False,
+                 id="loaded as on disk"),
+    pytest.param([{"needs_reload": True, "loaded": ("/etc/systemd/system/a.service",)}],
+                 ["/etc/systemd/system/a.service"], True, id="changed on disk since loaded"),
+    pytest.param([{"needs_reload": True, "loaded": ("/lib/systemd/system/b.service",)}], [], True,
+                 id="changed on disk, not written by this deploy"),
+    pytest.param([{"loaded": ()}], ["/etc/systemd/system/a.service"], True, id="a unit not loaded yet"),
+    pytest.param([{}], ["/etc/systemd/system/a.service"], True, id="a unit systemd does not know"),
+    pytest.param([{"loaded": ("/lib/systemd/system/nginx.service", "/etc/systemd/system/nginx.service.d/limits.conf")}],
+                 ["/etc/systemd/system/nginx.service.d/omero.conf", "/etc/systemd/system/nginx.service.d/limits.conf"],
+                 True, id="a new drop-in systemd has not seen"),
+    pytest.param([{"loaded": ("/etc/systemd/system/a.service",)},
+                  {"loaded": ("/usr/lib/systemd/system/b.service", "/etc/systemd/system/b.service.d/x.conf")}],
+                 ["/etc/systemd/system/a.service", "/etc/systemd/system/b.service.d/x.conf"], False,
+                 id="two units, each loaded as on disk"),
+    pytest.param([{"loaded": ("/etc/systemd/system/a.service",)},
+                  {"needs_reload": True, "loaded": ("/etc/systemd/system/b.service",)}],
+                 ["/etc/systemd/system/a.service", "/etc/systemd/system/b.service"], True,
+                 id="the second unit changed on disk"),
+])
+def test_unloaded(states, files, unloaded):
+    assert ops._unloaded(states, files) is unloaded
 
 
 # -- wait_until -----------------------------------------------------------------------------
@@ -641,13 +687,6 @@ def test_backup_repositories(run_op, present, commands, noops):
                  ["local", "remote"])
     assert run.fact_calls == [("BackupRepositoriesPresent", {"program": "/usr/local/sbin/omero backup"})]
     assert (run.commands, run.noops) == (commands, noops)
-
-
-def test_systemd_running_a_timer(run_op):
-    run = run_op(ops.systemd_running, {"SystemdEnabled": {}, "SystemdStatus": {}, "ChangedSince": []}, "omero-backup",
-                 ["/etc/systemd/system/omero-backup.timer"], "/stamp", kind="timer")
-    assert run.commands == ["systemctl enable omero-backup.timer", "systemctl start omero-backup.timer",
-                            "touch /stamp"]
 
 
 @pytest.mark.parametrize(("backup_program", "kept"), [
