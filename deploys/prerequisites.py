@@ -85,11 +85,10 @@ def omero_venv(settings, path: str, packages: list[str]) -> None:
     """A root-owned venv holding IcePy 3.6.5 (from the wheel cache) and ``packages``."""
     venv(settings, path)
     wheel_dir = settings.wheel_dir
-    kit.directory(name="Create the wheel cache", path=wheel_dir, user="root", group="root",
-                  mode="755")
     if settings.icepy_wheel:
-        kit.fetch(settings, settings.icepy_wheel, wheel_dir)
+        kit.fetch(settings, settings.icepy_wheel, wheel_dir)  # into the wheel cache, made first
     else:
+        kit.directory(name="Create the wheel cache", path=wheel_dir, user="root", group="root", mode="755")
         build_script = f"{wheel_dir}/build-icepy-wheel.sh"
         kit.put(name="Install the IcePy wheel build script", src=str(kit.FILES / "build-icepy-wheel.sh"),
                 dest=build_script, user="root", group="root", mode="755")
