@@ -243,7 +243,7 @@ def _ask(fact, key: str, _fact=None, **arguments):
 
 def fact(cls, **arguments):
     """``host.get_fact(cls, **arguments)``, asked once until a command runs on the host
-    (for facts several operations ask with the same arguments: systemd's unit lists)."""
+    (for facts several operations ask with the same arguments: the installed packages)."""
     return _ask((cls, tuple(sorted(arguments.items()))), "", _fact=cls, **arguments)
 
 

@@ -19,12 +19,11 @@ from weakref import WeakKeyDictionary
 from gevent.lock import Semaphore
 from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, QuoteString, StringCommand, operation
-from pyinfra.facts.systemd import SystemdStatus
 
-from facts.omero import ChangedSince, SupervisorPrograms
+from facts.omero import ChangedSince, SupervisorPrograms, SystemdUnits
 
 from . import service_commands
-from .batched import asks, fact, venv_distributions
+from .batched import asks, fact, facts, venv_distributions
 from .proxy import node_line
 from .venv_operations import parse
 
@@ -83,16 +82,16 @@ def _roll(state, host, proxies: list[str], node_file: str, endpoint: str, steps:
 
 
 def _running(service: str, manager: str, supervisor_conf: str) -> bool:
-    cls, arguments = _status(service, manager, supervisor_conf)
+    state, = facts(_status(service, manager, supervisor_conf))
     if manager == "systemd":
-        return bool(fact(cls, **arguments).get(f"{service}.service"))
-    return (fact(cls, **arguments) or {}).get(service) == "RUNNING"
+        return bool(state.get("running"))
+    return (state or {}).get(service) == "RUNNING"
 
 
 def _status(service: str, manager: str, supervisor_conf: str) -> tuple:
     """What ``_running`` asks."""
     if manager == "systemd":
-        return SystemdStatus, {"services": f"{service}.service"}
+        return SystemdUnits, {"unit": f"{service}.service"}
     return SupervisorPrograms, {"conf": supervisor_conf}
 
 

@@ -137,7 +137,7 @@ def test_nodes_gone_from_the_inventory_leave_the_upstream(deploy):
     assert not any(f"rm -rf {NODES}/fake_web" in command for command in run.commands)
 
 
-RUNNING = {re.compile(r"systemctl show --all --property Id --property SubState"): [
+RUNNING = {re.compile(r"systemctl show --all -p Id -p UnitFileState -p SubState"): [
     "Id=omero-web.service", "SubState=running", ""]}
 WEB_VENV = "/opt/omero/web/venv3"
 

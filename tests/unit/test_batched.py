@@ -440,19 +440,20 @@ def test_venv(run_op, found, commands):
 
 
 def test_a_fact_asked_once_until_a_command_runs(run_op, monkeypatch):
-    """systemd's unit lists, asked by every systemd_running: once while nothing changes."""
-    from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
+    """The installed packages and the groups, asked by several operations: once while nothing changes."""
+    from pyinfra.facts.deb import DebPackages
+    from pyinfra.facts.server import Groups
 
     def three():
         for _ in range(3):
-            batched.fact(SystemdEnabled)
-            batched.fact(SystemdStatus)
+            batched.fact(DebPackages)
+            batched.fact(Groups)
         monkeypatch.setitem(batched._changes, batched._key(), 1)
-        batched.fact(SystemdEnabled)
+        batched.fact(DebPackages)
         yield from ()
 
-    run = run_op(type("op", (), {"_inner": staticmethod(three)}), {"SystemdEnabled": {}, "SystemdStatus": {}})
-    assert [name for name, _ in run.fact_calls] == ["SystemdEnabled", "SystemdStatus", "SystemdEnabled"]
+    run = run_op(type("op", (), {"_inner": staticmethod(three)}), {"DebPackages": {}, "Groups": []})
+    assert [name for name, _ in run.fact_calls] == ["DebPackages", "Groups", "DebPackages"]
 
 
 def test_every_unit_wanted_asked_in_one_question(run_op, monkeypatch):

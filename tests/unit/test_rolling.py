@@ -26,7 +26,7 @@ ARGS = dict(service="omero-web", manager="systemd", supervisor_conf="/etc/superv
     pytest.param(False, [CONFIG], False, id="not running: services.start starts it"),
 ])
 def test_restarted_when_running_and_changed(run_op, running, changed, rolled):
-    facts = {"SystemdStatus": {"omero-web.service": running}, "ChangedSince": changed}
+    facts = {"SystemdUnits": {"omero-web.service": {"running": running}}, "ChangedSince": changed}
     run = run_op(rolling.restarted, facts, **ARGS)
     if not rolled:
         assert run.commands == [] and len(run.noops) == 1
@@ -62,7 +62,7 @@ UPGRADE = dict(service="omero-web", manager="systemd", supervisor_conf="/etc/sup
 def test_upgraded_in_its_turn_when_running_and_a_release_differs(run_op, monkeypatch, running, installed,
                                                                   changing):
     monkeypatch.setattr(rolling, "venv_distributions", lambda venv: installed if venv == VENV else {})
-    run = run_op(rolling.upgraded, {"SystemdStatus": {"omero-web.service": running}}, **UPGRADE)
+    run = run_op(rolling.upgraded, {"SystemdUnits": {"omero-web.service": {"running": running}}}, **UPGRADE)
     if not changing:
         assert run.commands == [] and len(run.noops) == 1
         return
