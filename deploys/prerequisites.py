@@ -92,7 +92,7 @@ def omero_venv(settings, path: str, packages: list[str]) -> None:
         build_script = f"{wheel_dir}/build-icepy-wheel.sh"
         kit.put(name="Install the IcePy wheel build script", src=str(kit.FILES / "build-icepy-wheel.sh"),
                 dest=build_script, user="root", group="root", mode="755")
-        icepy_wheel(name="Build the IcePy 3.6.5 wheel (once; about 7 minutes)",
+        icepy_wheel(name="Build the IcePy 3.6.5 wheel (once; a few minutes)",
                     python=f"{path}/bin/python", wheel_dir=wheel_dir, build_script=build_script)
     # One pip run: IcePy only as a wheel (the cache's: PyPI has only its source).
     kit.pip_packages(

@@ -15,10 +15,11 @@ KINDS = {"test_systemd": "systemd", "test_https": "systemd", "test_split": "syst
          "test_farm": "systemd", "test_farm_sessions": "systemd", "test_farm_standby": "systemd"}
 KINDS |= {"test_readonly": "systemd", "test_readonly_balancer": "systemd"}
 # Run by scripts/test in a second pytest beside the rest, so that the two take about as long,
-# warm and cold: long modules that make what no other module uses (the VM under emulation;
-# Debian 13, its own image and IcePy wheel, and the upgrade that moves a site onto it; the
-# container image, 8 minutes to build cold).
-BESIDE = {"test_vm", "test_debian13", "test_upgrade", "test_image"}
+# warm and cold (each run's times per module: artifacts/junit-*.xml): modules that make what
+# no other module uses (the VM under emulation; Debian 13, its own image and IcePy wheel, and
+# the upgrade that moves a site onto it; the container image; the HTTPS site; the host killed
+# mid-deploy).
+BESIDE = {"test_vm", "test_debian13", "test_upgrade", "test_image", "test_https", "test_convergence"}
 
 
 def pytest_collection_modifyitems(items):

@@ -130,10 +130,11 @@ def test_killed_base_backup_is_redone_by_the_next_run(site):
                  "FROM generate_series(1, 200000) g")
     standby.run("systemctl stop postgresql.service")
     standby.run(f"rm {DATA_DIR}/standby.signal")
-    # The copy killed half a second into it (as a crash of the run would leave it), the run with it.
+    # The copy killed once it has begun writing the data directory (as a crash of the run would
+    # leave it), the run with it. (Killed after a fixed delay, a copy done sooner was missed.)
     podman("exec", "-d", standby.container, "sh", "-c",
-           "until pid=$(pgrep -x pg_basebackup); do sleep 0.05; done; sleep 0.5; kill -KILL $pid "
-           "&& touch /run/copy-killed")
+           "until pid=$(pgrep -x pg_basebackup); do sleep 0.05; done; "
+           f"until [ -d {DATA_DIR}.partial/base ]; do sleep 0.01; done; kill -KILL $pid && touch /run/copy-killed")
     output = interrupted_deploy(site.inventory, BASE_BACKUP_OP.format(primary.address), during=3)
     assert "Make PostgreSQL a standby" in output
     # Killed during the copy: the old directory in place, still no standby; a partial copy beside it.
