@@ -3,11 +3,11 @@
 A run that changes nothing is as many round trips as facts asked. The operations that
 use these facts say at planning time what they will ask (``want_path``, ``want_venv``,
 ``want_unit``, ``want``, or an operation decorated with ``asks``), and the first question on
-a host asks everything wanted there in one command (facts.paths.Batch); what is at paths,
-in venvs and of systemd's units is asked for every path, venv and unit wanted at once. An answer stays good
-until an operation runs a command on that host: then the next question asks again, only
-what it needs (a pyinfra callback counts, per host, the operations that ran commands). A
-run that changes nothing therefore asks once. What is at a path stays known past an
+a host asks everything wanted there in one command (facts.paths.Batch); paths, venvs and
+systemd's units are each asked in one fact for all those wanted. An answer stays good until
+an operation runs a command on that host: then the next question asks again, only what it
+needs (a pyinfra callback counts, per host, the operations that ran commands). A run that
+changes nothing therefore asks once. What is at a path stays known past an
 operation that declares the paths it changes (``changes_only``: this deploy's file
 operations), unless the path is one of those, or above or below one.
 """
