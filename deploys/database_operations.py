@@ -201,7 +201,8 @@ def standby_cluster(data_dir: str, conninfo: dict, slot: str, stop: str, pg_base
     Convergent: a run killed during the copy leaves the old directory in place and a partial
     one that the next run removes first. The copy runs in a process group of its own, recorded
     in ``group_file`` until it ends: what a killed run left of it (a copy that outlived its
-    connection, hung or not) is killed by the next one before it starts again.
+    connection, hung or not) is killed by the next one before it starts again; a recorded
+    group that is no longer that copy (ended at a reboot, its number reused) is left alone.
     """
     found = host.get_fact(PostgresStandby, data_dir=data_dir)
     following = {key: found["conninfo"].get(key) for key in ("host", "port", "user", "application_name")}
@@ -211,14 +212,13 @@ def standby_cluster(data_dir: str, conninfo: dict, slot: str, stop: str, pg_base
         return
     partial, old = f"{data_dir}.partial", f"{data_dir}.old"
     dsn = " ".join(f"{key}={_conninfo_value(str(value))}" for key, value in conninfo.items())
-    group = shlex.quote(group_file)
     copy = " && ".join([
         shlex.join(["rm", "-rf", partial]),
         shlex.join(["install", "-d", "-o", "postgres", "-g", "postgres", "-m", "700", partial]),
         shlex.join(["runuser", "-u", "postgres", "--", pg_basebackup, "-D", partial, "-d", dsn, "-w", "-R",
                     "-X", "stream", "-S", slot, "-c", "fast"])])
     steps = [
-        f"echo $$ > {group}",
+        record_group(group_file),
         shlex.join(["rm", "-rf", old]),
         # Tried again a few times: the slot stays taken until the primary sees a killed copy's
         # connection gone, and a primary may be restarting.
@@ -228,8 +228,31 @@ def standby_cluster(data_dir: str, conninfo: dict, slot: str, stop: str, pg_base
         shlex.join(["mv", "-T", partial, data_dir]),
         shlex.join(["rm", "-rf", old, group_file]),
     ]
-    yield (f"if [ -s {group} ]; then kill -KILL -- -\"$(cat {group})\" 2>/dev/null || true; fi; "
-           f"setsid -w sh -ec {shlex.quote(' && '.join(steps))}")
+    yield f"{kill_recorded_group(group_file)}; setsid -w sh -ec {shlex.quote(' && '.join(steps))}"
+
+
+def record_group(path: str) -> str:
+    """Shell: this shell's process group (it leads one, made by ``setsid``) recorded in ``path``
+    with when it started, for ``kill_recorded_group``."""
+    return f"echo \"$$ {_process_start('$$')}\" > {shlex.quote(path)}"
+
+
+def kill_recorded_group(path: str) -> str:
+    """Shell: the process group recorded in ``path`` (``record_group``) killed if its leader is
+    still the process that recorded it; a group that has ended, its number since given to another
+    process (a reboot, a restarted container), is left alone."""
+    quoted = shlex.quote(path)
+    # `kill -s KILL --`: the form dash takes too (it refuses `-KILL --`).
+    return (f"if [ -s {quoted} ]; then read -r pgid started < {quoted}; "
+            f"if [ \"$started\" = \"{_process_start('$pgid')}\" ]; then kill -s KILL -- \"-$pgid\"; fi; fi")
+
+
+def _process_start(pid: str) -> str:
+    """Shell words naming when process ``pid`` (a shell expansion) started, which its pid alone
+    does not: its start in clock ticks since boot (field 22 of /proc/<pid>/stat, counted after
+    its name, which may hold spaces; empty when there is no such process) and the boot's id."""
+    return (f"$(sed 's/.*) //' /proc/\"{pid}\"/stat 2>/dev/null | cut -d' ' -f20) "
+            "$(cat /proc/sys/kernel/random/boot_id)")
 
 
 def _conninfo_value(value: str) -> str:

@@ -1,7 +1,8 @@
 """The PostgreSQL standby (omero_database_standby) on the farm's site (tests/host/farm.py):
 streaming from the primary, its lag visible, admitted only from its address with its role's
-password, a killed base backup redone by the next run, and the take-over: the primary lost,
-the standby promoted, the inventory changed, the deploy run again, nothing committed lost.
+password, a base backup left hung by a killed run redone by the next run, and the take-over:
+the primary lost, the standby promoted, the inventory changed, the deploy run again, nothing
+committed lost.
 
 Runs last of the farm's modules: the take-over changes the site (the database moves to the
 standby's host). What needs OMERO.server (its omero.db.host after the take-over) is
@@ -122,7 +123,7 @@ def test_permission_audit(site):
         assert_clean(host, site.secrets_dir)
 
 
-def test_killed_base_backup_is_redone_by_the_next_run(site):
+def test_hung_base_backup_of_a_killed_run_is_redone_by_the_next_run(site):
     primary, standby = site.database, site.standby
     wait_streaming(site)
     # Enough data that the copy takes a while, then the standby made to need a new copy.
@@ -130,19 +131,22 @@ def test_killed_base_backup_is_redone_by_the_next_run(site):
                  "FROM generate_series(1, 200000) g")
     standby.run("systemctl stop postgresql.service")
     standby.run(f"rm {DATA_DIR}/standby.signal")
-    # The copy killed once it has begun writing the data directory (as a crash of the run would
-    # leave it), the run with it. (Killed after a fixed delay, a copy done sooner was missed.)
+    # The copy hung once it has begun writing the data directory, then the run killed (as a dropped
+    # connection would leave it): the copy outlives the run, holding the slot.
     podman("exec", "-d", standby.container, "sh", "-c",
            "until pid=$(pgrep -x pg_basebackup); do sleep 0.05; done; "
-           f"until [ -d {DATA_DIR}.partial/base ]; do sleep 0.01; done; kill -KILL $pid && touch /run/copy-killed")
+           f"until [ -d {DATA_DIR}.partial/base ]; do sleep 0.01; done; kill -STOP $pid && touch /run/copy-hung")
     output = interrupted_deploy(site.inventory, BASE_BACKUP_OP.format(primary.address), during=3)
     assert "Make PostgreSQL a standby" in output
-    # Killed during the copy: the old directory in place, still no standby; a partial copy beside it.
-    assert standby.run("test -e /run/copy-killed", check=False).returncode == 0
+    # The old directory in place, still no standby; a partial copy beside it, its copy still there.
+    assert standby.run("test -e /run/copy-hung", check=False).returncode == 0
     assert standby.run(f"test -d {DATA_DIR}.partial", check=False).returncode == 0
     assert standby.run(f"test -e {DATA_DIR}/standby.signal", check=False).returncode != 0
+    assert standby.run("pgrep -x pg_basebackup", check=False).returncode == 0
     site.deploy()
     wait_streaming(site)
+    # The hung copy killed by the next run, which made its own.
+    assert standby.run("pgrep -x pg_basebackup", check=False).returncode != 0
     assert standby.run(f"ls -d {DATA_DIR}.partial {DATA_DIR}.old", check=False).stdout == ""
     assert sql(standby, "SELECT count(*) FROM filler").stdout.strip() == "200000"
     sql(primary, "DROP TABLE filler")

@@ -58,7 +58,8 @@ def test_standby_copies_the_primary_and_creates_nothing(pair):
     assert (host, port, database, user) == (DB, "5432", "replication", "omero_replication")
     assert password not in " ".join(standby.commands)
     [copy] = [command for command in standby.raw_commands if "pg_basebackup" in command]
-    assert copy.startswith("if [ -s /var/lib/omero-pyinfra/standby-base-backup.pgid ]; then kill -KILL -- ")
+    assert copy.startswith("if [ -s /var/lib/omero-pyinfra/standby-base-backup.pgid ]; then read -r pgid ")
+    assert 'then kill -s KILL -- "-$pgid"; fi; fi; setsid ' in copy
     assert " setsid -w sh -ec " in copy
     assert f"{bin_dir}/pg_basebackup -D " in copy
     conninfo = f"host={DB} port=5432 user=omero_replication application_name={SLOT} passfile={passfile}"

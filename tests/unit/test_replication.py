@@ -1,6 +1,14 @@
 """The standby's facts and operations, table-driven: what the host answers in, the commands
 (or the no-op) out; and the names the replication is keyed by."""
 
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
 import pytest
 
 from deploys import database_operations as db_ops
@@ -120,14 +128,65 @@ def test_standby_made_anew_by_a_base_backup(run_op, found):
     run = run_op(db_ops.standby_cluster, {"PostgresStandby": found}, "/pg/main", CONNINFO, "omero_standby_sb",
                  "systemctl stop postgresql.service", "/bin/pg_basebackup", "/state/copy.pgid")
     assert run.commands == [
-        "if [ -s /state/copy.pgid ]; then kill -KILL -- -\"$(cat /state/copy.pgid)\" 2>/dev/null || true; fi; "
-        "setsid -w sh -ec 'echo $$ > /state/copy.pgid && rm -rf /pg/main.old && { n=0; until rm -rf /pg/main.partial "
+        "if [ -s /state/copy.pgid ]; then read -r pgid started < /state/copy.pgid; if [ \"$started\" = "
+        "\"$(sed 's/.*) //' /proc/\"$pgid\"/stat 2>/dev/null | cut -d' ' -f20) "
+        "$(cat /proc/sys/kernel/random/boot_id)\" ]; then kill -s KILL -- \"-$pgid\"; fi; fi; "
+        "setsid -w sh -ec 'echo \"$$ $(sed '\"'\"'s/.*) //'\"'\"' /proc/\"$$\"/stat 2>/dev/null | "
+        "cut -d'\"'\"' '\"'\"' -f20) $(cat /proc/sys/kernel/random/boot_id)\" > /state/copy.pgid && "
+        "rm -rf /pg/main.old && { n=0; until rm -rf /pg/main.partial "
         "&& install -d -o postgres -g postgres -m 700 /pg/main.partial && runuser -u postgres -- /bin/pg_basebackup -D "
         "/pg/main.partial -d '\"'\"'host=10.0.0.1 port=5432 user=omero_replication application_name=omero_standby_sb "
         "passfile=/var/lib/postgresql/omero-replication.pgpass'\"'\"' -w -R -X stream -S omero_standby_sb -c fast; "
         "do n=$((n+1)); [ $n -lt 5 ] || exit 1; sleep 3; done; } && systemctl stop postgresql.service && "
         "if [ -e /pg/main ]; then mv -T /pg/main /pg/main.old; fi && "
         "mv -T /pg/main.partial /pg/main && rm -rf /pg/main.old /state/copy.pgid'"]
+
+
+# -- the copy's process group, killed by the next run: run in the shells hosts have as sh --------
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a killed one may linger as a zombie until reaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.parametrize("shell", [pytest.param(shell, marks=pytest.mark.skipif(
+    not shutil.which(shell), reason=f"no {shell} here")) for shell in ("dash", "bash")])
+@pytest.mark.parametrize(("record", "killed"), [
+    pytest.param(lambda line: line, True, id="the group that recorded itself: killed, its child too"),
+    pytest.param(lambda line: re.sub(r" \d+ ", " 1 ", line, count=1), False,
+                 id="its number now another process's (a restarted container): left alone"),
+    pytest.param(lambda line: line.rsplit(" ", 1)[0] + " 00000000-0000-0000-0000-000000000000", False,
+                 id="recorded before a reboot: left alone"),
+    pytest.param(lambda line: "", False, id="no record: nothing killed"),
+])
+def test_recorded_copy_group_killed_only_while_it_is_that_copy(tmp_path, shell, record, killed):
+    path = tmp_path / "copy.pgid"
+    # A copy's group as setsid makes it: a leader that records itself, and a child.
+    leader = subprocess.Popen([shell, "-c", f"{db_ops.record_group(str(path))}; sleep 60 & echo $! > child; wait"],
+                              cwd=tmp_path, start_new_session=True)
+    try:
+        for _ in range(500):
+            if (tmp_path / "child").is_file() and (tmp_path / "child").read_text().strip():
+                break
+            time.sleep(0.01)
+        child = int((tmp_path / "child").read_text())
+        path.write_text(record(path.read_text()))
+        done = subprocess.run([shell, "-c", db_ops.kill_recorded_group(str(path))], capture_output=True, text=True)
+        assert (done.returncode, done.stderr) == (0, "")
+        if killed:
+            assert leader.wait(5) == -signal.SIGKILL
+            for _ in range(100):
+                if not _running(child):
+                    break
+                time.sleep(0.05)
+        assert (_running(leader.pid), _running(child)) == (not killed, not killed)
+    finally:
+        if leader.poll() is None:
+            os.killpg(leader.pid, signal.SIGKILL)
+            leader.wait()
 
 
 def test_base_backup_quotes_odd_values(run_op):
