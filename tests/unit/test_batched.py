@@ -170,6 +170,8 @@ def test_a_change_elsewhere_keeps_the_answer(run_op, monkeypatch, change, asked_
         monkeypatch.setitem(batched._changes, batched._key(), 1)
         monkeypatch.setitem(batched._dirty, batched._key(), {change})
         yield from file_ops.directory._inner("/a", mode="755")
+        # Asked again, the answer is good until the next change.
+        yield from file_ops.directory._inner("/a", mode="755")
 
     run = run_op(type("op", (), {"_inner": staticmethod(twice)}), answers)
     assert len(run.fact_calls) == (2 if asked_again else 1)
@@ -456,6 +458,44 @@ def test_a_fact_asked_once_until_a_command_runs(run_op, monkeypatch):
     assert [name for name, _ in run.fact_calls] == ["DebPackages", "Groups", "DebPackages"]
 
 
+def test_file_checksum_asks_the_checksum(run_op):
+    """A path wanted without its checksum: asked again with it, in the same fact."""
+    answers = {"PathStates": lambda paths, hashed: {"/a": {**FILE, "sha256": SHA if "/a" in hashed else None}}}
+
+    def op():
+        batched.want_path("/a")
+        assert batched.path_state("/a")["sha256"] is None
+        assert batched.file_checksum("/a") == SHA
+        yield from ()
+
+    run = run_op(type("op", (), {"_inner": staticmethod(op)}), answers)
+    assert run.fact_calls == [("PathStates", {"paths": ("/a",), "hashed": ()}),
+                              ("PathStates", {"paths": ("/a",), "hashed": ("/a",)})]
+
+
+class _State:
+    """A run's state as far as batched's callback registration reads it."""
+
+    def __init__(self):
+        self.handlers = []
+
+    def add_callback_handler(self, handler):
+        self.handlers.append(handler)
+
+
+def test_one_change_counter_per_run():
+    """Wanting facts registers the callback that counts changes, once per run."""
+    from pyinfra.context import ctx_state
+
+    first, second = _State(), _State()
+    for state in (first, second):
+        with ctx_state.use(state):
+            batched._watch()
+            batched._watch()
+    assert [[type(handler) for handler in state.handlers] for state in (first, second)] == [
+        [batched._ChangeCounter], [batched._ChangeCounter]]
+
+
 def test_every_unit_wanted_asked_in_one_question(run_op, monkeypatch):
     """What systemd knows of the units the host's operations want: one SystemdUnits for them
     all, once while nothing changes; a unit not wanted before, or a change, asks again (for all)."""
@@ -558,14 +598,17 @@ def test_first_question_in_an_operation_asks_everything_wanted(run_op):
 
     def batch(specs):
         seen.append(specs)
-        return {0: {"/a": DIR}, 1: {"/v": {"django": "4.2"}}, 2: ["answered"]}
+        return {0: {"/a": DIR}, 1: {"/v": {"django": "4.2"}}, 2: {"nginx.service": {"running": True}},
+                3: ["answered"]}
 
     def body():
         batched.want_path("/a", checksum=True)
         batched.want_venv("/v")
+        batched.want_unit("nginx.service")
         batched.want(_Lines, {"script": "psql"}, "postgres")
         assert batched.path_state("/a") == DIR
         assert batched.venv_distributions("/v") == {"django": "4.2"}
+        assert batched.facts((SystemdUnits, {"unit": "nginx.service"})) == [{"running": True}]
         assert batched.fact(_Lines, script="psql") == ["answered"]
         yield from ()
 
@@ -574,6 +617,7 @@ def test_first_question_in_an_operation_asks_everything_wanted(run_op):
     # Every wanted path with its checksum, of any size (the first question of a run).
     assert seen == [((paths.PathStates, (("hashed", ("/a",)), ("limit", 0), ("paths", ("/a",))), None),
                      (paths.VenvDistributions, (("venvs", ("/v",)),), None),
+                     (SystemdUnits, (("units", ("nginx.service",)),), None),
                      (_Lines, (("script", "psql"),), "postgres"))]
 
 
@@ -614,10 +658,12 @@ def test_ask_answers_together_and_keeps_the_answers(run_op):
     def op():
         assert batched.ask((_Lines, {"script": "a"}), (_NeedsTool, {"script": "b"})) == [["a"], ["b alone"]]
         assert batched.fact(_Lines, script="a") == ["a"]  # kept
+        # What the deploy branches on is asked anew by each ask(), known or not.
+        assert batched.ask((_Lines, {"script": "a"})) == [["a"]]
         yield from ()
 
     run = run_op(type("op", (), {"_inner": staticmethod(op)}), {"Batch": {0: ["a"]}, "_NeedsTool": ["b alone"]})
-    assert [name for name, _ in run.fact_calls] == ["Batch", "_NeedsTool"]
+    assert [name for name, _ in run.fact_calls] == ["Batch", "_NeedsTool", "Batch"]
 
 
 def test_facts_asks_only_what_is_not_known_together(run_op, monkeypatch):
