@@ -106,11 +106,16 @@ PROCESS = [
                       "omero-web:x:997:997::/var/lib/omero-web:/usr/sbin/nologin"],
      {"admin": {"uid": 1000, "home": "/home/admin", "shell": "/bin/bash"},
       "omero-web": {"uid": 997, "home": "/var/lib/omero-web", "shell": "/usr/sbin/nologin"}}),
+    (facts.Accounts, ["postgres:x:105:112:PostgreSQL administrator,,,:/var/lib/postgresql:/bin/bash"],
+     {"postgres": {"uid": 105, "home": "/var/lib/postgresql", "shell": "/bin/bash"}}),  # its uid, not its gid
     (facts.Accounts, ["not a passwd line"], {}),
     # DirectoryOwners
     (facts.DirectoryOwners, ["path /OMERO /mnt/big/OMERO", "dir 0 755 /mnt/big", "dir 1000 1777 /mnt", "dir 0 755 /"],
      {"resolved": {"/OMERO": "/mnt/big/OMERO"},
       "above": {"/mnt/big": (0, 0o755), "/mnt": (1000, 0o1777), "/": (0, 0o755)}}),
+    # a link to a disk mounted where a name holds spaces
+    (facts.DirectoryOwners, ["path /OMERO /mnt/big disk/OMERO", "dir 0 755 /mnt/big disk", "dir 0 755 /mnt"],
+     {"resolved": {"/OMERO": "/mnt/big disk/OMERO"}, "above": {"/mnt/big disk": (0, 0o755), "/mnt": (0, 0o755)}}),
     # PackageManagerActivity
     (facts.PackageManagerActivity, ["/proc/812/comm:apt-get", "/proc/815/comm:dpkg", "interrupted"],
      {"running": [(812, "apt-get"), (815, "dpkg")], "interrupted": True}),
@@ -200,6 +205,7 @@ PROCESS = [
     # HostAddresses: normalised; anything else hostname might print is not an address
     (facts.HostAddresses, ["10.89.64.12 FD00:0:0::5 "], ["10.89.64.12", "fd00::5"]),
     (facts.HostAddresses, ["hostname: invalid option -- 'I'"], []),
+    (facts.HostAddresses, ["not-one 10.0.0.1", "fd00::1"], ["10.0.0.1", "fd00::1"]),
     (facts.HostAddresses, [], []),
     # TlsCertificate
     (facts.TlsCertificate, [], None),
@@ -211,6 +217,9 @@ PROCESS = [
       "names": ["10.0.0.5", "a.test", "fd00::5", "omero.test"], "key_matches": True}),
     (facts.TlsCertificate, ["notAfter=Jan  2 03:04:05 2027 GMT", "No extensions in certificate", "key=mismatch"],
      {"not_after": datetime(2027, 1, 2, 3, 4, 5, tzinfo=timezone.utc), "names": [], "key_matches": False}),
+    # addresses only; the key not compared (openssl could not read it): no match
+    (facts.TlsCertificate, ["notAfter=Jan  2 03:04:05 2027 GMT", "    IP Address:10.0.0.5"],
+     {"not_after": datetime(2027, 1, 2, 3, 4, 5, tzinfo=timezone.utc), "names": ["10.0.0.5"], "key_matches": False}),
 ]
 
 
@@ -234,8 +243,19 @@ def test_shell_path(path, quoted):
     assert facts.shell_path(path) == quoted
 
 
+@pytest.mark.parametrize(("fact", "value"), [
+    (facts.SystemdUnits, {}), (facts.HostAddresses, []), (facts.Accounts, {}), (facts.UserAccount, None),
+    (facts.DirectoryOwners, {"resolved": {}, "above": {}}),
+    (facts.PackageManagerActivity, {"running": [], "interrupted": False}),
+])
+def test_default(fact, value):
+    """What pyinfra gives, from an instance, when the command prints nothing or its tool is missing."""
+    assert fact().default() == value
+
+
 @pytest.mark.parametrize(("comm", "running"), [
-    ("apt-get", True), ("dpkg", True), ("unattended-upgr", True), ("dnf", True),
+    ("apt-get", True), ("apt", True), ("aptitude", True), ("dpkg", True), ("unattended-upgr", True),
+    ("dnf", True), ("yum", True), ("rpm", True), ("packagekitd", True),
     ("bash", False), ("apt.systemd.dai", False), ("aptly", False),
 ])
 def test_package_manager_running_reads_proc(tmp_path, comm, running):
@@ -248,6 +268,25 @@ def test_package_manager_running_reads_proc(tmp_path, comm, running):
     listed = subprocess.run(["sh", "-c", facts.package_manager_running(listed=True).replace("/proc/", f"{tmp_path}/")],
                             capture_output=True, text=True).stdout.split()
     assert listed == ([f"{tmp_path}/42/comm:{comm}"] if running else [])
+
+
+@pytest.mark.parametrize("interrupted", [True, False])
+def test_package_manager_activity_read_for_real(tmp_path, interrupted):
+    """The fact's command run by a real shell against a /proc and a dpkg directory of our own."""
+    proc, updates = tmp_path / "proc", tmp_path / "updates"
+    for pid, name in ((1, "systemd"), (42, "dpkg"), (43, "apt-get")):
+        (proc / str(pid)).mkdir(parents=True)
+        (proc / str(pid) / "comm").write_text(name + "\n")
+    updates.mkdir()
+    if interrupted:
+        (updates / "0001").write_text("")
+    fact = facts.PackageManagerActivity()
+    command = fact.command().replace("/proc/", f"{proc}/").replace("/var/lib/dpkg/updates", str(updates))
+    output = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
+    # As the host's /proc would name them.
+    output = output.replace(f"{proc}/", "/proc/")
+    assert fact.process(output.splitlines()) == {"running": [(42, "dpkg"), (43, "apt-get")],
+                                                 "interrupted": interrupted}
 
 
 def test_user_account_read_for_real():
@@ -279,13 +318,15 @@ def test_user_account_process(output, value):
 
 
 def test_directory_owners_read_for_real(tmp_path):
-    """The fact's command run here: a link followed to where it leads, every directory above
-    the target that exists listed with its owner and mode."""
-    (tmp_path / "disk").mkdir(mode=0o750)
-    (tmp_path / "link").symlink_to(tmp_path / "disk")
-    command = facts.DirectoryOwners().command(paths=(f"{tmp_path}/link/OMERO",))
+    """The fact's command run here: a link followed to where it leads (a name with spaces),
+    every directory above each target that exists listed with its owner and mode."""
+    (tmp_path / "big disk").mkdir(mode=0o750)
+    (tmp_path / "link").symlink_to(tmp_path / "big disk")
+    linked, plain = f"{tmp_path}/link/OMERO", f"{tmp_path}/new/data"
+    command = facts.DirectoryOwners().command(paths=(linked, plain))
     output = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
     found = facts.DirectoryOwners().process(output.splitlines())
-    assert found["resolved"] == {f"{tmp_path}/link/OMERO": f"{tmp_path}/disk/OMERO"}
-    assert found["above"][str(tmp_path / "disk")] == (os.getuid(), 0o750)
-    assert found["above"]["/"][0] == 0 and str(tmp_path / "link") not in found["above"]
+    assert found["resolved"] == {linked: f"{tmp_path}/big disk/OMERO", plain: plain}
+    assert found["above"][str(tmp_path / "big disk")] == (os.getuid(), 0o750)
+    assert found["above"][str(tmp_path)][0] == os.getuid() and found["above"]["/"][0] == 0
+    assert str(tmp_path / "link") not in found["above"] and str(tmp_path / "new") not in found["above"]
