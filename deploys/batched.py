@@ -126,7 +126,7 @@ def asks(wanted: Callable[..., Iterable[tuple]]):
     ``(fact class, {arguments})`` or ``(fact class, {arguments}, user)`` (a path it asks
     ``path_state`` of: ``(PathStates, {"path": path})``; a unit: ``(SystemdUnits, {"unit":
     unit})``): each is wanted when the operation is planned, so the host's first question asks
-    them all at once."""
+    them all at once. The decorated operation keeps ``wanted``."""
 
     def decorate(op):
         @functools.wraps(op)
@@ -140,6 +140,7 @@ def asks(wanted: Callable[..., Iterable[tuple]]):
                     want(cls, arguments, *user)
             return op(**kwargs)
 
+        planned.wanted = wanted
         return planned
 
     return decorate

@@ -7,6 +7,7 @@ command yielded is returned as the host would receive it (secrets unmasked) and 
 pyinfra would print it (secrets masked).
 """
 
+import inspect
 from dataclasses import dataclass, field
 
 import pytest
@@ -24,7 +25,8 @@ from deploys import (
     venv_operations,
 )
 from deploys.chained import Chained
-from facts.paths import Batch
+from facts.omero import SystemdUnits
+from facts.paths import Batch, PathStates
 
 
 def pytest_configure(config):
@@ -106,6 +108,31 @@ def run_op(monkeypatch):
                 raw, printed = _texts(command)
                 result.commands.append(raw)
                 result.printed.append(printed)
+        if hasattr(op, "wanted"):
+            _assert_asked_only_what_it_wants(op, args, kwargs, fake.fact_calls)
         return result
 
     return run
+
+
+# Asked alone by design, never batched: a file too large to hash in the batch.
+_ASKED_ALONE = {"Sha256File"}
+
+
+def _assert_asked_only_what_it_wants(op, args, kwargs, fact_calls) -> None:
+    """Every fact an ``@asks`` operation asked is one it named when planned (deploys/batched.py):
+    one it did not would be a question of its own on every run (or, with arguments its fact
+    does not take, a batch that fails)."""
+    bound = inspect.signature(op._inner).bind(*args, **kwargs)
+    wanted = list(op.wanted(**bound.arguments))
+    for name, arguments in fact_calls:
+        if name in _ASKED_ALONE:
+            continue
+        # A path or unit is asked in one fact with every other wanted on the host: here, the operation's.
+        if name == "PathStates":
+            ok = set(arguments["paths"]) <= {w[1]["path"] for w in wanted if w[0] is PathStates}
+        elif name == "SystemdUnits":
+            ok = set(arguments["units"]) <= {w[1]["unit"] for w in wanted if w[0] is SystemdUnits}
+        else:
+            ok = any(w[0].__name__ == name and w[1] == arguments for w in wanted)
+        assert ok, f"{op.__name__} asked {name}({arguments}) but named {wanted} when planned"
