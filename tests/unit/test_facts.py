@@ -90,11 +90,21 @@ def test_requires_command(fact, kwargs, command):
 
 @pytest.mark.parametrize("fact", [
     facts.SupervisorPrograms, facts.PostgresRoleVerifier, facts.PostgresDatabaseOwner,
-    facts.OmeroServerVersion, facts.OmeroSchemaVersion, facts.FirstFile,
+    facts.OmeroServerVersion, facts.OmeroSchemaVersion, facts.FirstFile, facts.UserAccount,
 ])
 def test_absent_by_default(fact):
     # pyinfra uses default(), on an instance, when the command fails or prints nothing.
     assert fact().default() is None
+
+
+@pytest.mark.parametrize(("fact", "value"), [
+    (facts.SystemdUnits, {}), (facts.HostAddresses, []), (facts.Accounts, {}),
+    (facts.DirectoryOwners, {"resolved": {}, "above": {}}),
+    (facts.PackageManagerActivity, {"running": [], "interrupted": False}),
+])
+def test_default(fact, value):
+    """What pyinfra gives, from an instance, when the command prints nothing or its tool is missing."""
+    assert fact().default() == value
 
 
 PROCESS = [
@@ -243,14 +253,11 @@ def test_shell_path(path, quoted):
     assert facts.shell_path(path) == quoted
 
 
-@pytest.mark.parametrize(("fact", "value"), [
-    (facts.SystemdUnits, {}), (facts.HostAddresses, []), (facts.Accounts, {}), (facts.UserAccount, None),
-    (facts.DirectoryOwners, {"resolved": {}, "above": {}}),
-    (facts.PackageManagerActivity, {"running": [], "interrupted": False}),
-])
-def test_default(fact, value):
-    """What pyinfra gives, from an instance, when the command prints nothing or its tool is missing."""
-    assert fact().default() == value
+def _fake_proc(directory, processes: dict[int, str]) -> None:
+    """A /proc in ``directory`` as far as the package manager tests read it: ``{pid: name}``."""
+    for pid, name in processes.items():
+        (directory / str(pid)).mkdir(parents=True)
+        (directory / str(pid) / "comm").write_text(name + "\n")
 
 
 @pytest.mark.parametrize(("comm", "running"), [
@@ -260,9 +267,7 @@ def test_default(fact, value):
 ])
 def test_package_manager_running_reads_proc(tmp_path, comm, running):
     """The shell test the fact and the wait share, run for real against a /proc of our own."""
-    for pid, name in ((1, "systemd"), (42, comm)):
-        (tmp_path / str(pid)).mkdir()
-        (tmp_path / str(pid) / "comm").write_text(name + "\n")
+    _fake_proc(tmp_path, {1: "systemd", 42: comm})
     test = facts.package_manager_running().replace("/proc/", f"{tmp_path}/")
     assert (subprocess.run(["sh", "-c", test]).returncode == 0) == running
     listed = subprocess.run(["sh", "-c", facts.package_manager_running(listed=True).replace("/proc/", f"{tmp_path}/")],
@@ -274,9 +279,7 @@ def test_package_manager_running_reads_proc(tmp_path, comm, running):
 def test_package_manager_activity_read_for_real(tmp_path, interrupted):
     """The fact's command run by a real shell against a /proc and a dpkg directory of our own."""
     proc, updates = tmp_path / "proc", tmp_path / "updates"
-    for pid, name in ((1, "systemd"), (42, "dpkg"), (43, "apt-get")):
-        (proc / str(pid)).mkdir(parents=True)
-        (proc / str(pid) / "comm").write_text(name + "\n")
+    _fake_proc(proc, {1: "systemd", 42: "dpkg", 43: "apt-get"})
     updates.mkdir()
     if interrupted:
         (updates / "0001").write_text("")
