@@ -33,7 +33,7 @@ from deploys import (
     settings,
     web,
 )
-from deploys.batched import ask
+from deploys.batched import ask, prefetch
 from deploys.operations import barrier
 from deploys.topology import ANALYSIS, BACKUP, BALANCER, DATABASE, PROXY, READONLY, REDIS, SERVER, STANDBY, WEB
 from facts.omero import Accounts, DirectoryOwners, HostAddresses, InitSystem
@@ -104,3 +104,5 @@ if PROXY in config.roles:
     proxy.deploy(config)
 if config.backs_up:
     backup.schedule(config, backup_sources)
+# Everything this host's operations will ask is named: asked now, while the others are planned.
+prefetch()

@@ -9,7 +9,9 @@ an operation runs a command on that host: then the next question asks again, onl
 needs (a pyinfra callback counts, per host, the operations that ran commands). A run that
 changes nothing therefore asks once. What is at a path stays known past an
 operation that declares the paths it changes (``changes_only``: this deploy's file
-operations), unless the path is one of those, or above or below one.
+operations), unless the path is one of those, or above or below one. Once the deploy file
+has planned a host, ``prefetch`` asks its batch in the background: the host answers while
+the controller plans the others.
 """
 
 import functools
@@ -17,9 +19,12 @@ import posixpath
 from collections.abc import Callable, Iterable
 from weakref import WeakKeyDictionary, WeakSet
 
+import gevent
+from paramiko import SSHException
 from pyinfra import host
+from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS, pop_global_arguments
 from pyinfra.api.state import BaseStateCallback
-from pyinfra.context import ctx_host, ctx_state
+from pyinfra.context import ctx_config, ctx_host, ctx_state
 from pyinfra.facts.files import Sha256File
 
 from facts.omero import SystemdUnits
@@ -35,6 +40,7 @@ _scoped: WeakKeyDictionary = WeakKeyDictionary()  # host -> {operation: the only
 _unscoped: WeakKeyDictionary = WeakKeyDictionary()  # host -> operations that ran commands, not scoped
 _dirty: WeakKeyDictionary = WeakKeyDictionary()  # host -> changes of scoped operations since asked
 _answers: WeakKeyDictionary = WeakKeyDictionary()  # host -> {fact: (asked, when, answer)}
+_prefetched: WeakKeyDictionary = WeakKeyDictionary()  # host -> greenlet asking its batch ahead
 _watched: WeakSet = WeakSet()
 
 
@@ -198,12 +204,26 @@ def _together(wanted: tuple, again: bool) -> list:
 
 def _batch(current, when) -> None:
     """The first question inside an operation in a stage (planning, executing) on a host
-    that nothing has changed yet: every wanted fact asked in one command, the answers kept
-    as if each had been asked."""
+    that nothing has changed yet: every wanted fact asked in one command (or prefetched),
+    the answers kept as if each had been asked."""
     stage, changes = when
     if changes or not host.in_op or stage in _batched.setdefault(current, set()):
         return
     _batched[current].add(stage)
+    prefetched = _prefetched.pop(current, None)
+    keys, found = prefetched.get() if prefetched is not None else ((), {})
+    if not found:  # none, or the prefetch failed: asked now, with pyinfra's errors
+        keys, specs = _wanted(current)
+        found = host.get_fact(Batch, specs=specs)
+    answers = _answers.setdefault(current, {})
+    for index, (key, asked) in enumerate(keys):
+        if index in found:
+            answers[key] = (asked, _when(current, key), found[index])
+
+
+def _wanted(current) -> tuple[list, tuple]:
+    """Every fact wanted on the host: the keys its answers are kept under, and the Batch
+    that asks them."""
     paths = _paths.get(current, {})
     keys = [(PathStates, tuple(paths)), (VenvDistributions, tuple(_venvs.get(current, {})))]
     specs = [(PathStates, (("hashed", tuple(p for p, hashed in paths.items() if hashed)), ("limit", 0),
@@ -216,11 +236,35 @@ def _batch(current, when) -> None:
     for (cls, arguments), user in _facts.get(current, {}).items():
         keys.append(((cls, arguments), ()))
         specs.append((cls, arguments, user))
-    found = host.get_fact(Batch, specs=tuple(specs))
-    answers = _answers.setdefault(current, {})
-    for index, (key, asked) in enumerate(keys):
-        if index in found:
-            answers[key] = (asked, _when(current, key), found[index])
+    return keys, tuple(specs)
+
+
+def prefetch() -> None:
+    """Once the deploy file has planned this host (everything wanted is named), in a run that
+    goes straight on to run what it planned (``-y``): its batch asked now, in the background,
+    so that the host answers while the controller plans the others; the run's first question
+    uses the answers. A run that detects changes has asked already, planning each operation
+    (then, after the prompt, it asks again)."""
+    current, config = _key(), ctx_config.get()
+    if current.state.should_check_for_changes():
+        return
+    keys, specs = _wanted(current)
+
+    def ask_ahead() -> tuple[list, dict]:
+        # Asked as pyinfra asks a fact outside an operation, but a failure is not this run's
+        # yet (nothing printed, the host not failed): the first question asks again, where
+        # pyinfra reports errors.
+        with ctx_config.use(config), ctx_host.use(current):
+            batch = Batch()
+            arguments, _ = pop_global_arguments(current.state, current, {})
+            try:
+                status, output = current.run_shell_command(
+                    batch.command(specs), **{key: arguments[key] for key in CONNECTOR_ARGUMENT_KEYS})
+            except (OSError, SSHException):
+                return keys, {}
+            return keys, batch.process(output.stdout_lines) if status else {}
+
+    _prefetched[current] = gevent.spawn(ask_ahead)
 
 
 def _ask(fact, key: str, _fact=None, **arguments):

@@ -8,7 +8,13 @@ import subprocess
 from io import StringIO
 
 import pytest
-from pyinfra.api import FactBase, FileUploadCommand, OperationError
+from pyinfra.api import Config, FactBase, FileUploadCommand, Inventory, OperationError, State, operation
+from pyinfra.api.connect import connect_all
+from pyinfra.api.operations import run_ops
+from pyinfra.api.state import StateStage
+from pyinfra.connectors.local import LocalConnector
+from pyinfra.context import ctx_state
+from pyinfra_cli.util import load_func
 
 from deploys import batched
 from deploys import file_operations as file_ops
@@ -720,3 +726,79 @@ def test_link_absent(run_op, found, commands, noops):
 def test_link_absent_refuses_what_is_not_one(run_op, kind):
     with pytest.raises(OperationError, match="exists and is not a link"):
         run_op(file_ops.link_absent, {"PathStates": {"/etc/x": {**DIR, "type": kind}}}, "/etc/x")
+
+
+# -- prefetch: the batch asked once the host is planned -------------------------------------------
+@operation()
+def _look(paths_asked: list, seen: list):
+    seen.extend(batched.path_state(path) for path in paths_asked)
+    yield from ()
+
+
+def _run_on_this_machine(monkeypatch, plan, *, detect_changes=False, fail_prefetch=False) -> dict:
+    """``plan()`` planned on pyinfra's @local host (this machine, for real), its changes
+    detected as the CLI does without ``-y`` if asked, then run: how many Batch commands the
+    host was sent in each stage."""
+    state = State(Inventory((["@local"], {})), Config(), check_for_changes=detect_changes)
+    sent: dict[StateStage, list] = {StateStage.Prepare: [], StateStage.Execute: []}
+    real = LocalConnector.run_shell_command
+
+    def recorded(self, command, **kwargs):
+        raw = command.get_raw_value() if hasattr(command, "get_raw_value") else command
+        stage = state.current_stage
+        status, output = real(self, command, **kwargs)
+        if "@@batch-fact" in raw:
+            sent[stage].append(raw)
+            if fail_prefetch and stage is StateStage.Prepare:
+                return False, output  # answered, then failed: not trusted
+        return status, output
+
+    monkeypatch.setattr(LocalConnector, "run_shell_command", recorded)
+    with ctx_state.use(state):
+        connect_all(state)
+        state.set_stage(StateStage.Prepare)
+        load_func(state, plan)
+        (local,) = state.inventory
+        state.set_stage(StateStage.Execute)
+        run_ops(state)
+        assert state.get_results_for_host(local).error_ops == 0
+    return {stage.name: len(commands) for stage, commands in sent.items()}
+
+
+@pytest.mark.parametrize("detect_changes, fail_prefetch, sent", [
+    # -y: asked while the others are planned, answered for the run.
+    (False, False, {"Prepare": 1, "Execute": 0}),
+    # Without -y, each operation is run when planned, to show what would change: asked
+    # then, and again after the prompt; no prefetch.
+    (True, False, {"Prepare": 1, "Execute": 1}),
+    # A prefetch that failed is asked again by the first question.
+    (False, True, {"Prepare": 1, "Execute": 1}),
+])
+def test_prefetch(tmp_path, monkeypatch, detect_changes, fail_prefetch, sent):
+    (tmp_path / "a").write_text(CONTENT)
+    seen = []
+
+    def plan():
+        batched.want_path(str(tmp_path / "a"), checksum=True)
+        _look(paths_asked=[str(tmp_path / "a")], seen=seen)
+        batched.prefetch()
+
+    assert _run_on_this_machine(monkeypatch, plan, detect_changes=detect_changes,
+                                fail_prefetch=fail_prefetch) == sent
+    assert [(found["type"], found["sha256"]) for found in seen] == [("file", SHA)] * (1 + detect_changes)
+
+
+def test_prefetch_answers_only_what_it_asked(tmp_path, monkeypatch):
+    """A path first asked when the run asks it (not wanted when planned) is asked then,
+    not taken for absent because the prefetch did not ask it."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").write_text(CONTENT)
+    seen = []
+
+    def plan():
+        batched.want_path(str(tmp_path / "a"))
+        _look(paths_asked=[str(tmp_path / "b"), str(tmp_path / "a")], seen=seen)
+        batched.prefetch()
+
+    assert _run_on_this_machine(monkeypatch, plan) == {"Prepare": 1, "Execute": 0}
+    assert [found["type"] for found in seen] == ["file", "directory"]
