@@ -191,10 +191,11 @@ class ChangedSince(FactBase):
     exists when ``reference`` does not. ``find -newer`` compares to the nanosecond."""
 
     def command(self, paths: tuple[str, ...], reference: str) -> str:
-        ref = shlex.quote(reference)
-        return (f"for f in {' '.join(shell_path(p) for p in paths)}; do [ -e \"$f\" ] || continue; "
-                f"if [ ! -e {ref} ] || [ -n \"$(find \"$f\" -maxdepth 0 -newer {ref})\" ]; "
-                "then echo \"$f\"; fi; done; true")
+        if not paths:
+            return "true"  # find would look at the working directory
+        ref, listed = shlex.quote(reference), " ".join(shell_path(p) for p in paths)
+        return (f"if [ -e {ref} ]; then find {listed} -maxdepth 0 -newer {ref} 2>/dev/null; "
+                f"else for f in {listed}; do [ -e \"$f\" ] && echo \"$f\"; done; fi; true")
 
     def process(self, output) -> list[str]:
         return [line.strip() for line in output if line.strip()]
@@ -323,9 +324,10 @@ class DirectoryOwners(FactBase):
         if not paths:
             return "true"
         quoted = " ".join(shlex.quote(path) for path in paths)
-        return (f"for p in {quoted}; do r=$(readlink -m -- \"$p\"); echo \"path $p $r\"; d=$r; "
-                "while [ \"$d\" != / ]; do d=$(dirname -- \"$d\"); "
-                "[ -d \"$d\" ] && stat -c 'dir %u %a %n' -- \"$d\"; done; done")
+        # Every directory above each, gathered without a command per directory, listed by one find.
+        return (f"set --; for p in {quoted}; do r=$(readlink -m -- \"$p\"); echo \"path $p $r\"; d=$r; "
+                "while [ \"$d\" != / ]; do d=${d%/*}; d=${d:-/}; set -- \"$@\" \"$d\"; done; done; "
+                "[ $# -eq 0 ] || find \"$@\" -maxdepth 0 -type d -printf 'dir %U %m %p\\n' 2>/dev/null; true")
 
     def process(self, output) -> dict:
         facts = self.default()

@@ -55,10 +55,12 @@ COMMANDS = [
     pytest.param(facts.ChangedSince,
                  {"paths": ("/opt/omero/web/config/*.omero", "/etc/nginx/conf.d/omero web.conf"),
                   "reference": "/var/lib/omero deploy/stamp"},
-                 "for f in /opt/omero/web/config/*.omero /etc/nginx/conf.d/'omero web.conf'; do "
-                 "[ -e \"$f\" ] || continue; if [ ! -e '/var/lib/omero deploy/stamp' ] || "
-                 "[ -n \"$(find \"$f\" -maxdepth 0 -newer '/var/lib/omero deploy/stamp')\" ]; "
-                 "then echo \"$f\"; fi; done; true", id="ChangedSince"),
+                 "if [ -e '/var/lib/omero deploy/stamp' ]; then find /opt/omero/web/config/*.omero "
+                 "/etc/nginx/conf.d/'omero web.conf' -maxdepth 0 -newer '/var/lib/omero deploy/stamp' 2>/dev/null; "
+                 "else for f in /opt/omero/web/config/*.omero /etc/nginx/conf.d/'omero web.conf'; do "
+                 "[ -e \"$f\" ] && echo \"$f\"; done; fi; true", id="ChangedSince"),
+    pytest.param(facts.ChangedSince, {"paths": (), "reference": "/stamp"}, "true",
+                 id="ChangedSince-none (find would look at the working directory)"),
     pytest.param(facts.HostAddresses, {}, "hostname -I 2>/dev/null || true", id="HostAddresses"),
     pytest.param(facts.TlsCertificate, {"certificate": "/etc/my tls/site.crt", "key": "/etc/my tls/site.key"},
                  "[ -r '/etc/my tls/site.crt' ] && [ -r '/etc/my tls/site.key' ] && command -v openssl >/dev/null "
@@ -318,6 +320,26 @@ def test_user_account_read_for_real():
 ])
 def test_user_account_process(output, value):
     assert facts.UserAccount().process(output) == value
+
+
+@pytest.mark.parametrize("stamp_ns, changed", [
+    (None, ["old", "new", "globbed 1"]),  # never stamped: every one that exists
+    (2_000_000_000_000_000_001, ["new"]),  # a nanosecond after old, before new
+    (3_000_000_000_000_000_000, []),
+])
+def test_changed_since_read_for_real(tmp_path, stamp_ns, changed):
+    """The fact's command run here: names with spaces, a glob, a path missing, to the nanosecond."""
+    for name, ns in [("old", 2_000_000_000_000_000_000), ("new", 2_000_000_000_000_000_002),
+                     ("globbed 1", 1_000_000_000_000_000_000)]:
+        (tmp_path / name).write_text("")
+        os.utime(tmp_path / name, ns=(ns, ns))
+    if stamp_ns is not None:
+        (tmp_path / "stamp").write_text("")
+        os.utime(tmp_path / "stamp", ns=(stamp_ns, stamp_ns))
+    paths = tuple(f"{tmp_path}/{name}" for name in ("old", "new", "missing", "glob*"))
+    command = facts.ChangedSince().command(paths=paths, reference=f"{tmp_path}/stamp")
+    output = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
+    assert facts.ChangedSince().process(output.splitlines()) == [f"{tmp_path}/{name}" for name in changed]
 
 
 def test_directory_owners_read_for_real(tmp_path):
