@@ -10,7 +10,9 @@ server is), with the harness's caches (host image, IcePy wheel, apt and pip cach
 - on a second fresh host, the bare install of the same software: the .deb packages the
   deploy left installed (``apt-get install`` of exactly that set) and the same pip
   requirements in the same venvs, nothing else;
-- no-op runs of 1, 4 and 10 deployed hosts in one pyinfra run.
+- no-op runs of 1, 4 and 10 deployed hosts in one pyinfra run, with the CPU time each
+  took on the controller (the pyinfra process) and on the hosts (their containers' cgroups):
+  here both share the machine's cores.
 
 With ``--baseline TREE`` (another checkout of this repository, e.g. ``git worktree add``),
 every no-op run is also timed with that tree's deploy.py on the same hosts, right after
@@ -21,6 +23,7 @@ Prints Markdown tables for docs/benchmarks.md.
 
 import argparse
 import json
+import resource
 import shlex
 import statistics
 import subprocess
@@ -138,11 +141,13 @@ def main() -> None:
         trees = {"": ROOT, ", baseline": args.baseline} if args.baseline else {"": ROOT}
         scaled = no_op_runs(work, scale, max(args.rounds, 3), trees)
         for label, runs in scaled.items():
-            print(f"\n| hosts in one no-op run{label} | median of {len(runs[scale[0]])} (s) | / one host |")
-            print("|---|---|---|")
+            one = statistics.median(wall for wall, _, _ in runs[scale[0]])
+            print(f"\n| hosts in one no-op run{label} | median of {len(runs[scale[0]])} (s) | / one host "
+                  "| controller CPU (s) | hosts' CPU (s) |")
+            print("|---|---|---|---|---|")
             for count, values in runs.items():
-                print(f"| {count} | {statistics.median(values):.1f} "
-                      f"| {statistics.median(values) / statistics.median(runs[scale[0]]):.2f} |")
+                wall, controller, hosts = (statistics.median(column) for column in zip(*values, strict=True))
+                print(f"| {count} | {wall:.2f} | {wall / one:.2f} | {controller:.2f} | {hosts:.2f} |")
     remove_leftovers()
 
 
@@ -177,13 +182,37 @@ def compare_with_bare_install(work: Path, rounds: int, baseline: Path | None) ->
     return figures
 
 
-def no_op_runs(work: Path, scale: list[int], rounds: int, trees: dict[str, Path]) -> dict[str, dict[int, list[float]]]:
+def cgroup_cpu_usage(host: SystemdHost) -> Callable[[], float]:
+    """A reader of the CPU seconds the host's container has used (cgroup v2, or v1's cpuacct)."""
+    path = podman("inspect", "--format", "{{.State.CgroupPath}}", host.container).stdout.strip().lstrip("/")
+    v2 = Path("/sys/fs/cgroup") / path / "cpu.stat"
+    if v2.exists():
+        return lambda: int(next(line for line in v2.read_text().splitlines()
+                                if line.startswith("usage_usec")).split()[1]) / 1e6
+    v1 = Path("/sys/fs/cgroup/cpuacct") / path / "cpuacct.usage"
+    return lambda: int(v1.read_text()) / 1e9
+
+
+def clocked_with_cpu(usages: list[Callable[[], float]], *args, **kwargs) -> tuple[float, float, float]:
+    """A pyinfra run: its wall time, the controller's CPU time and the hosts' (``usages``)."""
+    def cpu() -> tuple[float, float]:
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return children.ru_utime + children.ru_stime, sum(usage() for usage in usages)
+
+    controller, on_hosts = cpu()
+    wall = clocked(pyinfra, *args, **kwargs)
+    controller_after, on_hosts_after = cpu()
+    return wall, controller_after - controller, on_hosts_after - on_hosts
+
+
+def no_op_runs(work: Path, scale: list[int], rounds: int,
+               trees: dict[str, Path]) -> dict[str, dict[int, list[tuple[float, float, float]]]]:
     """A site of one all-in-one host and web hosts (OMERO has one database host):
     the no-op run of its first 1, 4, 10 hosts in one pyinfra run, with each of ``trees``
-    in turn (by label)."""
+    in turn (by label): wall time, controller's and hosts' CPU time of each."""
     hosts = [SystemdHost(f"scale{index}", f"{SUBNET}.{210 + index}") for index in range(scale[-1])]
     data = {host.name: host_data(host, work / "secrets") for host in hosts}
-    scaled: dict[str, dict[int, list[float]]] = {label: {count: [] for count in scale} for label in trees}
+    scaled: dict[str, dict[int, list]] = {label: {count: [] for count in scale} for label in trees}
     try:
         for host in hosts:
             host.create()
@@ -191,10 +220,11 @@ def no_op_runs(work: Path, scale: list[int], rounds: int, trees: dict[str, Path]
                                               {"omero_database": hosts[:1], "omero_web": hosts[:count]}, data)
                        for count in scale}
         clocked(pyinfra, inventories[scale[-1]])
+        usages = [cgroup_cpu_usage(host) for host in hosts]
         for _ in range(rounds):
             for count in scale:
                 for label, tree in trees.items():
-                    scaled[label][count].append(clocked(pyinfra, inventories[count], tree=tree))
+                    scaled[label][count].append(clocked_with_cpu(usages, inventories[count], tree=tree))
     finally:
         for host in hosts:
             host.destroy()
