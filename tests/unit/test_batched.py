@@ -766,13 +766,11 @@ def _run_on_this_machine(monkeypatch, plan, *, detect_changes=False, fail_prefet
 
 
 @pytest.mark.parametrize("detect_changes, fail_prefetch, sent", [
-    # -y: asked while the others are planned, answered for the run.
-    (False, False, {"Prepare": 1, "Execute": 0}),
-    # Without -y, each operation is run when planned, to show what would change: asked
-    # then, and again after the prompt; no prefetch.
-    (True, False, {"Prepare": 1, "Execute": 1}),
-    # A prefetch that failed is asked again by the first question.
-    (False, True, {"Prepare": 1, "Execute": 1}),
+    pytest.param(False, False, {"Prepare": 1, "Execute": 0}, id="-y: asked while planning, used by the run"),
+    # Each operation is run when planned, to show what would change: asked then, and again
+    # after the prompt; no prefetch.
+    pytest.param(True, False, {"Prepare": 1, "Execute": 1}, id="without -y: no prefetch"),
+    pytest.param(False, True, {"Prepare": 1, "Execute": 1}, id="a prefetch that failed is asked again"),
 ])
 def test_prefetch(tmp_path, monkeypatch, detect_changes, fail_prefetch, sent):
     (tmp_path / "a").write_text(CONTENT)
