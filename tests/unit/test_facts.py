@@ -323,20 +323,20 @@ def test_user_account_process(output, value):
 
 
 @pytest.mark.parametrize("stamp_ns, changed", [
-    (None, ["old", "new", "globbed 1"]),  # never stamped: every one that exists
-    (2_000_000_000_000_000_001, ["new"]),  # a nanosecond after old, before new
+    (None, ["old", "new one", "globbed 1"]),  # never stamped: every one that exists
+    (2_000_000_000_000_000_001, ["new one"]),  # a nanosecond after old, before new
     (3_000_000_000_000_000_000, []),
 ])
 def test_changed_since_read_for_real(tmp_path, stamp_ns, changed):
     """The fact's command run here: names with spaces, a glob, a path missing, to the nanosecond."""
-    for name, ns in [("old", 2_000_000_000_000_000_000), ("new", 2_000_000_000_000_000_002),
+    for name, ns in [("old", 2_000_000_000_000_000_000), ("new one", 2_000_000_000_000_000_002),
                      ("globbed 1", 1_000_000_000_000_000_000)]:
         (tmp_path / name).write_text("")
         os.utime(tmp_path / name, ns=(ns, ns))
     if stamp_ns is not None:
         (tmp_path / "stamp").write_text("")
         os.utime(tmp_path / "stamp", ns=(stamp_ns, stamp_ns))
-    paths = tuple(f"{tmp_path}/{name}" for name in ("old", "new", "missing", "glob*"))
+    paths = tuple(f"{tmp_path}/{name}" for name in ("old", "new one", "missing", "glob*"))
     command = facts.ChangedSince().command(paths=paths, reference=f"{tmp_path}/stamp")
     output = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
     assert facts.ChangedSince().process(output.splitlines()) == [f"{tmp_path}/{name}" for name in changed]
