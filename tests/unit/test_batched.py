@@ -491,8 +491,6 @@ class _State:
 
 def test_one_change_counter_per_run():
     """Wanting facts registers the callback that counts changes, once per run."""
-    from pyinfra.context import ctx_state
-
     first, second = _State(), _State()
     for state in (first, second):
         with ctx_state.use(state):

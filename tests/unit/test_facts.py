@@ -294,14 +294,20 @@ def test_package_manager_activity_read_for_real(tmp_path, interrupted):
                                                  "interrupted": interrupted}
 
 
+def _answer_for_real(fact, **arguments):
+    """What ``fact`` answers with ``arguments`` here: its command run by a real shell."""
+    command = fact.command(**arguments)
+    return fact.process(subprocess.run(["sh", "-c", command], capture_output=True, text=True,
+                                       check=True).stdout.splitlines())
+
+
 def test_user_account_read_for_real():
     """The command run by a real shell, for an account there is and one there is not."""
     fact = facts.UserAccount()
-    root = subprocess.run(["sh", "-c", fact.command("root")], capture_output=True, text=True, check=True)
     entry = pwd.getpwnam("root")
     primary = grp.getgrgid(entry.pw_gid).gr_name
     secondary = [grp.getgrgid(gid).gr_name for gid in os.getgrouplist("root", entry.pw_gid)]
-    assert fact.process(root.stdout.splitlines()) == {
+    assert _answer_for_real(fact, user="root") == {
         "home": entry.pw_dir, "shell": entry.pw_shell, "group": primary,
         "groups": [name for name in secondary if name != primary]}
     nobody = subprocess.run(["sh", "-c", fact.command("no such user")], capture_output=True, text=True, check=True)
@@ -337,9 +343,8 @@ def test_changed_since_read_for_real(tmp_path, stamp_ns, changed):
         (tmp_path / "stamp").write_text("")
         os.utime(tmp_path / "stamp", ns=(stamp_ns, stamp_ns))
     paths = tuple(f"{tmp_path}/{name}" for name in ("old", "new one", "missing", "glob*"))
-    command = facts.ChangedSince().command(paths=paths, reference=f"{tmp_path}/stamp")
-    output = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
-    assert facts.ChangedSince().process(output.splitlines()) == [f"{tmp_path}/{name}" for name in changed]
+    assert (_answer_for_real(facts.ChangedSince(), paths=paths, reference=f"{tmp_path}/stamp")
+            == [f"{tmp_path}/{name}" for name in changed])
 
 
 def test_directory_owners_read_for_real(tmp_path):
@@ -348,9 +353,7 @@ def test_directory_owners_read_for_real(tmp_path):
     (tmp_path / "big disk").mkdir(mode=0o750)
     (tmp_path / "link").symlink_to(tmp_path / "big disk")
     linked, plain = f"{tmp_path}/link/OMERO", f"{tmp_path}/new/data"
-    command = facts.DirectoryOwners().command(paths=(linked, plain))
-    output = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
-    found = facts.DirectoryOwners().process(output.splitlines())
+    found = _answer_for_real(facts.DirectoryOwners(), paths=(linked, plain))
     assert found["resolved"] == {linked: f"{tmp_path}/big disk/OMERO", plain: plain}
     assert found["above"][str(tmp_path / "big disk")] == (os.getuid(), 0o750)
     assert found["above"][str(tmp_path)][0] == os.getuid() and found["above"]["/"][0] == 0
